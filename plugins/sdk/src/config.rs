@@ -1,0 +1,68 @@
+//! Parsing plugin configuration with errors that name the offending field.
+
+use serde::de::DeserializeOwned;
+
+/// Why a plugin configuration was rejected: the JSON path of the field and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration at {path}: {reason}")]
+pub struct ConfigError {
+    /// Dotted path to the field, e.g. `sinks.http.batchSize` or `rules[2].match.methods[0]`.
+    pub path: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { path: path.into(), reason: reason.into() }
+    }
+}
+
+/// Parses JSON into a config type; an empty configuration means "all defaults" (`{}`).
+pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ConfigError> {
+    let raw = if raw.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { raw };
+    let mut deserializer = serde_json::Deserializer::from_slice(raw);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let path = if path == "." { "(root)".to_string() } else { path };
+        ConfigError::new(path, err.into_inner().to_string())
+    })?;
+    deserializer.end().map_err(|e| ConfigError::new("(root)", e.to_string()))?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    struct Inner {
+        #[serde(default)]
+        batch_size: u32,
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(deny_unknown_fields)]
+    struct Outer {
+        #[serde(default)]
+        sinks: Vec<Inner>,
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = parse_json::<Outer>(br#"{"sinks": [{"batchSize": 1}, {"batchSize": "x"}]}"#).unwrap_err();
+        assert_eq!(err.path, "sinks[1].batchSize");
+        assert!(err.reason.contains("invalid type"), "{}", err.reason);
+        let err = parse_json::<Outer>(br#"{"sink": 1}"#).unwrap_err();
+        assert!(err.reason.contains("unknown field `sink`"), "{}", err.reason);
+    }
+
+    #[test]
+    fn empty_means_defaults_and_trailing_garbage_is_rejected() {
+        assert!(parse_json::<Outer>(b"").is_ok());
+        assert!(parse_json::<Outer>(b"  \n").is_ok());
+        assert!(parse_json::<Outer>(b"{} x").is_err());
+        assert!(parse_json::<Outer>(b"not json").is_err());
+    }
+}

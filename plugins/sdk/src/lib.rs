@@ -1,0 +1,24 @@
+//! Building blocks shared by KEA's proxy-wasm plugins.
+//!
+//! Everything here is host-free and tested natively, except [`proxy`], the thin adapter that
+//! implements [`Host`] with proxy-wasm host calls on `wasm32`.
+
+pub mod config;
+pub mod host;
+pub mod matcher;
+pub mod metrics;
+pub mod mock;
+pub mod phase;
+pub mod problem;
+pub mod units;
+
+#[cfg(target_arch = "wasm32")]
+pub mod proxy;
+
+pub use config::{parse_json, ConfigError};
+pub use host::{Buffer, Bytes, HeaderMap, Host, HostError, HttpCall, MetricKind};
+pub use matcher::{MatchSpec, Matcher, PathTemplate, RequestView, RuleSet};
+pub use metrics::Metric;
+pub use phase::Phase;
+pub use problem::Problem;
+pub use units::{ByteSize, ConfigDuration};

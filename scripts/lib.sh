@@ -1,0 +1,11 @@
+# Shared settings for KEA's scripts. Source it; do not run it.
+# Everything downloaded or built lives outside the clone, so reruns and fresh clones reuse it.
+KEA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+KEA_CACHE="${KEA_CACHE:-$HOME/.cache/kea}"
+ENVOY_VERSION="1.40.0"
+ENVOY_VENV="$KEA_CACHE/envoy-$ENVOY_VERSION"
+export KEA_ROOT KEA_CACHE
+export KEA_ENVOY="${KEA_ENVOY:-$ENVOY_VENV/bin/envoy}"
+export KEA_DIST="${KEA_DIST:-$KEA_ROOT/dist}"
+log() { printf '\033[1;34m[kea]\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31m[kea] error:\033[0m %s\n' "$*" >&2; exit 1; }
