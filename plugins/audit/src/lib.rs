@@ -1,0 +1,21 @@
+//! KEA audit plugin: one structured, redacted record per request (Elastic Common Schema field
+//! names), written to the proxy log and/or shipped in batches to a log store over HTTP.
+//!
+//! Host-free logic lives in the modules below and is tested natively with `MockHost`; the
+//! proxy-wasm adapter in `wasm` (built only for `wasm32`) forwards the proxy's callbacks to it.
+
+pub mod buffer;
+pub mod config;
+pub mod metrics;
+pub mod plugin;
+pub mod record;
+pub mod redact;
+pub mod sink;
+pub mod stream;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;
+
+pub use config::AuditConfig;
+pub use plugin::{AuditRoot, Runtime};
+pub use stream::{AuditStream, LogOutcome};

@@ -4,8 +4,8 @@
 //! decision can be driven natively by [`crate::mock::MockHost`] in unit tests. On `wasm32` the
 //! [`crate::proxy::ProxyHost`] implements it with proxy-wasm host calls.
 //!
-//! Logging is not part of the trait: plugins use the `log` facade, which the SDK forwards to the
-//! proxy's log (see [`crate::proxy::sync_log_level`]).
+//! Diagnostics use the `log` facade, which the SDK forwards to the proxy's log (see
+//! `proxy::sync_log_level`); [`Host::log`] is for lines that are the plugin's output.
 
 use std::time::{Duration, SystemTime};
 
@@ -122,6 +122,9 @@ pub trait Host {
     fn random_bytes(&self, out: &mut [u8]) -> Result<(), HostError>;
     /// Period of the root context's `on_tick`.
     fn set_tick_period(&self, period: Duration);
+    /// Writes a line to the proxy's log. Diagnostics go through the `log` facade instead; this is
+    /// for output that *is* the product, such as audit records written to the proxy log.
+    fn log(&self, level: log::Level, message: &str);
 }
 
 /// Reads an integer property (the proxy encodes them as 8 little-endian bytes).

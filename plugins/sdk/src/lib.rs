@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod host;
+pub mod identity;
 pub mod matcher;
 pub mod metrics;
 pub mod mock;

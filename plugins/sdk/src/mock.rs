@@ -67,6 +67,7 @@ pub struct MockHost {
     tick_period: Cell<Option<Duration>>,
     resumed_requests: Cell<u32>,
     resumed_responses: Cell<u32>,
+    logs: RefCell<Vec<(log::Level, String)>>,
 }
 
 impl Default for MockHost {
@@ -97,6 +98,7 @@ impl MockHost {
             tick_period: Cell::new(None),
             resumed_requests: Cell::new(0),
             resumed_responses: Cell::new(0),
+            logs: RefCell::default(),
         }
     }
 
@@ -202,6 +204,11 @@ impl MockHost {
             .find(|(n, _)| n == name)
             .map(|(_, q)| q.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Lines written with [`Host::log`].
+    pub fn logs(&self) -> Vec<(log::Level, String)> {
+        self.logs.borrow().clone()
     }
 
     pub fn tick_period(&self) -> Option<Duration> {
@@ -385,6 +392,10 @@ impl Host for MockHost {
 
     fn set_tick_period(&self, period: Duration) {
         self.tick_period.set(Some(period));
+    }
+
+    fn log(&self, level: log::Level, message: &str) {
+        self.logs.borrow_mut().push((level, message.to_string()));
     }
 }
 

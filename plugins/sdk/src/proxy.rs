@@ -137,6 +137,17 @@ impl Host for ProxyHost {
     fn set_tick_period(&self, period: Duration) {
         let _ = hostcalls::set_tick_period(period);
     }
+
+    fn log(&self, level: log::Level, message: &str) {
+        let level = match level {
+            log::Level::Error => LogLevel::Error,
+            log::Level::Warn => LogLevel::Warn,
+            log::Level::Info => LogLevel::Info,
+            log::Level::Debug => LogLevel::Debug,
+            log::Level::Trace => LogLevel::Trace,
+        };
+        let _ = hostcalls::log(level, message);
+    }
 }
 
 /// Installs the `log` → proxy log bridge and sets `log`'s max level to the proxy's current wasm

@@ -1,0 +1,277 @@
+//! Redaction: secrets are replaced by `[REDACTED len=N sha256=xxxxxxxx]`, so two records carrying
+//! the same secret can be correlated (same length and hash prefix) without the secret being stored.
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::fmt::Write;
+
+/// The marker that replaces a secret value.
+pub fn marker(secret: &[u8]) -> String {
+    let digest = Sha256::digest(secret);
+    let mut out = String::with_capacity(40);
+    let _ = write!(out, "[REDACTED len={} sha256=", secret.len());
+    for byte in digest.iter().take(4) {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out.push(']');
+    out
+}
+
+/// A JSON pointer (RFC 6901) whose segments may be `*` (any object key or array index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonPointerPattern {
+    segments: Vec<String>,
+}
+
+impl JsonPointerPattern {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.is_empty() {
+            return Ok(Self { segments: Vec::new() });
+        }
+        let rest = raw.strip_prefix('/').ok_or_else(|| format!("{raw:?} is not a JSON pointer (must start with '/')"))?;
+        let mut segments = Vec::new();
+        for segment in rest.split('/') {
+            // RFC 6901: "~1" is "/", "~0" is "~"; any other "~" escape is invalid.
+            let mut unescaped = String::with_capacity(segment.len());
+            let mut chars = segment.chars();
+            while let Some(c) = chars.next() {
+                if c == '~' {
+                    match chars.next() {
+                        Some('0') => unescaped.push('~'),
+                        Some('1') => unescaped.push('/'),
+                        _ => return Err(format!("{raw:?}: '~' must be followed by 0 or 1")),
+                    }
+                } else {
+                    unescaped.push(c);
+                }
+            }
+            segments.push(unescaped);
+        }
+        Ok(Self { segments })
+    }
+
+    /// Replaces every value the pattern reaches; returns how many were replaced.
+    pub fn redact(&self, value: &mut Value) -> usize {
+        redact_at(value, &self.segments)
+    }
+}
+
+fn redact_at(value: &mut Value, segments: &[String]) -> usize {
+    let Some((head, tail)) = segments.split_first() else {
+        let original = match &*value {
+            Value::String(s) => s.as_bytes().to_vec(),
+            other => other.to_string().into_bytes(),
+        };
+        *value = Value::String(marker(&original));
+        return 1;
+    };
+    match value {
+        Value::Object(map) if head == "*" => map.values_mut().map(|v| redact_at(v, tail)).sum(),
+        Value::Object(map) => map.get_mut(head.as_str()).map_or(0, |v| redact_at(v, tail)),
+        Value::Array(items) if head == "*" => items.iter_mut().map(|v| redact_at(v, tail)).sum(),
+        Value::Array(items) => {
+            head.parse::<usize>().ok().and_then(|i| items.get_mut(i)).map_or(0, |v| redact_at(v, tail))
+        }
+        _ => 0,
+    }
+}
+
+/// Which body a pointer list applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Request,
+    Response,
+}
+
+/// Compiled redaction rules.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    headers: Vec<String>,
+    query_params: Vec<String>,
+    request_pointers: Vec<JsonPointerPattern>,
+    response_pointers: Vec<JsonPointerPattern>,
+}
+
+impl Redactor {
+    pub fn new(
+        mut headers: Vec<String>,
+        mut query_params: Vec<String>,
+        request_pointers: Vec<JsonPointerPattern>,
+        response_pointers: Vec<JsonPointerPattern>,
+    ) -> Self {
+        headers.sort();
+        headers.dedup();
+        query_params.sort();
+        query_params.dedup();
+        Self { headers, query_params, request_pointers, response_pointers }
+    }
+
+    /// Whether a header (any case) is redacted.
+    pub fn is_secret_header(&self, name: &str) -> bool {
+        self.headers.iter().any(|h| h.eq_ignore_ascii_case(name))
+    }
+
+    /// `name: value` with the value redacted when the header is secret.
+    pub fn header_line(&self, name: &str, value: &[u8]) -> String {
+        if self.is_secret_header(name) {
+            format!("{name}: {}", marker(value))
+        } else {
+            format!("{name}: {}", String::from_utf8_lossy(value))
+        }
+    }
+
+    /// The query string with secret parameters' values redacted. Names are compared after
+    /// percent-decoding and case-insensitively, so `Access%5Ftoken` does not slip through.
+    pub fn query(&self, query: &str) -> String {
+        let mut out = String::with_capacity(query.len());
+        for (i, pair) in query.split('&').enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            let (name, value) = match pair.split_once('=') {
+                Some((name, value)) => (name, Some(value)),
+                None => (pair, None),
+            };
+            let decoded = percent_decode(name);
+            let secret = self.query_params.iter().any(|p| p.eq_ignore_ascii_case(&decoded));
+            match (secret, value) {
+                (true, Some(value)) => {
+                    out.push_str(name);
+                    out.push('=');
+                    out.push_str(&marker(value.as_bytes()));
+                }
+                _ => out.push_str(pair),
+            }
+        }
+        out
+    }
+
+    pub fn has_body_pointers(&self, direction: Direction) -> bool {
+        !self.pointers(direction).is_empty()
+    }
+
+    fn pointers(&self, direction: Direction) -> &[JsonPointerPattern] {
+        match direction {
+            Direction::Request => &self.request_pointers,
+            Direction::Response => &self.response_pointers,
+        }
+    }
+
+    /// The captured body as it may be stored. With pointers configured, a body that is not
+    /// complete, valid JSON cannot be checked for secrets, so it is replaced whole by a marker.
+    pub fn body(&self, direction: Direction, body: &[u8], truncated: bool) -> String {
+        let pointers = self.pointers(direction);
+        if pointers.is_empty() {
+            return String::from_utf8_lossy(body).into_owned();
+        }
+        if truncated {
+            return marker(body);
+        }
+        match serde_json::from_slice::<Value>(body) {
+            Ok(mut value) => {
+                for pointer in pointers {
+                    pointer.redact(&mut value);
+                }
+                value.to_string()
+            }
+            Err(_) => marker(body),
+        }
+    }
+}
+
+/// Decodes `%XX` escapes and `+` (form encoding) for name comparison; invalid escapes stay as they are.
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = |at: usize| bytes.get(at).and_then(|c| (*c as char).to_digit(16));
+        match (b, hex(i + 1), hex(i + 2)) {
+            (b'%', Some(hi), Some(lo)) => {
+                out.push((hi * 16 + lo) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn redactor(pointers: &[&str]) -> Redactor {
+        Redactor::new(
+            vec!["authorization".into(), "cookie".into()],
+            vec!["access_token".into(), "key".into()],
+            pointers.iter().map(|p| JsonPointerPattern::parse(p).unwrap()).collect(),
+            vec![],
+        )
+    }
+
+    #[test]
+    fn marker_correlates_without_revealing() {
+        let a = marker(b"hunter2");
+        assert_eq!(a, marker(b"hunter2"));
+        assert_ne!(a, marker(b"hunter3"));
+        assert!(a.starts_with("[REDACTED len=7 sha256="));
+        assert_eq!(a.len(), "[REDACTED len=7 sha256=".len() + 9);
+        assert!(!a.contains("hunter2"));
+    }
+
+    #[test]
+    fn headers_are_redacted_case_insensitively() {
+        let r = redactor(&[]);
+        assert_eq!(r.header_line("accept", b"*/*"), "accept: */*");
+        let line = r.header_line("Authorization", b"Bearer abc");
+        assert!(line.starts_with("Authorization: [REDACTED len=10"), "{line}");
+    }
+
+    #[test]
+    fn query_params_are_redacted_by_decoded_name() {
+        let r = redactor(&[]);
+        let q = r.query("a=1&access_token=s3cret&Access%5Ftoken=s3cret&KEY=k&flag&key");
+        assert!(!q.contains("s3cret"), "{q}");
+        assert!(q.starts_with("a=1&access_token=[REDACTED len=6"), "{q}");
+        assert!(q.contains("&Access%5Ftoken=[REDACTED len=6"), "{q}");
+        assert!(q.contains("&KEY=[REDACTED len=1"), "{q}");
+        assert!(q.ends_with("&flag&key"), "{q}");
+    }
+
+    #[test]
+    fn body_pointers_with_wildcards() {
+        let r = redactor(&["/password", "/users/*/token", "/a~1b"]);
+        let body = json!({"password": "p", "users": [{"token": "t1", "n": 1}, {"token": "t2"}], "a/b": 5, "keep": "k"});
+        let out: Value = serde_json::from_str(&r.body(Direction::Request, body.to_string().as_bytes(), false)).unwrap();
+        assert_eq!(out["keep"], "k");
+        assert_eq!(out["users"][0]["n"], 1);
+        for v in [&out["password"], &out["users"][0]["token"], &out["users"][1]["token"], &out["a/b"]] {
+            assert!(v.as_str().unwrap().starts_with("[REDACTED"), "{v}");
+        }
+    }
+
+    #[test]
+    fn unparseable_or_truncated_bodies_are_redacted_whole() {
+        let r = redactor(&["/password"]);
+        assert!(r.body(Direction::Request, b"{\"password\": \"p", false).starts_with("[REDACTED len=15"));
+        assert!(r.body(Direction::Request, br#"{"password":"p"}"#, true).starts_with("[REDACTED"));
+        // Without pointers the body is kept (lossy UTF-8).
+        assert_eq!(r.body(Direction::Response, &[b'o', 0xff, b'k'], false), "o\u{fffd}k");
+    }
+
+    #[test]
+    fn pointer_syntax_is_checked() {
+        assert!(JsonPointerPattern::parse("password").is_err());
+        assert!(JsonPointerPattern::parse("/a~2").is_err());
+        assert!(JsonPointerPattern::parse("/a~0b").is_ok());
+    }
+}

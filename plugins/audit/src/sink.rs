@@ -1,0 +1,216 @@
+//! The batched HTTP sink: takes records from the shared buffer, wraps them in the store's wire
+//! format and sends them with `dispatch_http_call`; retries with exponential backoff, then drops.
+//!
+//! Each worker's root context runs one [`Flusher`]; with one callout in flight per worker at most.
+
+use crate::buffer::SharedBuffer;
+use crate::config::{CompiledHttpSink, SinkFormat};
+use crate::metrics::AuditMetrics;
+use kea_plugin_sdk::{Buffer, Bytes, HeaderMap, Host, HttpCall, Phase};
+use std::time::{Duration, SystemTime};
+
+/// Wraps records (each one JSON object) in the sink's wire format.
+pub fn encode_batch(format: SinkFormat, index: &str, records: &[Bytes]) -> Vec<u8> {
+    let size: usize = records.iter().map(|r| r.len() + 1).sum();
+    let action = format!("{{\"create\":{{\"_index\":{}}}}}\n", serde_json::Value::String(index.into()));
+    let mut body = Vec::with_capacity(size + if format == SinkFormat::ElasticBulk { records.len() * action.len() } else { 0 });
+    for record in records {
+        if format == SinkFormat::ElasticBulk {
+            body.extend_from_slice(action.as_bytes());
+        }
+        body.extend_from_slice(record);
+        body.push(b'\n');
+    }
+    body
+}
+
+fn content_type(format: SinkFormat) -> &'static str {
+    match format {
+        SinkFormat::JsonLines | SinkFormat::ElasticBulk => "application/x-ndjson",
+        SinkFormat::Clickhouse => "text/plain; charset=utf-8",
+    }
+}
+
+/// A batch that is in flight or waiting to be retried.
+#[derive(Debug)]
+struct Batch {
+    records: Vec<Bytes>,
+    /// Failed attempts so far.
+    failures: u32,
+}
+
+#[derive(Debug)]
+enum State {
+    Idle,
+    InFlight { token: u32, batch: Batch },
+    Backoff { until: SystemTime, batch: Batch },
+}
+
+/// Outcome of one callout, for tests and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Sent { records: usize },
+    WillRetry { after: Duration },
+    Dropped { records: usize },
+}
+
+/// Sends batches from the shared buffer; see the module documentation.
+#[derive(Debug)]
+pub struct Flusher {
+    sink: CompiledHttpSink,
+    buffer: SharedBuffer,
+    state: State,
+}
+
+impl Flusher {
+    pub fn new(sink: CompiledHttpSink, buffer: SharedBuffer) -> Self {
+        Self { sink, buffer, state: State::Idle }
+    }
+
+    pub fn flush_interval(&self) -> Duration {
+        self.sink.flush_interval
+    }
+
+    pub fn is_idle(&self) -> bool {
+        matches!(self.state, State::Idle)
+    }
+
+    /// On every tick: retry a batch whose backoff is over, or send whatever is buffered.
+    pub fn on_tick(&mut self, host: &impl Host, metrics: &AuditMetrics) {
+        let _phase = Phase::enter("audit.flusher.on_tick");
+        match std::mem::replace(&mut self.state, State::Idle) {
+            State::Backoff { until, batch } if host.now() >= until => self.send(host, metrics, batch),
+            State::Idle => self.send_next(host, metrics),
+            other => self.state = other,
+        }
+        metrics.report_occupancy(host, self.buffer.occupancy(host));
+    }
+
+    /// When records arrive: send early once a full batch is waiting.
+    pub fn on_queue_ready(&mut self, host: &impl Host, metrics: &AuditMetrics) {
+        if self.is_idle() && self.buffer.occupancy(host).records >= self.sink.batch_records as u64 {
+            self.send_next(host, metrics);
+        }
+    }
+
+    fn send_next(&mut self, host: &impl Host, metrics: &AuditMetrics) {
+        let records = self.buffer.pop_batch(host, self.sink.batch_records, self.sink.batch_bytes);
+        if !records.is_empty() {
+            self.send(host, metrics, Batch { records, failures: 0 });
+        }
+    }
+
+    fn send(&mut self, host: &impl Host, metrics: &AuditMetrics, batch: Batch) {
+        let body = encode_batch(self.sink.format, &self.sink.index, &batch.records);
+        let mut headers = vec![
+            (":method", "POST"),
+            (":path", self.sink.path.as_str()),
+            (":authority", self.sink.authority.as_str()),
+            ("content-type", content_type(self.sink.format)),
+            ("user-agent", "kea-audit"),
+        ];
+        headers.extend(self.sink.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let call = HttpCall { cluster: &self.sink.cluster, headers, body: Some(&body), timeout: self.sink.timeout };
+        match host.dispatch_http_call(&call) {
+            Ok(token) => self.state = State::InFlight { token, batch },
+            Err(err) => {
+                log::warn!("audit sink: cannot call cluster {}: {err}", self.sink.cluster);
+                self.failed(host, metrics, batch);
+            }
+        }
+    }
+
+    /// Handles the answer to a callout. Returns `None` when the token is not ours.
+    pub fn on_call_response(&mut self, host: &impl Host, metrics: &AuditMetrics, token: u32, body_size: usize) -> Option<Delivery> {
+        let _phase = Phase::enter("audit.flusher.on_call_response");
+        let batch = match std::mem::replace(&mut self.state, State::Idle) {
+            State::InFlight { token: t, batch } if t == token => batch,
+            other => {
+                self.state = other;
+                return None;
+            }
+        };
+        let status = host
+            .header(HeaderMap::CallResponseHeaders, ":status")
+            .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
+        match status {
+            Some(200..=299) => {
+                if self.sink.format == SinkFormat::ElasticBulk {
+                    self.check_bulk_errors(host, metrics, body_size);
+                }
+                let records = batch.records.len();
+                metrics.batch_sent(host, records);
+                // Keep draining while a full batch is waiting, instead of waiting for the tick.
+                self.on_queue_ready(host, metrics);
+                Some(Delivery::Sent { records })
+            }
+            other => {
+                let detail = match (other, host.buffer(Buffer::CallResponseBody, 0, 512)) {
+                    (Some(code), Some(body)) => format!("status {code}: {}", String::from_utf8_lossy(&body).trim()),
+                    (Some(code), None) => format!("status {code}"),
+                    (None, _) => "no response (connection failure or timeout)".into(),
+                };
+                log::warn!("audit sink {}: batch of {} failed: {detail}", self.sink.cluster, batch.records.len());
+                Some(self.failed(host, metrics, batch))
+            }
+        }
+    }
+
+    /// `_bulk` answers 200 even when items fail; count those instead of retrying the whole batch
+    /// (a retry would duplicate the items that did succeed).
+    fn check_bulk_errors(&self, host: &impl Host, metrics: &AuditMetrics, body_size: usize) {
+        let Some(body) = host.buffer(Buffer::CallResponseBody, 0, body_size.min(64 * 1024)) else { return };
+        let head = body.get(..body.len().min(64)).unwrap_or_default();
+        if String::from_utf8_lossy(head).replace(' ', "").contains("\"errors\":true") {
+            log::warn!("audit sink {}: _bulk reported item errors", self.sink.cluster);
+            metrics.send_failure(host);
+        }
+    }
+
+    fn failed(&mut self, host: &impl Host, metrics: &AuditMetrics, mut batch: Batch) -> Delivery {
+        metrics.send_failure(host);
+        batch.failures += 1;
+        if batch.failures > self.sink.max_retries {
+            let records = batch.records.len();
+            log::warn!("audit sink {}: dropping {records} records after {} attempts", self.sink.cluster, batch.failures);
+            metrics.dropped(host, records as u64);
+            self.state = State::Idle;
+            return Delivery::Dropped { records };
+        }
+        let after = backoff(self.sink.initial_backoff, self.sink.max_backoff, batch.failures);
+        self.state = State::Backoff { until: host.now() + after, batch };
+        Delivery::WillRetry { after }
+    }
+}
+
+/// `initial * 2^(failures-1)`, capped.
+fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(16);
+    initial.saturating_mul(factor).min(max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        let records = vec![br#"{"a":1}"#.to_vec(), br#"{"a":2}"#.to_vec()];
+        assert_eq!(encode_batch(SinkFormat::JsonLines, "i", &records), b"{\"a\":1}\n{\"a\":2}\n");
+        assert_eq!(encode_batch(SinkFormat::Clickhouse, "i", &records), b"{\"a\":1}\n{\"a\":2}\n");
+        assert_eq!(
+            String::from_utf8(encode_batch(SinkFormat::ElasticBulk, "kea-audit", &records)).unwrap(),
+            "{\"create\":{\"_index\":\"kea-audit\"}}\n{\"a\":1}\n{\"create\":{\"_index\":\"kea-audit\"}}\n{\"a\":2}\n"
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let s = Duration::from_secs;
+        assert_eq!(backoff(s(1), s(30), 1), s(1));
+        assert_eq!(backoff(s(1), s(30), 2), s(2));
+        assert_eq!(backoff(s(1), s(30), 4), s(8));
+        assert_eq!(backoff(s(1), s(30), 9), s(30));
+        assert_eq!(backoff(s(1), s(30), 1000), s(30));
+    }
+}

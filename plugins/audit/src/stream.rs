@@ -1,0 +1,280 @@
+//! Per-request audit logic: what each phase of a request does, written against [`Host`].
+//!
+//! The work is kept to a minimum on the way in (one header-map read, one clock read) and done in
+//! `on_log`, after the response has gone to the client, so auditing never delays a request.
+
+use crate::config::{Compiled, Policy};
+use crate::record::{rfc3339_millis, AuditRecord};
+use crate::redact::Direction;
+use kea_plugin_sdk::host::{lossy, property_i64, property_string, split_host_port};
+use kea_plugin_sdk::matcher::split_path;
+use kea_plugin_sdk::{identity, HeaderMap, Host, Phase, RequestView};
+use std::time::{Duration, SystemTime};
+
+/// A body being captured, up to a cap.
+#[derive(Debug, Default)]
+struct Capture {
+    active: bool,
+    data: Vec<u8>,
+    truncated: bool,
+}
+
+impl Capture {
+    fn append(&mut self, chunk: &[u8], cap: usize) {
+        let room = cap.saturating_sub(self.data.len());
+        let take = room.min(chunk.len());
+        self.data.extend_from_slice(chunk.get(..take).unwrap_or_default());
+        if take < chunk.len() {
+            self.truncated = true;
+        }
+    }
+}
+
+/// Outcome of `on_log`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LogOutcome {
+    /// The record, as a JSON line.
+    Record(String),
+    /// A rule said not to audit this request.
+    Skipped,
+    /// Sampling left this request out.
+    SampledOut,
+}
+
+/// State of one request.
+#[derive(Debug, Default)]
+pub struct AuditStream {
+    started: Option<SystemTime>,
+    request_id: String,
+    method: String,
+    path_and_query: String,
+    authority: String,
+    scheme: Option<String>,
+    route: Option<String>,
+    policy: Option<Policy>,
+    spoofed_identity: bool,
+    request_body_bytes: u64,
+    response_body_bytes: u64,
+    request_body: Capture,
+    response_body: Capture,
+}
+
+impl AuditStream {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn on_request_headers(&mut self, host: &impl Host, config: &Compiled) {
+        let _phase = Phase::enter("audit.on_request_headers");
+        self.started = Some(host.now());
+        let mut request_id = None;
+        let mut content_type = None;
+        for (name, value) in host.headers(HeaderMap::RequestHeaders) {
+            match name.as_str() {
+                ":method" => self.method = lossy(value),
+                ":path" => self.path_and_query = lossy(value),
+                ":authority" => self.authority = lossy(value),
+                ":scheme" => self.scheme = Some(lossy(value)),
+                "x-request-id" => request_id = Some(lossy(value)),
+                "content-type" => content_type = Some(lossy(value)),
+                other if identity::is_kea_header(other) => {
+                    // Identity headers are set by KEA's plugins behind this one; a client sending
+                    // them is trying to impersonate someone.
+                    host.set_header(HeaderMap::RequestHeaders, other, None);
+                    self.spoofed_identity = true;
+                }
+                _ => {}
+            }
+        }
+        self.request_id = match request_id.filter(|id| !id.is_empty()) {
+            Some(id) => id,
+            None => {
+                let id = new_request_id(host);
+                host.set_header(HeaderMap::RequestHeaders, "x-request-id", Some(id.as_bytes()));
+                id
+            }
+        };
+        if config.rules.needs_route_name() {
+            self.route = property_string(host, &["route_name"]);
+        }
+        let view = RequestView {
+            authority: &self.authority,
+            path: split_path(&self.path_and_query).0,
+            method: &self.method,
+            route_name: self.route.as_deref(),
+        };
+        let policy = config.policy_for(&view).clone();
+        self.request_body.active = !policy.skip && policy.body.request && policy.body.wants(content_type.as_deref());
+        self.policy = Some(policy);
+    }
+
+    pub fn on_request_body(&mut self, host: &impl Host, chunk_size: usize) {
+        self.request_body_bytes += chunk_size as u64;
+        if let (true, Some(policy)) = (self.request_body.active, &self.policy) {
+            let _phase = Phase::enter("audit.on_request_body");
+            capture_chunk(host, kea_plugin_sdk::Buffer::RequestBody, chunk_size, policy.body.max_bytes, &mut self.request_body);
+        }
+    }
+
+    /// Returns whether response bodies of this request are captured (the adapter can then skip
+    /// work in later phases otherwise).
+    pub fn on_response_headers(&mut self, host: &impl Host) {
+        if let Some(policy) = self.policy.as_ref().filter(|p| !p.skip && p.body.response) {
+            let _phase = Phase::enter("audit.on_response_headers");
+            let content_type = host.header(HeaderMap::ResponseHeaders, "content-type").map(lossy);
+            self.response_body.active = policy.body.wants(content_type.as_deref());
+        }
+    }
+
+    pub fn on_response_body(&mut self, host: &impl Host, chunk_size: usize) {
+        self.response_body_bytes += chunk_size as u64;
+        if let (true, Some(policy)) = (self.response_body.active, &self.policy) {
+            let _phase = Phase::enter("audit.on_response_body");
+            capture_chunk(host, kea_plugin_sdk::Buffer::ResponseBody, chunk_size, policy.body.max_bytes, &mut self.response_body);
+        }
+    }
+
+    /// Builds the record once the exchange is over (Envoy's access-log phase).
+    pub fn on_log(&mut self, host: &impl Host, config: &Compiled) -> LogOutcome {
+        let _phase = Phase::enter("audit.on_log");
+        // A request that never reached on_request_headers (e.g. reset early) has no policy.
+        let policy = match self.policy.take() {
+            Some(policy) => policy,
+            None => config.default_policy.clone(),
+        };
+        if policy.skip {
+            return LogOutcome::Skipped;
+        }
+        let response_headers = host.headers(HeaderMap::ResponseHeaders);
+        let status = response_headers
+            .iter()
+            .find(|(name, _)| name == ":status")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u16>().ok())
+            .or_else(|| property_i64(host, &["response", "code"]).and_then(|c| u16::try_from(c).ok()))
+            .unwrap_or(0);
+        if !sampled(&policy, &self.request_id, status) {
+            return LogOutcome::SampledOut;
+        }
+
+        let now = host.now();
+        let started = self.started.unwrap_or(now);
+        let mut record = AuditRecord::new();
+        record.timestamp = rfc3339_millis(started);
+        record.event_duration = u64::try_from(now.duration_since(started).unwrap_or(Duration::ZERO).as_nanos()).unwrap_or(u64::MAX);
+        record.event_outcome = match status {
+            0 => "unknown",
+            s if s >= 400 => "failure",
+            _ => "success",
+        };
+        record.status = status;
+        record.request_id = std::mem::take(&mut self.request_id);
+        record.method = std::mem::take(&mut self.method);
+        let (path, query) = split_path(&self.path_and_query);
+        record.path = path.to_string();
+        record.query = query.filter(|q| !q.is_empty()).map(|q| config.redactor.query(q));
+        let (domain, port) = split_host_port(&self.authority);
+        record.domain = domain.to_ascii_lowercase();
+        record.port = port;
+        record.scheme = self.scheme.take();
+        record.route = self.route.take().or_else(|| property_string(host, &["route_name"])).filter(|r| !r.is_empty());
+        if let Some(address) = property_string(host, &["source", "address"]) {
+            let (ip, port) = split_host_port(&address);
+            record.client_ip = Some(ip.to_string());
+            record.client_port = port;
+            record.client_address = Some(ip.to_string());
+        }
+        record.spoofed_identity = self.spoofed_identity;
+        record.request_body_bytes = self.request_body_bytes;
+        record.response_body_bytes = self.response_body_bytes;
+
+        // Request headers as they are now: identity headers set by auth and the validation
+        // outcome set by validate are visible here.
+        let request_headers = host.headers(HeaderMap::RequestHeaders);
+        let mut request_lines = config.headers.request.then(|| Vec::with_capacity(request_headers.len()));
+        for (name, value) in &request_headers {
+            match name.as_str() {
+                "user-agent" => record.user_agent = Some(String::from_utf8_lossy(value).into_owned()),
+                "content-type" => record.request_mime_type = Some(String::from_utf8_lossy(value).into_owned()),
+                identity::SUBJECT => record.user_id = Some(String::from_utf8_lossy(value).into_owned()),
+                identity::ISSUER => record.issuer = Some(String::from_utf8_lossy(value).into_owned()),
+                identity::CLIENT => record.client_name = Some(String::from_utf8_lossy(value).into_owned()),
+                identity::SESSION => record.session_id = Some(String::from_utf8_lossy(value).into_owned()),
+                identity::VALIDATION => record.validation = Some(String::from_utf8_lossy(value).into_owned()),
+                _ => {}
+            }
+            if let Some(lines) = request_lines.as_mut() {
+                if !name.starts_with(':') {
+                    lines.push(config.redactor.header_line(name, value));
+                }
+            }
+        }
+        record.request_headers = request_lines;
+        let mut response_lines = config.headers.response.then(|| Vec::with_capacity(response_headers.len()));
+        for (name, value) in &response_headers {
+            match name.as_str() {
+                "content-type" => record.response_mime_type = Some(String::from_utf8_lossy(value).into_owned()),
+                identity::CACHE => record.cache_status = Some(String::from_utf8_lossy(value).into_owned()),
+                _ => {}
+            }
+            if let Some(lines) = response_lines.as_mut() {
+                if !name.starts_with(':') {
+                    lines.push(config.redactor.header_line(name, value));
+                }
+            }
+        }
+        record.response_headers = response_lines;
+
+        if self.request_body.active {
+            record.request_body = Some(config.redactor.body(Direction::Request, &self.request_body.data, self.request_body.truncated));
+            record.request_body_truncated = self.request_body.truncated;
+        }
+        if self.response_body.active {
+            record.response_body =
+                Some(config.redactor.body(Direction::Response, &self.response_body.data, self.response_body.truncated));
+            record.response_body_truncated = self.response_body.truncated;
+        }
+        LogOutcome::Record(record.to_json())
+    }
+}
+
+fn capture_chunk(host: &impl Host, buffer: kea_plugin_sdk::Buffer, chunk_size: usize, cap: usize, capture: &mut Capture) {
+    let room = cap.saturating_sub(capture.data.len());
+    if room == 0 {
+        capture.truncated |= chunk_size > 0;
+        return;
+    }
+    let chunk = host.buffer(buffer, 0, chunk_size.min(room)).unwrap_or_default();
+    capture.append(&chunk, cap);
+    if chunk_size > room {
+        capture.truncated = true;
+    }
+}
+
+/// Whether a request is recorded. Errors (per policy) always are; otherwise a stable hash of the
+/// request id decides, so every sampled request is recorded by all gateways alike.
+fn sampled(policy: &Policy, request_id: &str, status: u16) -> bool {
+    if policy.always_log_status_at_least.is_some_and(|floor| status >= floor) {
+        return true;
+    }
+    match policy.sample_basis_points {
+        bp if bp >= 10_000 => true,
+        0 => false,
+        bp => {
+            use sha2::{Digest, Sha256};
+            let digest = Sha256::digest(request_id.as_bytes());
+            let bucket = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]) % 10_000;
+            bucket < bp
+        }
+    }
+}
+
+/// A random (version 4) UUID for requests that arrive without `x-request-id`.
+fn new_request_id(host: &impl Host) -> String {
+    let mut bytes = [0u8; 16];
+    if host.random_bytes(&mut bytes).is_err() {
+        // No randomness: fall back to the clock, still unique enough to correlate records.
+        let nanos = host.now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        bytes = nanos.to_le_bytes();
+    }
+    uuid::Builder::from_random_bytes(bytes).into_uuid().hyphenated().to_string()
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds every KEA plugin for wasm32-wasip1 in release, optimises with wasm-opt when available,
+# and writes dist/<plugin>.wasm plus dist/SHA256SUMS. Installs the Rust target if it is missing.
+#   ./wasm-build.sh            all plugins
+#   ./wasm-build.sh audit      only the named ones
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/lib.sh
+
+# Every crate under plugins/ except the SDK is a plugin; its package is kea-<dir>.
+plugins=("$@")
+if [ ${#plugins[@]} -eq 0 ]; then
+  for dir in plugins/*/; do
+    name=$(basename "$dir")
+    [ "$name" = sdk ] || plugins+=("$name")
+  done
+fi
+
+rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+
+packages=()
+for p in "${plugins[@]}"; do packages+=(-p "kea-$p"); done
+log "building ${plugins[*]} for wasm32-wasip1 (release)"
+cargo build --release --target wasm32-wasip1 --locked "${packages[@]}"
+
+target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+mkdir -p dist
+for p in "${plugins[@]}"; do
+  built="$target_dir/wasm32-wasip1/release/kea_${p//-/_}.wasm"
+  [ -f "$built" ] || die "expected $built"
+  if command -v wasm-opt >/dev/null; then
+    # Rust enables bulk-memory, sign-ext, mutable-globals and nontrapping float-to-int by default
+    # for wasm32-wasip1; wasm-opt must accept them.
+    wasm-opt -O3 --strip-debug --strip-producers \
+      --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
+      --enable-multivalue --enable-reference-types \
+      "$built" -o "dist/$p.wasm.tmp"
+    mv "dist/$p.wasm.tmp" "dist/$p.wasm"
+  else
+    log "wasm-opt not found: dist/$p.wasm is not optimised (install binaryen)"
+    cp "$built" "dist/$p.wasm"
+  fi
+done
+(cd dist && sha256sum ./*.wasm | sed 's| \./| |' > SHA256SUMS)
+for p in "${plugins[@]}"; do
+  printf '  dist/%-14s %8d bytes  (unoptimised %d)\n' "$p.wasm" "$(stat -c %s "dist/$p.wasm")" \
+    "$(stat -c %s "$target_dir/wasm32-wasip1/release/kea_${p//-/_}.wasm")"
+done
