@@ -1,0 +1,73 @@
+//! End-to-end harness: starts the real components KEA's tests and benchmarks need, on loopback,
+//! with generated configuration: Envoy loading the built `dist/*.wasm`, a local upstream that
+//! counts requests, and ClickHouse as the audit log store.
+//!
+//! Components are found through environment variables that `scripts/lib.sh` sets (`KEA_ENVOY`,
+//! `KEA_DIST`); a missing component is an error that says how to install it, never a skip.
+
+pub mod clickhouse;
+pub mod envoy;
+pub mod http;
+pub mod upstream;
+
+use anyhow::{bail, Context, Result};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The repository root (this crate lives in `tests/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// The Envoy binary: `$KEA_ENVOY`, else the one `scripts/install-deps.sh` installs.
+pub fn envoy_binary() -> Result<PathBuf> {
+    let path = match std::env::var_os("KEA_ENVOY") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let home = std::env::var_os("HOME").context("HOME is not set")?;
+            PathBuf::from(home).join(".cache/kea/envoy-1.40.0/bin/envoy")
+        }
+    };
+    if !path.exists() {
+        bail!(
+            "Envoy not found at {} — run scripts/install-deps.sh",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A built plugin: `$KEA_DIST/<name>.wasm` (default `dist/`).
+pub fn plugin_wasm(name: &str) -> Result<PathBuf> {
+    let dist = std::env::var_os("KEA_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("dist"));
+    let path = dist.join(format!("{name}.wasm"));
+    if !path.exists() {
+        bail!("{} not found — run ./wasm-build.sh", path.display());
+    }
+    Ok(path)
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Polls `check` until it returns `Some` or the timeout passes.
+pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Ok(value);
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

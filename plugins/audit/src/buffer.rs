@@ -24,9 +24,14 @@ pub struct Occupancy {
 impl Occupancy {
     fn decode(raw: Option<&[u8]>) -> Self {
         let read = |range: std::ops::Range<usize>| {
-            raw.and_then(|r| r.get(range)).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_le_bytes)
+            raw.and_then(|r| r.get(range))
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map_or(0, u64::from_le_bytes)
         };
-        Self { records: read(0..8), bytes: read(8..16) }
+        Self {
+            records: read(0..8),
+            bytes: read(8..16),
+        }
     }
 
     fn encode(self) -> [u8; 16] {
@@ -59,7 +64,11 @@ impl SharedBuffer {
     /// and notifies the last registrant, and every worker also drains on its tick.
     pub fn register(host: &impl Host, max_records: u64, max_bytes: u64) -> Result<Self, HostError> {
         let queue = host.register_queue(QUEUE_NAME)?;
-        Ok(Self { queue, max_records, max_bytes })
+        Ok(Self {
+            queue,
+            max_records,
+            max_bytes,
+        })
     }
 
     pub fn queue_id(&self) -> u32 {
@@ -142,7 +151,10 @@ impl SharedBuffer {
         for _ in 0..CAS_ATTEMPTS {
             let (raw, cas) = host.shared_data(COUNTERS_KEY);
             let current = Occupancy::decode(raw.as_deref());
-            last = Occupancy { records: apply(current.records, records), bytes: apply(current.bytes, bytes) };
+            last = Occupancy {
+                records: apply(current.records, records),
+                bytes: apply(current.bytes, bytes),
+            };
             // No CAS token means the key does not exist yet; 0 writes unconditionally.
             match host.set_shared_data(COUNTERS_KEY, &last.encode(), Some(cas.unwrap_or(0))) {
                 Err(HostError::CasMismatch) => continue,
@@ -191,8 +203,18 @@ mod tests {
             buffer.push(&host, &[i; 10]);
         }
         assert_eq!(buffer.pop_batch(&host, 4, 1_000).len(), 4);
-        assert_eq!(buffer.pop_batch(&host, 100, 25).len(), 3, "stops once 25 bytes are reached");
-        assert_eq!(buffer.occupancy(&host), Occupancy { records: 3, bytes: 30 });
+        assert_eq!(
+            buffer.pop_batch(&host, 100, 25).len(),
+            3,
+            "stops once 25 bytes are reached"
+        );
+        assert_eq!(
+            buffer.occupancy(&host),
+            Occupancy {
+                records: 3,
+                bytes: 30
+            }
+        );
     }
 
     #[test]
@@ -213,7 +235,8 @@ mod tests {
     fn recovers_from_drifted_counters() {
         let host = MockHost::new();
         let buffer = SharedBuffer::register(&host, 2, 1_000).unwrap();
-        host.set_shared_data(COUNTERS_KEY, &Occupancy { records: 2, bytes: 2 }.encode(), None).unwrap();
+        host.set_shared_data(COUNTERS_KEY, &Occupancy { records: 2, bytes: 2 }.encode(), None)
+            .unwrap();
         let out = buffer.push(&host, b"x");
         assert!(out.accepted);
         assert_eq!(out.occupancy, Occupancy { records: 1, bytes: 1 });

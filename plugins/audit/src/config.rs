@@ -80,7 +80,10 @@ pub struct Sampling {
 
 impl Default for Sampling {
     fn default() -> Self {
-        Self { percent: 100.0, always_log_status_at_least: Some(400) }
+        Self {
+            percent: 100.0,
+            always_log_status_at_least: Some(400),
+        }
     }
 }
 
@@ -106,7 +109,10 @@ pub struct HeaderCapture {
 
 impl Default for HeaderCapture {
     fn default() -> Self {
-        Self { request: true, response: true }
+        Self {
+            request: true,
+            response: true,
+        }
     }
 }
 
@@ -145,7 +151,10 @@ pub struct Sinks {
 
 impl Default for Sinks {
     fn default() -> Self {
-        Self { log: LogSink::default(), http: None }
+        Self {
+            log: LogSink::default(),
+            http: None,
+        }
     }
 }
 
@@ -160,7 +169,10 @@ pub struct LogSink {
 
 impl Default for LogSink {
     fn default() -> Self {
-        Self { enabled: true, level: LogLevel::Info }
+        Self {
+            enabled: true,
+            level: LogLevel::Info,
+        }
     }
 }
 
@@ -242,7 +254,10 @@ pub struct BufferLimits {
 
 impl Default for BufferLimits {
     fn default() -> Self {
-        Self { max_records: 10_000, max_bytes: ByteSize::mib(16) }
+        Self {
+            max_records: 10_000,
+            max_bytes: ByteSize::mib(16),
+        }
     }
 }
 
@@ -294,7 +309,9 @@ pub struct CompiledBodyCapture {
 
 impl CompiledBodyCapture {
     pub fn wants(&self, content_type: Option<&str>) -> bool {
-        let Some(content_type) = content_type else { return false };
+        let Some(content_type) = content_type else {
+            return false;
+        };
         let essence = content_type.split(';').next().unwrap_or_default().trim();
         self.content_types.iter().any(|range| range.matches(essence))
     }
@@ -310,12 +327,21 @@ pub struct MediaRange {
 impl MediaRange {
     fn parse(raw: &str) -> Option<Self> {
         let (kind, subtype) = raw.trim().split_once('/')?;
-        let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+*".contains(&b));
-        (token(kind) && token(subtype)).then(|| Self { kind: kind.to_ascii_lowercase(), subtype: subtype.to_ascii_lowercase() })
+        let token = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+*".contains(&b))
+        };
+        (token(kind) && token(subtype)).then(|| Self {
+            kind: kind.to_ascii_lowercase(),
+            subtype: subtype.to_ascii_lowercase(),
+        })
     }
 
     fn matches(&self, essence: &str) -> bool {
-        let Some((kind, subtype)) = essence.split_once('/') else { return false };
+        let Some((kind, subtype)) = essence.split_once('/') else {
+            return false;
+        };
         (self.kind == "*" || self.kind.eq_ignore_ascii_case(kind))
             && (self.subtype == "*" || self.subtype.eq_ignore_ascii_case(subtype))
     }
@@ -356,7 +382,6 @@ impl Compiled {
     pub fn policy_for(&self, view: &kea_plugin_sdk::RequestView<'_>) -> &Policy {
         self.rules.first_match(view).unwrap_or(&self.default_policy)
     }
-
 }
 
 impl AuditConfig {
@@ -370,7 +395,10 @@ impl AuditConfig {
                 .map_err(|e| ConfigError::new(format!("{at}.match"), e.to_string()))?;
             let sampling = rule.sampling.as_ref().unwrap_or(&self.sampling);
             let body = rule.body.as_ref().unwrap_or(&self.body);
-            rules.push((matcher, compile_policy(&format!("{at}."), rule.skip, sampling, body)?));
+            rules.push((
+                matcher,
+                compile_policy(&format!("{at}."), rule.skip, sampling, body)?,
+            ));
         }
         let redactor = compile_redactor(&self.redact)?;
         let log_sink = self.sinks.log.enabled.then_some(match self.sinks.log.level {
@@ -379,19 +407,40 @@ impl AuditConfig {
         });
         let http_sink = self.sinks.http.as_ref().map(compile_http_sink).transpose()?;
         if log_sink.is_none() && http_sink.is_none() {
-            return Err(ConfigError::new("sinks", "no sink enabled: records would go nowhere"));
+            return Err(ConfigError::new(
+                "sinks",
+                "no sink enabled: records would go nowhere",
+            ));
         }
-        Ok(Compiled { rules: RuleSet::new(rules), default_policy, redactor, headers: self.headers.clone(), log_sink, http_sink })
+        Ok(Compiled {
+            rules: RuleSet::new(rules),
+            default_policy,
+            redactor,
+            headers: self.headers.clone(),
+            log_sink,
+            http_sink,
+        })
     }
 }
 
-fn compile_policy(at: &str, skip: bool, sampling: &Sampling, body: &BodyCapture) -> Result<Policy, ConfigError> {
+fn compile_policy(
+    at: &str,
+    skip: bool,
+    sampling: &Sampling,
+    body: &BodyCapture,
+) -> Result<Policy, ConfigError> {
     if !(0.0..=100.0).contains(&sampling.percent) {
-        return Err(ConfigError::new(format!("{at}sampling.percent"), "must be between 0 and 100"));
+        return Err(ConfigError::new(
+            format!("{at}sampling.percent"),
+            "must be between 0 and 100",
+        ));
     }
     if let Some(status) = sampling.always_log_status_at_least {
         if !(100..=599).contains(&status) {
-            return Err(ConfigError::new(format!("{at}sampling.alwaysLogStatusAtLeast"), "must be an HTTP status 100-599"));
+            return Err(ConfigError::new(
+                format!("{at}sampling.alwaysLogStatusAtLeast"),
+                "must be an HTTP status 100-599",
+            ));
         }
     }
     let content_types = body
@@ -400,16 +449,25 @@ fn compile_policy(at: &str, skip: bool, sampling: &Sampling, body: &BodyCapture)
         .enumerate()
         .map(|(i, raw)| {
             MediaRange::parse(raw).ok_or_else(|| {
-                ConfigError::new(format!("{at}body.contentTypes[{i}]"), format!("{raw:?} is not a media type like application/json"))
+                ConfigError::new(
+                    format!("{at}body.contentTypes[{i}]"),
+                    format!("{raw:?} is not a media type like application/json"),
+                )
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if (body.request || body.response) && content_types.is_empty() {
-        return Err(ConfigError::new(format!("{at}body.contentTypes"), "body capture is on but no content type is listed"));
+        return Err(ConfigError::new(
+            format!("{at}body.contentTypes"),
+            "body capture is on but no content type is listed",
+        ));
     }
     const MAX_CAPTURE: u64 = 1024 * 1024;
     if body.max_bytes.get() > MAX_CAPTURE {
-        return Err(ConfigError::new(format!("{at}body.maxBytes"), "must be at most 1MiB (records are buffered in memory)"));
+        return Err(ConfigError::new(
+            format!("{at}body.maxBytes"),
+            "must be at most 1MiB (records are buffered in memory)",
+        ));
     }
     Ok(Policy {
         skip,
@@ -425,30 +483,46 @@ fn compile_policy(at: &str, skip: bool, sampling: &Sampling, body: &BodyCapture)
 }
 
 fn is_header_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn compile_redactor(config: &RedactConfig) -> Result<Redactor, ConfigError> {
     for (i, name) in config.headers.iter().enumerate() {
         if !is_header_name(name) {
-            return Err(ConfigError::new(format!("redact.headers[{i}]"), format!("{name:?} is not a header name")));
+            return Err(ConfigError::new(
+                format!("redact.headers[{i}]"),
+                format!("{name:?} is not a header name"),
+            ));
         }
     }
     for (i, name) in config.query_params.iter().enumerate() {
         if name.is_empty() {
-            return Err(ConfigError::new(format!("redact.queryParams[{i}]"), "empty parameter name"));
+            return Err(ConfigError::new(
+                format!("redact.queryParams[{i}]"),
+                "empty parameter name",
+            ));
         }
     }
     let pointers = |field: &str, list: &[String]| {
         list.iter()
             .enumerate()
             .map(|(i, p)| {
-                JsonPointerPattern::parse(p).map_err(|reason| ConfigError::new(format!("redact.{field}[{i}]"), reason))
+                JsonPointerPattern::parse(p)
+                    .map_err(|reason| ConfigError::new(format!("redact.{field}[{i}]"), reason))
             })
             .collect::<Result<Vec<_>, _>>()
     };
-    let headers = DEFAULT_REDACTED_HEADERS.iter().map(|s| s.to_string()).chain(config.headers.iter().map(|h| h.to_ascii_lowercase()));
-    let params = DEFAULT_REDACTED_QUERY_PARAMS.iter().map(|s| s.to_string()).chain(config.query_params.iter().cloned());
+    let headers = DEFAULT_REDACTED_HEADERS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(config.headers.iter().map(|h| h.to_ascii_lowercase()));
+    let params = DEFAULT_REDACTED_QUERY_PARAMS
+        .iter()
+        .map(|s| s.to_string())
+        .chain(config.query_params.iter().cloned());
     Ok(Redactor::new(
         headers.collect(),
         params.collect(),
@@ -460,7 +534,10 @@ fn compile_redactor(config: &RedactConfig) -> Result<Redactor, ConfigError> {
 fn compile_http_sink(sink: &HttpSink) -> Result<CompiledHttpSink, ConfigError> {
     let err = |field: &str, reason: String| ConfigError::new(format!("sinks.http.{field}"), reason);
     if sink.cluster.trim().is_empty() {
-        return Err(err("cluster", "must name the Envoy cluster of the log store".into()));
+        return Err(err(
+            "cluster",
+            "must name the Envoy cluster of the log store".into(),
+        ));
     }
     if sink.batch_size == 0 {
         return Err(err("batchSize", "must be at least 1".into()));
@@ -469,7 +546,10 @@ fn compile_http_sink(sink: &HttpSink) -> Result<CompiledHttpSink, ConfigError> {
         return Err(err("batchBytes", "must be at least 1KiB".into()));
     }
     if sink.buffer.max_records < sink.batch_size {
-        return Err(err("buffer.maxRecords", format!("must be at least batchSize ({})", sink.batch_size)));
+        return Err(err(
+            "buffer.maxRecords",
+            format!("must be at least batchSize ({})", sink.batch_size),
+        ));
     }
     if sink.buffer.max_bytes < sink.batch_bytes {
         return Err(err("buffer.maxBytes", "must be at least batchBytes".into()));
@@ -483,7 +563,10 @@ fn compile_http_sink(sink: &HttpSink) -> Result<CompiledHttpSink, ConfigError> {
         return Err(err("flushInterval", "must be between 10ms and 5m".into()));
     }
     if sink.initial_backoff.get().is_zero() || sink.initial_backoff > sink.max_backoff {
-        return Err(err("initialBackoff", "must be positive and at most maxBackoff".into()));
+        return Err(err(
+            "initialBackoff",
+            "must be positive and at most maxBackoff".into(),
+        ));
     }
     for name in sink.headers.keys() {
         if !is_header_name(name) || name.starts_with(':') {
@@ -500,22 +583,36 @@ fn compile_http_sink(sink: &HttpSink) -> Result<CompiledHttpSink, ConfigError> {
             })
     };
     if !identifier(&table) {
-        return Err(err("table", format!("{table:?} is not a ClickHouse table name ([db.]name)")));
+        return Err(err(
+            "table",
+            format!("{table:?} is not a ClickHouse table name ([db.]name)"),
+        ));
     }
     let index = sink.index.clone().unwrap_or_else(|| "kea-audit".into());
-    if index.is_empty() || index.starts_with(['_', '-', '+']) || index.contains(['"', '\\', ' ', ',', '/', '*', '?', '<', '>', '|', '#']) {
-        return Err(err("index", format!("{index:?} is not an Elasticsearch index name")));
+    if index.is_empty()
+        || index.starts_with(['_', '-', '+'])
+        || index.contains(['"', '\\', ' ', ',', '/', '*', '?', '<', '>', '|', '#'])
+    {
+        return Err(err(
+            "index",
+            format!("{index:?} is not an Elasticsearch index name"),
+        ));
     }
     let path = match (&sink.path, sink.format) {
         (Some(path), _) => path.clone(),
         (None, SinkFormat::JsonLines) => "/".into(),
         (None, SinkFormat::ElasticBulk) => "/_bulk".into(),
         (None, SinkFormat::Clickhouse) => {
-            format!("/?query=INSERT%20INTO%20{table}%20FORMAT%20JSONEachRow&input_format_skip_unknown_fields=1")
+            format!(
+                "/?query=INSERT%20INTO%20{table}%20FORMAT%20JSONEachRow&input_format_skip_unknown_fields=1"
+            )
         }
     };
     if !path.starts_with('/') || path.contains([' ', '\r', '\n']) {
-        return Err(err("path", format!("{path:?} must be an absolute, percent-encoded request path")));
+        return Err(err(
+            "path",
+            format!("{path:?} must be an absolute, percent-encoded request path"),
+        ));
     }
     Ok(CompiledHttpSink {
         cluster: sink.cluster.clone(),
@@ -523,7 +620,11 @@ fn compile_http_sink(sink: &HttpSink) -> Result<CompiledHttpSink, ConfigError> {
         authority: sink.authority.clone().unwrap_or_else(|| sink.cluster.clone()),
         path,
         index,
-        headers: sink.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect(),
+        headers: sink
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect(),
         batch_records: sink.batch_size as usize,
         batch_bytes: sink.batch_bytes.as_usize(),
         flush_interval: flush,

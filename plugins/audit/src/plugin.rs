@@ -64,14 +64,19 @@ impl AuditRoot {
         let metrics = AuditMetrics::define(host);
         let (buffer, flusher) = match &compiled.http_sink {
             Some(sink) => {
-                let buffer = SharedBuffer::register(host, sink.max_records, sink.max_bytes)
-                    .map_err(|e| ConfigError::new("sinks.http", format!("cannot register the shared queue: {e}")))?;
+                let buffer = SharedBuffer::register(host, sink.max_records, sink.max_bytes).map_err(|e| {
+                    ConfigError::new("sinks.http", format!("cannot register the shared queue: {e}"))
+                })?;
                 (Some(buffer), Some(Flusher::new(sink.clone(), buffer)))
             }
             None => (None, None),
         };
         host.set_tick_period(flusher.as_ref().map_or(IDLE_TICK, Flusher::flush_interval));
-        self.runtime = Some(Rc::new(Runtime { config: compiled, metrics, buffer }));
+        self.runtime = Some(Rc::new(Runtime {
+            config: compiled,
+            metrics,
+            buffer,
+        }));
         self.flusher = flusher;
         Ok(())
     }

@@ -50,7 +50,10 @@ pub struct AuditRecord {
     pub response_body_bytes: u64,
     #[serde(rename = "http.response.mime_type", skip_serializing_if = "Option::is_none")]
     pub response_mime_type: Option<String>,
-    #[serde(rename = "http.response.body.content", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "http.response.body.content",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub response_body: Option<String>,
 
     #[serde(rename = "url.scheme", skip_serializing_if = "Option::is_none")]
@@ -113,7 +116,9 @@ const RFC3339_MILLIS: &[BorrowedFormatItem<'static>] =
 
 /// RFC 3339 UTC timestamp with exactly three fractional digits.
 pub fn rfc3339_millis(at: SystemTime) -> String {
-    OffsetDateTime::from(at).format(RFC3339_MILLIS).unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".into())
+    OffsetDateTime::from(at)
+        .format(RFC3339_MILLIS)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".into())
 }
 
 impl AuditRecord {
@@ -143,7 +148,8 @@ mod tests {
 
     #[test]
     fn timestamps_have_millisecond_precision() {
-        let at = SystemTime::UNIX_EPOCH + Duration::from_millis(1_767_225_600_123) + Duration::from_nanos(456_789);
+        let at =
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1_767_225_600_123) + Duration::from_nanos(456_789);
         assert_eq!(rfc3339_millis(at), "2026-01-01T00:00:00.123Z");
         assert_eq!(rfc3339_millis(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
     }

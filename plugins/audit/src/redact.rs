@@ -28,7 +28,9 @@ impl JsonPointerPattern {
         if raw.is_empty() {
             return Ok(Self { segments: Vec::new() });
         }
-        let rest = raw.strip_prefix('/').ok_or_else(|| format!("{raw:?} is not a JSON pointer (must start with '/')"))?;
+        let rest = raw
+            .strip_prefix('/')
+            .ok_or_else(|| format!("{raw:?} is not a JSON pointer (must start with '/')"))?;
         let mut segments = Vec::new();
         for segment in rest.split('/') {
             // RFC 6901: "~1" is "/", "~0" is "~"; any other "~" escape is invalid.
@@ -69,9 +71,11 @@ fn redact_at(value: &mut Value, segments: &[String]) -> usize {
         Value::Object(map) if head == "*" => map.values_mut().map(|v| redact_at(v, tail)).sum(),
         Value::Object(map) => map.get_mut(head.as_str()).map_or(0, |v| redact_at(v, tail)),
         Value::Array(items) if head == "*" => items.iter_mut().map(|v| redact_at(v, tail)).sum(),
-        Value::Array(items) => {
-            head.parse::<usize>().ok().and_then(|i| items.get_mut(i)).map_or(0, |v| redact_at(v, tail))
-        }
+        Value::Array(items) => head
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| items.get_mut(i))
+            .map_or(0, |v| redact_at(v, tail)),
         _ => 0,
     }
 }
@@ -103,7 +107,12 @@ impl Redactor {
         headers.dedup();
         query_params.sort();
         query_params.dedup();
-        Self { headers, query_params, request_pointers, response_pointers }
+        Self {
+            headers,
+            query_params,
+            request_pointers,
+            response_pointers,
+        }
     }
 
     /// Whether a header (any case) is redacted.
@@ -213,7 +222,10 @@ mod tests {
         Redactor::new(
             vec!["authorization".into(), "cookie".into()],
             vec!["access_token".into(), "key".into()],
-            pointers.iter().map(|p| JsonPointerPattern::parse(p).unwrap()).collect(),
+            pointers
+                .iter()
+                .map(|p| JsonPointerPattern::parse(p).unwrap())
+                .collect(),
             vec![],
         )
     }
@@ -251,10 +263,16 @@ mod tests {
     fn body_pointers_with_wildcards() {
         let r = redactor(&["/password", "/users/*/token", "/a~1b"]);
         let body = json!({"password": "p", "users": [{"token": "t1", "n": 1}, {"token": "t2"}], "a/b": 5, "keep": "k"});
-        let out: Value = serde_json::from_str(&r.body(Direction::Request, body.to_string().as_bytes(), false)).unwrap();
+        let out: Value =
+            serde_json::from_str(&r.body(Direction::Request, body.to_string().as_bytes(), false)).unwrap();
         assert_eq!(out["keep"], "k");
         assert_eq!(out["users"][0]["n"], 1);
-        for v in [&out["password"], &out["users"][0]["token"], &out["users"][1]["token"], &out["a/b"]] {
+        for v in [
+            &out["password"],
+            &out["users"][0]["token"],
+            &out["users"][1]["token"],
+            &out["a/b"],
+        ] {
             assert!(v.as_str().unwrap().starts_with("[REDACTED"), "{v}");
         }
     }
@@ -262,10 +280,17 @@ mod tests {
     #[test]
     fn unparseable_or_truncated_bodies_are_redacted_whole() {
         let r = redactor(&["/password"]);
-        assert!(r.body(Direction::Request, b"{\"password\": \"p", false).starts_with("[REDACTED len=15"));
-        assert!(r.body(Direction::Request, br#"{"password":"p"}"#, true).starts_with("[REDACTED"));
+        assert!(r
+            .body(Direction::Request, b"{\"password\": \"p", false)
+            .starts_with("[REDACTED len=15"));
+        assert!(r
+            .body(Direction::Request, br#"{"password":"p"}"#, true)
+            .starts_with("[REDACTED"));
         // Without pointers the body is kept (lossy UTF-8).
-        assert_eq!(r.body(Direction::Response, &[b'o', 0xff, b'k'], false), "o\u{fffd}k");
+        assert_eq!(
+            r.body(Direction::Response, &[b'o', 0xff, b'k'], false),
+            "o\u{fffd}k"
+        );
     }
 
     #[test]

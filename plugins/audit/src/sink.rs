@@ -12,8 +12,17 @@ use std::time::{Duration, SystemTime};
 /// Wraps records (each one JSON object) in the sink's wire format.
 pub fn encode_batch(format: SinkFormat, index: &str, records: &[Bytes]) -> Vec<u8> {
     let size: usize = records.iter().map(|r| r.len() + 1).sum();
-    let action = format!("{{\"create\":{{\"_index\":{}}}}}\n", serde_json::Value::String(index.into()));
-    let mut body = Vec::with_capacity(size + if format == SinkFormat::ElasticBulk { records.len() * action.len() } else { 0 });
+    let action = format!(
+        "{{\"create\":{{\"_index\":{}}}}}\n",
+        serde_json::Value::String(index.into())
+    );
+    let mut body = Vec::with_capacity(
+        size + if format == SinkFormat::ElasticBulk {
+            records.len() * action.len()
+        } else {
+            0
+        },
+    );
     for record in records {
         if format == SinkFormat::ElasticBulk {
             body.extend_from_slice(action.as_bytes());
@@ -64,7 +73,11 @@ pub struct Flusher {
 
 impl Flusher {
     pub fn new(sink: CompiledHttpSink, buffer: SharedBuffer) -> Self {
-        Self { sink, buffer, state: State::Idle }
+        Self {
+            sink,
+            buffer,
+            state: State::Idle,
+        }
     }
 
     pub fn flush_interval(&self) -> Duration {
@@ -94,7 +107,9 @@ impl Flusher {
     }
 
     fn send_next(&mut self, host: &impl Host, metrics: &AuditMetrics) {
-        let records = self.buffer.pop_batch(host, self.sink.batch_records, self.sink.batch_bytes);
+        let records = self
+            .buffer
+            .pop_batch(host, self.sink.batch_records, self.sink.batch_bytes);
         if !records.is_empty() {
             self.send(host, metrics, Batch { records, failures: 0 });
         }
@@ -110,7 +125,12 @@ impl Flusher {
             ("user-agent", "kea-audit"),
         ];
         headers.extend(self.sink.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let call = HttpCall { cluster: &self.sink.cluster, headers, body: Some(&body), timeout: self.sink.timeout };
+        let call = HttpCall {
+            cluster: &self.sink.cluster,
+            headers,
+            body: Some(&body),
+            timeout: self.sink.timeout,
+        };
         match host.dispatch_http_call(&call) {
             Ok(token) => self.state = State::InFlight { token, batch },
             Err(err) => {
@@ -121,7 +141,13 @@ impl Flusher {
     }
 
     /// Handles the answer to a callout. Returns `None` when the token is not ours.
-    pub fn on_call_response(&mut self, host: &impl Host, metrics: &AuditMetrics, token: u32, body_size: usize) -> Option<Delivery> {
+    pub fn on_call_response(
+        &mut self,
+        host: &impl Host,
+        metrics: &AuditMetrics,
+        token: u32,
+        body_size: usize,
+    ) -> Option<Delivery> {
         let _phase = Phase::enter("audit.flusher.on_call_response");
         let batch = match std::mem::replace(&mut self.state, State::Idle) {
             State::InFlight { token: t, batch } if t == token => batch,
@@ -146,11 +172,17 @@ impl Flusher {
             }
             other => {
                 let detail = match (other, host.buffer(Buffer::CallResponseBody, 0, 512)) {
-                    (Some(code), Some(body)) => format!("status {code}: {}", String::from_utf8_lossy(&body).trim()),
+                    (Some(code), Some(body)) => {
+                        format!("status {code}: {}", String::from_utf8_lossy(&body).trim())
+                    }
                     (Some(code), None) => format!("status {code}"),
                     (None, _) => "no response (connection failure or timeout)".into(),
                 };
-                log::warn!("audit sink {}: batch of {} failed: {detail}", self.sink.cluster, batch.records.len());
+                log::warn!(
+                    "audit sink {}: batch of {} failed: {detail}",
+                    self.sink.cluster,
+                    batch.records.len()
+                );
                 Some(self.failed(host, metrics, batch))
             }
         }
@@ -159,9 +191,14 @@ impl Flusher {
     /// `_bulk` answers 200 even when items fail; count those instead of retrying the whole batch
     /// (a retry would duplicate the items that did succeed).
     fn check_bulk_errors(&self, host: &impl Host, metrics: &AuditMetrics, body_size: usize) {
-        let Some(body) = host.buffer(Buffer::CallResponseBody, 0, body_size.min(64 * 1024)) else { return };
+        let Some(body) = host.buffer(Buffer::CallResponseBody, 0, body_size.min(64 * 1024)) else {
+            return;
+        };
         let head = body.get(..body.len().min(64)).unwrap_or_default();
-        if String::from_utf8_lossy(head).replace(' ', "").contains("\"errors\":true") {
+        if String::from_utf8_lossy(head)
+            .replace(' ', "")
+            .contains("\"errors\":true")
+        {
             log::warn!("audit sink {}: _bulk reported item errors", self.sink.cluster);
             metrics.send_failure(host);
         }
@@ -172,13 +209,20 @@ impl Flusher {
         batch.failures += 1;
         if batch.failures > self.sink.max_retries {
             let records = batch.records.len();
-            log::warn!("audit sink {}: dropping {records} records after {} attempts", self.sink.cluster, batch.failures);
+            log::warn!(
+                "audit sink {}: dropping {records} records after {} attempts",
+                self.sink.cluster,
+                batch.failures
+            );
             metrics.dropped(host, records as u64);
             self.state = State::Idle;
             return Delivery::Dropped { records };
         }
         let after = backoff(self.sink.initial_backoff, self.sink.max_backoff, batch.failures);
-        self.state = State::Backoff { until: host.now() + after, batch };
+        self.state = State::Backoff {
+            until: host.now() + after,
+            batch,
+        };
         Delivery::WillRetry { after }
     }
 }
@@ -196,8 +240,14 @@ mod tests {
     #[test]
     fn formats() {
         let records = vec![br#"{"a":1}"#.to_vec(), br#"{"a":2}"#.to_vec()];
-        assert_eq!(encode_batch(SinkFormat::JsonLines, "i", &records), b"{\"a\":1}\n{\"a\":2}\n");
-        assert_eq!(encode_batch(SinkFormat::Clickhouse, "i", &records), b"{\"a\":1}\n{\"a\":2}\n");
+        assert_eq!(
+            encode_batch(SinkFormat::JsonLines, "i", &records),
+            b"{\"a\":1}\n{\"a\":2}\n"
+        );
+        assert_eq!(
+            encode_batch(SinkFormat::Clickhouse, "i", &records),
+            b"{\"a\":1}\n{\"a\":2}\n"
+        );
         assert_eq!(
             String::from_utf8(encode_batch(SinkFormat::ElasticBulk, "kea-audit", &records)).unwrap(),
             "{\"create\":{\"_index\":\"kea-audit\"}}\n{\"a\":1}\n{\"create\":{\"_index\":\"kea-audit\"}}\n{\"a\":2}\n"

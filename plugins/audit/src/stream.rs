@@ -6,7 +6,7 @@
 use crate::config::{Compiled, Policy};
 use crate::record::{rfc3339_millis, AuditRecord};
 use crate::redact::Direction;
-use kea_plugin_sdk::host::{lossy, property_i64, property_string, split_host_port};
+use kea_plugin_sdk::host::{lossy, property_i64, property_string, route_name, split_host_port};
 use kea_plugin_sdk::matcher::split_path;
 use kea_plugin_sdk::{identity, HeaderMap, Host, Phase, RequestView};
 use std::time::{Duration, SystemTime};
@@ -95,7 +95,7 @@ impl AuditStream {
             }
         };
         if config.rules.needs_route_name() {
-            self.route = property_string(host, &["route_name"]);
+            self.route = route_name(host);
         }
         let view = RequestView {
             authority: &self.authority,
@@ -104,7 +104,8 @@ impl AuditStream {
             route_name: self.route.as_deref(),
         };
         let policy = config.policy_for(&view).clone();
-        self.request_body.active = !policy.skip && policy.body.request && policy.body.wants(content_type.as_deref());
+        self.request_body.active =
+            !policy.skip && policy.body.request && policy.body.wants(content_type.as_deref());
         self.policy = Some(policy);
     }
 
@@ -112,7 +113,13 @@ impl AuditStream {
         self.request_body_bytes += chunk_size as u64;
         if let (true, Some(policy)) = (self.request_body.active, &self.policy) {
             let _phase = Phase::enter("audit.on_request_body");
-            capture_chunk(host, kea_plugin_sdk::Buffer::RequestBody, chunk_size, policy.body.max_bytes, &mut self.request_body);
+            capture_chunk(
+                host,
+                kea_plugin_sdk::Buffer::RequestBody,
+                chunk_size,
+                policy.body.max_bytes,
+                &mut self.request_body,
+            );
         }
     }
 
@@ -130,7 +137,13 @@ impl AuditStream {
         self.response_body_bytes += chunk_size as u64;
         if let (true, Some(policy)) = (self.response_body.active, &self.policy) {
             let _phase = Phase::enter("audit.on_response_body");
-            capture_chunk(host, kea_plugin_sdk::Buffer::ResponseBody, chunk_size, policy.body.max_bytes, &mut self.response_body);
+            capture_chunk(
+                host,
+                kea_plugin_sdk::Buffer::ResponseBody,
+                chunk_size,
+                policy.body.max_bytes,
+                &mut self.response_body,
+            );
         }
     }
 
@@ -160,7 +173,9 @@ impl AuditStream {
         let started = self.started.unwrap_or(now);
         let mut record = AuditRecord::new();
         record.timestamp = rfc3339_millis(started);
-        record.event_duration = u64::try_from(now.duration_since(started).unwrap_or(Duration::ZERO).as_nanos()).unwrap_or(u64::MAX);
+        record.event_duration =
+            u64::try_from(now.duration_since(started).unwrap_or(Duration::ZERO).as_nanos())
+                .unwrap_or(u64::MAX);
         record.event_outcome = match status {
             0 => "unknown",
             s if s >= 400 => "failure",
@@ -176,7 +191,7 @@ impl AuditStream {
         record.domain = domain.to_ascii_lowercase();
         record.port = port;
         record.scheme = self.scheme.take();
-        record.route = self.route.take().or_else(|| property_string(host, &["route_name"])).filter(|r| !r.is_empty());
+        record.route = self.route.take().or_else(|| route_name(host));
         if let Some(address) = property_string(host, &["source", "address"]) {
             let (ip, port) = split_host_port(&address);
             record.client_ip = Some(ip.to_string());
@@ -190,11 +205,16 @@ impl AuditStream {
         // Request headers as they are now: identity headers set by auth and the validation
         // outcome set by validate are visible here.
         let request_headers = host.headers(HeaderMap::RequestHeaders);
-        let mut request_lines = config.headers.request.then(|| Vec::with_capacity(request_headers.len()));
+        let mut request_lines = config
+            .headers
+            .request
+            .then(|| Vec::with_capacity(request_headers.len()));
         for (name, value) in &request_headers {
             match name.as_str() {
                 "user-agent" => record.user_agent = Some(String::from_utf8_lossy(value).into_owned()),
-                "content-type" => record.request_mime_type = Some(String::from_utf8_lossy(value).into_owned()),
+                "content-type" => {
+                    record.request_mime_type = Some(String::from_utf8_lossy(value).into_owned())
+                }
                 identity::SUBJECT => record.user_id = Some(String::from_utf8_lossy(value).into_owned()),
                 identity::ISSUER => record.issuer = Some(String::from_utf8_lossy(value).into_owned()),
                 identity::CLIENT => record.client_name = Some(String::from_utf8_lossy(value).into_owned()),
@@ -209,10 +229,15 @@ impl AuditStream {
             }
         }
         record.request_headers = request_lines;
-        let mut response_lines = config.headers.response.then(|| Vec::with_capacity(response_headers.len()));
+        let mut response_lines = config
+            .headers
+            .response
+            .then(|| Vec::with_capacity(response_headers.len()));
         for (name, value) in &response_headers {
             match name.as_str() {
-                "content-type" => record.response_mime_type = Some(String::from_utf8_lossy(value).into_owned()),
+                "content-type" => {
+                    record.response_mime_type = Some(String::from_utf8_lossy(value).into_owned())
+                }
                 identity::CACHE => record.cache_status = Some(String::from_utf8_lossy(value).into_owned()),
                 _ => {}
             }
@@ -225,19 +250,32 @@ impl AuditStream {
         record.response_headers = response_lines;
 
         if self.request_body.active {
-            record.request_body = Some(config.redactor.body(Direction::Request, &self.request_body.data, self.request_body.truncated));
+            record.request_body = Some(config.redactor.body(
+                Direction::Request,
+                &self.request_body.data,
+                self.request_body.truncated,
+            ));
             record.request_body_truncated = self.request_body.truncated;
         }
         if self.response_body.active {
-            record.response_body =
-                Some(config.redactor.body(Direction::Response, &self.response_body.data, self.response_body.truncated));
+            record.response_body = Some(config.redactor.body(
+                Direction::Response,
+                &self.response_body.data,
+                self.response_body.truncated,
+            ));
             record.response_body_truncated = self.response_body.truncated;
         }
         LogOutcome::Record(record.to_json())
     }
 }
 
-fn capture_chunk(host: &impl Host, buffer: kea_plugin_sdk::Buffer, chunk_size: usize, cap: usize, capture: &mut Capture) {
+fn capture_chunk(
+    host: &impl Host,
+    buffer: kea_plugin_sdk::Buffer,
+    chunk_size: usize,
+    cap: usize,
+    capture: &mut Capture,
+) {
     let room = cap.saturating_sub(capture.data.len());
     if room == 0 {
         capture.truncated |= chunk_size > 0;
@@ -253,7 +291,10 @@ fn capture_chunk(host: &impl Host, buffer: kea_plugin_sdk::Buffer, chunk_size: u
 /// Whether a request is recorded. Errors (per policy) always are; otherwise a stable hash of the
 /// request id decides, so every sampled request is recorded by all gateways alike.
 fn sampled(policy: &Policy, request_id: &str, status: u16) -> bool {
-    if policy.always_log_status_at_least.is_some_and(|floor| status >= floor) {
+    if policy
+        .always_log_status_at_least
+        .is_some_and(|floor| status >= floor)
+    {
         return true;
     }
     match policy.sample_basis_points {
@@ -273,8 +314,15 @@ fn new_request_id(host: &impl Host) -> String {
     let mut bytes = [0u8; 16];
     if host.random_bytes(&mut bytes).is_err() {
         // No randomness: fall back to the clock, still unique enough to correlate records.
-        let nanos = host.now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
+        let nanos = host
+            .now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
         bytes = nanos.to_le_bytes();
     }
-    uuid::Builder::from_random_bytes(bytes).into_uuid().hyphenated().to_string()
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }

@@ -37,14 +37,19 @@ impl RootContext for Root {
 
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
         sync_log_level();
-        let raw = ProxyHost.buffer(Buffer::PluginConfiguration, 0, plugin_configuration_size).unwrap_or_default();
+        let raw = ProxyHost
+            .buffer(Buffer::PluginConfiguration, 0, plugin_configuration_size)
+            .unwrap_or_default();
         match self.inner.configure(&ProxyHost, &raw) {
             Ok(()) => {
                 log::info!("kea-audit: configuration accepted");
                 true
             }
             Err(err) => {
-                ProxyHost.log(log::Level::Error, &format!("kea-audit: configuration rejected: {err}"));
+                ProxyHost.log(
+                    log::Level::Error,
+                    &format!("kea-audit: configuration rejected: {err}"),
+                );
                 false
             }
         }
@@ -63,7 +68,10 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
         let runtime = self.inner.runtime()?;
-        Some(Box::new(Http { runtime, stream: AuditStream::new() }))
+        Some(Box::new(Http {
+            runtime,
+            stream: AuditStream::new(),
+        }))
     }
 
     fn get_type(&self) -> Option<ContextType> {

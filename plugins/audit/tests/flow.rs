@@ -13,7 +13,12 @@ fn configured(host: &MockHost, config: Value) -> AuditRoot {
 }
 
 /// Runs one exchange and returns what on_log produced.
-fn exchange(root: &AuditRoot, host: &MockHost, request_body: Option<&[u8]>, response_body: Option<&[u8]>) -> LogOutcome {
+fn exchange(
+    root: &AuditRoot,
+    host: &MockHost,
+    request_body: Option<&[u8]>,
+    response_body: Option<&[u8]>,
+) -> LogOutcome {
     let runtime = root.runtime().unwrap();
     let mut stream = AuditStream::new();
     stream.on_request_headers(host, &runtime.config);
@@ -52,9 +57,16 @@ fn records_every_field_with_secrets_redacted() {
                 ("content-type", "application/json"),
             ],
         )
-        .with_response(201, &[("content-type", "application/json"), ("set-cookie", "s=tok-SECRET-5"), ("x-kea-cache", "MISS")]);
+        .with_response(
+            201,
+            &[
+                ("content-type", "application/json"),
+                ("set-cookie", "s=tok-SECRET-5"),
+                ("x-kea-cache", "MISS"),
+            ],
+        );
     host.set_property(&["source", "address"], b"10.1.2.3:5555");
-    host.set_property(&["route_name"], b"pets");
+    host.set_property(&["xds", "route_name"], b"pets");
     let root = configured(&host, json!({}));
     let runtime = root.runtime().unwrap();
     let mut stream = AuditStream::new();
@@ -82,7 +94,10 @@ fn records_every_field_with_secrets_redacted() {
     assert_eq!(r["http.response.status_code"], 201);
     assert_eq!(r["url.domain"], "api.example.com");
     assert_eq!(r["url.path"], "/pets/7");
-    assert!(r["url.query"].as_str().unwrap().starts_with("limit=3&access_token=[REDACTED len=12 sha256="));
+    assert!(r["url.query"]
+        .as_str()
+        .unwrap()
+        .starts_with("limit=3&access_token=[REDACTED len=12 sha256="));
     assert_eq!(r["client.ip"], "10.1.2.3");
     assert_eq!(r["client.port"], 5555);
     assert_eq!(r["user_agent.original"], "curl/8");
@@ -91,38 +106,68 @@ fn records_every_field_with_secrets_redacted() {
     assert_eq!(r["kea.validation.result"], "passed");
     assert_eq!(r["kea.cache.status"], "MISS");
     assert_eq!(r["kea.route"], "pets");
-    let request_headers: Vec<&str> = r["kea.request.headers"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert!(request_headers.iter().any(|h| h.starts_with("authorization: [REDACTED len=19 sha256=")));
+    let request_headers: Vec<&str> = r["kea.request.headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(request_headers
+        .iter()
+        .any(|h| h.starts_with("authorization: [REDACTED len=19 sha256=")));
     assert!(request_headers.contains(&"user-agent: curl/8"));
-    assert!(r["kea.response.headers"].as_array().unwrap().iter().any(|h| h.as_str().unwrap().starts_with("set-cookie: [REDACTED")));
+    assert!(r["kea.response.headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h.as_str().unwrap().starts_with("set-cookie: [REDACTED")));
 }
 
 #[test]
 fn client_supplied_identity_headers_are_stripped_and_flagged() {
-    let host = MockHost::new().with_request("GET", "/", &[("x-kea-sub", "admin"), ("X-Kea-Scopes", "all")]).with_response(200, &[]);
+    let host = MockHost::new()
+        .with_request("GET", "/", &[("x-kea-sub", "admin"), ("X-Kea-Scopes", "all")])
+        .with_response(200, &[]);
     let root = configured(&host, json!({}));
     let r = record(exchange(&root, &host, None, None));
-    assert!(r.get("user.id").is_none(), "a spoofed principal must not be recorded: {r}");
+    assert!(
+        r.get("user.id").is_none(),
+        "a spoofed principal must not be recorded: {r}"
+    );
     assert_eq!(r["kea.request.spoofed_identity"], true);
-    assert_eq!(host.header(HeaderMap::RequestHeaders, "x-kea-sub"), None, "stripped before the upstream");
+    assert_eq!(
+        host.header(HeaderMap::RequestHeaders, "x-kea-sub"),
+        None,
+        "stripped before the upstream"
+    );
     assert_eq!(host.header(HeaderMap::RequestHeaders, "x-kea-scopes"), None);
 }
 
 #[test]
 fn generates_a_request_id_when_missing() {
-    let host = MockHost::new().with_request("GET", "/", &[]).with_response(200, &[]);
+    let host = MockHost::new()
+        .with_request("GET", "/", &[])
+        .with_response(200, &[]);
     let root = configured(&host, json!({}));
     let r = record(exchange(&root, &host, None, None));
     let id = r["http.request.id"].as_str().unwrap().to_string();
     assert_eq!(id.len(), 36);
     assert_eq!(id.as_bytes()[14], b'4', "version 4 UUID: {id}");
-    assert_eq!(host.header_text(HeaderMap::RequestHeaders, "x-request-id"), Some(id), "propagated upstream");
+    assert_eq!(
+        host.header_text(HeaderMap::RequestHeaders, "x-request-id"),
+        Some(id),
+        "propagated upstream"
+    );
 }
 
 #[test]
 fn captures_bodies_with_pointer_redaction_and_cap() {
     let host = MockHost::new()
-        .with_request("POST", "/login", &[("content-type", "application/json; charset=utf-8")])
+        .with_request(
+            "POST",
+            "/login",
+            &[("content-type", "application/json; charset=utf-8")],
+        )
         .with_response(200, &[("content-type", "application/json")]);
     let root = configured(
         &host,
@@ -140,7 +185,10 @@ fn captures_bodies_with_pointer_redaction_and_cap() {
     assert!(body["password"].as_str().unwrap().starts_with("[REDACTED len=9 "));
     // The response exceeds the cap, so it cannot be checked for the pointer: redacted whole.
     assert_eq!(r["kea.response.body.truncated"], true);
-    assert!(r["http.response.body.content"].as_str().unwrap().starts_with("[REDACTED len=64 "));
+    assert!(r["http.response.body.content"]
+        .as_str()
+        .unwrap()
+        .starts_with("[REDACTED len=64 "));
 }
 
 #[test]
@@ -161,12 +209,21 @@ fn sampling_keeps_errors_and_rules_can_skip() {
         "sampling": {"percent": 0},
         "rules": [{"match": {"pathPrefix": "/healthz"}, "skip": true}]
     });
-    let ok = MockHost::new().with_request("GET", "/x", &[]).with_response(200, &[]);
+    let ok = MockHost::new()
+        .with_request("GET", "/x", &[])
+        .with_response(200, &[]);
     let root = configured(&ok, config.clone());
     assert_eq!(exchange(&root, &ok, None, None), LogOutcome::SampledOut);
-    let failed = MockHost::new().with_request("GET", "/x", &[]).with_response(503, &[]);
-    assert_eq!(record(exchange(&root, &failed, None, None))["event.outcome"], "failure");
-    let health = MockHost::new().with_request("GET", "/healthz", &[]).with_response(500, &[]);
+    let failed = MockHost::new()
+        .with_request("GET", "/x", &[])
+        .with_response(503, &[]);
+    assert_eq!(
+        record(exchange(&root, &failed, None, None))["event.outcome"],
+        "failure"
+    );
+    let health = MockHost::new()
+        .with_request("GET", "/healthz", &[])
+        .with_response(500, &[]);
     assert_eq!(exchange(&root, &health, None, None), LogOutcome::Skipped);
 }
 
@@ -176,16 +233,25 @@ fn sampling_percentage_is_roughly_honoured_and_stable() {
     let root = configured(&host, json!({"sampling": {"percent": 25}}));
     let mut kept = 0;
     for i in 0..4000 {
-        let host = MockHost::new().with_request("GET", "/", &[("x-request-id", &format!("id-{i}"))]).with_response(200, &[]);
+        let host = MockHost::new()
+            .with_request("GET", "/", &[("x-request-id", &format!("id-{i}"))])
+            .with_response(200, &[]);
         if matches!(exchange(&root, &host, None, None), LogOutcome::Record(_)) {
             kept += 1;
         }
     }
     assert!((800..1200).contains(&kept), "kept {kept} of 4000 at 25%");
-    let again = MockHost::new().with_request("GET", "/", &[("x-request-id", "id-7")]).with_response(200, &[]);
+    let again = MockHost::new()
+        .with_request("GET", "/", &[("x-request-id", "id-7")])
+        .with_response(200, &[]);
     let first = matches!(exchange(&root, &again, None, None), LogOutcome::Record(_));
-    let again2 = MockHost::new().with_request("GET", "/", &[("x-request-id", "id-7")]).with_response(200, &[]);
-    assert_eq!(first, matches!(exchange(&root, &again2, None, None), LogOutcome::Record(_)));
+    let again2 = MockHost::new()
+        .with_request("GET", "/", &[("x-request-id", "id-7")])
+        .with_response(200, &[]);
+    assert_eq!(
+        first,
+        matches!(exchange(&root, &again2, None, None), LogOutcome::Record(_))
+    );
 }
 
 #[test]
@@ -196,21 +262,33 @@ fn survives_non_utf8_headers_and_missing_response() {
     host.set_property_i64(&["response", "code"], 502);
     let root = configured(&host, json!({}));
     let r = record(exchange(&root, &host, None, None));
-    assert_eq!(r["http.response.status_code"], 502, "status from the response.code property");
-    assert!(r["kea.request.headers"].as_array().unwrap().iter().any(|h| h == "x-weird: \u{fffd}\u{fffd}a"));
+    assert_eq!(
+        r["http.response.status_code"], 502,
+        "status from the response.code property"
+    );
+    assert!(r["kea.request.headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h == "x-weird: \u{fffd}\u{fffd}a"));
     assert_eq!(r["url.path"], "/\u{fffd}(");
 }
 
 #[test]
 fn log_sink_writes_one_json_line_per_record() {
-    let host = MockHost::new().with_request("GET", "/a", &[]).with_response(200, &[]);
+    let host = MockHost::new()
+        .with_request("GET", "/a", &[])
+        .with_response(200, &[]);
     let root = configured(&host, json!({"sinks": {"log": {"level": "warn"}}}));
     let outcome = exchange(&root, &host, None, None);
     root.runtime().unwrap().emit(&host, outcome);
     let logs = host.logs();
     assert_eq!(logs.len(), 1);
     assert_eq!(logs[0].0, log::Level::Warn);
-    assert_eq!(serde_json::from_str::<Value>(&logs[0].1).unwrap()["url.path"], "/a");
+    assert_eq!(
+        serde_json::from_str::<Value>(&logs[0].1).unwrap()["url.path"],
+        "/a"
+    );
     assert_eq!(host.metric("kea_audit_records_total"), Some(1));
 }
 
@@ -231,7 +309,11 @@ fn clickhouse_config() -> Value {
 fn emit_requests(root: &AuditRoot, host: &MockHost, n: usize) {
     let runtime = root.runtime().unwrap();
     for i in 0..n {
-        host.set_header(HeaderMap::RequestHeaders, "x-request-id", Some(format!("r{i}").as_bytes()));
+        host.set_header(
+            HeaderMap::RequestHeaders,
+            "x-request-id",
+            Some(format!("r{i}").as_bytes()),
+        );
         let mut stream = AuditStream::new();
         stream.on_request_headers(host, &runtime.config);
         runtime.emit(host, stream.on_log(host, &runtime.config));
@@ -240,7 +322,9 @@ fn emit_requests(root: &AuditRoot, host: &MockHost, n: usize) {
 
 #[test]
 fn http_sink_batches_to_clickhouse_and_retries_then_drops() {
-    let host = MockHost::new().with_request("GET", "/", &[]).with_response(200, &[]);
+    let host = MockHost::new()
+        .with_request("GET", "/", &[])
+        .with_response(200, &[]);
     let mut root = configured(&host, clickhouse_config());
     assert_eq!(host.tick_period(), Some(Duration::from_secs(1)));
     emit_requests(&root, &host, 2);
@@ -255,16 +339,29 @@ fn http_sink_batches_to_clickhouse_and_retries_then_drops() {
     assert_eq!(call.header(":method"), Some("POST"));
     assert_eq!(
         call.header(":path"),
-        Some("/?query=INSERT%20INTO%20audit.records%20FORMAT%20JSONEachRow&input_format_skip_unknown_fields=1")
+        Some(
+            "/?query=INSERT%20INTO%20audit.records%20FORMAT%20JSONEachRow&input_format_skip_unknown_fields=1"
+        )
     );
     assert_eq!(call.header("x-clickhouse-user"), Some("default"));
     let body = String::from_utf8(call.body.clone().unwrap()).unwrap();
-    let ids: Vec<String> = body.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["http.request.id"].as_str().unwrap().into()).collect();
+    let ids: Vec<String> = body
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["http.request.id"]
+                .as_str()
+                .unwrap()
+                .into()
+        })
+        .collect();
     assert_eq!(ids, ["r0", "r1"]);
 
     // ClickHouse answers 200: counted as sent.
     host.answer_call(200, &[], b"");
-    assert_eq!(root.on_call_response(&host, call.token, 0), Some(kea_audit::sink::Delivery::Sent { records: 2 }));
+    assert_eq!(
+        root.on_call_response(&host, call.token, 0),
+        Some(kea_audit::sink::Delivery::Sent { records: 2 })
+    );
     assert_eq!(host.metric("kea_audit_batches_sent_total"), Some(1));
     assert_eq!(host.metric("kea_audit_records_sent_total"), Some(2));
 
@@ -273,8 +370,17 @@ fn http_sink_batches_to_clickhouse_and_retries_then_drops() {
     root.on_queue_ready(&host);
     let call = host.take_calls().pop().expect("full batch sent early");
     // The store fails: retried after 1s, then 2s, then dropped (maxRetries = 2).
-    host.answer_call(500, &[], b"Code: 60, DB::Exception: Table audit.records doesn't exist");
-    assert_eq!(root.on_call_response(&host, call.token, 60), Some(kea_audit::sink::Delivery::WillRetry { after: Duration::from_secs(1) }));
+    host.answer_call(
+        500,
+        &[],
+        b"Code: 60, DB::Exception: Table audit.records doesn't exist",
+    );
+    assert_eq!(
+        root.on_call_response(&host, call.token, 60),
+        Some(kea_audit::sink::Delivery::WillRetry {
+            after: Duration::from_secs(1)
+        })
+    );
     root.on_tick(&host);
     assert!(host.calls().is_empty(), "still backing off");
     host.advance(Duration::from_secs(1));
@@ -282,35 +388,63 @@ fn http_sink_batches_to_clickhouse_and_retries_then_drops() {
     let retry = host.take_calls().pop().expect("retried");
     assert_eq!(retry.body, call.body, "the same batch is retried");
     host.answer_call(503, &[], b"");
-    assert_eq!(root.on_call_response(&host, retry.token, 0), Some(kea_audit::sink::Delivery::WillRetry { after: Duration::from_secs(2) }));
+    assert_eq!(
+        root.on_call_response(&host, retry.token, 0),
+        Some(kea_audit::sink::Delivery::WillRetry {
+            after: Duration::from_secs(2)
+        })
+    );
     host.advance(Duration::from_secs(2));
     root.on_tick(&host);
     let last = host.take_calls().pop().expect("second retry");
     // A timeout or connection failure arrives as a response without headers.
     host.answer_call(0, &[], b"");
     host.set_header(HeaderMap::CallResponseHeaders, ":status", None);
-    assert_eq!(root.on_call_response(&host, last.token, 0), Some(kea_audit::sink::Delivery::Dropped { records: 3 }));
+    assert_eq!(
+        root.on_call_response(&host, last.token, 0),
+        Some(kea_audit::sink::Delivery::Dropped { records: 3 })
+    );
     assert_eq!(host.metric("kea_audit_send_failures_total"), Some(3));
     assert_eq!(host.metric("kea_audit_records_dropped_total"), Some(3));
-    assert_eq!(root.on_call_response(&host, 999, 0), None, "unknown tokens are ignored");
+    assert_eq!(
+        root.on_call_response(&host, 999, 0),
+        None,
+        "unknown tokens are ignored"
+    );
 }
 
 #[test]
 fn buffer_stays_bounded_while_the_sink_is_down() {
-    let host = MockHost::new().with_request("GET", "/", &[]).with_response(200, &[]);
+    let host = MockHost::new()
+        .with_request("GET", "/", &[])
+        .with_response(200, &[]);
     host.fail_cluster("clickhouse");
     let mut root = configured(&host, clickhouse_config());
     emit_requests(&root, &host, 20);
-    assert_eq!(host.queue_items("kea.audit.records").len(), 5, "bounded at maxRecords");
+    assert_eq!(
+        host.queue_items("kea.audit.records").len(),
+        5,
+        "bounded at maxRecords"
+    );
     assert_eq!(host.metric("kea_audit_records_dropped_total"), Some(15));
     root.on_tick(&host);
-    assert_eq!(host.metric("kea_audit_send_failures_total"), Some(1), "dispatch failure counted");
-    assert_eq!(host.metric("kea_audit_buffer_records"), Some(2), "3 taken into the retrying batch");
+    assert_eq!(
+        host.metric("kea_audit_send_failures_total"),
+        Some(1),
+        "dispatch failure counted"
+    );
+    assert_eq!(
+        host.metric("kea_audit_buffer_records"),
+        Some(2),
+        "3 taken into the retrying batch"
+    );
 }
 
 #[test]
 fn elastic_bulk_format_and_item_errors() {
-    let host = MockHost::new().with_request("GET", "/", &[]).with_response(200, &[]);
+    let host = MockHost::new()
+        .with_request("GET", "/", &[])
+        .with_response(200, &[]);
     let mut root = configured(
         &host,
         json!({"sinks": {"http": {"cluster": "es", "format": "elasticBulk", "index": "audit-7"}}}),
@@ -321,7 +455,10 @@ fn elastic_bulk_format_and_item_errors() {
     assert_eq!(call.header(":path"), Some("/_bulk"));
     assert_eq!(call.header("content-type"), Some("application/x-ndjson"));
     let body = String::from_utf8(call.body.unwrap()).unwrap();
-    assert!(body.starts_with("{\"create\":{\"_index\":\"audit-7\"}}\n{"), "{body}");
+    assert!(
+        body.starts_with("{\"create\":{\"_index\":\"audit-7\"}}\n{"),
+        "{body}"
+    );
     let answer = br#"{"took":3,"errors":true,"items":[]}"#;
     host.answer_call(200, &[], answer);
     root.on_call_response(&host, call.token, answer.len());
@@ -334,37 +471,93 @@ fn invalid_configurations_name_the_field() {
     let cases = [
         (json!({"sampling": {"percent": 101}}), "sampling.percent"),
         (json!({"sampling": {"percent": "all"}}), "sampling.percent"),
-        (json!({"sampling": {"alwaysLogStatusAtLeast": 42}}), "sampling.alwaysLogStatusAtLeast"),
-        (json!({"rules": [{"match": {"pathPrefix": "x"}}]}), "rules[0].match"),
-        (json!({"rules": [{"match": {}, "sampling": {"percent": -1}}]}), "rules[0].sampling.percent"),
+        (
+            json!({"sampling": {"alwaysLogStatusAtLeast": 42}}),
+            "sampling.alwaysLogStatusAtLeast",
+        ),
+        (
+            json!({"rules": [{"match": {"pathPrefix": "x"}}]}),
+            "rules[0].match",
+        ),
+        (
+            json!({"rules": [{"match": {}, "sampling": {"percent": -1}}]}),
+            "rules[0].sampling.percent",
+        ),
         (json!({"rules": [{"match": {"paths": ["/"]}}]}), "rules[0].match"),
-        (json!({"redact": {"headers": ["bad header"]}}), "redact.headers[0]"),
-        (json!({"redact": {"requestBodyPointers": ["password"]}}), "redact.requestBodyPointers[0]"),
-        (json!({"body": {"contentTypes": ["json"]}}), "body.contentTypes[0]"),
+        (
+            json!({"redact": {"headers": ["bad header"]}}),
+            "redact.headers[0]",
+        ),
+        (
+            json!({"redact": {"requestBodyPointers": ["password"]}}),
+            "redact.requestBodyPointers[0]",
+        ),
+        (
+            json!({"body": {"contentTypes": ["json"]}}),
+            "body.contentTypes[0]",
+        ),
         (json!({"body": {"maxBytes": "2GiB"}}), "body.maxBytes"),
         (json!({"body": {"maxBytes": "lots"}}), "body.maxBytes"),
         (json!({"sinks": {"log": {"enabled": false}}}), "sinks"),
         (json!({"sinks": {"log": {"level": "debug"}}}), "sinks.log.level"),
         (json!({"sinks": {"http": {"format": "clickhouse"}}}), "sinks.http"),
-        (json!({"sinks": {"http": {"cluster": "c", "format": "csv"}}}), "sinks.http.format"),
-        (json!({"sinks": {"http": {"cluster": "", "format": "jsonLines"}}}), "sinks.http.cluster"),
-        (json!({"sinks": {"http": {"cluster": "c", "format": "jsonLines", "batchSize": 0}}}), "sinks.http.batchSize"),
-        (json!({"sinks": {"http": {"cluster": "c", "format": "jsonLines", "timeout": "0s"}}}), "sinks.http.timeout"),
-        (json!({"sinks": {"http": {"cluster": "c", "format": "jsonLines", "timeout": "5"}}}), "sinks.http.timeout"),
-        (json!({"sinks": {"http": {"cluster": "c", "format": "clickhouse", "table": "x; DROP"}}}), "sinks.http.table"),
-        (json!({"sinks": {"http": {"cluster": "c", "format": "elasticBulk", "index": "_x"}}}), "sinks.http.index"),
-        (json!({"sinks": {"http": {"cluster": "c", "format": "jsonLines", "path": "no-slash"}}}), "sinks.http.path"),
-        (json!({"sinks": {"http": {"cluster": "c", "format": "jsonLines", "buffer": {"maxRecords": 10}}}}), "sinks.http.buffer.maxRecords"),
-        (json!({"sinks": {"http": {"cluster": "c", "format": "jsonLines", "headers": {":path": "/"}}}}), "sinks.http.headers"),
+        (
+            json!({"sinks": {"http": {"cluster": "c", "format": "csv"}}}),
+            "sinks.http.format",
+        ),
+        (
+            json!({"sinks": {"http": {"cluster": "", "format": "jsonLines"}}}),
+            "sinks.http.cluster",
+        ),
+        (
+            json!({"sinks": {"http": {"cluster": "c", "format": "jsonLines", "batchSize": 0}}}),
+            "sinks.http.batchSize",
+        ),
+        (
+            json!({"sinks": {"http": {"cluster": "c", "format": "jsonLines", "timeout": "0s"}}}),
+            "sinks.http.timeout",
+        ),
+        (
+            json!({"sinks": {"http": {"cluster": "c", "format": "jsonLines", "timeout": "5"}}}),
+            "sinks.http.timeout",
+        ),
+        (
+            json!({"sinks": {"http": {"cluster": "c", "format": "clickhouse", "table": "x; DROP"}}}),
+            "sinks.http.table",
+        ),
+        (
+            json!({"sinks": {"http": {"cluster": "c", "format": "elasticBulk", "index": "_x"}}}),
+            "sinks.http.index",
+        ),
+        (
+            json!({"sinks": {"http": {"cluster": "c", "format": "jsonLines", "path": "no-slash"}}}),
+            "sinks.http.path",
+        ),
+        (
+            json!({"sinks": {"http": {"cluster": "c", "format": "jsonLines", "buffer": {"maxRecords": 10}}}}),
+            "sinks.http.buffer.maxRecords",
+        ),
+        (
+            json!({"sinks": {"http": {"cluster": "c", "format": "jsonLines", "headers": {":path": "/"}}}}),
+            "sinks.http.headers",
+        ),
         (json!({"unknown": 1}), "unknown"),
     ];
     for (config, field) in cases {
         let host = MockHost::new();
-        let err = AuditRoot::new().configure(&host, config.to_string().as_bytes()).unwrap_err();
-        assert!(err.path.starts_with(field), "{config}: expected an error at {field}, got {err}");
+        let err = AuditRoot::new()
+            .configure(&host, config.to_string().as_bytes())
+            .unwrap_err();
+        assert!(
+            err.path.starts_with(field),
+            "{config}: expected an error at {field}, got {err}"
+        );
         assert!(!err.reason.is_empty());
     }
     let host = MockHost::new();
     assert!(AuditRoot::new().configure(&host, b"{not json").is_err());
-    assert!(AuditRoot::new().configure(&host, b"").is_ok(), "empty config means defaults");
+    assert!(
+        AuditRoot::new().configure(&host, b"").is_ok(),
+        "empty config means defaults"
+    );
 }

@@ -13,20 +13,29 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { path: path.into(), reason: reason.into() }
+        Self {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 }
 
 /// Parses JSON into a config type; an empty configuration means "all defaults" (`{}`).
 pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ConfigError> {
-    let raw = if raw.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { raw };
+    let raw = if raw.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        raw
+    };
     let mut deserializer = serde_json::Deserializer::from_slice(raw);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
         let path = if path == "." { "(root)".to_string() } else { path };
         ConfigError::new(path, err.into_inner().to_string())
     })?;
-    deserializer.end().map_err(|e| ConfigError::new("(root)", e.to_string()))?;
+    deserializer
+        .end()
+        .map_err(|e| ConfigError::new("(root)", e.to_string()))?;
     Ok(value)
 }
 

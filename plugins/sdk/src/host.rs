@@ -147,6 +147,13 @@ pub fn lossy(raw: Bytes) -> String {
     }
 }
 
+/// Name of the Envoy route the request matched (`xds.route_name`; older Envoys: `route_name`).
+pub fn route_name(host: &impl Host) -> Option<String> {
+    property_string(host, &["xds", "route_name"])
+        .filter(|r| !r.is_empty())
+        .or_else(|| property_string(host, &["route_name"]).filter(|r| !r.is_empty()))
+}
+
 /// One request header as text (lossy), the common case for decision logic.
 pub fn request_header(host: &impl Host, name: &str) -> Option<String> {
     host.header(HeaderMap::RequestHeaders, name).map(lossy)

@@ -23,5 +23,8 @@ pub const CACHE: &str = "x-kea-cache";
 
 /// Whether a header name (lowercase, as proxies hand them over) is in KEA's namespace.
 pub fn is_kea_header(name: &str) -> bool {
-    name.len() >= PREFIX.len() && name.get(..PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
+    name.len() >= PREFIX.len()
+        && name
+            .get(..PREFIX.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
 }

@@ -67,7 +67,8 @@ enum HostPattern {
 impl HostPattern {
     fn parse(raw: &str) -> Result<Self, MatchError> {
         let host = raw.trim().to_ascii_lowercase();
-        let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-.".contains(c));
+        let valid =
+            |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-.".contains(c));
         if host == "*" {
             Ok(Self::Any)
         } else if let Some(suffix) = host.strip_prefix("*.") {
@@ -112,8 +113,13 @@ pub struct PathTemplate {
 
 impl PathTemplate {
     pub fn parse(template: &str) -> Result<Self, MatchError> {
-        let bad = |reason| MatchError::BadTemplate { template: template.to_string(), reason };
-        let rest = template.strip_prefix('/').ok_or_else(|| MatchError::TemplateNotAbsolute(template.into()))?;
+        let bad = |reason| MatchError::BadTemplate {
+            template: template.to_string(),
+            reason,
+        };
+        let rest = template
+            .strip_prefix('/')
+            .ok_or_else(|| MatchError::TemplateNotAbsolute(template.into()))?;
         let mut segments = Vec::new();
         for raw in rest.split('/') {
             let mut pieces = Vec::new();
@@ -133,7 +139,9 @@ impl PathTemplate {
                         remaining = remaining.get(close + 1..).unwrap_or_default();
                     }
                     Some(open) => {
-                        pieces.push(Piece::Literal(remaining.get(..open).unwrap_or_default().to_string()));
+                        pieces.push(Piece::Literal(
+                            remaining.get(..open).unwrap_or_default().to_string(),
+                        ));
                         remaining = remaining.get(open..).unwrap_or_default();
                     }
                     None => {
@@ -152,7 +160,11 @@ impl PathTemplate {
 
     /// Number of template parameters; literal templates rank before templated ones.
     pub fn param_count(&self) -> usize {
-        self.segments.iter().flatten().filter(|p| matches!(p, Piece::Param(_))).count()
+        self.segments
+            .iter()
+            .flatten()
+            .filter(|p| matches!(p, Piece::Param(_)))
+            .count()
     }
 
     /// Matches a path (without query) and returns the raw, still percent-encoded parameter values.
@@ -174,7 +186,11 @@ impl PathTemplate {
 
 /// Matches one path segment against literal/parameter pieces; parameters are non-empty and take
 /// the shortest text up to the next literal.
-fn match_segment<'t, 'p>(pieces: &'t [Piece], segment: &'p str, out: &mut Vec<(&'t str, &'p str)>) -> Option<()> {
+fn match_segment<'t, 'p>(
+    pieces: &'t [Piece],
+    segment: &'p str,
+    out: &mut Vec<(&'t str, &'p str)>,
+) -> Option<()> {
     let mut rest = segment;
     let mut iter = pieces.iter().peekable();
     while let Some(piece) = iter.next() {
@@ -212,13 +228,21 @@ pub struct Matcher {
 
 impl Matcher {
     pub fn compile(spec: &MatchSpec) -> Result<Self, MatchError> {
-        let hosts = spec.hosts.iter().map(|h| HostPattern::parse(h)).collect::<Result<_, _>>()?;
+        let hosts = spec
+            .hosts
+            .iter()
+            .map(|h| HostPattern::parse(h))
+            .collect::<Result<_, _>>()?;
         if let Some(prefix) = &spec.path_prefix {
             if !prefix.starts_with('/') {
                 return Err(MatchError::PrefixNotAbsolute(prefix.clone()));
             }
         }
-        let path_template = spec.path_template.as_deref().map(PathTemplate::parse).transpose()?;
+        let path_template = spec
+            .path_template
+            .as_deref()
+            .map(PathTemplate::parse)
+            .transpose()?;
         let methods = spec
             .methods
             .iter()
@@ -245,7 +269,12 @@ impl Matcher {
     }
 
     pub fn matches(&self, request: &RequestView<'_>) -> bool {
-        if !self.methods.is_empty() && !self.methods.iter().any(|m| m.eq_ignore_ascii_case(request.method)) {
+        if !self.methods.is_empty()
+            && !self
+                .methods
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(request.method))
+        {
             return false;
         }
         if !self.hosts.is_empty() {
@@ -265,7 +294,9 @@ impl Matcher {
             }
         }
         if !self.route_names.is_empty() {
-            let Some(route) = request.route_name else { return false };
+            let Some(route) = request.route_name else {
+                return false;
+            };
             if !self.route_names.iter().any(|r| r == route) {
                 return false;
             }
@@ -290,14 +321,20 @@ pub struct RuleSet<T> {
 
 impl<T> Default for RuleSet<T> {
     fn default() -> Self {
-        Self { rules: Vec::new(), needs_route_name: false }
+        Self {
+            rules: Vec::new(),
+            needs_route_name: false,
+        }
     }
 }
 
 impl<T> RuleSet<T> {
     pub fn new(rules: Vec<(Matcher, T)>) -> Self {
         let needs_route_name = rules.iter().any(|(m, _)| m.needs_route_name());
-        Self { rules, needs_route_name }
+        Self {
+            rules,
+            needs_route_name,
+        }
     }
 
     /// Whether the caller must fetch the `route_name` property before matching.
@@ -306,7 +343,10 @@ impl<T> RuleSet<T> {
     }
 
     pub fn first_match(&self, request: &RequestView<'_>) -> Option<&T> {
-        self.rules.iter().find(|(m, _)| m.matches(request)).map(|(_, rule)| rule)
+        self.rules
+            .iter()
+            .find(|(m, _)| m.matches(request))
+            .map(|(_, rule)| rule)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -327,7 +367,12 @@ mod tests {
     use super::*;
 
     fn view<'a>(method: &'a str, authority: &'a str, path: &'a str) -> RequestView<'a> {
-        RequestView { authority, path, method, route_name: None }
+        RequestView {
+            authority,
+            path,
+            method,
+            route_name: None,
+        }
     }
 
     fn spec(json: &str) -> Matcher {
@@ -385,13 +430,20 @@ mod tests {
 
     #[test]
     fn invalid_specs_are_rejected_with_reason() {
-        let err = |json: &str| Matcher::compile(&serde_json::from_str(json).unwrap()).unwrap_err().to_string();
+        let err = |json: &str| {
+            Matcher::compile(&serde_json::from_str(json).unwrap())
+                .unwrap_err()
+                .to_string()
+        };
         assert!(err(r#"{"pathPrefix": "api"}"#).contains("must start with '/'"));
         assert!(err(r#"{"pathTemplate": "/a/{b"}"#).contains("unclosed"));
         assert!(err(r#"{"pathTemplate": "/a/{x}{y}"}"#).contains("two parameters"));
         assert!(err(r#"{"hosts": ["bad host"]}"#).contains("bad host"));
         assert!(err(r#"{"methods": ["G T"]}"#).contains("G T"));
-        assert!(serde_json::from_str::<MatchSpec>(r#"{"path": "/"}"#).is_err(), "unknown field");
+        assert!(
+            serde_json::from_str::<MatchSpec>(r#"{"path": "/"}"#).is_err(),
+            "unknown field"
+        );
     }
 
     #[test]

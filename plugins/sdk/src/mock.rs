@@ -21,7 +21,10 @@ pub struct RecordedCall {
 
 impl RecordedCall {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -35,7 +38,10 @@ pub struct LocalReply {
 
 impl LocalReply {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
@@ -116,7 +122,11 @@ impl MockHost {
             (":authority".to_string(), b"api.example.com".to_vec()),
             (":scheme".to_string(), b"http".to_vec()),
         ];
-        all.extend(headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec())));
+        all.extend(
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec())),
+        );
         self.headers.borrow_mut().insert(HeaderMap::RequestHeaders, all);
         self
     }
@@ -129,7 +139,11 @@ impl MockHost {
 
     pub fn set_response(&self, status: u16, headers: &[(&str, &str)]) {
         let mut all = vec![(":status".to_string(), status.to_string().into_bytes())];
-        all.extend(headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec())));
+        all.extend(
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec())),
+        );
         self.headers.borrow_mut().insert(HeaderMap::ResponseHeaders, all);
     }
 
@@ -167,9 +181,17 @@ impl MockHost {
     /// Loads a callout response so a plugin's call-response callback can read it.
     pub fn answer_call(&self, status: u16, headers: &[(&str, &str)], body: &[u8]) {
         let mut all = vec![(":status".to_string(), status.to_string().into_bytes())];
-        all.extend(headers.iter().map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())));
-        self.headers.borrow_mut().insert(HeaderMap::CallResponseHeaders, all);
-        self.buffers.borrow_mut().insert(Buffer::CallResponseBody, body.to_vec());
+        all.extend(
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())),
+        );
+        self.headers
+            .borrow_mut()
+            .insert(HeaderMap::CallResponseHeaders, all);
+        self.buffers
+            .borrow_mut()
+            .insert(Buffer::CallResponseBody, body.to_vec());
     }
 
     // ---- inspection ----
@@ -192,7 +214,12 @@ impl MockHost {
 
     /// A metric's current value by name.
     pub fn metric(&self, name: &str) -> Option<i64> {
-        self.shared.metrics.borrow().iter().find(|(n, _, _)| n == name).map(|(_, _, v)| *v)
+        self.shared
+            .metrics
+            .borrow()
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, v)| *v)
     }
 
     /// Items waiting in a queue, oldest first.
@@ -227,7 +254,11 @@ impl MockHost {
 impl Host for MockHost {
     fn header(&self, map: HeaderMap, name: &str) -> Option<Bytes> {
         let headers = self.headers.borrow();
-        headers.get(&map)?.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
+        headers
+            .get(&map)?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
     }
 
     fn headers(&self, map: HeaderMap) -> Vec<(String, Bytes)> {
@@ -245,7 +276,10 @@ impl Host for MockHost {
 
     fn add_header(&self, map: HeaderMap, name: &str, value: &[u8]) {
         let mut headers = self.headers.borrow_mut();
-        headers.entry(map).or_default().push((name.to_ascii_lowercase(), value.to_vec()));
+        headers
+            .entry(map)
+            .or_default()
+            .push((name.to_ascii_lowercase(), value.to_vec()));
     }
 
     fn buffer(&self, buffer: Buffer, start: usize, max_size: usize) -> Option<Bytes> {
@@ -327,7 +361,11 @@ impl Host for MockHost {
         self.calls.borrow_mut().push(RecordedCall {
             token,
             cluster: call.cluster.to_string(),
-            headers: call.headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            headers: call
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             body: call.body.map(<[u8]>::to_vec),
             timeout: call.timeout,
         });
@@ -337,7 +375,10 @@ impl Host for MockHost {
     fn send_local_reply(&self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
         self.replies.borrow_mut().push(LocalReply {
             status,
-            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             body: body.to_vec(),
         });
         Ok(())
@@ -419,7 +460,8 @@ mod tests {
         let a = MockHost::new();
         let b = MockHost::sharing_with(a.shared());
         let q = a.register_queue("q").unwrap();
-        b.enqueue(b.resolve_queue("vm", "q").unwrap().unwrap(), b"x").unwrap();
+        b.enqueue(b.resolve_queue("vm", "q").unwrap().unwrap(), b"x")
+            .unwrap();
         assert_eq!(a.dequeue(q).unwrap().as_deref(), Some(&b"x"[..]));
         assert_eq!(a.dequeue(q).unwrap(), None);
         let m = a.define_metric(MetricKind::Counter, "hits").unwrap();
@@ -432,7 +474,10 @@ mod tests {
     #[test]
     fn headers_are_case_insensitive_and_settable() {
         let host = MockHost::new().with_request("GET", "/a", &[("X-Thing", "1")]);
-        assert_eq!(host.header_text(HeaderMap::RequestHeaders, "x-thing").as_deref(), Some("1"));
+        assert_eq!(
+            host.header_text(HeaderMap::RequestHeaders, "x-thing").as_deref(),
+            Some("1")
+        );
         host.set_header(HeaderMap::RequestHeaders, "x-thing", None);
         assert_eq!(host.header(HeaderMap::RequestHeaders, "x-thing"), None);
     }
@@ -441,7 +486,12 @@ mod tests {
     fn failing_cluster_rejects_callouts() {
         let host = MockHost::new();
         host.fail_cluster("down");
-        let call = HttpCall { cluster: "down", headers: vec![], body: None, timeout: Duration::from_secs(5) };
+        let call = HttpCall {
+            cluster: "down",
+            headers: vec![],
+            body: None,
+            timeout: Duration::from_secs(5),
+        };
         assert!(host.dispatch_http_call(&call).is_err());
         assert!(host.calls().is_empty());
     }

@@ -56,7 +56,9 @@ impl Host for ProxyHost {
     }
 
     fn buffer(&self, buffer: Buffer, start: usize, max_size: usize) -> Option<Bytes> {
-        hostcalls::get_buffer(buffer_type(buffer), start, max_size).ok().flatten()
+        hostcalls::get_buffer(buffer_type(buffer), start, max_size)
+            .ok()
+            .flatten()
     }
 
     fn set_buffer(&self, buffer: Buffer, start: usize, size: usize, value: &[u8]) -> Result<(), HostError> {
@@ -92,8 +94,14 @@ impl Host for ProxyHost {
     }
 
     fn dispatch_http_call(&self, call: &HttpCall<'_>) -> Result<u32, HostError> {
-        hostcalls::dispatch_http_call(call.cluster, call.headers.clone(), call.body, vec![], call.timeout)
-            .map_err(error)
+        hostcalls::dispatch_http_call(
+            call.cluster,
+            call.headers.clone(),
+            call.body,
+            vec![],
+            call.timeout,
+        )
+        .map_err(error)
     }
 
     fn send_local_reply(&self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {

@@ -78,7 +78,9 @@ impl FromStr for ByteSize {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
         let trimmed = text.trim();
-        let split = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+        let split = trimmed
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(trimmed.len());
         let (digits, unit) = trimmed.split_at(split);
         let bad = || format!("invalid size {text:?}; write e.g. \"512\", \"64KiB\", \"1MB\"");
         let number: u64 = digits.parse().map_err(|_| bad())?;
@@ -92,7 +94,10 @@ impl FromStr for ByteSize {
             "GiB" => 1 << 30,
             _ => return Err(bad()),
         };
-        number.checked_mul(multiplier).map(Self).ok_or_else(|| format!("size {text:?} is too large"))
+        number
+            .checked_mul(multiplier)
+            .map(Self)
+            .ok_or_else(|| format!("size {text:?} is too large"))
     }
 }
 
@@ -108,7 +113,9 @@ impl<'de> Deserialize<'de> for ByteSize {
                 Ok(ByteSize(v))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v).map(ByteSize).map_err(|_| E::custom("a size cannot be negative"))
+                u64::try_from(v)
+                    .map(ByteSize)
+                    .map_err(|_| E::custom("a size cannot be negative"))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
                 v.parse().map_err(E::custom)
@@ -130,11 +137,26 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!("5s".parse::<ConfigDuration>().unwrap().get(), Duration::from_secs(5));
-        assert_eq!("250ms".parse::<ConfigDuration>().unwrap().get(), Duration::from_millis(250));
-        assert_eq!("1m 30s".parse::<ConfigDuration>().unwrap().get(), Duration::from_secs(90));
-        assert!("5".parse::<ConfigDuration>().unwrap_err().contains("invalid duration"));
-        assert!(serde_json::from_str::<ConfigDuration>("5").is_err(), "bare numbers are ambiguous");
+        assert_eq!(
+            "5s".parse::<ConfigDuration>().unwrap().get(),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            "250ms".parse::<ConfigDuration>().unwrap().get(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            "1m 30s".parse::<ConfigDuration>().unwrap().get(),
+            Duration::from_secs(90)
+        );
+        assert!("5"
+            .parse::<ConfigDuration>()
+            .unwrap_err()
+            .contains("invalid duration"));
+        assert!(
+            serde_json::from_str::<ConfigDuration>("5").is_err(),
+            "bare numbers are ambiguous"
+        );
     }
 
     #[test]

@@ -1,0 +1,318 @@
+//! Real Envoy on loopback with KEA plugins loaded from `dist/`.
+
+use crate::{envoy_binary, free_port, http, plugin_wasm, wait_for};
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A plugin in the filter chain: `dist/<name>.wasm` with its JSON configuration.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    pub name: String,
+    pub wasm: PathBuf,
+    pub config: Value,
+}
+
+impl PluginSpec {
+    pub fn new(name: &str, config: Value) -> Result<Self> {
+        Ok(Self {
+            name: name.into(),
+            wasm: plugin_wasm(name)?,
+            config,
+        })
+    }
+}
+
+/// What the generated Envoy configuration contains.
+#[derive(Debug, Clone)]
+pub struct GatewaySpec {
+    pub listen_port: u16,
+    pub admin_port: u16,
+    pub upstream_port: u16,
+    pub plugins: Vec<PluginSpec>,
+    /// Extra STATIC clusters (name, port on 127.0.0.1), e.g. a log store for the audit sink.
+    pub clusters: Vec<(String, u16)>,
+}
+
+fn cluster(name: &str, port: u16) -> Value {
+    json!({
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}
+        ]}]}
+    })
+}
+
+/// The wasm HTTP filter entry for one plugin. Each plugin gets its own VM (`vm_id`), shared by
+/// every filter instance on a worker.
+pub fn wasm_filter(plugin: &PluginSpec) -> Value {
+    let id = format!("kea.{}", plugin.name);
+    json!({
+        "name": id,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": id,
+                "root_id": id,
+                "fail_open": false,
+                "vm_config": {
+                    "vm_id": id,
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": plugin.wasm.display().to_string()}}
+                },
+                "configuration": {
+                    "@type": "type.googleapis.com/google.protobuf.StringValue",
+                    "value": plugin.config.to_string()
+                }
+            }
+        }
+    })
+}
+
+impl GatewaySpec {
+    /// Envoy bootstrap as JSON (Envoy reads JSON config files directly).
+    pub fn bootstrap(&self) -> Value {
+        let mut filters: Vec<Value> = self.plugins.iter().map(wasm_filter).collect();
+        filters.push(json!({
+            "name": "envoy.filters.http.router",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
+        }));
+        let mut clusters = vec![cluster("upstream", self.upstream_port)];
+        clusters.extend(self.clusters.iter().map(|(name, port)| cluster(name, *port)));
+        json!({
+            "static_resources": {
+                "listeners": [{
+                    "name": "ingress",
+                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": self.listen_port}},
+                    "filter_chains": [{"filters": [{
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                            "stat_prefix": "ingress",
+                            "route_config": {
+                                "name": "local",
+                                "virtual_hosts": [{
+                                    "name": "all",
+                                    "domains": ["*"],
+                                    "routes": [{"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "upstream", "timeout": "5s"}}]
+                                }]
+                            },
+                            "http_filters": filters
+                        }
+                    }]}]
+                }],
+                "clusters": clusters
+            },
+            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": self.admin_port}}}
+        })
+    }
+}
+
+/// Builder for a test gateway.
+#[derive(Debug)]
+pub struct EnvoyBuilder {
+    upstream_port: u16,
+    plugins: Vec<PluginSpec>,
+    clusters: Vec<(String, u16)>,
+    concurrency: u32,
+    wasm_log_level: String,
+}
+
+impl EnvoyBuilder {
+    pub fn new(upstream_port: u16) -> Self {
+        Self {
+            upstream_port,
+            plugins: Vec::new(),
+            clusters: Vec::new(),
+            concurrency: 1,
+            wasm_log_level: "info".into(),
+        }
+    }
+
+    pub fn plugin(mut self, name: &str, config: Value) -> Result<Self> {
+        self.plugins.push(PluginSpec::new(name, config)?);
+        Ok(self)
+    }
+
+    pub fn cluster(mut self, name: &str, port: u16) -> Self {
+        self.clusters.push((name.into(), port));
+        self
+    }
+
+    pub fn concurrency(mut self, workers: u32) -> Self {
+        self.concurrency = workers;
+        self
+    }
+
+    pub fn wasm_log_level(mut self, level: &str) -> Self {
+        self.wasm_log_level = level.into();
+        self
+    }
+
+    fn spec(&self) -> Result<GatewaySpec> {
+        Ok(GatewaySpec {
+            listen_port: free_port()?,
+            admin_port: free_port()?,
+            upstream_port: self.upstream_port,
+            plugins: self.plugins.clone(),
+            clusters: self.clusters.clone(),
+        })
+    }
+
+    /// Starts Envoy and waits until it is ready; fails with the log if it does not come up.
+    pub fn start(self) -> Result<Envoy> {
+        let (mut child, spec, dir) = self.launch()?;
+        let ready = format!("http://127.0.0.1:{}/ready", spec.admin_port);
+        let log_path = dir.path().join("envoy.log");
+        let outcome = wait_for(Duration::from_secs(60), "Envoy to become ready", || {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(Err(status));
+            }
+            http::get(&ready).ok().filter(|r| r.status == 200).map(|_| Ok(()))
+        })?;
+        if let Err(status) = outcome {
+            let log = fs::read_to_string(&log_path).unwrap_or_default();
+            bail!(
+                "Envoy exited ({status}) before becoming ready:\n{}",
+                tail(&log, 40)
+            );
+        }
+        Ok(Envoy {
+            child: Some(child),
+            spec,
+            dir,
+            log_path,
+        })
+    }
+
+    /// Starts Envoy expecting it to refuse the configuration; returns its log.
+    pub fn start_expecting_failure(self) -> Result<String> {
+        let (mut child, spec, dir) = self.launch()?;
+        let ready = format!("http://127.0.0.1:{}/ready", spec.admin_port);
+        let exited = wait_for(
+            Duration::from_secs(60),
+            "Envoy to reject the configuration",
+            || {
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Some(Some(status));
+                }
+                http::get(&ready).ok().filter(|r| r.status == 200).map(|_| None)
+            },
+        )?;
+        let log = fs::read_to_string(dir.path().join("envoy.log")).unwrap_or_default();
+        if exited.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "Envoy accepted a configuration it should have rejected:\n{}",
+                tail(&log, 20)
+            );
+        }
+        Ok(log)
+    }
+
+    fn launch(&self) -> Result<(Child, GatewaySpec, tempfile::TempDir)> {
+        let spec = self.spec()?;
+        let dir = tempfile::tempdir()?;
+        let config_path = dir.path().join("envoy.json");
+        fs::write(&config_path, serde_json::to_vec_pretty(&spec.bootstrap())?)?;
+        let log = fs::File::create(dir.path().join("envoy.log"))?;
+        let child = Command::new(envoy_binary()?)
+            .arg("-c")
+            .arg(&config_path)
+            .args([
+                "--use-dynamic-base-id",
+                "--concurrency",
+                &self.concurrency.to_string(),
+            ])
+            .args([
+                "-l",
+                "warning",
+                "--component-log-level",
+                &format!("wasm:{}", self.wasm_log_level),
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("cannot start Envoy")?;
+        Ok((child, spec, dir))
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// A running Envoy; stopped when dropped.
+#[derive(Debug)]
+pub struct Envoy {
+    child: Option<Child>,
+    pub spec: GatewaySpec,
+    dir: tempfile::TempDir,
+    log_path: PathBuf,
+}
+
+impl Envoy {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.spec.listen_port, path)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.spec.admin_port, path)
+    }
+
+    /// Everything Envoy has logged so far.
+    pub fn logs(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Audit records (or any JSON lines) the wasm VMs logged, parsed.
+    pub fn logged_json(&self) -> Vec<Value> {
+        self.logs()
+            .lines()
+            .filter(|line| line.contains("[wasm]"))
+            .filter_map(|line| line.find(": {").map(|at| &line[at + 2..]))
+            .filter_map(|json| serde_json::from_str(json).ok())
+            .collect()
+    }
+
+    /// A stat (counter or gauge) by its full name, e.g. `wasmcustom.kea_audit_records_total`.
+    pub fn stat(&self, name: &str) -> Option<i64> {
+        let body = http::get(&self.admin_url(&format!("/stats?filter=^{}$", name.replace('.', "\\."))))
+            .ok()?
+            .body;
+        body.lines().find_map(|line| {
+            let (key, value) = line.split_once(": ")?;
+            (key == name).then(|| value.trim().parse().ok()).flatten()
+        })
+    }
+
+    /// Memory Envoy has allocated (`server.memory_allocated`).
+    pub fn memory_allocated(&self) -> Option<i64> {
+        self.stat("server.memory_allocated")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
