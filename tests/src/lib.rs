@@ -29,7 +29,7 @@ pub fn envoy_binary() -> Result<PathBuf> {
         Some(path) => PathBuf::from(path),
         None => {
             let home = std::env::var_os("HOME").context("HOME is not set")?;
-            PathBuf::from(home).join(".cache/kea/envoy-1.40.0/bin/envoy")
+            PathBuf::from(home).join(".cache/kea/envoy-1.40.0/envoy")
         }
     };
     if !path.exists() {

@@ -86,8 +86,13 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start() -> Result<Self> {
+        Self::start_with_threads(2)
+    }
+
+    /// With a given number of worker threads (the benchmark uses 1, to leave the cores to Envoy).
+    pub fn start_with_threads(threads: usize) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(threads)
             .enable_all()
             .build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;

@@ -34,6 +34,7 @@ fn clickhouse_sink(extra: Value) -> Value {
         base.extend(extra.clone());
     }
     json!({
+        "headers": {"request": true, "response": true},
         "body": {"request": true, "maxBytes": "2KiB"},
         "redact": {"requestBodyPointers": ["/password"]},
         "sinks": {"log": {"enabled": false}, "http": http}
@@ -220,7 +221,8 @@ fn a_log_store_outage_never_slows_requests_and_the_buffer_stays_bounded() -> Res
         buffered <= max_records + 2,
         "buffer holds {buffered} records, bound {max_records} (+1 per worker)"
     );
-    assert!(dropped >= 3000 - max_records - 2 * 50 - 2, "dropped {dropped}");
+    // At most the bound stays queued and one batch per worker is held for its retry.
+    assert!(dropped >= 3000 - max_records - 4 * 50, "dropped {dropped}");
     assert!(envoy.stat("wasmcustom.kea_audit_send_failures_total").unwrap() >= 1);
 
     // The store comes back: new records arrive.
@@ -356,7 +358,7 @@ fn hostile_requests_are_recorded_safely() -> Result<()> {
     let envoy = EnvoyBuilder::new(upstream.port)
         .plugin(
             "audit",
-            json!({"body": {"request": true, "response": true, "contentTypes": ["*/*"], "maxBytes": 1024}}),
+            json!({"headers": {"request": true}, "body": {"request": true, "response": true, "contentTypes": ["*/*"], "maxBytes": 1024}}),
         )?
         .start()?;
     let port = envoy.spec.listen_port;

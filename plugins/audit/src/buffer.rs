@@ -88,8 +88,10 @@ impl SharedBuffer {
             outcome.occupancy = self.occupancy(host);
             return outcome;
         }
-        let mut occupancy = self.occupancy(host);
+        let (raw, mut cas) = host.shared_data(COUNTERS_KEY);
+        let mut occupancy = Occupancy::decode(raw.as_deref());
         while occupancy.records + 1 > self.max_records || occupancy.bytes + size > self.max_bytes {
+            cas = None; // the counters changed; the fast path below no longer applies
             match host.dequeue(self.queue) {
                 Ok(Some(oldest)) => {
                     outcome.dropped += 1;
@@ -109,7 +111,21 @@ impl SharedBuffer {
             return outcome;
         }
         outcome.accepted = true;
-        outcome.occupancy = self.adjust(host, 1, size as i64);
+        // Fast path: one write with the token read above; under contention, the CAS loop.
+        let next = Occupancy {
+            records: occupancy.records + 1,
+            bytes: occupancy.bytes + size,
+        };
+        outcome.occupancy = match cas {
+            Some(token)
+                if host
+                    .set_shared_data(COUNTERS_KEY, &next.encode(), Some(token))
+                    .is_ok() =>
+            {
+                next
+            }
+            _ => self.adjust(host, 1, size as i64),
+        };
         outcome
     }
 

@@ -6,6 +6,7 @@ use crate::redact::{JsonPointerPattern, Redactor};
 use kea_plugin_sdk::{ByteSize, ConfigDuration, ConfigError, MatchSpec, Matcher, RuleSet};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::time::Duration;
 
 /// Headers always redacted, whatever the config adds.
@@ -47,8 +48,9 @@ pub struct AuditConfig {
     pub rules: Vec<AuditRule>,
     pub sampling: Sampling,
     pub redact: RedactConfig,
-    /// Whether to record request and response headers (redacted) in `kea.request.headers` /
-    /// `kea.response.headers`.
+    /// Whether to record all request and response headers (secrets redacted) in
+    /// `kea.request.headers` / `kea.response.headers` (default off: the ECS fields already carry
+    /// what an audit needs, and each header costs bytes on every record).
     pub headers: HeaderCapture,
     pub body: BodyCapture,
     pub sinks: Sinks,
@@ -100,20 +102,11 @@ pub struct RedactConfig {
     pub response_body_pointers: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HeaderCapture {
     pub request: bool,
     pub response: bool,
-}
-
-impl Default for HeaderCapture {
-    fn default() -> Self {
-        Self {
-            request: true,
-            response: true,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -370,8 +363,8 @@ pub struct CompiledHttpSink {
 /// The whole compiled configuration.
 #[derive(Debug)]
 pub struct Compiled {
-    pub rules: RuleSet<Policy>,
-    pub default_policy: Policy,
+    pub rules: RuleSet<Rc<Policy>>,
+    pub default_policy: Rc<Policy>,
     pub redactor: Redactor,
     pub headers: HeaderCapture,
     pub log_sink: Option<log::Level>,
@@ -379,7 +372,7 @@ pub struct Compiled {
 }
 
 impl Compiled {
-    pub fn policy_for(&self, view: &kea_plugin_sdk::RequestView<'_>) -> &Policy {
+    pub fn policy_for(&self, view: &kea_plugin_sdk::RequestView<'_>) -> &Rc<Policy> {
         self.rules.first_match(view).unwrap_or(&self.default_policy)
     }
 }
@@ -387,8 +380,8 @@ impl Compiled {
 impl AuditConfig {
     /// Checks every field and compiles the config. Errors name the field and the reason.
     pub fn compile(&self) -> Result<Compiled, ConfigError> {
-        let default_policy = compile_policy("", false, &self.sampling, &self.body)?;
-        let mut rules: Vec<(Matcher, Policy)> = Vec::with_capacity(self.rules.len());
+        let default_policy = Rc::new(compile_policy("", false, &self.sampling, &self.body)?);
+        let mut rules: Vec<(Matcher, Rc<Policy>)> = Vec::with_capacity(self.rules.len());
         for (i, rule) in self.rules.iter().enumerate() {
             let at = format!("rules[{i}]");
             let matcher = Matcher::compile(&rule.match_spec)
@@ -397,7 +390,7 @@ impl AuditConfig {
             let body = rule.body.as_ref().unwrap_or(&self.body);
             rules.push((
                 matcher,
-                compile_policy(&format!("{at}."), rule.skip, sampling, body)?,
+                Rc::new(compile_policy(&format!("{at}."), rule.skip, sampling, body)?),
             ));
         }
         let redactor = compile_redactor(&self.redact)?;

@@ -69,6 +69,9 @@ pub struct Flusher {
     sink: CompiledHttpSink,
     buffer: SharedBuffer,
     state: State,
+    /// Records enqueued since the last send, as told by `on_queue_ready`; counted locally so a
+    /// notification costs no host call.
+    notified: usize,
 }
 
 impl Flusher {
@@ -77,6 +80,7 @@ impl Flusher {
             sink,
             buffer,
             state: State::Idle,
+            notified: 0,
         }
     }
 
@@ -99,14 +103,24 @@ impl Flusher {
         metrics.report_occupancy(host, self.buffer.occupancy(host));
     }
 
-    /// When records arrive: send early once a full batch is waiting.
+    /// When records arrive: send early once a full batch is waiting. Envoy notifies the worker
+    /// that registered the queue once per enqueued record, from every worker.
     pub fn on_queue_ready(&mut self, host: &impl Host, metrics: &AuditMetrics) {
-        if self.is_idle() && self.buffer.occupancy(host).records >= self.sink.batch_records as u64 {
+        self.notified += 1;
+        if self.is_idle() && self.notified >= self.sink.batch_records {
+            self.send_next(host, metrics);
+        }
+    }
+
+    /// After a successful send: keep draining while a full batch is waiting.
+    fn drain_if_full(&mut self, host: &impl Host, metrics: &AuditMetrics) {
+        if self.buffer.occupancy(host).records >= self.sink.batch_records as u64 {
             self.send_next(host, metrics);
         }
     }
 
     fn send_next(&mut self, host: &impl Host, metrics: &AuditMetrics) {
+        self.notified = 0;
         let records = self
             .buffer
             .pop_batch(host, self.sink.batch_records, self.sink.batch_bytes);
@@ -166,8 +180,7 @@ impl Flusher {
                 }
                 let records = batch.records.len();
                 metrics.batch_sent(host, records);
-                // Keep draining while a full batch is waiting, instead of waiting for the tick.
-                self.on_queue_ready(host, metrics);
+                self.drain_if_full(host, metrics);
                 Some(Delivery::Sent { records })
             }
             other => {

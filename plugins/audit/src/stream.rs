@@ -9,6 +9,7 @@ use crate::redact::Direction;
 use kea_plugin_sdk::host::{lossy, property_i64, property_string, route_name, split_host_port};
 use kea_plugin_sdk::matcher::split_path;
 use kea_plugin_sdk::{identity, HeaderMap, Host, Phase, RequestView};
+use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 /// A body being captured, up to a cap.
@@ -51,7 +52,7 @@ pub struct AuditStream {
     authority: String,
     scheme: Option<String>,
     route: Option<String>,
-    policy: Option<Policy>,
+    policy: Option<Rc<Policy>>,
     spoofed_identity: bool,
     request_body_bytes: u64,
     response_body_bytes: u64,
@@ -103,7 +104,7 @@ impl AuditStream {
             method: &self.method,
             route_name: self.route.as_deref(),
         };
-        let policy = config.policy_for(&view).clone();
+        let policy = Rc::clone(config.policy_for(&view));
         self.request_body.active =
             !policy.skip && policy.body.request && policy.body.wants(content_type.as_deref());
         self.policy = Some(policy);
@@ -153,7 +154,7 @@ impl AuditStream {
         // A request that never reached on_request_headers (e.g. reset early) has no policy.
         let policy = match self.policy.take() {
             Some(policy) => policy,
-            None => config.default_policy.clone(),
+            None => Rc::clone(&config.default_policy),
         };
         if policy.skip {
             return LogOutcome::Skipped;

@@ -67,7 +67,7 @@ fn records_every_field_with_secrets_redacted() {
         );
     host.set_property(&["source", "address"], b"10.1.2.3:5555");
     host.set_property(&["xds", "route_name"], b"pets");
-    let root = configured(&host, json!({}));
+    let root = configured(&host, json!({"headers": {"request": true, "response": true}}));
     let runtime = root.runtime().unwrap();
     let mut stream = AuditStream::new();
     stream.on_request_headers(&host, &runtime.config);
@@ -259,8 +259,9 @@ fn survives_non_utf8_headers_and_missing_response() {
     let host = MockHost::new().with_request("GET", "/", &[]);
     host.set_raw_header(HeaderMap::RequestHeaders, "x-weird", &[0xff, 0xfe, b'a']);
     host.set_raw_header(HeaderMap::RequestHeaders, ":path", &[b'/', 0xc3, 0x28]);
+    host.set_raw_header(HeaderMap::RequestHeaders, "authorization", &[0xff, b'x']);
     host.set_property_i64(&["response", "code"], 502);
-    let root = configured(&host, json!({}));
+    let root = configured(&host, json!({"headers": {"request": true}}));
     let r = record(exchange(&root, &host, None, None));
     assert_eq!(
         r["http.response.status_code"], 502,
@@ -272,6 +273,16 @@ fn survives_non_utf8_headers_and_missing_response() {
         .iter()
         .any(|h| h == "x-weird: \u{fffd}\u{fffd}a"));
     assert_eq!(r["url.path"], "/\u{fffd}(");
+    assert!(
+        r.get("kea.response.headers").is_none(),
+        "response headers not captured"
+    );
+    // Secret headers are hashed over their raw bytes, never decoded.
+    assert!(r["kea.request.headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h.as_str().unwrap().starts_with("authorization: [REDACTED len=2 ")));
 }
 
 #[test]
@@ -306,7 +317,8 @@ fn clickhouse_config() -> Value {
     })
 }
 
-fn emit_requests(root: &AuditRoot, host: &MockHost, n: usize) {
+/// Emits `n` records and delivers Envoy's per-enqueue queue notification for each.
+fn emit_requests(root: &mut AuditRoot, host: &MockHost, n: usize) {
     let runtime = root.runtime().unwrap();
     for i in 0..n {
         host.set_header(
@@ -317,6 +329,9 @@ fn emit_requests(root: &AuditRoot, host: &MockHost, n: usize) {
         let mut stream = AuditStream::new();
         stream.on_request_headers(host, &runtime.config);
         runtime.emit(host, stream.on_log(host, &runtime.config));
+        if runtime.buffer.is_some() {
+            root.on_queue_ready(host);
+        }
     }
 }
 
@@ -327,8 +342,7 @@ fn http_sink_batches_to_clickhouse_and_retries_then_drops() {
         .with_response(200, &[]);
     let mut root = configured(&host, clickhouse_config());
     assert_eq!(host.tick_period(), Some(Duration::from_secs(1)));
-    emit_requests(&root, &host, 2);
-    root.on_queue_ready(&host);
+    emit_requests(&mut root, &host, 2);
     assert!(host.calls().is_empty(), "no full batch yet");
     root.on_tick(&host);
     let calls = host.take_calls();
@@ -366,8 +380,7 @@ fn http_sink_batches_to_clickhouse_and_retries_then_drops() {
     assert_eq!(host.metric("kea_audit_records_sent_total"), Some(2));
 
     // A full batch is sent as soon as the queue reports it, without waiting for the tick.
-    emit_requests(&root, &host, 3);
-    root.on_queue_ready(&host);
+    emit_requests(&mut root, &host, 3);
     let call = host.take_calls().pop().expect("full batch sent early");
     // The store fails: retried after 1s, then 2s, then dropped (maxRetries = 2).
     host.answer_call(
@@ -420,24 +433,23 @@ fn buffer_stays_bounded_while_the_sink_is_down() {
         .with_response(200, &[]);
     host.fail_cluster("clickhouse");
     let mut root = configured(&host, clickhouse_config());
-    emit_requests(&root, &host, 20);
+    emit_requests(&mut root, &host, 20);
     assert_eq!(
         host.queue_items("kea.audit.records").len(),
         5,
         "bounded at maxRecords"
     );
-    assert_eq!(host.metric("kea_audit_records_dropped_total"), Some(15));
-    root.on_tick(&host);
+    // The first full batch (3 records) was taken out to send; the call failed, so it waits for
+    // its retry. Every record is accounted for: 5 queued + 3 retrying + 12 dropped = 20.
+    assert_eq!(host.metric("kea_audit_records_dropped_total"), Some(12));
     assert_eq!(
         host.metric("kea_audit_send_failures_total"),
         Some(1),
         "dispatch failure counted"
     );
-    assert_eq!(
-        host.metric("kea_audit_buffer_records"),
-        Some(2),
-        "3 taken into the retrying batch"
-    );
+    root.on_tick(&host);
+    assert_eq!(host.metric("kea_audit_buffer_records"), Some(5));
+    assert!(host.calls().is_empty(), "the failed batch waits for its backoff");
 }
 
 #[test]
@@ -449,7 +461,7 @@ fn elastic_bulk_format_and_item_errors() {
         &host,
         json!({"sinks": {"http": {"cluster": "es", "format": "elasticBulk", "index": "audit-7"}}}),
     );
-    emit_requests(&root, &host, 1);
+    emit_requests(&mut root, &host, 1);
     root.on_tick(&host);
     let call = host.take_calls().pop().unwrap();
     assert_eq!(call.header(":path"), Some("/_bulk"));

@@ -1,0 +1,225 @@
+//! KEA's benchmark: wrk against real Envoy (1 worker) proxying to a local upstream that returns a
+//! fixed ~1 KB JSON body. Bare Envoy and Envoy + each plugin configuration run in the same
+//! invocation, interleaved over several rounds; the median of the rounds is reported with the
+//! ratio to bare Envoy.
+//!
+//! Usage: kea-bench [--duration SECS] [--rounds N] [--connections N] [--write bench/README.md]
+
+use anyhow::{bail, Context, Result};
+use kea_e2e::envoy::EnvoyBuilder;
+use kea_e2e::upstream::Upstream;
+use serde_json::{json, Value};
+use std::process::Command;
+use std::time::Duration;
+
+/// One configuration under test.
+struct Scenario {
+    name: &'static str,
+    /// (plugin, config); the upstream's port is available as a cluster named `collector`.
+    plugins: Vec<(&'static str, Value)>,
+}
+
+fn scenarios() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "bare Envoy",
+            plugins: vec![],
+        },
+        Scenario {
+            name: "audit, proxy-log sink (defaults)",
+            plugins: vec![("audit", json!({}))],
+        },
+        Scenario {
+            name: "audit, proxy-log sink, all headers + JSON bodies",
+            plugins: vec![(
+                "audit",
+                json!({"headers": {"request": true, "response": true}, "body": {"request": true, "response": true}}),
+            )],
+        },
+        Scenario {
+            name: "audit, HTTP sink (JSON lines, batched)",
+            plugins: vec![(
+                "audit",
+                json!({"sinks": {"log": {"enabled": false}, "http": {"cluster": "collector", "format": "jsonLines", "path": "/ingest"}}}),
+            )],
+        },
+    ]
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Measurement {
+    requests_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn parse_latency(text: &str) -> Option<f64> {
+    let (number, factor) = if let Some(v) = text.strip_suffix("us") {
+        (v, 0.001)
+    } else if let Some(v) = text.strip_suffix("ms") {
+        (v, 1.0)
+    } else if let Some(v) = text.strip_suffix('s') {
+        (v, 1000.0)
+    } else {
+        return None;
+    };
+    number.parse::<f64>().ok().map(|n| n * factor)
+}
+
+/// Reads `Requests/sec` and the 50%/99% lines of `wrk --latency`.
+fn parse_wrk(output: &str) -> Result<Measurement> {
+    let mut m = Measurement::default();
+    for line in output.lines().map(str::trim) {
+        let mut parts = line.split_whitespace();
+        match (parts.next(), parts.next()) {
+            (Some("Requests/sec:"), Some(v)) => m.requests_per_sec = v.parse()?,
+            (Some("50%"), Some(v)) => m.p50_ms = parse_latency(v).context("50% latency")?,
+            (Some("99%"), Some(v)) => m.p99_ms = parse_latency(v).context("99% latency")?,
+            _ => {}
+        }
+    }
+    if m.requests_per_sec == 0.0 {
+        bail!("could not read wrk output:\n{output}");
+    }
+    Ok(m)
+}
+
+fn wrk(url: &str, seconds: u64, connections: u32) -> Result<Measurement> {
+    let output = Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            url,
+        ])
+        .output()
+        .context("cannot run wrk — run scripts/install-deps.sh")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if text.contains("Non-2xx") {
+        bail!("wrk saw non-2xx responses:\n{text}");
+    }
+    parse_wrk(&text)
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let envoy = kea_e2e::envoy_binary()
+        .ok()
+        .and_then(|e| Command::new(e).arg("--version").output().ok())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split('/')
+                .nth(1)
+                .unwrap_or("?")
+                .to_string()
+        })
+        .unwrap_or_default();
+    format!("{cpu}, {cores} cores; Envoy {envoy} (V8), 1 worker; wrk -t1")
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let seconds: u64 = flag("--duration").map(|v| v.parse()).transpose()?.unwrap_or(10);
+    let rounds: usize = flag("--rounds").map(|v| v.parse()).transpose()?.unwrap_or(3);
+    let connections: u32 = flag("--connections")
+        .map(|v| v.parse())
+        .transpose()?
+        .unwrap_or(20);
+
+    let upstream = Upstream::start_with_threads(1)?;
+    let scenarios = scenarios();
+    let mut results: Vec<Vec<Measurement>> = vec![Vec::new(); scenarios.len()];
+    for round in 1..=rounds {
+        for (i, scenario) in scenarios.iter().enumerate() {
+            let mut builder = EnvoyBuilder::new(upstream.port).cluster("collector", upstream.port);
+            for (plugin, config) in &scenario.plugins {
+                builder = builder.plugin(plugin, config.clone())?;
+            }
+            let envoy = builder.start()?;
+            let url = envoy.url("/pets/1");
+            wrk(&url, 2, connections)?; // warm-up: JIT, connection pools
+            let m = wrk(&url, seconds, connections)?;
+            eprintln!(
+                "round {round}/{rounds} {:<42} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms",
+                scenario.name, m.requests_per_sec, m.p50_ms, m.p99_ms
+            );
+            results[i].push(m);
+            drop(envoy);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    let summary: Vec<Measurement> = results
+        .iter()
+        .map(|runs| Measurement {
+            requests_per_sec: median(&mut runs.iter().map(|m| m.requests_per_sec).collect::<Vec<_>>()),
+            p50_ms: median(&mut runs.iter().map(|m| m.p50_ms).collect::<Vec<_>>()),
+            p99_ms: median(&mut runs.iter().map(|m| m.p99_ms).collect::<Vec<_>>()),
+        })
+        .collect();
+    let bare = summary[0];
+    let mut table = format!(
+        "Machine: {}. Upstream: local, fixed 1 KB JSON. {rounds} interleaved rounds of {seconds} s, {connections} connections; medians.\n\n\
+         | configuration | req/s | ratio to bare | p50 ms | p99 ms | p99 vs bare |\n|---|---:|---:|---:|---:|---:|\n",
+        machine()
+    );
+    for (scenario, m) in scenarios.iter().zip(&summary) {
+        table.push_str(&format!(
+            "| {} | {:.0} | {:.2}× | {:.3} | {:.3} | {:+.3} ms |\n",
+            scenario.name,
+            m.requests_per_sec,
+            m.requests_per_sec / bare.requests_per_sec,
+            m.p50_ms,
+            m.p99_ms,
+            m.p99_ms - bare.p99_ms
+        ));
+    }
+    println!("{table}");
+
+    if let Some(path) = flag("--write") {
+        let readme = std::fs::read_to_string(&path)?;
+        let (start, end) = ("<!-- results:start -->", "<!-- results:end -->");
+        let (Some(a), Some(b)) = (readme.find(start), readme.find(end)) else {
+            bail!("{path} lacks the {start} / {end} markers");
+        };
+        let updated = format!("{}{start}\n{table}{}", &readme[..a], &readme[b..]);
+        std::fs::write(&path, updated)?;
+        eprintln!("results written to {path}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_wrk_output() {
+        let output = "Running 10s test @ http://127.0.0.1:1/\n  Latency Distribution\n     50%  823.00us\n     75%    1.10ms\n     90%    1.50ms\n     99%    2.31ms\n  80000 requests in 10.00s, 90.00MB read\nRequests/sec:   7999.12\nTransfer/sec:      9.00MB\n";
+        let m = parse_wrk(output).unwrap();
+        assert_eq!(m.requests_per_sec, 7999.12);
+        assert!((m.p50_ms - 0.823).abs() < 1e-9);
+        assert!((m.p99_ms - 2.31).abs() < 1e-9);
+        assert!(parse_wrk("garbage").is_err());
+    }
+}
