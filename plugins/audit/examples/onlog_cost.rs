@@ -4,7 +4,7 @@ use kea_audit::{AuditRoot, AuditStream};
 use kea_plugin_sdk::mock::MockHost;
 use std::time::Instant;
 
-fn main() {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let host = MockHost::new()
         .with_request(
             "GET",
@@ -28,8 +28,8 @@ fn main() {
     host.set_property(&["source", "address"], b"127.0.0.1:40000");
     host.set_property(&["xds", "route_name"], b"default");
     let mut root = AuditRoot::new();
-    root.configure(&host, b"{}").unwrap();
-    let runtime = root.runtime().unwrap();
+    root.configure(&host, b"{}")?;
+    let runtime = root.runtime().ok_or("not configured")?;
     let n = 200_000;
     let started = Instant::now();
     let mut bytes = 0;
@@ -47,4 +47,5 @@ fn main() {
         "{per:?} per request natively (record {} bytes)",
         bytes / n as usize
     );
+    Ok(())
 }

@@ -133,22 +133,13 @@ impl Default for BodyCapture {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Sinks {
     pub log: LogSink,
     /// Batched HTTP sink; absent by default.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpSink>,
-}
-
-impl Default for Sinks {
-    fn default() -> Self {
-        Self {
-            log: LogSink::default(),
-            http: None,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

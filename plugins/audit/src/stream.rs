@@ -304,7 +304,8 @@ fn sampled(policy: &Policy, request_id: &str, status: u16) -> bool {
         bp => {
             use sha2::{Digest, Sha256};
             let digest = Sha256::digest(request_id.as_bytes());
-            let bucket = u32::from_le_bytes([digest[0], digest[1], digest[2], digest[3]]) % 10_000;
+            let head = digest.first_chunk::<4>().copied().unwrap_or_default();
+            let bucket = u32::from_le_bytes(head) % 10_000;
             bucket < bp
         }
     }

@@ -1,5 +1,13 @@
 //! Whole request flows through the audit plugin's logic, driven natively by `MockHost`.
 
+// Test helpers may panic: a panic is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 use kea_audit::{AuditRoot, AuditStream, LogOutcome};
 use kea_plugin_sdk::mock::MockHost;
 use kea_plugin_sdk::{Buffer, HeaderMap, Host};

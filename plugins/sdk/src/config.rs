@@ -59,6 +59,12 @@ mod tests {
     }
 
     #[test]
+    fn parses_valid_config() {
+        let parsed = parse_json::<Outer>(br#"{"sinks": [{"batchSize": 7}]}"#).unwrap();
+        assert_eq!(parsed.sinks[0].batch_size, 7);
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let err = parse_json::<Outer>(br#"{"sinks": [{"batchSize": 1}, {"batchSize": "x"}]}"#).unwrap_err();
         assert_eq!(err.path, "sinks[1].batchSize");

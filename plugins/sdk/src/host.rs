@@ -136,7 +136,7 @@ pub fn property_i64(host: &impl Host, path: &[&str]) -> Option<i64> {
 
 /// Reads a string property, replacing invalid UTF-8.
 pub fn property_string(host: &impl Host, path: &[&str]) -> Option<String> {
-    host.property(path).map(|raw| lossy(raw))
+    host.property(path).map(lossy)
 }
 
 /// Bytes to a `String`, replacing invalid UTF-8 with U+FFFD; reuses the buffer when it is valid.

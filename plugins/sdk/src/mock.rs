@@ -426,7 +426,9 @@ impl Host for MockHost {
             let n = self.random_counter.get();
             self.random_counter.set(n + 1);
             let digest = Sha256::digest(n.to_le_bytes());
-            chunk.copy_from_slice(&digest[..chunk.len()]);
+            for (out, byte) in chunk.iter_mut().zip(digest.iter()) {
+                *out = *byte;
+            }
         }
         Ok(())
     }
