@@ -121,9 +121,11 @@ fn machine() -> String {
         .ok()
         .and_then(|e| Command::new(e).arg("--version").output().ok())
         .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split('/')
+            // "<path>  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL"
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.split("version: ")
                 .nth(1)
+                .and_then(|v| v.split('/').nth(1))
                 .unwrap_or("?")
                 .to_string()
         })
