@@ -206,49 +206,35 @@ impl AuditStream {
         // Request headers as they are now: identity headers set by auth and the validation
         // outcome set by validate are visible here.
         let request_headers = host.headers(HeaderMap::RequestHeaders);
-        let mut request_lines = config
-            .headers
-            .request
-            .then(|| Vec::with_capacity(request_headers.len()));
         for (name, value) in &request_headers {
-            match name.as_str() {
-                "user-agent" => record.user_agent = Some(String::from_utf8_lossy(value).into_owned()),
-                "content-type" => {
-                    record.request_mime_type = Some(String::from_utf8_lossy(value).into_owned())
-                }
-                identity::SUBJECT => record.user_id = Some(String::from_utf8_lossy(value).into_owned()),
-                identity::ISSUER => record.issuer = Some(String::from_utf8_lossy(value).into_owned()),
-                identity::CLIENT => record.client_name = Some(String::from_utf8_lossy(value).into_owned()),
-                identity::SESSION => record.session_id = Some(String::from_utf8_lossy(value).into_owned()),
-                identity::VALIDATION => record.validation = Some(String::from_utf8_lossy(value).into_owned()),
-                _ => {}
-            }
-            if let Some(lines) = request_lines.as_mut() {
-                if !name.starts_with(':') {
-                    lines.push(config.redactor.header_line(name, value));
-                }
-            }
+            let field = match name.as_str() {
+                "user-agent" => &mut record.user_agent,
+                "content-type" => &mut record.request_mime_type,
+                identity::SUBJECT => &mut record.user_id,
+                identity::ISSUER => &mut record.issuer,
+                identity::CLIENT => &mut record.client_name,
+                identity::SESSION => &mut record.session_id,
+                identity::VALIDATION => &mut record.validation,
+                _ => continue,
+            };
+            *field = Some(String::from_utf8_lossy(value).into_owned());
         }
-        record.request_headers = request_lines;
-        let mut response_lines = config
-            .headers
-            .response
-            .then(|| Vec::with_capacity(response_headers.len()));
         for (name, value) in &response_headers {
-            match name.as_str() {
-                "content-type" => {
-                    record.response_mime_type = Some(String::from_utf8_lossy(value).into_owned())
-                }
-                identity::CACHE => record.cache_status = Some(String::from_utf8_lossy(value).into_owned()),
-                _ => {}
-            }
-            if let Some(lines) = response_lines.as_mut() {
-                if !name.starts_with(':') {
-                    lines.push(config.redactor.header_line(name, value));
-                }
-            }
+            let field = match name.as_str() {
+                "content-type" => &mut record.response_mime_type,
+                identity::CACHE => &mut record.cache_status,
+                _ => continue,
+            };
+            *field = Some(String::from_utf8_lossy(value).into_owned());
         }
-        record.response_headers = response_lines;
+        let lines = |headers: &[(String, Vec<u8>)]| {
+            let regular = headers.iter().filter(|(name, _)| !name.starts_with(':'));
+            regular
+                .map(|(name, value)| config.redactor.header_line(name, value))
+                .collect()
+        };
+        record.request_headers = config.headers.request.then(|| lines(&request_headers));
+        record.response_headers = config.headers.response.then(|| lines(&response_headers));
 
         if self.request_body.active {
             record.request_body = Some(config.redactor.body(
