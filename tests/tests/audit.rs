@@ -1,6 +1,6 @@
 //! End-to-end: real Envoy loading `dist/audit.wasm`, a real upstream, a real ClickHouse.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use kea_e2e::clickhouse::{ClickHouse, AUDIT_TABLE_DDL};
 use kea_e2e::envoy::{Envoy, EnvoyBuilder};
 use kea_e2e::http::{self, Response};
@@ -108,6 +108,22 @@ fn send_mixed(envoy: &Envoy, n: usize) -> Vec<Duration> {
     })
 }
 
+/// The plugin's counters, for failure messages.
+fn audit_stats(envoy: &Envoy) -> String {
+    let names = [
+        "records_total",
+        "records_sent_total",
+        "records_dropped_total",
+        "send_failures_total",
+        "buffer_records",
+    ];
+    let values: Vec<String> = names
+        .iter()
+        .map(|n| format!("{n}={:?}", envoy.stat(&format!("wasmcustom.kea_audit_{n}"))))
+        .collect();
+    values.join(" ")
+}
+
 fn assert_no_wasm_failure(envoy: &Envoy) {
     let logs = envoy.logs();
     for marker in ["panicked", "Function: proxy_on", "wasm trap", "Failed to"] {
@@ -128,6 +144,13 @@ fn a_thousand_requests_become_exactly_a_thousand_redacted_rows() -> Result<()> {
     send_mixed(&envoy, 1000);
     wait_for(Duration::from_secs(30), "1000 rows in ClickHouse", || {
         (clickhouse.count("kea_audit").ok()? >= 1000).then_some(())
+    })
+    .with_context(|| {
+        format!(
+            "ClickHouse rows: {:?}; {}",
+            clickhouse.count("kea_audit").ok(),
+            audit_stats(&envoy)
+        )
     })?;
     std::thread::sleep(Duration::from_millis(800)); // any duplicate would arrive within a flush
     assert_eq!(clickhouse.count("kea_audit")?, 1000);
@@ -202,6 +225,13 @@ fn a_log_store_outage_never_slows_requests_and_the_buffer_stays_bounded() -> Res
     let mut up = send_mixed(&envoy, 500);
     wait_for(Duration::from_secs(30), "baseline rows", || {
         (clickhouse.count("kea_audit").ok()? == 500).then_some(())
+    })
+    .with_context(|| {
+        format!(
+            "ClickHouse rows: {:?}; {}",
+            clickhouse.count("kea_audit").ok(),
+            audit_stats(&envoy)
+        )
     })?;
 
     clickhouse.stop();
@@ -247,11 +277,25 @@ fn a_log_store_outage_never_slows_requests_and_the_buffer_stays_bounded() -> Res
             .parse()
             .ok()?;
         (n == 100).then_some(())
+    })
+    .with_context(|| {
+        format!(
+            "ClickHouse rows: {:?}; {}",
+            clickhouse.count("kea_audit").ok(),
+            audit_stats(&envoy)
+        )
     })?;
 
     // Every record is accounted for: sent (and stored) or counted as dropped.
     wait_for(Duration::from_secs(30), "the buffer to drain", || {
         (envoy.stat("wasmcustom.kea_audit_buffer_records")? == 0).then_some(())
+    })
+    .with_context(|| {
+        format!(
+            "ClickHouse rows: {:?}; {}",
+            clickhouse.count("kea_audit").ok(),
+            audit_stats(&envoy)
+        )
     })?;
     std::thread::sleep(Duration::from_millis(500));
     let emitted = envoy.stat("wasmcustom.kea_audit_records_total").unwrap();

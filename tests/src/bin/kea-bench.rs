@@ -25,6 +25,12 @@ fn scenarios() -> Vec<Scenario> {
             name: "bare Envoy",
             plugins: vec![],
         },
+        // The floor: the audit VM loaded and a rule skipping every request, so its callbacks run
+        // but record nothing. What a wasm filter costs here before it does any work.
+        Scenario {
+            name: "floor: audit loaded, every request skipped",
+            plugins: vec![("audit", json!({"rules": [{"skip": true}]}))],
+        },
         Scenario {
             name: "audit, proxy-log sink (defaults)",
             plugins: vec![("audit", json!({}))],
