@@ -72,6 +72,11 @@ impl AuditRoot {
             None => (None, None),
         };
         host.set_tick_period(flusher.as_ref().map_or(IDLE_TICK, Flusher::flush_interval));
+        // A batch the previous configuration still held (in flight or waiting for a retry) will
+        // never be answered to this flusher: count it as dropped so the books still balance.
+        if let Some(old) = self.flusher.as_ref() {
+            metrics.dropped(host, old.held_records() as u64);
+        }
         self.runtime = Some(Rc::new(Runtime {
             config: compiled,
             metrics,

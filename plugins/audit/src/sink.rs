@@ -88,6 +88,14 @@ impl Flusher {
         self.sink.flush_interval
     }
 
+    /// Records taken from the buffer and not yet delivered or dropped.
+    pub fn held_records(&self) -> usize {
+        match &self.state {
+            State::Idle => 0,
+            State::InFlight { batch, .. } | State::Backoff { batch, .. } => batch.records.len(),
+        }
+    }
+
     pub fn is_idle(&self) -> bool {
         matches!(self.state, State::Idle)
     }

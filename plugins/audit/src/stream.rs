@@ -124,8 +124,7 @@ impl AuditStream {
         }
     }
 
-    /// Returns whether response bodies of this request are captured (the adapter can then skip
-    /// work in later phases otherwise).
+    /// Decides, from the response's content type, whether its body is captured.
     pub fn on_response_headers(&mut self, host: &impl Host) {
         if let Some(policy) = self.policy.as_ref().filter(|p| !p.skip && p.body.response) {
             let _phase = Phase::enter("audit.on_response_headers");

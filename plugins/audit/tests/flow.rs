@@ -461,6 +461,24 @@ fn buffer_stays_bounded_while_the_sink_is_down() {
 }
 
 #[test]
+fn reconfiguring_counts_a_held_batch_as_dropped() {
+    let host = MockHost::new()
+        .with_request("GET", "/", &[])
+        .with_response(200, &[]);
+    let mut root = configured(&host, clickhouse_config());
+    emit_requests(&mut root, &host, 3);
+    assert_eq!(host.calls().len(), 1, "a full batch is in flight");
+    root.configure(&host, clickhouse_config().to_string().as_bytes())
+        .unwrap();
+    assert_eq!(host.metric("kea_audit_records_dropped_total"), Some(3));
+    assert_eq!(
+        root.on_call_response(&host, host.calls()[0].token, 0),
+        None,
+        "the old call is not ours any more"
+    );
+}
+
+#[test]
 fn elastic_bulk_format_and_item_errors() {
     let host = MockHost::new()
         .with_request("GET", "/", &[])
