@@ -21,6 +21,18 @@ pub struct ClickHouse {
 impl ClickHouse {
     /// Starts a server with its own ports and data directory, based on the packaged config.
     pub fn start() -> Result<Self> {
+        // Its three ports are picked free and released before the server binds them; a parallel
+        // test can take one in between. A new pick fixes that.
+        let mut attempt = 1;
+        loop {
+            match Self::start_once() {
+                Err(_) if attempt < 3 => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once() -> Result<Self> {
         let system = fs::read_to_string(SYSTEM_CONFIG).with_context(|| {
             format!("{SYSTEM_CONFIG} missing — run scripts/install-deps.sh (Debian clickhouse-server)")
         })?;

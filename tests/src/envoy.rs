@@ -166,6 +166,20 @@ impl EnvoyBuilder {
 
     /// Starts Envoy and waits until it is ready; fails with the log if it does not come up.
     pub fn start(self) -> Result<Envoy> {
+        // Ports are picked free and released before Envoy binds them; a parallel test can take one
+        // in between. That shows as a bind failure, and a new pick fixes it.
+        let mut attempt = 1;
+        loop {
+            match self.start_once() {
+                Err(err) if attempt < 3 && format!("{err:#}").contains("ddress already in use") => {
+                    attempt += 1
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn start_once(&self) -> Result<Envoy> {
         let (mut child, spec, dir) = self.launch()?;
         let ready = format!("http://127.0.0.1:{}/ready", spec.admin_port);
         let log_path = dir.path().join("envoy.log");
