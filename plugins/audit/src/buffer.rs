@@ -13,6 +13,8 @@ pub const QUEUE_NAME: &str = "kea.audit.records";
 /// Shared-data key holding `(records, bytes)` as two little-endian u64.
 pub const COUNTERS_KEY: &str = "kea.audit.buffer";
 const CAS_ATTEMPTS: usize = 16;
+/// Attempts to reserve room for one record (each eviction or lost CAS race uses one).
+const PUSH_ATTEMPTS: usize = 64;
 
 /// Occupancy of the buffer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,6 +82,9 @@ impl SharedBuffer {
     }
 
     /// Adds a record, evicting the oldest ones first if the bound would be exceeded.
+    ///
+    /// The record is counted before it is enqueued, so a consumer can only take records that are
+    /// already counted and the counters never fall below the queue's real length.
     pub fn push(&self, host: &impl Host, record: &[u8]) -> PushOutcome {
         let size = record.len() as u64;
         let mut outcome = PushOutcome::default();
@@ -88,44 +93,51 @@ impl SharedBuffer {
             outcome.occupancy = self.occupancy(host);
             return outcome;
         }
-        let (raw, mut cas) = host.shared_data(COUNTERS_KEY);
-        let mut occupancy = Occupancy::decode(raw.as_deref());
-        while occupancy.records + 1 > self.max_records || occupancy.bytes + size > self.max_bytes {
-            cas = None; // the counters changed; the fast path below no longer applies
-            match host.dequeue(self.queue) {
-                Ok(Some(oldest)) => {
-                    outcome.dropped += 1;
-                    occupancy = self.adjust(host, -1, -(oldest.len() as i64));
+        let mut reserved = None;
+        for _ in 0..PUSH_ATTEMPTS {
+            let (raw, cas) = host.shared_data(COUNTERS_KEY);
+            let occupancy = Occupancy::decode(raw.as_deref());
+            if occupancy.records + 1 > self.max_records || occupancy.bytes + size > self.max_bytes {
+                match host.dequeue(self.queue) {
+                    Ok(Some(oldest)) => {
+                        outcome.dropped += 1;
+                        self.adjust(host, -1, -(oldest.len() as i64));
+                    }
+                    // Counted as full but empty: the counters drifted (e.g. a worker stopped
+                    // between counting and enqueueing). Start counting afresh.
+                    _ => {
+                        self.reset(host);
+                    }
                 }
-                // The counters say full but the queue is empty: they drifted (e.g. a worker died
-                // between enqueue and count). Start counting afresh.
-                _ => {
-                    occupancy = self.reset(host);
+                continue;
+            }
+            let next = Occupancy {
+                records: occupancy.records + 1,
+                bytes: occupancy.bytes + size,
+            };
+            // No CAS token means the key does not exist yet; 0 writes unconditionally.
+            match host.set_shared_data(COUNTERS_KEY, &next.encode(), Some(cas.unwrap_or(0))) {
+                Ok(()) => {
+                    reserved = Some(next);
                     break;
                 }
+                Err(HostError::CasMismatch) => continue,
+                Err(_) => break,
             }
         }
+        let Some(occupancy) = reserved else {
+            log::warn!("audit buffer: could not reserve room for a record; dropped");
+            outcome.dropped += 1;
+            outcome.occupancy = self.occupancy(host);
+            return outcome;
+        };
         if host.enqueue(self.queue, record).is_err() {
             outcome.dropped += 1;
-            outcome.occupancy = occupancy;
+            outcome.occupancy = self.adjust(host, -1, -(size as i64));
             return outcome;
         }
         outcome.accepted = true;
-        // Fast path: one write with the token read above; under contention, the CAS loop.
-        let next = Occupancy {
-            records: occupancy.records + 1,
-            bytes: occupancy.bytes + size,
-        };
-        outcome.occupancy = match cas {
-            Some(token)
-                if host
-                    .set_shared_data(COUNTERS_KEY, &next.encode(), Some(token))
-                    .is_ok() =>
-            {
-                next
-            }
-            _ => self.adjust(host, 1, size as i64),
-        };
+        outcome.occupancy = occupancy;
         outcome
     }
 
