@@ -3,7 +3,7 @@
 //! invocation, interleaved over several rounds; the median of the rounds is reported with the
 //! ratio to bare Envoy.
 //!
-//! Usage: kea-bench [--duration SECS] [--rounds N] [--connections N] [--write bench/README.md]
+//! Usage: kea-bench [--duration SECS] [--rounds N] [--connections N] [--only TEXT] [--write bench/README.md]
 
 use anyhow::{bail, Context, Result};
 use kea_e2e::envoy::EnvoyBuilder;
@@ -155,7 +155,14 @@ fn main() -> Result<()> {
         .unwrap_or(20);
 
     let upstream = Upstream::start_with_threads(1)?;
-    let scenarios = scenarios();
+    // `--only TEXT` keeps bare Envoy and the scenarios whose name contains TEXT.
+    let only = flag("--only");
+    let scenarios: Vec<Scenario> = scenarios()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, s)| *i == 0 || only.as_deref().is_none_or(|text| s.name.contains(text)))
+        .map(|(_, s)| s)
+        .collect();
     let mut results: Vec<Vec<Measurement>> = vec![Vec::new(); scenarios.len()];
     for round in 1..=rounds {
         for (i, scenario) in scenarios.iter().enumerate() {
