@@ -2,6 +2,9 @@
 //!
 //! - `/status/<code>[/...]` answers with that status;
 //! - `/echo[/...]` answers with the request's method, path, headers and body size as JSON;
+//! - `POST /ingest` is a small log collector: it accepts newline-delimited JSON and Elasticsearch
+//!   `_bulk` bodies (checking each action line), answers like the real thing, and (in tests) keeps
+//!   the documents;
 //! - anything else answers 200 with a fixed ~1 KB JSON body.
 //!
 //! Every request is counted, so tests can prove what did (not) reach the upstream.
@@ -11,17 +14,106 @@ use axum::body::{to_bytes, Body};
 use axum::http::{header, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// The fixed body: a realistic ~1 KB JSON document.
 pub fn payload() -> &'static str {
     r#"{"id":"c0ffee00-1234-4abc-9def-0123456789ab","name":"Sample resource","kind":"pet","status":"available","tags":[{"id":1,"name":"friendly"},{"id":2,"name":"vaccinated"},{"id":3,"name":"house-trained"}],"owner":{"id":42,"name":"Alice Example","email":"alice@example.com","address":{"street":"1 Main Street","city":"Springfield","zip":"12345","country":"US"}},"photos":["https://img.example.com/p/1.jpg","https://img.example.com/p/2.jpg","https://img.example.com/p/3.jpg"],"attributes":{"weight":4.2,"height":31.5,"color":"tabby","born":"2021-04-01","microchip":"985112004512345"},"history":[{"at":"2024-01-02T10:00:00Z","event":"registered"},{"at":"2024-02-03T11:30:00Z","event":"vaccinated"},{"at":"2024-03-04T09:15:00Z","event":"checkup"}],"links":{"self":"/pets/c0ffee00","owner":"/owners/42","photos":"/pets/c0ffee00/photos"},"notes":"A calm and friendly cat that enjoys sunny windows, gentle brushing and quiet evenings. Good with children."}"#
 }
 
-async fn handle(hits: Arc<AtomicU64>, request: Request<Body>) -> Response {
-    hits.fetch_add(1, Ordering::Relaxed);
+/// What the upstream counts and collects.
+#[derive(Debug, Default)]
+pub struct State {
+    hits: AtomicU64,
+    /// Documents received on `/ingest`; `None` counts only (the benchmark must not grow memory).
+    ingested: Option<Mutex<Vec<Value>>>,
+}
+
+impl State {
+    pub fn counting() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    pub fn collecting() -> Arc<Self> {
+        Arc::new(Self {
+            hits: AtomicU64::new(0),
+            ingested: Some(Mutex::new(Vec::new())),
+        })
+    }
+}
+
+/// Parses an `/ingest` body: `_bulk` when its first line is an action, JSON lines otherwise.
+/// Returns the documents, or why the body is malformed.
+fn parse_ingest(body: &[u8]) -> Result<(Vec<Value>, bool), String> {
+    let text = std::str::from_utf8(body).map_err(|e| format!("body is not UTF-8: {e}"))?;
+    let lines: Vec<Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).map_err(|e| format!("line is not JSON ({e}): {l}")))
+        .collect::<Result<_, _>>()?;
+    let bulk = lines
+        .first()
+        .is_some_and(|first| first.get("create").is_some() || first.get("index").is_some());
+    if !bulk {
+        return Ok((lines, false));
+    }
+    let mut documents = Vec::new();
+    for pair in lines.chunks(2) {
+        let [action, document] = pair else {
+            return Err("a bulk action without a document".into());
+        };
+        let index = action
+            .get("create")
+            .or_else(|| action.get("index"))
+            .and_then(|a| a.get("_index"));
+        if !index.is_some_and(Value::is_string) {
+            return Err(format!("bad bulk action line: {action}"));
+        }
+        let mut document = document.clone();
+        if let Some(map) = document.as_object_mut() {
+            map.insert("_index".into(), index.cloned().unwrap_or_default());
+        }
+        documents.push(document);
+    }
+    Ok((documents, true))
+}
+
+async fn ingest(state: &State, request: Request<Body>) -> Response {
+    let body = to_bytes(request.into_body(), 64 * 1024 * 1024)
+        .await
+        .unwrap_or_default();
+    let (documents, bulk) = match parse_ingest(&body) {
+        Ok(parsed) => parsed,
+        Err(reason) => return (StatusCode::BAD_REQUEST, reason).into_response(),
+    };
+    let count = documents.len();
+    if let Some(store) = &state.ingested {
+        if let Ok(mut store) = store.lock() {
+            store.extend(documents);
+        }
+    }
+    let answer = if bulk {
+        let items: Vec<Value> = (0..count).map(|_| json!({"create": {"status": 201}})).collect();
+        json!({"took": 1, "errors": false, "items": items})
+    } else {
+        json!({"accepted": count})
+    };
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.to_string(),
+    )
+        .into_response()
+}
+
+async fn handle(state: Arc<State>, request: Request<Body>) -> Response {
+    state.hits.fetch_add(1, Ordering::Relaxed);
     let path = request.uri().path().to_string();
+    if path == "/ingest" && request.method() == axum::http::Method::POST {
+        return ingest(&state, request).await;
+    }
     if let Some(rest) = path.strip_prefix("/status/") {
         let code = rest
             .split('/')
@@ -71,8 +163,8 @@ async fn handle(hits: Arc<AtomicU64>, request: Request<Body>) -> Response {
 }
 
 /// Serves until the process ends (used by the `kea-upstream` binary).
-pub async fn serve(listener: tokio::net::TcpListener, hits: Arc<AtomicU64>) -> std::io::Result<()> {
-    let app = Router::new().fallback(move |request: Request<Body>| handle(Arc::clone(&hits), request));
+pub async fn serve(listener: tokio::net::TcpListener, state: Arc<State>) -> std::io::Result<()> {
+    let app = Router::new().fallback(move |request: Request<Body>| handle(Arc::clone(&state), request));
     axum::serve(listener, app).await
 }
 
@@ -80,34 +172,47 @@ pub async fn serve(listener: tokio::net::TcpListener, hits: Arc<AtomicU64>) -> s
 #[derive(Debug)]
 pub struct Upstream {
     pub port: u16,
-    hits: Arc<AtomicU64>,
+    state: Arc<State>,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl Upstream {
+    /// An upstream for tests: two threads, and `/ingest` keeps what it receives.
     pub fn start() -> Result<Self> {
-        Self::start_with_threads(2)
+        Self::launch(2, State::collecting())
     }
 
     /// With a given number of worker threads (the benchmark uses 1, to leave the cores to Envoy).
     pub fn start_with_threads(threads: usize) -> Result<Self> {
+        Self::launch(threads, State::counting())
+    }
+
+    fn launch(threads: usize, state: Arc<State>) -> Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .enable_all()
             .build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let port = listener.local_addr()?.port();
-        let hits = Arc::new(AtomicU64::new(0));
-        runtime.spawn(serve(listener, Arc::clone(&hits)));
+        runtime.spawn(serve(listener, Arc::clone(&state)));
         Ok(Self {
             port,
-            hits,
+            state,
             _runtime: runtime,
         })
     }
 
     /// Requests received so far.
     pub fn hits(&self) -> u64 {
-        self.hits.load(Ordering::Relaxed)
+        self.state.hits.load(Ordering::Relaxed)
+    }
+
+    /// Documents received on `/ingest` so far.
+    pub fn ingested(&self) -> Vec<Value> {
+        self.state
+            .ingested
+            .as_ref()
+            .and_then(|s| s.lock().ok().map(|s| s.clone()))
+            .unwrap_or_default()
     }
 }

@@ -472,3 +472,83 @@ fn hostile_requests_are_recorded_safely() -> Result<()> {
     assert_eq!(http::get(&envoy.url("/after"))?.status, 200);
     Ok(())
 }
+
+/// Sends `n` GETs with request ids `<prefix>-<i>`.
+fn send_ids(envoy: &Envoy, prefix: &str, n: usize) -> Result<()> {
+    for i in 0..n {
+        let response = http::send(
+            "GET",
+            &envoy.url("/pets/1"),
+            &[("x-request-id", &format!("{prefix}-{i}"))],
+            None,
+        )?;
+        assert_eq!(response.status, 200);
+    }
+    Ok(())
+}
+
+#[test]
+fn json_lines_and_elastic_bulk_sinks_deliver_every_record() -> Result<()> {
+    let collector = Upstream::start()?;
+    let upstream = Upstream::start()?;
+    for (format, extra) in [
+        ("jsonLines", json!({})),
+        ("elasticBulk", json!({"index": "audit-e2e"})),
+    ] {
+        let mut http = json!({"cluster": "collector", "format": format, "path": "/ingest", "batchSize": 25, "flushInterval": "100ms"});
+        if let (Some(base), Some(extra)) = (http.as_object_mut(), extra.as_object()) {
+            base.extend(extra.clone());
+        }
+        let envoy = EnvoyBuilder::new(upstream.port)
+            .concurrency(2)
+            .cluster("collector", collector.port)
+            .plugin(
+                "audit",
+                json!({"sinks": {"log": {"enabled": false}, "http": http}}),
+            )?
+            .start()?;
+        send_ids(&envoy, format, 200)?;
+        let mine = || -> Vec<Value> {
+            let prefix = format!("{format}-");
+            collector
+                .ingested()
+                .into_iter()
+                .filter(|d| {
+                    d["http.request.id"]
+                        .as_str()
+                        .is_some_and(|id| id.starts_with(&prefix))
+                })
+                .collect()
+        };
+        wait_for(Duration::from_secs(20), "records at the collector", || {
+            (mine().len() >= 200).then_some(())
+        })
+        .with_context(|| format!("{format}: {} records; {}", mine().len(), audit_stats(&envoy)))?;
+        std::thread::sleep(Duration::from_millis(300));
+        let documents = mine();
+        assert_eq!(documents.len(), 200, "{format}: every record exactly once");
+        let mut ids: Vec<&str> = documents
+            .iter()
+            .filter_map(|d| d["http.request.id"].as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), 200);
+        if format == "elasticBulk" {
+            assert!(
+                documents.iter().all(|d| d["_index"] == "audit-e2e"),
+                "every document under its bulk action"
+            );
+        }
+        assert_eq!(envoy.stat("wasmcustom.kea_audit_records_sent_total"), Some(200));
+        assert_eq!(envoy.stat("wasmcustom.kea_audit_send_failures_total"), Some(0));
+        // The same counters in Prometheus form, as a scraper sees them.
+        let prometheus = http::get(&envoy.admin_url("/stats/prometheus"))?.body;
+        assert!(
+            prometheus.contains("\nkea_audit_records_sent_total{} 200\n"),
+            "{prometheus}"
+        );
+        assert_no_wasm_failure(&envoy);
+    }
+    Ok(())
+}

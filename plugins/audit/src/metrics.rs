@@ -1,5 +1,5 @@
-//! The audit plugin's proxy metrics. Envoy shows them under `wasmcustom.` (and as
-//! `envoy_wasmcustom_*` on `/stats/prometheus`); all workers add to the same counters.
+//! The audit plugin's proxy metrics. Envoy shows them as `wasmcustom.<name>` on `/stats` and
+//! under their own names on `/stats/prometheus`; all workers add to the same counters.
 
 use crate::buffer::Occupancy;
 use kea_plugin_sdk::{Host, Metric};

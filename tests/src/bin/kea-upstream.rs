@@ -2,8 +2,6 @@
 //! Usage: kea-upstream [PORT] (default 8081).
 
 use anyhow::Context;
-use std::sync::atomic::AtomicU64;
-use std::sync::Arc;
 
 fn main() -> anyhow::Result<()> {
     let port: u16 = std::env::args()
@@ -22,7 +20,7 @@ fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot bind 127.0.0.1:{port}"))?;
         eprintln!("kea-upstream listening on 127.0.0.1:{port}");
-        kea_e2e::upstream::serve(listener, Arc::new(AtomicU64::new(0))).await?;
+        kea_e2e::upstream::serve(listener, kea_e2e::upstream::State::counting()).await?;
         Ok(())
     })
 }
