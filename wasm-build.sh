@@ -16,7 +16,7 @@ if [ ${#plugins[@]} -eq 0 ]; then
   done
 fi
 
-rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
+rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1 || die "cannot install the wasm32-wasip1 target with rustup"
 
 packages=()
 for p in "${plugins[@]}"; do packages+=(-p "kea-$p"); done

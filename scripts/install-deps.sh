@@ -11,21 +11,21 @@ scope="${1:-all}"
 
 if ! rustup target list --installed | grep -qx wasm32-wasip1; then
   log "installing the wasm32-wasip1 Rust target"
-  rustup target add wasm32-wasip1
+  rustup target add wasm32-wasip1 || die "cannot install the wasm32-wasip1 target with rustup"
 fi
 
 missing=()
 command -v wasm-opt >/dev/null || missing+=(binaryen)
 if [ "$scope" = all ]; then
   command -v wrk >/dev/null || missing+=(wrk)
-  command -v clickhouse-server >/dev/null || missing+=(clickhouse-server)
+  # /usr/sbin is not on every user's PATH.
+  command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The package may start a system-wide server on :8123/:9000; tests run their own on free ports.
   if command -v service >/dev/null; then $sudo service clickhouse-server stop >/dev/null 2>&1 || true; fi
 fi

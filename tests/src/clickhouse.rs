@@ -76,7 +76,12 @@ impl ClickHouse {
     }
 
     fn launch(&mut self) -> Result<()> {
-        let child = Command::new("clickhouse-server")
+        // Debian installs it in /usr/sbin, which is not on every user's PATH.
+        let binary = ["/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("clickhouse-server");
+        let child = Command::new(binary)
             .arg(format!("--config-file={}", self.config.display()))
             .current_dir(self.dir.path())
             .stdin(Stdio::null())

@@ -28,8 +28,13 @@ pub fn envoy_binary() -> Result<PathBuf> {
     let path = match std::env::var_os("KEA_ENVOY") {
         Some(path) => PathBuf::from(path),
         None => {
-            let home = std::env::var_os("HOME").context("HOME is not set")?;
-            PathBuf::from(home).join(".cache/kea/envoy-1.40.0/envoy")
+            let cache = match std::env::var_os("KEA_CACHE") {
+                Some(cache) => PathBuf::from(cache),
+                None => {
+                    PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".cache/kea")
+                }
+            };
+            cache.join("envoy-1.40.0/envoy")
         }
     };
     if !path.exists() {
