@@ -1,6 +1,7 @@
 //! A fast local upstream for tests, benchmarks and the example gateway.
 //!
 //! - `/status/<code>[/...]` answers with that status;
+//! - `/delay/<ms>` answers like any other path, after that many milliseconds;
 //! - `/echo[/...]` answers with the request's method, path, headers and body size as JSON;
 //! - `POST /ingest` is a small log collector: it accepts newline-delimited JSON and Elasticsearch
 //!   `_bulk` bodies (checking each action line), answers like the real thing, and (in tests) keeps
@@ -113,6 +114,9 @@ async fn handle(state: Arc<State>, request: Request<Body>) -> Response {
     let path = request.uri().path().to_string();
     if path == "/ingest" && request.method() == axum::http::Method::POST {
         return ingest(&state, request).await;
+    }
+    if let Some(ms) = path.strip_prefix("/delay/").and_then(|ms| ms.parse::<u64>().ok()) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms.min(10_000))).await;
     }
     if let Some(rest) = path.strip_prefix("/status/") {
         let code = rest

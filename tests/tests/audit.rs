@@ -552,3 +552,59 @@ fn json_lines_and_elastic_bulk_sinks_deliver_every_record() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn a_log_store_that_resets_connections_and_clients_that_hang_up_do_not_break_the_vm() -> Result<()> {
+    // A "log store" that accepts connections and closes them without answering.
+    let resetter = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let resetter_port = resetter.local_addr()?.port();
+    std::thread::spawn(move || {
+        for stream in resetter.incoming().flatten() {
+            drop(stream);
+        }
+    });
+    let upstream = Upstream::start()?;
+    let sink = json!({"cluster": "resetter", "format": "jsonLines", "batchSize": 5, "flushInterval": "100ms",
+                      "maxRetries": 1, "initialBackoff": "100ms"});
+    let envoy = EnvoyBuilder::new(upstream.port)
+        .cluster("resetter", resetter_port)
+        .plugin("audit", json!({"sinks": {"http": sink}}))?
+        .start()?;
+    send_ids(&envoy, "reset", 20)?;
+    wait_for(Duration::from_secs(20), "failed sends to be counted", || {
+        (envoy.stat("wasmcustom.kea_audit_send_failures_total")? >= 2).then_some(())
+    })
+    .with_context(|| audit_stats(&envoy))?;
+
+    // Clients that hang up before the response: the exchange ends without response headers.
+    for _ in 0..5 {
+        let mut stream = TcpStream::connect(("127.0.0.1", envoy.spec.listen_port))?;
+        stream.write_all(b"GET /delay/300 HTTP/1.1\r\nhost: x\r\nx-request-id: hung-up\r\n\r\n")?;
+        drop(stream);
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    let record = wait_for(
+        Duration::from_secs(10),
+        "a record of the abandoned request",
+        || {
+            envoy
+                .logged_json()
+                .into_iter()
+                .find(|r| r["http.request.id"] == "hung-up")
+        },
+    )?;
+    assert_ne!(record["http.response.status_code"], 200, "{record}");
+
+    // The VM is alive: requests are still answered and still audited.
+    send_ids(&envoy, "after", 5)?;
+    wait_for(Duration::from_secs(10), "records after the failures", || {
+        envoy
+            .logged_json()
+            .into_iter()
+            .find(|r| r["http.request.id"] == "after-4")
+    })?;
+    assert_no_wasm_failure(&envoy);
+    let emitted = envoy.stat("wasmcustom.kea_audit_records_total").unwrap();
+    assert!(emitted >= 30, "{}", audit_stats(&envoy));
+    Ok(())
+}

@@ -107,8 +107,14 @@ impl AuditRoot {
         }
     }
 
-    pub fn on_call_response(&mut self, host: &impl Host, token: u32, body_size: usize) -> Option<Delivery> {
+    pub fn on_call_response(
+        &mut self,
+        host: &impl Host,
+        token: u32,
+        headers: usize,
+        body_size: usize,
+    ) -> Option<Delivery> {
         let (flusher, runtime) = (self.flusher.as_mut()?, self.runtime.as_ref()?);
-        flusher.on_call_response(host, &runtime.metrics, token, body_size)
+        flusher.on_call_response(host, &runtime.metrics, token, headers, body_size)
     }
 }

@@ -163,11 +163,15 @@ impl Flusher {
     }
 
     /// Handles the answer to a callout. Returns `None` when the token is not ours.
+    /// `headers` is the number of response headers Envoy reports: 0 means there was no response
+    /// at all (stream reset), and the call-response maps must not be read (they do not exist, and
+    /// reading them makes the SDK panic).
     pub fn on_call_response(
         &mut self,
         host: &impl Host,
         metrics: &AuditMetrics,
         token: u32,
+        headers: usize,
         body_size: usize,
     ) -> Option<Delivery> {
         let _phase = Phase::enter("audit.flusher.on_call_response");
@@ -178,8 +182,9 @@ impl Flusher {
                 return None;
             }
         };
-        let status = host
-            .header(HeaderMap::CallResponseHeaders, ":status")
+        let status = (headers > 0)
+            .then(|| host.header(HeaderMap::CallResponseHeaders, ":status"))
+            .flatten()
             .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
         match status {
             Some(200..=299) => {
@@ -192,12 +197,15 @@ impl Flusher {
                 Some(Delivery::Sent { records })
             }
             other => {
-                let detail = match (other, host.buffer(Buffer::CallResponseBody, 0, 512)) {
+                let body = (body_size > 0)
+                    .then(|| host.buffer(Buffer::CallResponseBody, 0, 512))
+                    .flatten();
+                let detail = match (other, body) {
                     (Some(code), Some(body)) => {
                         format!("status {code}: {}", String::from_utf8_lossy(&body).trim())
                     }
                     (Some(code), None) => format!("status {code}"),
-                    (None, _) => "no response (connection failure or timeout)".into(),
+                    (None, _) => "no response (stream reset)".into(),
                 };
                 log::warn!(
                     "audit sink {}: batch of {} failed: {detail}",

@@ -24,8 +24,9 @@ struct Root {
 }
 
 impl Context for Root {
-    fn on_http_call_response(&mut self, token_id: u32, _headers: usize, body_size: usize, _trailers: usize) {
-        self.inner.on_call_response(&ProxyHost, token_id, body_size);
+    fn on_http_call_response(&mut self, token_id: u32, headers: usize, body_size: usize, _trailers: usize) {
+        self.inner
+            .on_call_response(&ProxyHost, token_id, headers, body_size);
     }
 }
 
