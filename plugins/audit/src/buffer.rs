@@ -3,8 +3,8 @@
 //! Records wait in a proxy shared queue (FIFO, visible to all workers' VMs). Shared queues are
 //! unbounded in Envoy, so the buffer keeps its own count of records and bytes in shared data,
 //! updated with compare-and-swap; a producer that would exceed the bound first dequeues and drops
-//! the oldest records. Concurrent producers can overshoot by at most one record each, which keeps
-//! memory bounded without any lock.
+//! the oldest records. A record is counted before it is enqueued, so the counters never fall
+//! below the queue's real length, and memory stays bounded without any lock.
 
 use kea_plugin_sdk::{Bytes, Host, HostError};
 
@@ -66,6 +66,11 @@ impl SharedBuffer {
     /// and notifies the last registrant, and every worker also drains on its tick.
     pub fn register(host: &impl Host, max_records: u64, max_bytes: u64) -> Result<Self, HostError> {
         let queue = host.register_queue(QUEUE_NAME)?;
+        // Create the counters once, so every later write can be a real compare-and-swap (a write
+        // to a missing key cannot be). Workers racing here all write zeros.
+        if host.shared_data(COUNTERS_KEY).1.is_none() {
+            host.set_shared_data(COUNTERS_KEY, &Occupancy::default().encode(), None)?;
+        }
         Ok(Self {
             queue,
             max_records,
@@ -104,9 +109,11 @@ impl SharedBuffer {
                         self.adjust(host, -1, -(oldest.len() as i64));
                     }
                     // Counted as full but empty: the counters drifted (e.g. a worker stopped
-                    // between counting and enqueueing). Start counting afresh.
+                    // between counting and enqueueing). Start counting afresh — unless someone
+                    // wrote since we read, in which case we simply look again.
                     _ => {
-                        self.reset(host);
+                        let zero = Occupancy::default();
+                        let _ = host.set_shared_data(COUNTERS_KEY, &zero.encode(), Some(cas.unwrap_or(0)));
                     }
                 }
                 continue;
@@ -158,12 +165,6 @@ impl SharedBuffer {
             self.adjust(host, -(batch.len() as i64), -(bytes as i64));
         }
         batch
-    }
-
-    fn reset(&self, host: &impl Host) -> Occupancy {
-        let zero = Occupancy::default();
-        let _ = host.set_shared_data(COUNTERS_KEY, &zero.encode(), None);
-        zero
     }
 
     /// Adds deltas to the counters with a CAS loop; saturates at zero.

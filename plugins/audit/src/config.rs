@@ -517,10 +517,10 @@ fn compile_redactor(config: &RedactConfig) -> Result<Redactor, ConfigError> {
 
 fn compile_http_sink(sink: &HttpSink) -> Result<CompiledHttpSink, ConfigError> {
     let err = |field: &str, reason: String| ConfigError::new(format!("sinks.http.{field}"), reason);
-    if sink.cluster.trim().is_empty() {
+    if sink.cluster.is_empty() || sink.cluster.trim() != sink.cluster {
         return Err(err(
             "cluster",
-            "must name the Envoy cluster of the log store".into(),
+            "must name the Envoy cluster of the log store (no surrounding spaces)".into(),
         ));
     }
     if sink.batch_size == 0 {
@@ -545,6 +545,9 @@ fn compile_http_sink(sink: &HttpSink) -> Result<CompiledHttpSink, ConfigError> {
     let flush = sink.flush_interval.get();
     if flush < Duration::from_millis(10) || flush > Duration::from_secs(300) {
         return Err(err("flushInterval", "must be between 10ms and 5m".into()));
+    }
+    if sink.max_backoff.get() > Duration::from_secs(3600) {
+        return Err(err("maxBackoff", "must be at most 1h".into()));
     }
     if sink.initial_backoff.get().is_zero() || sink.initial_backoff > sink.max_backoff {
         return Err(err(
@@ -575,11 +578,12 @@ fn compile_http_sink(sink: &HttpSink) -> Result<CompiledHttpSink, ConfigError> {
     let index = sink.index.clone().unwrap_or_else(|| "kea-audit".into());
     if index.is_empty()
         || index.starts_with(['_', '-', '+'])
+        || index.chars().any(|c| c.is_uppercase())
         || index.contains(['"', '\\', ' ', ',', '/', '*', '?', '<', '>', '|', '#'])
     {
         return Err(err(
             "index",
-            format!("{index:?} is not an Elasticsearch index name"),
+            format!("{index:?} is not an Elasticsearch index name (lowercase, no spaces or \\/*?\"<>|,#)"),
         ));
     }
     let path = match (&sink.path, sink.format) {

@@ -248,8 +248,9 @@ impl Flusher {
             return Delivery::Dropped { records };
         }
         let after = backoff(self.sink.initial_backoff, self.sink.max_backoff, batch.failures);
+        let now = host.now();
         self.state = State::Backoff {
-            until: host.now() + after,
+            until: now.checked_add(after).unwrap_or(now),
             batch,
         };
         Delivery::WillRetry { after }

@@ -139,9 +139,11 @@ impl PathTemplate {
                         remaining = remaining.get(close + 1..).unwrap_or_default();
                     }
                     Some(open) => {
-                        pieces.push(Piece::Literal(
-                            remaining.get(..open).unwrap_or_default().to_string(),
-                        ));
+                        let literal = remaining.get(..open).unwrap_or_default();
+                        if literal.contains('}') {
+                            return Err(bad("'}' without '{'"));
+                        }
+                        pieces.push(Piece::Literal(literal.to_string()));
                         remaining = remaining.get(open..).unwrap_or_default();
                     }
                     None => {
@@ -184,36 +186,52 @@ impl PathTemplate {
     }
 }
 
-/// Matches one path segment against literal/parameter pieces; parameters are non-empty and take
-/// the shortest text up to the next literal.
+/// Matches one path segment against literal/parameter pieces. A parameter is non-empty and
+/// ends at an occurrence of the next literal; later occurrences are tried when the rest does not
+/// match (`{name}.json` matches `a.json.json` with `name = a.json`).
 fn match_segment<'t, 'p>(
     pieces: &'t [Piece],
     segment: &'p str,
     out: &mut Vec<(&'t str, &'p str)>,
 ) -> Option<()> {
-    let mut rest = segment;
-    let mut iter = pieces.iter().peekable();
-    while let Some(piece) = iter.next() {
-        match piece {
-            Piece::Literal(literal) => rest = rest.strip_prefix(literal.as_str())?,
-            Piece::Param(name) => {
-                let value = match iter.peek() {
-                    Some(Piece::Literal(next)) => {
-                        let at = rest.get(1..)?.find(next.as_str())? + 1;
-                        let (value, tail) = rest.split_at(at);
-                        rest = tail;
-                        value
-                    }
-                    _ => std::mem::take(&mut rest),
-                };
-                if value.is_empty() {
-                    return None;
-                }
-                out.push((name.as_str(), value));
+    let Some((piece, tail)) = pieces.split_first() else {
+        return segment.is_empty().then_some(());
+    };
+    match piece {
+        Piece::Literal(literal) => match_segment(tail, segment.strip_prefix(literal.as_str())?, out),
+        Piece::Param(name) => match tail.first() {
+            None => {
+                (!segment.is_empty()).then(|| out.push((name.as_str(), segment)))?;
+                Some(())
             }
-        }
+            Some(Piece::Literal(next)) => {
+                // `match_indices` yields byte offsets on character boundaries, so splitting is safe.
+                for (at, _) in segment.match_indices(next.as_str()).filter(|(at, _)| *at > 0) {
+                    let (value, rest) = segment.split_at(at);
+                    let mark = out.len();
+                    out.push((name.as_str(), value));
+                    if match_segment(tail, rest, out).is_some() {
+                        return Some(());
+                    }
+                    out.truncate(mark);
+                }
+                None
+            }
+            // Rejected when the template is parsed.
+            Some(Piece::Param(_)) => None,
+        },
     }
-    rest.is_empty().then_some(())
+}
+
+/// Whether a path holds dot-segments or encoded dots/slashes, which the upstream may resolve
+/// to a different path than the one matched (`/public/../admin`). Such paths match no path
+/// condition: a rule meant for `/public` must not apply to them.
+fn is_ambiguous_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    if lower.contains("%2e") || lower.contains("%2f") || lower.contains("%5c") || lower.contains('\\') {
+        return true;
+    }
+    path.split('/').any(|segment| segment == "." || segment == "..")
 }
 
 /// A compiled match block.
@@ -282,6 +300,9 @@ impl Matcher {
             if !self.hosts.iter().any(|pattern| pattern.matches(host)) {
                 return false;
             }
+        }
+        if (self.path_prefix.is_some() || self.path_template.is_some()) && is_ambiguous_path(request.path) {
+            return false;
         }
         if let Some(prefix) = &self.path_prefix {
             if !prefix_matches(prefix, request.path) {
@@ -426,6 +447,35 @@ mod tests {
         assert!(t.captures("/pets/1/photos/a.png/more").is_none());
         assert!(t.captures("/pets/1/photos/.png").is_none());
         assert_eq!(PathTemplate::parse("/a/{x}").unwrap().param_count(), 1);
+    }
+
+    #[test]
+    fn templates_backtrack_and_handle_multibyte_segments() {
+        let t = PathTemplate::parse("/files/{name}.json").unwrap();
+        assert_eq!(
+            t.captures("/files/a.json.json").unwrap(),
+            vec![("name", "a.json")]
+        );
+        assert_eq!(t.captures("/files/é.json").unwrap(), vec![("name", "é")]);
+        assert!(t.captures("/files/.json").is_none());
+        let t = PathTemplate::parse("/u/{id}").unwrap();
+        assert_eq!(t.captures("/u/ümlaut").unwrap(), vec![("id", "ümlaut")]);
+        assert!(PathTemplate::parse("/a}{b}").is_err());
+    }
+
+    #[test]
+    fn dot_segments_and_encoded_separators_match_no_path_rule() {
+        let m = spec(r#"{"pathPrefix": "/health"}"#);
+        assert!(!m.matches(&view("GET", "h", "/health/../admin")));
+        assert!(!m.matches(&view("GET", "h", "/health/%2e%2e/admin")));
+        assert!(!m.matches(&view("GET", "h", "/health%2F..%2Fadmin")));
+        assert!(m.matches(&view("GET", "h", "/health/ok..not-a-dot-segment")));
+        let t = spec(r#"{"pathTemplate": "/pets/{id}"}"#);
+        assert!(!t.matches(&view("GET", "h", "/pets/..")));
+        assert!(
+            Matcher::default().matches(&view("GET", "h", "/a/../b")),
+            "no path condition, no check"
+        );
     }
 
     #[test]
