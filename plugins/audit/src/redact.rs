@@ -80,6 +80,17 @@ fn redact_at(value: &mut Value, segments: &[String]) -> usize {
     }
 }
 
+/// Headers whose values are URLs, with query strings that can carry secrets.
+const URL_HEADERS: &[&str] = &[
+    "location",
+    "content-location",
+    "referer",
+    "x-envoy-original-path",
+    "x-original-url",
+    "x-original-uri",
+    "x-forwarded-uri",
+];
+
 /// Which body a pointer list applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -124,25 +135,53 @@ impl Redactor {
     pub fn header_line(&self, name: &str, value: &[u8]) -> String {
         if self.is_secret_header(name) {
             format!("{name}: {}", marker(value))
+        } else if URL_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+            format!("{name}: {}", self.url(&String::from_utf8_lossy(value)))
         } else {
             format!("{name}: {}", String::from_utf8_lossy(value))
         }
     }
 
-    /// The query string with secret parameters' values redacted. Names are compared after
-    /// percent-decoding and case-insensitively, so `Access%5Ftoken` does not slip through.
+    /// A URL with secret parameters redacted in its query and its fragment (where the OAuth
+    /// implicit flow puts tokens).
+    pub fn url(&self, url: &str) -> String {
+        let (before_fragment, fragment) = match url.split_once('#') {
+            Some((head, fragment)) => (head, Some(fragment)),
+            None => (url, None),
+        };
+        let mut out = match before_fragment.split_once('?') {
+            Some((base, query)) => format!("{base}?{}", self.query(query)),
+            None => before_fragment.to_string(),
+        };
+        if let Some(fragment) = fragment {
+            out.push('#');
+            out.push_str(&self.query(fragment));
+        }
+        out
+    }
+
+    /// The query string with secret parameters' values redacted. Pairs are separated by `&` or
+    /// `;`; names are compared after percent-decoding, case-insensitively and without an array
+    /// suffix, so `Access%5Ftoken` and `token[]` do not slip through.
     pub fn query(&self, query: &str) -> String {
         let mut out = String::with_capacity(query.len());
-        for (i, pair) in query.split('&').enumerate() {
-            if i > 0 {
-                out.push('&');
-            }
+        let mut rest = query;
+        loop {
+            let (pair, separator, tail) = match rest.find(['&', ';']) {
+                Some(at) => (
+                    rest.get(..at).unwrap_or_default(),
+                    rest.get(at..at + 1),
+                    rest.get(at + 1..).unwrap_or_default(),
+                ),
+                None => (rest, None, ""),
+            };
             let (name, value) = match pair.split_once('=') {
                 Some((name, value)) => (name, Some(value)),
                 None => (pair, None),
             };
             let decoded = percent_decode(name);
-            let secret = self.query_params.iter().any(|p| p.eq_ignore_ascii_case(&decoded));
+            let bare = decoded.split('[').next().unwrap_or_default();
+            let secret = self.query_params.iter().any(|p| p.eq_ignore_ascii_case(bare));
             match (secret, value) {
                 (true, Some(value)) => {
                     out.push_str(name);
@@ -151,8 +190,14 @@ impl Redactor {
                 }
                 _ => out.push_str(pair),
             }
+            match separator {
+                Some(separator) => {
+                    out.push_str(separator);
+                    rest = tail;
+                }
+                None => return out,
+            }
         }
-        out
     }
 
     pub fn has_body_pointers(&self, direction: Direction) -> bool {
@@ -257,6 +302,25 @@ mod tests {
         assert!(q.contains("&Access%5Ftoken=[REDACTED len=6"), "{q}");
         assert!(q.contains("&KEY=[REDACTED len=1"), "{q}");
         assert!(q.ends_with("&flag&key"), "{q}");
+    }
+
+    #[test]
+    fn semicolons_array_names_and_url_headers_are_covered() {
+        let r = redactor(&[]);
+        let q = r.query("a=1;access_token=s3cret&key[]=s3cret&key[0]=s3cret");
+        assert!(!q.contains("s3cret"), "{q}");
+        assert!(q.starts_with("a=1;access_token=[REDACTED"), "{q}");
+        let line = r.header_line(
+            "Location",
+            b"https://app/cb?state=x&key=s3cret#access_token=s3cret",
+        );
+        assert!(!line.contains("s3cret"), "{line}");
+        assert!(
+            line.starts_with("Location: https://app/cb?state=x&key=[REDACTED"),
+            "{line}"
+        );
+        assert_eq!(r.header_line("referer", b"https://a/b"), "referer: https://a/b");
+        assert_eq!(r.url("/p#frag"), "/p#frag");
     }
 
     #[test]

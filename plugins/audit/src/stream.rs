@@ -205,7 +205,14 @@ impl AuditStream {
         // Request headers as they are now: identity headers set by auth and the validation
         // outcome set by validate are visible here.
         let request_headers = host.headers(HeaderMap::RequestHeaders);
+        // Without the request phase (Envoy rejected the request before the filter chain ran), no
+        // plugin set the identity headers and nothing stripped them: any present came from the client.
+        let identity_trusted = self.started.is_some();
         for (name, value) in &request_headers {
+            if !identity_trusted && identity::is_kea_header(name) {
+                record.spoofed_identity = true;
+                continue;
+            }
             let field = match name.as_str() {
                 "user-agent" => &mut record.user_agent,
                 "content-type" => &mut record.request_mime_type,

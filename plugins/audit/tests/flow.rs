@@ -152,6 +152,19 @@ fn client_supplied_identity_headers_are_stripped_and_flagged() {
 }
 
 #[test]
+fn identity_is_not_trusted_when_the_request_phase_never_ran() {
+    // Envoy rejected the request before the filter chain: only on_log runs.
+    let host = MockHost::new()
+        .with_request("GET", "/", &[("x-kea-sub", "admin")])
+        .with_response(400, &[]);
+    let root = configured(&host, json!({}));
+    let runtime = root.runtime().unwrap();
+    let r = record(AuditStream::new().on_log(&host, &runtime.config));
+    assert!(r.get("user.id").is_none(), "{r}");
+    assert_eq!(r["kea.request.spoofed_identity"], true);
+}
+
+#[test]
 fn generates_a_request_id_when_missing() {
     let host = MockHost::new()
         .with_request("GET", "/", &[])
