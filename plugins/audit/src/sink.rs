@@ -188,11 +188,17 @@ impl Flusher {
             .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
         match status {
             Some(200..=299) => {
-                if self.sink.format == SinkFormat::ElasticBulk {
-                    self.check_bulk_errors(host, metrics, body_size);
-                }
-                let records = batch.records.len();
+                let rejected = if self.sink.format == SinkFormat::ElasticBulk {
+                    self.rejected_bulk_items(host, body_size).min(batch.records.len())
+                } else {
+                    0
+                };
+                let records = batch.records.len() - rejected;
                 metrics.batch_sent(host, records);
+                if rejected > 0 {
+                    metrics.send_failure(host);
+                    metrics.dropped(host, rejected as u64);
+                }
                 self.drain_if_full(host, metrics);
                 Some(Delivery::Sent { records })
             }
@@ -217,20 +223,48 @@ impl Flusher {
         }
     }
 
-    /// `_bulk` answers 200 even when items fail; count those instead of retrying the whole batch
-    /// (a retry would duplicate the items that did succeed).
-    fn check_bulk_errors(&self, host: &impl Host, metrics: &AuditMetrics, body_size: usize) {
-        let Some(body) = host.buffer(Buffer::CallResponseBody, 0, body_size.min(64 * 1024)) else {
-            return;
+    /// `_bulk` answers 200 even when items fail. Those items are counted as dropped instead of
+    /// retrying the whole batch (a retry would duplicate the items that did succeed).
+    fn rejected_bulk_items(&self, host: &impl Host, body_size: usize) -> usize {
+        const MAX_ANSWER: usize = 4 * 1024 * 1024;
+        let Some(body) = host.buffer(Buffer::CallResponseBody, 0, body_size.min(MAX_ANSWER)) else {
+            return 0;
         };
-        let head = body.get(..body.len().min(64)).unwrap_or_default();
-        if String::from_utf8_lossy(head)
-            .replace(' ', "")
-            .contains("\"errors\":true")
-        {
-            log::warn!("audit sink {}: _bulk reported item errors", self.sink.cluster);
-            metrics.send_failure(host);
+        #[derive(serde::Deserialize)]
+        struct BulkAnswer {
+            #[serde(default)]
+            errors: bool,
+            #[serde(default)]
+            items: Vec<serde_json::Map<String, serde_json::Value>>,
         }
+        let answer: BulkAnswer = match serde_json::from_slice(&body) {
+            Ok(answer) => answer,
+            Err(err) => {
+                log::warn!("audit sink {}: unreadable _bulk answer: {err}", self.sink.cluster);
+                return 0;
+            }
+        };
+        if !answer.errors {
+            return 0;
+        }
+        let rejected = answer
+            .items
+            .iter()
+            .filter(|item| {
+                item.values().any(|result| {
+                    result.get("error").is_some()
+                        || result
+                            .get("status")
+                            .and_then(|s| s.as_u64())
+                            .is_some_and(|s| s >= 300)
+                })
+            })
+            .count();
+        log::warn!(
+            "audit sink {}: _bulk rejected {rejected} items",
+            self.sink.cluster
+        );
+        rejected
     }
 
     fn failed(&mut self, host: &impl Host, metrics: &AuditMetrics, mut batch: Batch) -> Delivery {

@@ -508,10 +508,13 @@ fn elastic_bulk_format_and_item_errors() {
         body.starts_with("{\"create\":{\"_index\":\"audit-7\"}}\n{"),
         "{body}"
     );
-    let answer = br#"{"took":3,"errors":true,"items":[]}"#;
+    let answer = br#"{"took":3,"errors":true,"items":[{"create":{"status":400,"error":{"type":"mapper_parsing_exception"}}}]}"#;
     host.answer_call(200, &[], answer);
     root.on_call_response(&host, call.token, 1, answer.len());
+    // The rejected item is dropped (not retried: that would duplicate accepted items).
     assert_eq!(host.metric("kea_audit_send_failures_total"), Some(1));
+    assert_eq!(host.metric("kea_audit_records_dropped_total"), Some(1));
+    assert_eq!(host.metric("kea_audit_records_sent_total"), Some(0));
     assert_eq!(host.metric("kea_audit_batches_sent_total"), Some(1));
 }
 
