@@ -14,6 +14,8 @@ pub struct PluginSpec {
     pub name: String,
     pub wasm: PathBuf,
     pub config: Value,
+    /// Environment variables of the plugin's VM (`vm_config.environment_variables`).
+    pub env: Vec<(String, String)>,
 }
 
 impl PluginSpec {
@@ -22,6 +24,7 @@ impl PluginSpec {
             name: name.into(),
             wasm: plugin_wasm(name)?,
             config,
+            env: Vec::new(),
         })
     }
 }
@@ -63,7 +66,8 @@ pub fn wasm_filter(plugin: &PluginSpec) -> Value {
                 "vm_config": {
                     "vm_id": id,
                     "runtime": "envoy.wasm.runtime.v8",
-                    "code": {"local": {"filename": plugin.wasm.display().to_string()}}
+                    "code": {"local": {"filename": plugin.wasm.display().to_string()}},
+                    "environment_variables": {"key_values": plugin.env.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<serde_json::Map<String, Value>>()}
                 },
                 "configuration": {
                     "@type": "type.googleapis.com/google.protobuf.StringValue",
@@ -137,6 +141,14 @@ impl EnvoyBuilder {
     pub fn plugin(mut self, name: &str, config: Value) -> Result<Self> {
         self.plugins.push(PluginSpec::new(name, config)?);
         Ok(self)
+    }
+
+    /// Adds an environment variable to the VM of the plugin added last.
+    pub fn plugin_env(mut self, key: &str, value: &str) -> Self {
+        if let Some(plugin) = self.plugins.last_mut() {
+            plugin.env.push((key.into(), value.into()));
+        }
+        self
     }
 
     pub fn cluster(mut self, name: &str, port: u16) -> Self {

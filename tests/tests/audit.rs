@@ -357,6 +357,47 @@ fn log_sink_records_and_identity_headers_cannot_be_spoofed() -> Result<()> {
 }
 
 #[test]
+fn a_hash_key_from_the_vm_environment_keys_the_markers() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let envoy = EnvoyBuilder::new(upstream.port)
+        .plugin(
+            "audit",
+            json!({"headers": {"request": true}, "redact": {"hashKeyEnv": "KEA_AUDIT_HASH_KEY"}}),
+        )?
+        .plugin_env("KEA_AUDIT_HASH_KEY", "e2e-deployment-key-0123456789")
+        .start()?;
+    let response = http::send(
+        "GET",
+        &envoy.url("/keyed?token=abc"),
+        &[("authorization", "Bearer abc")],
+        None,
+    )?;
+    assert_eq!(response.status, 200);
+    let record = wait_for(Duration::from_secs(10), "the audit line", || {
+        envoy
+            .logged_json()
+            .into_iter()
+            .find(|r| r["url.path"] == "/keyed")
+    })?;
+    assert!(
+        record["url.query"]
+            .as_str()
+            .unwrap()
+            .starts_with("token=[REDACTED len=3 hmac="),
+        "{record}"
+    );
+    // Without the variable the configuration is refused, naming the field.
+    let log = EnvoyBuilder::new(upstream.port)
+        .plugin("audit", json!({"redact": {"hashKeyEnv": "KEA_AUDIT_HASH_KEY"}}))?
+        .start_expecting_failure()?;
+    assert!(
+        log.contains("redact.hashKeyEnv: the VM environment has no variable"),
+        "{log}"
+    );
+    Ok(())
+}
+
+#[test]
 fn envoy_refuses_an_invalid_configuration_and_says_which_field() -> Result<()> {
     let upstream = Upstream::start()?;
     let bad = json!({"sinks": {"http": {"cluster": "c", "format": "clickhouse", "batchSize": 0}}});

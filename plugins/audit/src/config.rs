@@ -2,7 +2,7 @@
 //! passes, and its compiled form. Every field has a documented default, so `{}` is a working
 //! config (all requests, proxy-log sink, default redactions).
 
-use crate::redact::{JsonPointerPattern, Redactor};
+use crate::redact::{JsonPointerPattern, Marker, Redactor};
 use kea_plugin_sdk::{ByteSize, ConfigDuration, ConfigError, MatchSpec, Matcher, RuleSet};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -100,6 +100,15 @@ pub struct RedactConfig {
     pub request_body_pointers: Vec<String>,
     /// JSON pointers redacted in captured response bodies.
     pub response_body_pointers: Vec<String>,
+    /// Key for the marker's digest (HMAC-SHA256 instead of plain SHA-256), so short secrets cannot
+    /// be recovered from records by trying candidates. At least 16 bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash_key: Option<String>,
+    /// Name of a VM environment variable holding the key instead (Envoy
+    /// `vm_config.environment_variables`, Istio `WasmPlugin.vmConfig.env`), to keep it out of the
+    /// plugin configuration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash_key_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -507,11 +516,38 @@ fn compile_redactor(config: &RedactConfig) -> Result<Redactor, ConfigError> {
         .iter()
         .map(|s| s.to_string())
         .chain(config.query_params.iter().cloned());
+    let key = match (&config.hash_key, &config.hash_key_env) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "redact.hashKeyEnv",
+                "give hashKey or hashKeyEnv, not both",
+            ));
+        }
+        (Some(key), None) => Some(key.clone()),
+        (None, Some(name)) => Some(std::env::var(name).map_err(|_| {
+            ConfigError::new(
+                "redact.hashKeyEnv",
+                format!("the VM environment has no variable {name:?}"),
+            )
+        })?),
+        (None, None) => None,
+    };
+    if let Some(key) = &key {
+        if key.len() < 16 {
+            let field = if config.hash_key.is_some() {
+                "redact.hashKey"
+            } else {
+                "redact.hashKeyEnv"
+            };
+            return Err(ConfigError::new(field, "the key must be at least 16 bytes"));
+        }
+    }
     Ok(Redactor::new(
         headers.collect(),
         params.collect(),
         pointers("requestBodyPointers", &config.request_body_pointers)?,
         pointers("responseBodyPointers", &config.response_body_pointers)?,
+        Marker::keyed(key.map(String::into_bytes)),
     ))
 }
 

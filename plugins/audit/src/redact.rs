@@ -1,20 +1,60 @@
 //! Redaction: secrets are replaced by `[REDACTED len=N sha256=xxxxxxxx]`, so two records carrying
-//! the same secret can be correlated (same length and hash prefix) without the secret being stored.
+//! the same secret can be correlated (same length and hash prefix) without the secret being stored
+//! in clear. An unkeyed hash of a short secret can be reversed by trying candidates, so with
+//! `redact.hashKey` the digest is an HMAC under a per-deployment key instead
+//! (`[REDACTED len=N hmac=xxxxxxxx]`).
 
+use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::fmt::Write;
 
-/// The marker that replaces a secret value.
-pub fn marker(secret: &[u8]) -> String {
-    let digest = Sha256::digest(secret);
-    let mut out = String::with_capacity(40);
-    let _ = write!(out, "[REDACTED len={} sha256=", secret.len());
-    for byte in digest.iter().take(4) {
-        let _ = write!(out, "{byte:02x}");
+/// Writes the markers that replace secret values.
+#[derive(Clone, Default)]
+pub struct Marker {
+    key: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Marker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("Marker")
+            .field("keyed", &self.key.is_some())
+            .finish()
     }
-    out.push(']');
-    out
+}
+
+impl Marker {
+    pub fn keyed(key: Option<Vec<u8>>) -> Self {
+        Self { key }
+    }
+
+    /// The marker for one secret value.
+    pub fn mark(&self, secret: &[u8]) -> String {
+        let (label, digest): (&str, [u8; 32]) = match &self.key {
+            Some(key) => match Hmac::<Sha256>::new_from_slice(key) {
+                Ok(mut mac) => {
+                    mac.update(secret);
+                    ("hmac", mac.finalize().into_bytes().into())
+                }
+                // HMAC takes keys of any length; this arm cannot be reached.
+                Err(_) => ("sha256", Sha256::digest(secret).into()),
+            },
+            None => ("sha256", Sha256::digest(secret).into()),
+        };
+        let mut out = String::with_capacity(40);
+        let _ = write!(out, "[REDACTED len={} {label}=", secret.len());
+        for byte in digest.iter().take(4) {
+            let _ = write!(out, "{byte:02x}");
+        }
+        out.push(']');
+        out
+    }
+}
+
+/// The unkeyed marker for one secret value.
+pub fn marker(secret: &[u8]) -> String {
+    Marker::default().mark(secret)
 }
 
 /// A JSON pointer (RFC 6901) whose segments may be `*` (any object key or array index).
@@ -53,29 +93,31 @@ impl JsonPointerPattern {
     }
 
     /// Replaces every value the pattern reaches; returns how many were replaced.
-    pub fn redact(&self, value: &mut Value) -> usize {
-        redact_at(value, &self.segments)
+    pub fn redact(&self, value: &mut Value, marker: &Marker) -> usize {
+        redact_at(value, &self.segments, marker)
     }
 }
 
-fn redact_at(value: &mut Value, segments: &[String]) -> usize {
+fn redact_at(value: &mut Value, segments: &[String], marker: &Marker) -> usize {
     let Some((head, tail)) = segments.split_first() else {
         let original = match &*value {
             Value::String(s) => s.as_bytes().to_vec(),
             other => other.to_string().into_bytes(),
         };
-        *value = Value::String(marker(&original));
+        *value = Value::String(marker.mark(&original));
         return 1;
     };
     match value {
-        Value::Object(map) if head == "*" => map.values_mut().map(|v| redact_at(v, tail)).sum(),
-        Value::Object(map) => map.get_mut(head.as_str()).map_or(0, |v| redact_at(v, tail)),
-        Value::Array(items) if head == "*" => items.iter_mut().map(|v| redact_at(v, tail)).sum(),
+        Value::Object(map) if head == "*" => map.values_mut().map(|v| redact_at(v, tail, marker)).sum(),
+        Value::Object(map) => map
+            .get_mut(head.as_str())
+            .map_or(0, |v| redact_at(v, tail, marker)),
+        Value::Array(items) if head == "*" => items.iter_mut().map(|v| redact_at(v, tail, marker)).sum(),
         Value::Array(items) => head
             .parse::<usize>()
             .ok()
             .and_then(|i| items.get_mut(i))
-            .map_or(0, |v| redact_at(v, tail)),
+            .map_or(0, |v| redact_at(v, tail, marker)),
         _ => 0,
     }
 }
@@ -105,6 +147,7 @@ pub struct Redactor {
     query_params: Vec<String>,
     request_pointers: Vec<JsonPointerPattern>,
     response_pointers: Vec<JsonPointerPattern>,
+    marker: Marker,
 }
 
 impl Redactor {
@@ -113,6 +156,7 @@ impl Redactor {
         mut query_params: Vec<String>,
         request_pointers: Vec<JsonPointerPattern>,
         response_pointers: Vec<JsonPointerPattern>,
+        marker: Marker,
     ) -> Self {
         headers.sort();
         headers.dedup();
@@ -123,6 +167,7 @@ impl Redactor {
             query_params,
             request_pointers,
             response_pointers,
+            marker,
         }
     }
 
@@ -134,7 +179,7 @@ impl Redactor {
     /// `name: value` with the value redacted when the header is secret.
     pub fn header_line(&self, name: &str, value: &[u8]) -> String {
         if self.is_secret_header(name) {
-            format!("{name}: {}", marker(value))
+            format!("{name}: {}", self.marker.mark(value))
         } else if URL_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)) {
             format!("{name}: {}", self.url(&String::from_utf8_lossy(value)))
         } else {
@@ -186,7 +231,7 @@ impl Redactor {
                 (true, Some(value)) => {
                     out.push_str(name);
                     out.push('=');
-                    out.push_str(&marker(value.as_bytes()));
+                    out.push_str(&self.marker.mark(value.as_bytes()));
                 }
                 _ => out.push_str(pair),
             }
@@ -219,16 +264,16 @@ impl Redactor {
             return String::from_utf8_lossy(body).into_owned();
         }
         if truncated {
-            return marker(body);
+            return self.marker.mark(body);
         }
         match serde_json::from_slice::<Value>(body) {
             Ok(mut value) => {
                 for pointer in pointers {
-                    pointer.redact(&mut value);
+                    pointer.redact(&mut value, &self.marker);
                 }
                 value.to_string()
             }
-            Err(_) => marker(body),
+            Err(_) => self.marker.mark(body),
         }
     }
 }
@@ -272,6 +317,7 @@ mod tests {
                 .map(|p| JsonPointerPattern::parse(p).unwrap())
                 .collect(),
             vec![],
+            Marker::default(),
         )
     }
 
@@ -283,6 +329,16 @@ mod tests {
         assert!(a.starts_with("[REDACTED len=7 sha256="));
         assert_eq!(a.len(), "[REDACTED len=7 sha256=".len() + 9);
         assert!(!a.contains("hunter2"));
+    }
+
+    #[test]
+    fn a_key_turns_the_digest_into_an_hmac() {
+        let keyed = Marker::keyed(Some(b"deployment-key".to_vec()));
+        let a = keyed.mark(b"1234");
+        assert!(a.starts_with("[REDACTED len=4 hmac="), "{a}");
+        assert_eq!(a, keyed.mark(b"1234"), "still correlatable");
+        assert_ne!(a, Marker::keyed(Some(b"other-key".to_vec())).mark(b"1234"));
+        assert!(!a.contains(&marker(b"1234")[23..31]), "not the plain hash");
     }
 
     #[test]

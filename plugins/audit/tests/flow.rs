@@ -132,6 +132,29 @@ fn records_every_field_with_secrets_redacted() {
 }
 
 #[test]
+fn a_hash_key_makes_markers_hmacs() {
+    let host = MockHost::new()
+        .with_request("GET", "/?token=abc", &[("authorization", "Bearer abc")])
+        .with_response(200, &[]);
+    let root = configured(
+        &host,
+        json!({"headers": {"request": true}, "redact": {"hashKey": "a-deployment-key-0123"}}),
+    );
+    let r = record(exchange(&root, &host, None, None));
+    assert!(
+        r["url.query"]
+            .as_str()
+            .unwrap()
+            .starts_with("token=[REDACTED len=3 hmac="),
+        "{r}"
+    );
+    assert!(
+        r.to_string().contains("authorization: [REDACTED len=10 hmac="),
+        "{r}"
+    );
+}
+
+#[test]
 fn client_supplied_identity_headers_are_stripped_and_flagged() {
     let host = MockHost::new()
         .with_request("GET", "/", &[("x-kea-sub", "admin"), ("X-Kea-Scopes", "all")])
@@ -592,6 +615,15 @@ fn invalid_configurations_name_the_field() {
         (
             json!({"sinks": {"http": {"cluster": "c", "format": "jsonLines", "headers": {":path": "/"}}}}),
             "sinks.http.headers",
+        ),
+        (json!({"redact": {"hashKey": "short"}}), "redact.hashKey"),
+        (
+            json!({"redact": {"hashKeyEnv": "KEA_TEST_NO_SUCH_VARIABLE"}}),
+            "redact.hashKeyEnv",
+        ),
+        (
+            json!({"redact": {"hashKey": "0123456789abcdef", "hashKeyEnv": "X"}}),
+            "redact.hashKeyEnv",
         ),
         (json!({"unknown": 1}), "unknown"),
     ];
