@@ -309,6 +309,15 @@ impl Envoy {
             .collect()
     }
 
+    /// Waits (up to 10 s) for a logged JSON record whose `field` equals `value`.
+    pub fn wait_for_record(&self, field: &str, value: &str) -> Result<Value> {
+        wait_for(
+            Duration::from_secs(10),
+            &format!("a record with {field} = {value}"),
+            || self.logged_json().into_iter().find(|r| r[field] == value),
+        )
+    }
+
     /// A stat (counter or gauge) by its full name, e.g. `wasmcustom.kea_audit_records_total`.
     pub fn stat(&self, name: &str) -> Option<i64> {
         let body = http::get(&self.admin_url(&format!("/stats?filter=^{}$", name.replace('.', "\\."))))

@@ -336,12 +336,7 @@ fn log_sink_records_and_identity_headers_cannot_be_spoofed() -> Result<()> {
     );
     let request_id = echoed["headers"]["x-request-id"].as_str().unwrap().to_string();
 
-    let record = wait_for(Duration::from_secs(10), "the audit line", || {
-        envoy
-            .logged_json()
-            .into_iter()
-            .find(|r| r["url.path"] == "/echo/me")
-    })?;
+    let record = envoy.wait_for_record("url.path", "/echo/me")?;
     assert_eq!(record["http.request.id"], request_id.as_str());
     assert_eq!(record["kea.request.spoofed_identity"], true);
     assert!(record.get("user.id").is_none());
@@ -373,12 +368,7 @@ fn a_hash_key_from_the_vm_environment_keys_the_markers() -> Result<()> {
         None,
     )?;
     assert_eq!(response.status, 200);
-    let record = wait_for(Duration::from_secs(10), "the audit line", || {
-        envoy
-            .logged_json()
-            .into_iter()
-            .find(|r| r["url.path"] == "/keyed")
-    })?;
+    let record = envoy.wait_for_record("url.path", "/keyed")?;
     assert!(
         record["url.query"]
             .as_str()
@@ -624,26 +614,12 @@ fn a_log_store_that_resets_connections_and_clients_that_hang_up_do_not_break_the
         drop(stream);
     }
     std::thread::sleep(Duration::from_millis(600));
-    let record = wait_for(
-        Duration::from_secs(10),
-        "a record of the abandoned request",
-        || {
-            envoy
-                .logged_json()
-                .into_iter()
-                .find(|r| r["http.request.id"] == "hung-up")
-        },
-    )?;
+    let record = envoy.wait_for_record("http.request.id", "hung-up")?;
     assert_ne!(record["http.response.status_code"], 200, "{record}");
 
     // The VM is alive: requests are still answered and still audited.
     send_ids(&envoy, "after", 5)?;
-    wait_for(Duration::from_secs(10), "records after the failures", || {
-        envoy
-            .logged_json()
-            .into_iter()
-            .find(|r| r["http.request.id"] == "after-4")
-    })?;
+    envoy.wait_for_record("http.request.id", "after-4")?;
     assert_no_wasm_failure(&envoy);
     let emitted = envoy.stat("wasmcustom.kea_audit_records_total").unwrap();
     assert!(emitted >= 30, "{}", audit_stats(&envoy));
