@@ -119,6 +119,9 @@ async fn handle(state: Arc<State>, request: Request<Body>) -> Response {
         tokio::time::sleep(std::time::Duration::from_millis(ms.min(10_000))).await;
     }
     if let Some(rest) = path.strip_prefix("/status/") {
+        // Read the body even though it is not used: a server that answers before reading the
+        // request body closes the connection, racing the proxy's reuse of it (a spurious 503).
+        let _ = to_bytes(request.into_body(), 64 * 1024 * 1024).await;
         let code = rest
             .split('/')
             .next()
@@ -158,6 +161,7 @@ async fn handle(state: Arc<State>, request: Request<Body>) -> Response {
         )
             .into_response();
     }
+    let _ = to_bytes(request.into_body(), 64 * 1024 * 1024).await;
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],

@@ -307,7 +307,15 @@ fn a_log_store_outage_never_slows_requests_and_the_buffer_stays_bounded() -> Res
         emitted,
         "sent {sent} + dropped {dropped} != emitted {emitted}"
     );
-    assert_eq!(clickhouse.count("kea_audit")? as i64, sent);
+    // Every record counted as sent is stored. A few more may be: a batch ClickHouse committed just
+    // as it was killed never got its answer, so the plugin counted it as failed (delivery is
+    // at-least-once when an answer is lost; a retry that lands duplicates that batch).
+    let stored = clickhouse.count("kea_audit")? as i64;
+    assert!(stored >= sent, "stored {stored} < sent {sent}");
+    assert!(
+        stored <= sent + dropped && stored <= emitted + 50,
+        "stored {stored}, sent {sent}, dropped {dropped}"
+    );
     assert_no_wasm_failure(&envoy);
     Ok(())
 }
