@@ -7,12 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/lib.sh
 
-# Every crate under plugins/ except the SDK is a plugin; its package is kea-<dir>.
+# A plugin is a crate under plugins/ with a proxy-wasm adapter (src/wasm.rs); its package is
+# kea-<dir>. Crates still without an adapter are libraries only and are not built here.
 plugins=("$@")
 if [ ${#plugins[@]} -eq 0 ]; then
   for dir in plugins/*/; do
-    name=$(basename "$dir")
-    [ "$name" = sdk ] || plugins+=("$name")
+    [ -f "$dir/src/wasm.rs" ] && plugins+=("$(basename "$dir")")
   done
 fi
 
