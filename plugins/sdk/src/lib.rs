@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod mock;
 pub mod phase;
 pub mod problem;
+pub mod store;
 pub mod units;
 
 #[cfg(target_arch = "wasm32")]
@@ -22,4 +23,5 @@ pub use matcher::{MatchSpec, Matcher, PathTemplate, RequestView, RuleSet};
 pub use metrics::Metric;
 pub use phase::Phase;
 pub use problem::Problem;
+pub use store::{PutOutcome, SlotStore, StoreError};
 pub use units::{ByteSize, ConfigDuration};

@@ -233,6 +233,12 @@ impl MockHost {
             .unwrap_or_default()
     }
 
+    /// Number of shared-data keys and the bytes their values hold (to prove memory bounds).
+    pub fn shared_data_usage(&self) -> (usize, usize) {
+        let data = self.shared.data.borrow();
+        (data.len(), data.values().map(|(value, _)| value.len()).sum())
+    }
+
     /// Lines written with [`Host::log`].
     pub fn logs(&self) -> Vec<(log::Level, String)> {
         self.logs.borrow().clone()
