@@ -3,5 +3,6 @@
 //! bounded shared store, the request/response flow and the proxy-wasm adapter come next.
 
 pub mod cache_control;
+pub mod config;
 pub mod freshness;
 pub mod key;

@@ -1,0 +1,332 @@
+//! The cache plugin's configuration and its compiled form. `{}` is a working config: GET and HEAD
+//! cached per RFC 9111 for every route, 4096 entries of at most 1 MiB, no purge endpoint.
+
+use crate::key::QueryFilter;
+use kea_plugin_sdk::{ByteSize, ConfigDuration, ConfigError, MatchSpec, Matcher, RuleSet};
+use serde::{Deserialize, Serialize};
+use std::rc::Rc;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Per-route settings; the first rule whose `match` holds applies, else `defaults`.
+    pub rules: Vec<CacheRule>,
+    pub defaults: RuleSettings,
+    pub store: StoreConfig,
+    /// Purge with the `PURGE` method; absent means no purging.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge: Option<PurgeConfig>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CacheRule {
+    #[serde(rename = "match", default)]
+    pub match_spec: MatchSpec,
+    #[serde(default)]
+    pub settings: RuleSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct RuleSettings {
+    /// `false` passes matching requests by (`x-kea-cache: BYPASS`).
+    pub enabled: bool,
+    /// Freshness for responses whose origin gives none (no `max-age`, `s-maxage`, `Expires`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_ttl: Option<ConfigDuration>,
+    /// Methods served from the cache (default GET and HEAD).
+    pub methods: Vec<String>,
+    /// Query parameters in the key: all (default), only `include`, or all but `exclude`.
+    pub query: QueryConfig,
+    /// Request headers whose values are part of the key (e.g. `accept-language`).
+    pub key_headers: Vec<String>,
+    /// Key by the verified principal (`x-kea-sub`): responses to authorised requests, and
+    /// `private` ones, may then be stored, each user getting their own entry.
+    pub per_user: bool,
+}
+
+impl Default for RuleSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            default_ttl: None,
+            methods: vec!["GET".into(), "HEAD".into()],
+            query: QueryConfig::default(),
+            key_headers: Vec::new(),
+            per_user: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct QueryConfig {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Entries held at most, shared by every worker (default 4096).
+    pub max_entries: u32,
+    /// Largest cached response, headers and key included (default 1MiB); larger ones pass through.
+    pub max_entry_bytes: ByteSize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: 4096,
+            max_entry_bytes: ByteSize::mib(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PurgeConfig {
+    /// SHA-256 (hex) of the purge token, so the token itself is not in the configuration.
+    pub token_sha256: String,
+    /// Path prefixes that can be purged as a whole (`x-kea-purge: prefix`); each keeps a
+    /// generation counter that is part of the keys below it.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+}
+
+/// A rule's settings, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub enabled: bool,
+    pub default_ttl: Option<u64>,
+    pub methods: Vec<String>,
+    pub query: QueryFilter,
+    pub key_headers: Vec<String>,
+    pub per_user: bool,
+}
+
+#[derive(Debug)]
+pub struct Compiled {
+    pub rules: RuleSet<Rc<Policy>>,
+    pub defaults: Rc<Policy>,
+    pub max_entries: u32,
+    pub max_entry_bytes: usize,
+    pub purge_token_sha256: Option<[u8; 32]>,
+    pub purge_prefixes: Vec<String>,
+}
+
+impl Compiled {
+    pub fn policy_for(&self, view: &kea_plugin_sdk::RequestView<'_>) -> &Rc<Policy> {
+        self.rules.first_match(view).unwrap_or(&self.defaults)
+    }
+}
+
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn compile_settings(at: &str, settings: &RuleSettings) -> Result<Policy, ConfigError> {
+    let err = |field: &str, reason: String| ConfigError::new(format!("{at}{field}"), reason);
+    if settings.enabled && settings.methods.is_empty() {
+        return Err(err(
+            "methods",
+            "list at least one method (or set enabled: false)".into(),
+        ));
+    }
+    for (i, method) in settings.methods.iter().enumerate() {
+        if !is_token(method) {
+            return Err(err(
+                &format!("methods[{i}]"),
+                format!("{method:?} is not an HTTP method"),
+            ));
+        }
+        if !matches!(method.to_ascii_uppercase().as_str(), "GET" | "HEAD") {
+            return Err(err(
+                &format!("methods[{i}]"),
+                format!("{method} responses are not cacheable here (GET, HEAD)"),
+            ));
+        }
+    }
+    for (i, name) in settings.key_headers.iter().enumerate() {
+        if !is_token(name) {
+            return Err(err(
+                &format!("keyHeaders[{i}]"),
+                format!("{name:?} is not a header name"),
+            ));
+        }
+    }
+    let query = match (&settings.query.include[..], &settings.query.exclude[..]) {
+        ([], []) => QueryFilter::All,
+        (include, []) => QueryFilter::Include(include.to_vec()),
+        ([], exclude) => QueryFilter::Exclude(exclude.to_vec()),
+        _ => return Err(err("query", "give include or exclude, not both".into())),
+    };
+    let default_ttl = settings.default_ttl.map(|ttl| ttl.get().as_secs());
+    if default_ttl == Some(0) {
+        return Err(err(
+            "defaultTtl",
+            "must be at least 1s (omit it to cache only what the origin allows)".into(),
+        ));
+    }
+    Ok(Policy {
+        enabled: settings.enabled,
+        default_ttl,
+        methods: settings.methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
+        query,
+        key_headers: settings
+            .key_headers
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
+        per_user: settings.per_user,
+    })
+}
+
+fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        let text = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
+}
+
+impl CacheConfig {
+    pub fn compile(&self) -> Result<Compiled, ConfigError> {
+        let defaults = Rc::new(compile_settings("defaults.", &self.defaults)?);
+        let mut rules: Vec<(Matcher, Rc<Policy>)> = Vec::with_capacity(self.rules.len());
+        for (i, rule) in self.rules.iter().enumerate() {
+            let matcher = Matcher::compile(&rule.match_spec)
+                .map_err(|e| ConfigError::new(format!("rules[{i}].match"), e.to_string()))?;
+            rules.push((
+                matcher,
+                Rc::new(compile_settings(
+                    &format!("rules[{i}].settings."),
+                    &rule.settings,
+                )?),
+            ));
+        }
+        if self.store.max_entries == 0 || self.store.max_entries > 1 << 20 {
+            return Err(ConfigError::new(
+                "store.maxEntries",
+                "must be between 1 and 1048576",
+            ));
+        }
+        let max_entry = self.store.max_entry_bytes.get();
+        if !(1024..=16 * 1024 * 1024).contains(&max_entry) {
+            return Err(ConfigError::new(
+                "store.maxEntryBytes",
+                "must be between 1KiB and 16MiB",
+            ));
+        }
+        let (purge_token_sha256, purge_prefixes) = match &self.purge {
+            None => (None, Vec::new()),
+            Some(purge) => {
+                let digest = parse_sha256_hex(&purge.token_sha256).ok_or_else(|| {
+                    ConfigError::new(
+                        "purge.tokenSha256",
+                        "must be 64 hex digits: the SHA-256 of the purge token",
+                    )
+                })?;
+                for (i, prefix) in purge.prefixes.iter().enumerate() {
+                    if !prefix.starts_with('/') {
+                        return Err(ConfigError::new(
+                            format!("purge.prefixes[{i}]"),
+                            "must start with '/'",
+                        ));
+                    }
+                }
+                (Some(digest), purge.prefixes.clone())
+            }
+        };
+        Ok(Compiled {
+            rules: RuleSet::new(rules),
+            defaults,
+            max_entries: self.store.max_entries,
+            max_entry_bytes: self.store.max_entry_bytes.as_usize(),
+            purge_token_sha256,
+            purge_prefixes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kea_plugin_sdk::parse_json;
+
+    fn compile(json: &str) -> Result<Compiled, ConfigError> {
+        parse_json::<CacheConfig>(json.as_bytes())?.compile()
+    }
+
+    #[test]
+    fn empty_config_caches_get_and_head() {
+        let compiled = compile("{}").unwrap();
+        assert_eq!(compiled.defaults.methods, ["GET", "HEAD"]);
+        assert_eq!(compiled.max_entries, 4096);
+        assert!(compiled.purge_token_sha256.is_none());
+    }
+
+    #[test]
+    fn rules_compile_with_settings() {
+        let compiled = compile(
+            r#"{"rules": [{"match": {"pathPrefix": "/pets"}, "settings": {"defaultTtl": "30s", "perUser": true,
+                 "query": {"exclude": ["utm_source"]}, "keyHeaders": ["Accept-Language"]}}],
+                "purge": {"tokenSha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "prefixes": ["/pets"]}}"#,
+        )
+        .unwrap();
+        let view = kea_plugin_sdk::RequestView {
+            authority: "h",
+            path: "/pets/1",
+            method: "GET",
+            route_name: None,
+        };
+        let policy = compiled.policy_for(&view);
+        assert_eq!(policy.default_ttl, Some(30));
+        assert!(policy.per_user);
+        assert_eq!(policy.key_headers, ["accept-language"]);
+        assert_eq!(policy.query, QueryFilter::Exclude(vec!["utm_source".into()]));
+        assert!(compiled.purge_token_sha256.is_some());
+    }
+
+    #[test]
+    fn invalid_configurations_name_the_field() {
+        let cases = [
+            (r#"{"defaults": {"methods": ["POST"]}}"#, "defaults.methods[0]"),
+            (r#"{"defaults": {"methods": []}}"#, "defaults.methods"),
+            (r#"{"defaults": {"defaultTtl": "0s"}}"#, "defaults.defaultTtl"),
+            (r#"{"defaults": {"defaultTtl": "soon"}}"#, "defaults.defaultTtl"),
+            (
+                r#"{"rules": [{"settings": {"keyHeaders": ["a b"]}}]}"#,
+                "rules[0].settings.keyHeaders[0]",
+            ),
+            (
+                r#"{"rules": [{"settings": {"query": {"include": ["a"], "exclude": ["b"]}}}]}"#,
+                "rules[0].settings.query",
+            ),
+            (
+                r#"{"rules": [{"match": {"hosts": ["bad host"]}}]}"#,
+                "rules[0].match",
+            ),
+            (r#"{"store": {"maxEntries": 0}}"#, "store.maxEntries"),
+            (r#"{"store": {"maxEntryBytes": "100"}}"#, "store.maxEntryBytes"),
+            (r#"{"purge": {"tokenSha256": "secret"}}"#, "purge.tokenSha256"),
+            (
+                r#"{"purge": {"tokenSha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "prefixes": ["pets"]}}"#,
+                "purge.prefixes[0]",
+            ),
+            (r#"{"ttl": 5}"#, "ttl"),
+        ];
+        for (json, field) in cases {
+            let err = compile(json).unwrap_err();
+            assert!(err.path.starts_with(field), "{json}: expected {field}, got {err}");
+        }
+    }
+}
