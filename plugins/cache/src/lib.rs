@@ -4,5 +4,6 @@
 
 pub mod cache_control;
 pub mod config;
+pub mod entry;
 pub mod freshness;
 pub mod key;
