@@ -38,6 +38,8 @@ pub struct KeyInput<'a> {
     pub headers: &'a [(&'a str, Option<&'a str>)],
     /// The principal (`x-kea-sub`) when the rule caches per user.
     pub principal: Option<&'a str>,
+    /// Purge generation of the path's purgeable prefix: bumping it retires every key below.
+    pub generation: Option<u64>,
 }
 
 /// A primary cache key and its digest.
@@ -76,6 +78,9 @@ impl CacheKey {
         if let Some(principal) = input.principal {
             text.push_str("\nu:");
             text.push_str(principal);
+        }
+        if let Some(generation) = input.generation {
+            text.push_str(&format!("\ng:{generation}"));
         }
         let digest = Sha256::digest(text.as_bytes()).into();
         Self { text, digest }

@@ -1,0 +1,35 @@
+//! The cache plugin's proxy metrics (`wasmcustom.<name>` on `/stats`, `<name>` on
+//! `/stats/prometheus`); all workers add to the same counters.
+
+use kea_plugin_sdk::{Host, Metric};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CacheMetrics {
+    pub hits: Metric,
+    pub not_modified: Metric,
+    pub misses: Metric,
+    pub expired: Metric,
+    pub bypass: Metric,
+    pub stores: Metric,
+    pub stored_bytes: Metric,
+    pub evictions: Metric,
+    pub too_large: Metric,
+    pub purges: Metric,
+}
+
+impl CacheMetrics {
+    pub fn define(host: &impl Host) -> Self {
+        Self {
+            hits: Metric::counter(host, "kea_cache_hits_total"),
+            not_modified: Metric::counter(host, "kea_cache_not_modified_total"),
+            misses: Metric::counter(host, "kea_cache_misses_total"),
+            expired: Metric::counter(host, "kea_cache_expired_total"),
+            bypass: Metric::counter(host, "kea_cache_bypass_total"),
+            stores: Metric::counter(host, "kea_cache_stores_total"),
+            stored_bytes: Metric::counter(host, "kea_cache_stored_bytes_total"),
+            evictions: Metric::counter(host, "kea_cache_evictions_total"),
+            too_large: Metric::counter(host, "kea_cache_too_large_total"),
+            purges: Metric::counter(host, "kea_cache_purges_total"),
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The root-level logic: configuration into a shared [`Runtime`].
+
+use crate::config::CacheConfig;
+use crate::metrics::CacheMetrics;
+use crate::stream::Runtime;
+use kea_plugin_sdk::{parse_json, ConfigError, Host, Phase, SlotStore};
+use std::rc::Rc;
+
+/// Prefix of the store's shared-data keys.
+pub const STORE_PREFIX: &str = "kea.cache";
+
+/// Parses and compiles a configuration; errors name the field.
+pub fn configure(host: &impl Host, raw: &[u8]) -> Result<Rc<Runtime>, ConfigError> {
+    let _phase = Phase::enter("cache.configure");
+    let config: CacheConfig = parse_json(raw)?;
+    let compiled = config.compile()?;
+    let store = SlotStore::new(STORE_PREFIX, compiled.max_entries, compiled.max_entry_bytes);
+    Ok(Rc::new(Runtime {
+        config: compiled,
+        store,
+        metrics: CacheMetrics::define(host),
+    }))
+}

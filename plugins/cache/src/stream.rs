@@ -1,0 +1,571 @@
+//! Per-request cache logic: look up on the way in (answering fresh hits and conditional requests
+//! locally), copy cacheable responses on the way out and store them when complete, invalidate on
+//! successful unsafe requests, purge on `PURGE`.
+//!
+//! Responses are copied chunk by chunk while they stream to the client, never held back: a
+//! response larger than the entry limit simply stops being copied. Stale entries are not served;
+//! the request goes to the origin (which is always allowed) and the new response replaces them.
+
+use crate::cache_control::CacheControl;
+use crate::config::{Compiled, Policy};
+use crate::entry::{is_stored_header, StoredResponse};
+use crate::freshness::{storable, RequestFacts, ResponseFacts};
+use crate::key::{CacheKey, KeyInput};
+use crate::metrics::CacheMetrics;
+use kea_plugin_sdk::host::lossy;
+use kea_plugin_sdk::matcher::split_path;
+use kea_plugin_sdk::{
+    identity, Buffer, Bytes, HeaderMap, Host, HostError, Phase, Problem, PutOutcome, RequestView, SlotStore,
+    StoreError,
+};
+use sha2::{Digest, Sha256};
+use std::rc::Rc;
+use std::time::UNIX_EPOCH;
+
+/// Everything the contexts of one worker share.
+#[derive(Debug)]
+pub struct Runtime {
+    pub config: Compiled,
+    pub store: SlotStore,
+    pub metrics: CacheMetrics,
+}
+
+/// The `x-kea-cache` outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Hit,
+    Miss,
+    Expired,
+    Bypass,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Hit => "HIT",
+            Self::Miss => "MISS",
+            Self::Expired => "EXPIRED",
+            Self::Bypass => "BYPASS",
+        }
+    }
+}
+
+/// What the adapter does after the request headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestAction {
+    Continue,
+    /// A local reply was sent (hit, 304, purge answer): stop the request here.
+    Answered,
+}
+
+/// A response being copied for storage.
+#[derive(Debug)]
+struct Capture {
+    status: u16,
+    headers: Vec<(String, Bytes)>,
+    facts: ResponseFacts,
+    body: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+pub struct CacheStream {
+    outcome: Option<Outcome>,
+    answered: bool,
+    key: Option<CacheKey>,
+    policy: Option<Rc<Policy>>,
+    method: String,
+    request_time: u64,
+    request_headers: Vec<(String, Bytes)>,
+    request_cc: CacheControl,
+    has_authorization: bool,
+    /// Keys to invalidate if this unsafe request succeeds (RFC 9111 4.4).
+    invalidate: Vec<CacheKey>,
+    capture: Option<Capture>,
+}
+
+/// Seconds since the epoch.
+fn epoch(host: &impl Host) -> u64 {
+    host.now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Shared-data key of a purgeable prefix's generation counter.
+fn generation_key(prefix: &str) -> String {
+    format!("kea.cache.gen:{prefix}")
+}
+
+fn read_generation(host: &impl Host, prefix: &str) -> u64 {
+    host.shared_data(&generation_key(prefix))
+        .0
+        .and_then(|raw| raw.as_slice().try_into().ok().map(u64::from_le_bytes))
+        .unwrap_or(0)
+}
+
+fn bump_generation(host: &impl Host, prefix: &str) -> Result<u64, HostError> {
+    let key = generation_key(prefix);
+    for _ in 0..16 {
+        let (raw, cas) = host.shared_data(&key);
+        let current = raw
+            .and_then(|r| r.as_slice().try_into().ok().map(u64::from_le_bytes))
+            .unwrap_or(0);
+        let next = current.wrapping_add(1);
+        match host.set_shared_data(&key, &next.to_le_bytes(), Some(cas.unwrap_or(0))) {
+            Err(HostError::CasMismatch) => continue,
+            other => return other.map(|()| next),
+        }
+    }
+    Err(HostError::CasMismatch)
+}
+
+/// Entity-tag comparison for `If-None-Match` (weak, RFC 9110 13.1.2).
+fn etag_matches(if_none_match: &str, etag: &str) -> bool {
+    let strip = |tag: &str| tag.trim().trim_start_matches("W/").to_string();
+    let etag = strip(etag);
+    if_none_match
+        .split(',')
+        .any(|candidate| candidate.trim() == "*" || strip(candidate) == etag)
+}
+
+impl CacheStream {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.request_headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
+    fn bypass(&mut self, runtime: &Runtime, host: &impl Host) -> RequestAction {
+        self.outcome = Some(Outcome::Bypass);
+        runtime.metrics.bypass.add(host, 1);
+        RequestAction::Continue
+    }
+
+    /// Builds the key of this request under `policy` for `method`.
+    fn key_for(
+        &self,
+        host: &impl Host,
+        config: &Compiled,
+        policy: &Policy,
+        method: &str,
+    ) -> Option<CacheKey> {
+        let path = self.header(":path").unwrap_or_default();
+        let principal = self.header(identity::SUBJECT);
+        if policy.per_user && principal.is_none() {
+            return None;
+        }
+        let generation = config
+            .purge_prefixes
+            .iter()
+            .filter(|prefix| split_path(&path).0.starts_with(prefix.as_str()))
+            .max_by_key(|prefix| prefix.len())
+            .map(|prefix| read_generation(host, prefix));
+        let header_values: Vec<(String, Option<String>)> = policy
+            .key_headers
+            .iter()
+            .map(|name| (name.clone(), self.header(name)))
+            .collect();
+        let header_refs: Vec<(&str, Option<&str>)> = header_values
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_deref()))
+            .collect();
+        let scheme = self.header(":scheme").unwrap_or_else(|| "http".into());
+        let authority = self.header(":authority").unwrap_or_default();
+        let input = KeyInput {
+            method,
+            scheme: &scheme,
+            authority: &authority,
+            path: &path,
+            headers: &header_refs,
+            principal: if policy.per_user {
+                principal.as_deref()
+            } else {
+                None
+            },
+            generation,
+        };
+        Some(CacheKey::build(&input, &policy.query))
+    }
+
+    pub fn on_request_headers(&mut self, host: &impl Host, runtime: &Runtime) -> RequestAction {
+        let _phase = Phase::enter("cache.on_request_headers");
+        self.request_time = epoch(host);
+        self.request_headers = host.headers(HeaderMap::RequestHeaders);
+        self.method = self.header(":method").unwrap_or_default().to_ascii_uppercase();
+        let path = self.header(":path").unwrap_or_default();
+        let authority = self.header(":authority").unwrap_or_default();
+        if self.method == "PURGE" && runtime.config.purge_token_sha256.is_some() {
+            return self.purge(host, runtime);
+        }
+        let view = RequestView {
+            authority: &authority,
+            path: split_path(&path).0,
+            method: &self.method,
+            route_name: None,
+        };
+        let policy = Rc::clone(runtime.config.policy_for(&view));
+        if !policy.enabled {
+            return self.bypass(runtime, host);
+        }
+        if !policy.methods.contains(&self.method) {
+            if matches!(self.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
+                self.invalidate = ["GET", "HEAD"]
+                    .iter()
+                    .filter_map(|m| self.key_for(host, &runtime.config, &policy, m))
+                    .collect();
+            }
+            return self.bypass(runtime, host);
+        }
+        let cache_control: Vec<String> = self
+            .request_headers
+            .iter()
+            .filter(|(n, _)| n == "cache-control")
+            .map(|(_, v)| lossy(v.clone()))
+            .collect();
+        self.request_cc = CacheControl::parse(cache_control.iter().map(String::as_str));
+        if cache_control.is_empty()
+            && self
+                .header("pragma")
+                .is_some_and(|p| p.to_ascii_lowercase().contains("no-cache"))
+        {
+            self.request_cc.no_cache = true;
+        }
+        self.has_authorization = self.header("authorization").is_some();
+        let Some(key) = self.key_for(host, &runtime.config, &policy, &self.method.clone()) else {
+            return self.bypass(runtime, host);
+        };
+        let now = self.request_time;
+        let stored = runtime
+            .store
+            .get(host, key.text.as_bytes(), key.hash64(), now)
+            .and_then(|raw| StoredResponse::decode(&raw))
+            .filter(|stored| {
+                stored
+                    .vary
+                    .iter()
+                    .all(|(name, value)| self.header(name).map(|v| v.trim().to_string()) == *value)
+            });
+        self.key = Some(key);
+        self.policy = Some(Rc::clone(&policy));
+        let Some(stored) = stored else {
+            self.outcome = Some(Outcome::Miss);
+            runtime.metrics.misses.add(host, 1);
+            return RequestAction::Continue;
+        };
+        let texts: Vec<(String, String)> = stored
+            .headers
+            .iter()
+            .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        let facts =
+            ResponseFacts::from_headers(stored.status, texts.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        let age = facts
+            .initial_age(stored.request_time, stored.response_time)
+            .saturating_add(now.saturating_sub(stored.response_time));
+        let lifetime = facts.freshness_lifetime(stored.response_time, policy.default_ttl);
+        let request_allows = !self.request_cc.no_cache
+            && self.request_cc.max_age.is_none_or(|max| age <= max)
+            && self
+                .request_cc
+                .min_fresh
+                .is_none_or(|min| lifetime.saturating_sub(age) >= min);
+        if age < lifetime && request_allows && !facts.cache_control.no_cache {
+            self.serve(host, runtime, &stored, &texts, age);
+            return RequestAction::Answered;
+        }
+        self.outcome = Some(Outcome::Expired);
+        runtime.metrics.expired.add(host, 1);
+        RequestAction::Continue
+    }
+
+    /// Answers from the cache: 304 when the client's validators match, else the stored response.
+    fn serve(
+        &mut self,
+        host: &impl Host,
+        runtime: &Runtime,
+        stored: &StoredResponse,
+        texts: &[(String, String)],
+        age: u64,
+    ) {
+        let _phase = Phase::enter("cache.serve");
+        let find = |name: &str| texts.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        let not_modified = match (self.header("if-none-match"), self.header("if-modified-since")) {
+            (Some(inm), _) => find("etag").is_some_and(|etag| etag_matches(&inm, etag)),
+            (None, Some(ims)) => {
+                let since = crate::freshness::http_date(&ims);
+                let modified = find("last-modified").and_then(crate::freshness::http_date);
+                matches!((since, modified), (Some(since), Some(modified)) if modified <= since)
+            }
+            (None, None) => false,
+        };
+        let age = age.to_string();
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(texts.len() + 2);
+        if not_modified {
+            // RFC 9110 15.4.5: the headers a 200 would have sent among these.
+            const KEPT: &[&str] = &[
+                "cache-control",
+                "content-location",
+                "date",
+                "etag",
+                "expires",
+                "vary",
+                "last-modified",
+            ];
+            headers.extend(
+                texts
+                    .iter()
+                    .filter(|(n, _)| KEPT.contains(&n.as_str()))
+                    .map(|(n, v)| (n.as_str(), v.as_str())),
+            );
+        } else {
+            headers.extend(texts.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        }
+        headers.push(("age", &age));
+        headers.push((identity::CACHE, Outcome::Hit.as_str()));
+        let (status, body): (u16, &[u8]) = match (not_modified, self.method.as_str()) {
+            (true, _) => (304, &[]),
+            (false, "HEAD") => (stored.status, &[]),
+            (false, _) => (stored.status, &stored.body),
+        };
+        if host.send_local_reply(status, &headers, body).is_ok() {
+            self.answered = true;
+            self.outcome = Some(Outcome::Hit);
+            runtime.metrics.hits.add(host, 1);
+            if not_modified {
+                runtime.metrics.not_modified.add(host, 1);
+            }
+        }
+    }
+
+    /// `PURGE <path>` with `x-kea-purge-token`: removes the GET and HEAD entries of that URL, or,
+    /// with `x-kea-purge: prefix`, every entry under a configured prefix.
+    fn purge(&mut self, host: &impl Host, runtime: &Runtime) -> RequestAction {
+        let _phase = Phase::enter("cache.purge");
+        self.answered = true;
+        let presented = self.header("x-kea-purge-token").unwrap_or_default();
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let expected = runtime.config.purge_token_sha256.unwrap_or([0xff; 32]);
+        // Compare digests in constant time: the comparison must not leak how much matched.
+        let matches = digest
+            .iter()
+            .zip(expected.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+        if presented.is_empty() || !matches {
+            let _ = Problem::new(403)
+                .with_detail("PURGE needs a valid x-kea-purge-token")
+                .send(host, &[]);
+            return RequestAction::Answered;
+        }
+        let path = self.header(":path").unwrap_or_default();
+        let (path_only, _) = split_path(&path);
+        let body = if self
+            .header("x-kea-purge")
+            .is_some_and(|mode| mode.eq_ignore_ascii_case("prefix"))
+        {
+            if !runtime.config.purge_prefixes.iter().any(|p| p == path_only) {
+                let detail = format!("{path_only} is not a purgeable prefix");
+                let _ = Problem::new(404).with_detail(detail).send(host, &[]);
+                return RequestAction::Answered;
+            }
+            match bump_generation(host, path_only) {
+                Ok(generation) => {
+                    serde_json::json!({"purged": "prefix", "prefix": path_only, "generation": generation})
+                }
+                Err(err) => {
+                    let _ = Problem::new(503)
+                        .with_detail(format!("purge failed: {err}"))
+                        .send(host, &[]);
+                    return RequestAction::Answered;
+                }
+            }
+        } else {
+            let authority = self.header(":authority").unwrap_or_default();
+            let view = RequestView {
+                authority: &authority,
+                path: path_only,
+                method: "GET",
+                route_name: None,
+            };
+            let policy = Rc::clone(runtime.config.policy_for(&view));
+            let removed = ["GET", "HEAD"]
+                .iter()
+                .filter_map(|method| self.key_for(host, &runtime.config, &policy, method))
+                .filter(|key| {
+                    runtime
+                        .store
+                        .remove(host, key.text.as_bytes(), key.hash64())
+                        .unwrap_or(false)
+                })
+                .count();
+            serde_json::json!({"purged": "url", "path": path_only, "entries": removed})
+        };
+        runtime.metrics.purges.add(host, 1);
+        let _ = host.send_local_reply(
+            200,
+            &[("content-type", "application/json")],
+            body.to_string().as_bytes(),
+        );
+        RequestAction::Answered
+    }
+
+    pub fn on_response_headers(&mut self, host: &impl Host, runtime: &Runtime, end_of_stream: bool) {
+        if self.answered {
+            return;
+        }
+        let _phase = Phase::enter("cache.on_response_headers");
+        if let Some(outcome) = self.outcome {
+            host.set_header(
+                HeaderMap::ResponseHeaders,
+                identity::CACHE,
+                Some(outcome.as_str().as_bytes()),
+            );
+        }
+        let headers = host.headers(HeaderMap::ResponseHeaders);
+        let status = headers
+            .iter()
+            .find(|(n, _)| n == ":status")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u16>().ok())
+            .unwrap_or(0);
+        if !self.invalidate.is_empty() && (200..400).contains(&status) {
+            for key in std::mem::take(&mut self.invalidate) {
+                let _ = runtime.store.remove(host, key.text.as_bytes(), key.hash64());
+            }
+        }
+        let (Some(_), Some(policy)) = (&self.key, &self.policy) else {
+            return;
+        };
+        let texts: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        let facts = ResponseFacts::from_headers(status, texts.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        let request = RequestFacts {
+            method: &self.method,
+            cache_control: Some(&self.request_cc),
+            has_authorization: self.has_authorization,
+        };
+        if storable(
+            &request,
+            &facts,
+            &policy.methods,
+            policy.per_user,
+            policy.default_ttl,
+        )
+        .is_err()
+        {
+            return;
+        }
+        // A shared cache must not hand one user's cookie to another.
+        if !policy.per_user && texts.iter().any(|(n, _)| n == "set-cookie") {
+            return;
+        }
+        let declared = texts
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .and_then(|(_, v)| v.trim().parse::<usize>().ok());
+        if declared.is_some_and(|len| len > runtime.config.max_entry_bytes) {
+            runtime.metrics.too_large.add(host, 1);
+            return;
+        }
+        let stored_headers = headers.into_iter().filter(|(n, _)| is_stored_header(n)).collect();
+        self.capture = Some(Capture {
+            status,
+            headers: stored_headers,
+            facts,
+            body: Vec::new(),
+        });
+        if end_of_stream {
+            self.finish(host, runtime);
+        }
+    }
+
+    pub fn on_response_body(
+        &mut self,
+        host: &impl Host,
+        runtime: &Runtime,
+        chunk_size: usize,
+        end_of_stream: bool,
+    ) {
+        let Some(capture) = self.capture.as_mut() else {
+            return;
+        };
+        if capture.body.len().saturating_add(chunk_size) > runtime.config.max_entry_bytes {
+            self.capture = None;
+            runtime.metrics.too_large.add(host, 1);
+            return;
+        }
+        if chunk_size > 0 {
+            match host.buffer(Buffer::ResponseBody, 0, chunk_size) {
+                Some(chunk) => capture.body.extend_from_slice(&chunk),
+                None => {
+                    self.capture = None;
+                    return;
+                }
+            }
+        }
+        if end_of_stream {
+            self.finish(host, runtime);
+        }
+    }
+
+    /// Stores the copied response, fresh for what remains of its lifetime.
+    fn finish(&mut self, host: &impl Host, runtime: &Runtime) {
+        let _phase = Phase::enter("cache.store");
+        let (Some(capture), Some(key), Some(policy)) = (self.capture.take(), &self.key, &self.policy) else {
+            return;
+        };
+        let now = epoch(host);
+        let lifetime = capture.facts.freshness_lifetime(now, policy.default_ttl);
+        let age = capture.facts.initial_age(self.request_time, now);
+        if lifetime <= age {
+            return;
+        }
+        let vary = capture
+            .facts
+            .vary
+            .iter()
+            .map(|name| (name.clone(), self.header(name).map(|v| v.trim().to_string())))
+            .collect();
+        let entry = StoredResponse {
+            status: capture.status,
+            headers: capture.headers,
+            body: capture.body,
+            request_time: self.request_time,
+            response_time: now,
+            vary,
+        };
+        let encoded = entry.encode();
+        let expires_at = now.saturating_add(lifetime - age);
+        match runtime
+            .store
+            .put(host, key.text.as_bytes(), key.hash64(), &encoded, now, expires_at)
+        {
+            Ok(outcome) => {
+                runtime.metrics.stores.add(host, 1);
+                runtime.metrics.stored_bytes.add(host, encoded.len() as i64);
+                if outcome == PutOutcome::Evicted {
+                    runtime.metrics.evictions.add(host, 1);
+                }
+            }
+            Err(StoreError::TooLarge { .. }) => runtime.metrics.too_large.add(host, 1),
+            Err(err) => log::warn!("cache: cannot store: {err}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags_compare_weakly() {
+        assert!(etag_matches("\"a\"", "\"a\""));
+        assert!(etag_matches("W/\"a\", \"b\"", "\"a\""));
+        assert!(etag_matches("\"x\", W/\"a\"", "W/\"a\""));
+        assert!(etag_matches("*", "\"z\""));
+        assert!(!etag_matches("\"b\"", "\"a\""));
+    }
+}

@@ -1,0 +1,391 @@
+//! Whole request flows through the cache logic, driven natively by `MockHost`. Each exchange gets
+//! its own host (its own request and response), all sharing one proxy's shared data like the
+//! workers of one Envoy.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use kea_cache::plugin::configure;
+use kea_cache::stream::{CacheStream, RequestAction, Runtime};
+use kea_plugin_sdk::mock::{LocalReply, MockHost, SharedState};
+use kea_plugin_sdk::{Buffer, HeaderMap};
+use serde_json::json;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+const T0: u64 = 1_795_672_800; // Thu, 26 Nov 2026 06:00:00 GMT
+
+struct Proxy {
+    shared: Rc<SharedState>,
+    runtime: Rc<Runtime>,
+    clock: u64,
+}
+
+/// What one exchange produced.
+#[derive(Debug)]
+enum Answer {
+    /// Served by the cache.
+    Local(LocalReply),
+    /// Went to the origin; the response's `x-kea-cache` header.
+    Origin(Option<String>),
+}
+
+impl Proxy {
+    fn new(config: serde_json::Value) -> Self {
+        let host = MockHost::new();
+        let runtime = configure(&host, config.to_string().as_bytes()).unwrap();
+        Self {
+            shared: host.shared(),
+            runtime,
+            clock: T0,
+        }
+    }
+
+    fn host(&self) -> MockHost {
+        let host = MockHost::sharing_with(Rc::clone(&self.shared));
+        host.set_now(SystemTime::UNIX_EPOCH + Duration::from_secs(self.clock));
+        host
+    }
+
+    /// One exchange; `origin` is what the upstream would answer (status, headers, body).
+    fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        origin: (u16, &[(&str, &str)], &[u8]),
+    ) -> Answer {
+        let host = self.host().with_request(method, path, headers);
+        let mut stream = CacheStream::new();
+        if stream.on_request_headers(&host, &self.runtime) == RequestAction::Answered {
+            return Answer::Local(host.replies().pop().unwrap());
+        }
+        let (status, response_headers, body) = origin;
+        host.set_response(status, response_headers);
+        stream.on_response_headers(&host, &self.runtime, body.is_empty());
+        if !body.is_empty() {
+            host.set_body(Buffer::ResponseBody, body);
+            stream.on_response_body(&host, &self.runtime, body.len(), true);
+        }
+        Answer::Origin(host.header_text(HeaderMap::ResponseHeaders, "x-kea-cache"))
+    }
+
+    fn get(&self, path: &str, origin: Origin<'_>) -> Answer {
+        self.exchange("GET", path, &[], origin)
+    }
+
+    fn metric(&self, name: &str) -> Option<i64> {
+        self.host().metric(name)
+    }
+}
+
+/// What the origin answers: status, headers, body.
+type Origin<'a> = (u16, &'a [(&'a str, &'a str)], &'a [u8]);
+
+const CACHEABLE: Origin<'static> = (
+    200,
+    &[
+        ("cache-control", "max-age=60"),
+        ("content-type", "application/json"),
+        ("etag", "\"v1\""),
+    ],
+    b"{\"pet\":1}",
+);
+
+fn origin_status(answer: &Answer) -> &str {
+    match answer {
+        Answer::Origin(Some(status)) => status,
+        other => panic!("expected the origin to answer, got {other:?}"),
+    }
+}
+
+fn local(answer: Answer) -> LocalReply {
+    match answer {
+        Answer::Local(reply) => reply,
+        other => panic!("expected a cache answer, got {other:?}"),
+    }
+}
+
+#[test]
+fn miss_then_hit_with_age_and_the_stored_body() {
+    let mut proxy = Proxy::new(json!({}));
+    assert_eq!(origin_status(&proxy.get("/pets/1", CACHEABLE)), "MISS");
+    proxy.clock += 7;
+    let hit = local(proxy.get("/pets/1", CACHEABLE));
+    assert_eq!(hit.status, 200);
+    assert_eq!(hit.body, b"{\"pet\":1}");
+    assert_eq!(hit.header("x-kea-cache"), Some("HIT"));
+    assert_eq!(hit.header("age"), Some("7"));
+    assert_eq!(hit.header("content-type"), Some("application/json"));
+    assert_eq!(proxy.metric("kea_cache_hits_total"), Some(1));
+    assert_eq!(proxy.metric("kea_cache_stores_total"), Some(1));
+    // HEAD has its own entry.
+    assert_eq!(
+        origin_status(&proxy.exchange("HEAD", "/pets/1", &[], CACHEABLE)),
+        "MISS"
+    );
+}
+
+#[test]
+fn entries_expire_after_their_lifetime() {
+    let mut proxy = Proxy::new(json!({}));
+    proxy.get("/p", CACHEABLE);
+    proxy.clock += 59;
+    assert!(matches!(proxy.get("/p", CACHEABLE), Answer::Local(_)));
+    proxy.clock += 1;
+    assert_eq!(
+        origin_status(&proxy.get("/p", CACHEABLE)),
+        "MISS",
+        "the store drops it at expiry"
+    );
+}
+
+#[test]
+fn conditional_requests_get_304_from_the_cache() {
+    let proxy = Proxy::new(json!({}));
+    let origin = (
+        200,
+        &[
+            ("cache-control", "max-age=60"),
+            ("etag", "\"v1\""),
+            ("last-modified", "Wed, 25 Nov 2026 06:00:00 GMT"),
+        ][..],
+        &b"x"[..],
+    );
+    proxy.get("/c", origin);
+    let not_modified = local(proxy.exchange("GET", "/c", &[("if-none-match", "W/\"v1\"")], origin));
+    assert_eq!(not_modified.status, 304);
+    assert!(not_modified.body.is_empty());
+    assert_eq!(not_modified.header("etag"), Some("\"v1\""));
+    let changed = local(proxy.exchange("GET", "/c", &[("if-none-match", "\"v0\"")], origin));
+    assert_eq!(changed.status, 200);
+    let since = local(proxy.exchange(
+        "GET",
+        "/c",
+        &[("if-modified-since", "Thu, 26 Nov 2026 00:00:00 GMT")],
+        origin,
+    ));
+    assert_eq!(since.status, 304);
+    assert_eq!(proxy.metric("kea_cache_not_modified_total"), Some(2));
+}
+
+#[test]
+fn what_must_not_be_stored_is_not() {
+    let proxy = Proxy::new(json!({}));
+    let cases: [(&str, &[(&str, &str)], Origin<'_>); 6] = [
+        (
+            "/no-store",
+            &[],
+            (200, &[("cache-control", "max-age=60, no-store")], b"x"),
+        ),
+        (
+            "/private",
+            &[],
+            (200, &[("cache-control", "private, max-age=60")], b"x"),
+        ),
+        (
+            "/vary-star",
+            &[],
+            (200, &[("cache-control", "max-age=60"), ("vary", "*")], b"x"),
+        ),
+        (
+            "/cookie",
+            &[],
+            (
+                200,
+                &[("cache-control", "max-age=60"), ("set-cookie", "s=1")],
+                b"x",
+            ),
+        ),
+        (
+            "/auth",
+            &[("authorization", "Bearer t")],
+            (200, &[("cache-control", "max-age=60")], b"x"),
+        ),
+        ("/error", &[], (500, &[], b"x")),
+    ];
+    for (path, headers, origin) in cases {
+        proxy.exchange("GET", path, headers, origin);
+        assert!(
+            matches!(proxy.exchange("GET", path, headers, origin), Answer::Origin(_)),
+            "{path} was served from the cache"
+        );
+    }
+    assert_eq!(proxy.metric("kea_cache_stores_total"), Some(0));
+    // The request can forbid storing too, and can demand a fresh answer.
+    proxy.exchange("GET", "/req", &[("cache-control", "no-store")], CACHEABLE);
+    assert!(matches!(proxy.get("/req", CACHEABLE), Answer::Origin(_)));
+    proxy.get("/req", CACHEABLE);
+    assert!(matches!(
+        proxy.exchange("GET", "/req", &[("cache-control", "no-cache")], CACHEABLE),
+        Answer::Origin(_)
+    ));
+    assert!(matches!(
+        proxy.exchange("GET", "/req", &[("pragma", "no-cache")], CACHEABLE),
+        Answer::Origin(_)
+    ));
+    // Authorised requests are stored when the origin says public.
+    let public = (200, &[("cache-control", "public, max-age=60")][..], &b"x"[..]);
+    proxy.exchange("GET", "/pub", &[("authorization", "Bearer t")], public);
+    assert!(matches!(
+        proxy.exchange("GET", "/pub", &[("authorization", "Bearer t")], public),
+        Answer::Local(_)
+    ));
+}
+
+#[test]
+fn vary_selects_the_variant() {
+    let proxy = Proxy::new(json!({}));
+    let origin = (
+        200,
+        &[("cache-control", "max-age=60"), ("vary", "Accept-Language")][..],
+        &b"hallo"[..],
+    );
+    proxy.exchange("GET", "/v", &[("accept-language", "de")], origin);
+    assert!(matches!(
+        proxy.exchange("GET", "/v", &[("accept-language", " de ")], origin),
+        Answer::Local(_)
+    ));
+    assert!(matches!(
+        proxy.exchange("GET", "/v", &[("accept-language", "en")], origin),
+        Answer::Origin(_)
+    ));
+    assert!(matches!(
+        proxy.exchange("GET", "/v", &[], origin),
+        Answer::Origin(_)
+    ));
+}
+
+#[test]
+fn oversized_responses_pass_through_uncached() {
+    let proxy = Proxy::new(json!({"store": {"maxEntryBytes": "1KiB"}}));
+    let big = vec![b'x'; 2048];
+    let origin = (200, &[("cache-control", "max-age=60")][..], big.as_slice());
+    proxy.get("/big", origin);
+    assert!(matches!(proxy.get("/big", origin), Answer::Origin(_)));
+    let declared = (
+        200,
+        &[("cache-control", "max-age=60"), ("content-length", "999999")][..],
+        &b"x"[..],
+    );
+    proxy.get("/declared", declared);
+    assert!(proxy.metric("kea_cache_too_large_total").unwrap() >= 2);
+}
+
+#[test]
+fn default_ttl_covers_silent_origins_and_rules_can_bypass() {
+    let proxy = Proxy::new(json!({
+        "defaults": {"defaultTtl": "30s"},
+        "rules": [{"match": {"pathPrefix": "/live"}, "settings": {"enabled": false}}]
+    }));
+    let silent = (200, &[][..], &b"x"[..]);
+    proxy.get("/silent", silent);
+    assert!(matches!(proxy.get("/silent", silent), Answer::Local(_)));
+    assert_eq!(origin_status(&proxy.get("/live", CACHEABLE)), "BYPASS");
+    assert_eq!(origin_status(&proxy.get("/live", CACHEABLE)), "BYPASS");
+    assert_eq!(
+        origin_status(&proxy.exchange("POST", "/silent/x", &[], CACHEABLE)),
+        "BYPASS"
+    );
+}
+
+#[test]
+fn per_user_entries_are_separate() {
+    let proxy = Proxy::new(json!({"defaults": {"perUser": true}}));
+    let private = (200, &[("cache-control", "private, max-age=60")][..], &b"mine"[..]);
+    proxy.exchange(
+        "GET",
+        "/me",
+        &[("x-kea-sub", "alice"), ("authorization", "Bearer a")],
+        private,
+    );
+    assert!(matches!(
+        proxy.exchange("GET", "/me", &[("x-kea-sub", "alice")], private),
+        Answer::Local(_)
+    ));
+    assert!(matches!(
+        proxy.exchange("GET", "/me", &[("x-kea-sub", "bob")], private),
+        Answer::Origin(_)
+    ));
+    assert_eq!(
+        origin_status(&proxy.get("/me", private)),
+        "BYPASS",
+        "no principal, no per-user entry"
+    );
+}
+
+#[test]
+fn successful_unsafe_requests_invalidate() {
+    let proxy = Proxy::new(json!({}));
+    proxy.get("/pets/1", CACHEABLE);
+    proxy.exchange("DELETE", "/pets/1", &[], (500, &[], b""));
+    assert!(
+        matches!(proxy.get("/pets/1", CACHEABLE), Answer::Local(_)),
+        "a failed DELETE changes nothing"
+    );
+    proxy.exchange("DELETE", "/pets/1", &[], (204, &[], b""));
+    assert!(matches!(proxy.get("/pets/1", CACHEABLE), Answer::Origin(_)));
+}
+
+#[test]
+fn purge_needs_the_token_and_works_by_url_and_prefix() {
+    // The configuration holds only the token's SHA-256.
+    let digest = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(b"purge-secret")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let proxy = Proxy::new(json!({"purge": {"tokenSha256": digest, "prefixes": ["/pets"]}}));
+    proxy.get("/pets/1", CACHEABLE);
+    proxy.get("/pets/2", CACHEABLE);
+    proxy.get("/owners/1", CACHEABLE);
+
+    let denied = local(proxy.exchange("PURGE", "/pets/1", &[("x-kea-purge-token", "wrong")], CACHEABLE));
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        local(proxy.exchange("PURGE", "/pets/1", &[], CACHEABLE)).status,
+        403
+    );
+    assert!(matches!(proxy.get("/pets/1", CACHEABLE), Answer::Local(_)));
+
+    let url = local(proxy.exchange(
+        "PURGE",
+        "/pets/1",
+        &[("x-kea-purge-token", "purge-secret")],
+        CACHEABLE,
+    ));
+    assert_eq!(url.status, 200);
+    assert_eq!(url.json()["entries"], 1);
+    assert!(matches!(proxy.get("/pets/1", CACHEABLE), Answer::Origin(_)));
+    assert!(matches!(proxy.get("/pets/2", CACHEABLE), Answer::Local(_)));
+
+    let prefix = [("x-kea-purge-token", "purge-secret"), ("x-kea-purge", "prefix")];
+    assert_eq!(
+        local(proxy.exchange("PURGE", "/pets", &prefix, CACHEABLE)).status,
+        200
+    );
+    assert!(matches!(proxy.get("/pets/2", CACHEABLE), Answer::Origin(_)));
+    assert!(
+        matches!(proxy.get("/owners/1", CACHEABLE), Answer::Local(_)),
+        "other prefixes keep their entries"
+    );
+    assert_eq!(
+        local(proxy.exchange("PURGE", "/owners", &prefix, CACHEABLE)).status,
+        404
+    );
+    assert_eq!(proxy.metric("kea_cache_purges_total"), Some(2));
+}
+
+#[test]
+fn invalid_configuration_is_refused() {
+    let host = MockHost::new();
+    let err = configure(&host, br#"{"store": {"maxEntries": 0}}"#).unwrap_err();
+    assert_eq!(err.path, "store.maxEntries");
+}
