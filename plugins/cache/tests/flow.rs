@@ -83,8 +83,10 @@ impl Proxy {
     }
 }
 
+/// Header pairs.
+type Headers<'a> = &'a [(&'a str, &'a str)];
 /// What the origin answers: status, headers, body.
-type Origin<'a> = (u16, &'a [(&'a str, &'a str)], &'a [u8]);
+type Origin<'a> = (u16, Headers<'a>, &'a [u8]);
 
 const CACHEABLE: Origin<'static> = (
     200,
@@ -176,7 +178,7 @@ fn conditional_requests_get_304_from_the_cache() {
 #[test]
 fn what_must_not_be_stored_is_not() {
     let proxy = Proxy::new(json!({}));
-    let cases: [(&str, &[(&str, &str)], Origin<'_>); 6] = [
+    let cases: [(&str, Headers<'_>, Origin<'_>); 6] = [
         (
             "/no-store",
             &[],
