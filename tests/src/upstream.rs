@@ -1,6 +1,7 @@
 //! A fast local upstream for tests, benchmarks and the example gateway.
 //!
 //! - `/status/<code>[/...]` answers with that status;
+//! - `/cacheable?cc=...&size=N` answers with validators and the given `Cache-Control`;
 //! - `/delay/<ms>` answers like any other path, after that many milliseconds;
 //! - `/echo[/...]` answers with the request's method, path, headers and body size as JSON;
 //! - `POST /ingest` is a small log collector: it accepts newline-delimited JSON and Elasticsearch
@@ -109,11 +110,45 @@ async fn ingest(state: &State, request: Request<Body>) -> Response {
         .into_response()
 }
 
+/// `/cacheable?cc=<Cache-Control>&size=<bytes>`: a response with validators and the given
+/// caching headers (default `public, max-age=60`), for cache tests.
+fn cacheable(query: &str) -> Response {
+    let mut cache_control = "public, max-age=60".to_string();
+    let mut size = None;
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("cc", value)) => {
+                cache_control = value.replace("%20", " ").replace("%2C", ",").replace('+', " ")
+            }
+            Some(("size", value)) => size = value.parse::<usize>().ok(),
+            _ => {}
+        }
+    }
+    let body = match size {
+        Some(size) => "x".repeat(size.min(64 * 1024 * 1024)),
+        None => payload().to_string(),
+    };
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::CACHE_CONTROL, cache_control),
+            (header::ETAG, "\"v1\"".to_string()),
+            (header::LAST_MODIFIED, "Wed, 25 Nov 2026 06:00:00 GMT".to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 async fn handle(state: Arc<State>, request: Request<Body>) -> Response {
     state.hits.fetch_add(1, Ordering::Relaxed);
     let path = request.uri().path().to_string();
     if path == "/ingest" && request.method() == axum::http::Method::POST {
         return ingest(&state, request).await;
+    }
+    if path.starts_with("/cacheable") {
+        return cacheable(request.uri().query().unwrap_or_default());
     }
     if let Some(ms) = path.strip_prefix("/delay/").and_then(|ms| ms.parse::<u64>().ok()) {
         tokio::time::sleep(std::time::Duration::from_millis(ms.min(10_000))).await;

@@ -1,0 +1,100 @@
+//! proxy-wasm adapter: forwards the proxy's callbacks to the host-free logic.
+
+use crate::plugin::configure;
+use crate::stream::{CacheStream, RequestAction, Runtime};
+use kea_plugin_sdk::proxy::{sync_log_level, ProxyHost};
+use kea_plugin_sdk::{Buffer, Host};
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
+use std::rc::Rc;
+use std::time::Duration;
+
+// The proxy-wasm entry point (`_initialize`) is an exported, unmangled function.
+#[allow(unsafe_code)]
+mod entry {
+    proxy_wasm::main! {{
+        proxy_wasm::set_log_level(super::LogLevel::Info);
+        proxy_wasm::set_root_context(|_| Box::new(super::Root::default()));
+    }}
+}
+
+#[derive(Default)]
+struct Root {
+    runtime: Option<Rc<Runtime>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        sync_log_level();
+        true
+    }
+
+    fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
+        sync_log_level();
+        let raw = ProxyHost
+            .buffer(Buffer::PluginConfiguration, 0, plugin_configuration_size)
+            .unwrap_or_default();
+        match configure(&ProxyHost, &raw) {
+            Ok(runtime) => {
+                self.runtime = Some(runtime);
+                // Only to follow log-level changes.
+                ProxyHost.set_tick_period(Duration::from_secs(5));
+                log::info!("kea-cache: configuration accepted");
+                true
+            }
+            Err(err) => {
+                ProxyHost.log(
+                    log::Level::Error,
+                    &format!("kea-cache: configuration rejected: {err}"),
+                );
+                false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        sync_log_level();
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let runtime = Rc::clone(self.runtime.as_ref()?);
+        Some(Box::new(Http {
+            runtime,
+            stream: CacheStream::new(),
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct Http {
+    runtime: Rc<Runtime>,
+    stream: CacheStream,
+}
+
+impl Context for Http {}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        match self.stream.on_request_headers(&ProxyHost, &self.runtime) {
+            RequestAction::Continue => Action::Continue,
+            RequestAction::Answered => Action::Pause,
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
+        self.stream
+            .on_response_headers(&ProxyHost, &self.runtime, end_of_stream);
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        self.stream
+            .on_response_body(&ProxyHost, &self.runtime, body_size, end_of_stream);
+        Action::Continue
+    }
+}

@@ -1,0 +1,191 @@
+//! End-to-end: real Envoy with `dist/cache.wasm` in front of an upstream that counts requests.
+
+use anyhow::Result;
+use kea_e2e::envoy::{Envoy, EnvoyBuilder};
+use kea_e2e::http;
+use kea_e2e::upstream::Upstream;
+use serde_json::json;
+
+fn sha256_hex(text: &str) -> String {
+    // The harness has no hashing dependency of its own; sha256sum is on every Debian machine.
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("printf %s '{text}' | sha256sum"))
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn gateway(upstream: &Upstream, workers: u32, config: serde_json::Value) -> Result<Envoy> {
+    EnvoyBuilder::new(upstream.port)
+        .concurrency(workers)
+        .plugin("cache", config)?
+        .start()
+}
+
+#[test]
+fn hits_are_served_by_every_worker_without_reaching_the_upstream() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let envoy = gateway(&upstream, 2, json!({}))?;
+    let first = http::get(&envoy.url("/cacheable/a"))?;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("x-kea-cache"), Some("MISS"));
+    // Many connections, spread over both workers: every one is a hit from the shared store.
+    let hits = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..50)
+                        .map(|_| http::get(&envoy.url("/cacheable/a")).unwrap())
+                        .filter(|r| {
+                            r.status == 200 && r.header("x-kea-cache") == Some("HIT") && r.body == first.body
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum::<usize>()
+    });
+    assert_eq!(hits, 200);
+    assert_eq!(upstream.hits(), 1, "hits must not reach the upstream");
+    let hit = http::get(&envoy.url("/cacheable/a"))?;
+    assert!(hit.header("age").is_some_and(|age| age.parse::<u64>().is_ok()));
+    assert_eq!(hit.header("etag"), Some("\"v1\""));
+    assert_eq!(envoy.stat("wasmcustom.kea_cache_hits_total"), Some(201));
+    assert_eq!(envoy.stat("wasmcustom.kea_cache_stores_total"), Some(1));
+    Ok(())
+}
+
+#[test]
+fn conditional_requests_no_store_and_oversized_responses() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let envoy = gateway(&upstream, 1, json!({"store": {"maxEntryBytes": "64KiB"}}))?;
+    http::get(&envoy.url("/cacheable/c"))?;
+    let not_modified = http::send(
+        "GET",
+        &envoy.url("/cacheable/c"),
+        &[("if-none-match", "\"v1\"")],
+        None,
+    )?;
+    assert_eq!(not_modified.status, 304);
+    assert_eq!(not_modified.header("x-kea-cache"), Some("HIT"));
+    assert_eq!(upstream.hits(), 1);
+
+    for _ in 0..3 {
+        let response = http::get(&envoy.url("/cacheable/n?cc=no-store"))?;
+        assert_eq!(response.header("x-kea-cache"), Some("MISS"));
+    }
+    assert_eq!(
+        upstream.hits(),
+        4,
+        "no-store responses are never served from the cache"
+    );
+
+    for _ in 0..2 {
+        let big = http::get(&envoy.url("/cacheable/big?size=200000"))?;
+        assert_eq!(big.status, 200);
+        assert_eq!(big.body.len(), 200_000, "streamed through whole");
+    }
+    assert_eq!(
+        upstream.hits(),
+        6,
+        "over the entry cap: passed through, not cached"
+    );
+    assert!(envoy.stat("wasmcustom.kea_cache_too_large_total").unwrap() >= 2);
+    Ok(())
+}
+
+#[test]
+fn purge_requires_the_token() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let envoy = gateway(
+        &upstream,
+        1,
+        json!({"purge": {"tokenSha256": sha256_hex("s3cret-purge"), "prefixes": ["/cacheable"]}}),
+    )?;
+    http::get(&envoy.url("/cacheable/p"))?;
+    let denied = http::send(
+        "PURGE",
+        &envoy.url("/cacheable/p"),
+        &[("x-kea-purge-token", "guess")],
+        None,
+    )?;
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        http::get(&envoy.url("/cacheable/p"))?.header("x-kea-cache"),
+        Some("HIT")
+    );
+
+    let purged = http::send(
+        "PURGE",
+        &envoy.url("/cacheable/p"),
+        &[("x-kea-purge-token", "s3cret-purge")],
+        None,
+    )?;
+    assert_eq!(purged.status, 200, "{}", purged.body);
+    assert_eq!(purged.json()["entries"], 1);
+    assert_eq!(
+        http::get(&envoy.url("/cacheable/p"))?.header("x-kea-cache"),
+        Some("MISS")
+    );
+
+    http::get(&envoy.url("/cacheable/q"))?;
+    let prefix = [("x-kea-purge-token", "s3cret-purge"), ("x-kea-purge", "prefix")];
+    assert_eq!(
+        http::send("PURGE", &envoy.url("/cacheable"), &prefix, None)?.status,
+        200
+    );
+    assert_eq!(
+        http::get(&envoy.url("/cacheable/q"))?.header("x-kea-cache"),
+        Some("MISS")
+    );
+    assert_eq!(upstream.hits(), 4, "PURGE requests never reach the upstream");
+    Ok(())
+}
+
+#[test]
+fn memory_stays_bounded_under_key_churn() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let envoy = gateway(
+        &upstream,
+        1,
+        json!({"store": {"maxEntries": 128, "maxEntryBytes": "4KiB"}}),
+    )?;
+    let churn = |from: usize, to: usize| -> Result<()> {
+        for i in from..to {
+            let response = http::get(&envoy.url(&format!("/cacheable/k{i}?size=1000")))?;
+            assert_eq!(response.status, 200);
+        }
+        Ok(())
+    };
+    churn(0, 1000)?;
+    let after_warmup = envoy.memory_allocated().unwrap();
+    churn(1000, 5000)?;
+    let after_churn = envoy.memory_allocated().unwrap();
+    let growth = after_churn - after_warmup;
+    eprintln!("memory allocated: {after_warmup} -> {after_churn} bytes");
+    assert!(
+        growth < 2 * 1024 * 1024,
+        "memory grew by {growth} bytes over 4000 more distinct keys"
+    );
+    assert!(envoy.stat("wasmcustom.kea_cache_evictions_total").unwrap() > 0);
+    Ok(())
+}
+
+#[test]
+fn invalid_configuration_is_refused_naming_the_field() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let log = EnvoyBuilder::new(upstream.port)
+        .plugin("cache", json!({"defaults": {"methods": ["POST"]}}))?
+        .start_expecting_failure()?;
+    assert!(
+        log.contains("kea-cache: configuration rejected: invalid configuration at defaults.methods[0]"),
+        "{log}"
+    );
+    Ok(())
+}
