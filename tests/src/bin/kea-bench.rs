@@ -15,6 +15,8 @@ use std::time::Duration;
 /// One configuration under test.
 struct Scenario {
     name: &'static str,
+    /// Request path (default `/pets/1`).
+    path: &'static str,
     /// (plugin, config); the upstream's port is available as a cluster named `collector`.
     plugins: Vec<(&'static str, Value)>,
 }
@@ -23,20 +25,24 @@ fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
             name: "bare Envoy",
+            path: "/pets/1",
             plugins: vec![],
         },
         // The floor: the audit VM loaded and a rule skipping every request, so its callbacks run
         // but record nothing. What a wasm filter costs here before it does any work.
         Scenario {
             name: "floor: audit loaded, every request skipped",
+            path: "/pets/1",
             plugins: vec![("audit", json!({"rules": [{"skip": true}]}))],
         },
         Scenario {
             name: "audit, proxy-log sink (defaults)",
+            path: "/pets/1",
             plugins: vec![("audit", json!({}))],
         },
         Scenario {
             name: "audit, proxy-log sink, all headers + JSON bodies",
+            path: "/pets/1",
             plugins: vec![(
                 "audit",
                 json!({"headers": {"request": true, "response": true}, "body": {"request": true, "response": true}}),
@@ -44,10 +50,22 @@ fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             name: "audit, HTTP sink (JSON lines, batched)",
+            path: "/pets/1",
             plugins: vec![(
                 "audit",
                 json!({"sinks": {"log": {"enabled": false}, "http": {"cluster": "collector", "format": "jsonLines", "path": "/ingest"}}}),
             )],
+        },
+        // The upstream answers /cacheable with the same 1 KB body plus caching headers.
+        Scenario {
+            name: "cache hit (public, max-age=60)",
+            path: "/cacheable/bench",
+            plugins: vec![("cache", json!({}))],
+        },
+        Scenario {
+            name: "cache miss (origin says no-store)",
+            path: "/cacheable/bench?cc=no-store",
+            plugins: vec![("cache", json!({}))],
         },
     ]
 }
@@ -171,7 +189,7 @@ fn main() -> Result<()> {
                 builder = builder.plugin(plugin, config.clone())?;
             }
             let envoy = builder.start()?;
-            let url = envoy.url("/pets/1");
+            let url = envoy.url(scenario.path);
             wrk(&url, 2, connections)?; // warm-up: JIT, connection pools
             let m = wrk(&url, seconds, connections)?;
             eprintln!(
