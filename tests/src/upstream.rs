@@ -110,19 +110,35 @@ async fn ingest(state: &State, request: Request<Body>) -> Response {
         .into_response()
 }
 
-/// `/cacheable?cc=<Cache-Control>&size=<bytes>`: a response with validators and the given
-/// caching headers (default `public, max-age=60`), for cache tests.
-fn cacheable(query: &str) -> Response {
+/// `/cacheable?cc=<Cache-Control>&size=<bytes>&status=<code>`: a response with validators and
+/// the given caching headers (default `public, max-age=60`), for cache tests; 304 to
+/// `If-None-Match: "v1"`.
+fn cacheable(query: &str, if_none_match: bool) -> Response {
     let mut cache_control = "public, max-age=60".to_string();
     let mut size = None;
+    let mut status = None;
     for pair in query.split('&') {
         match pair.split_once('=') {
+            Some(("status", value)) => status = value.parse::<u16>().ok(),
             Some(("cc", value)) => {
                 cache_control = value.replace("%20", " ").replace("%2C", ",").replace('+', " ")
             }
             Some(("size", value)) => size = value.parse::<usize>().ok(),
             _ => {}
         }
+    }
+    if if_none_match && status.is_none() {
+        return (
+            StatusCode::NOT_MODIFIED,
+            [
+                (header::CACHE_CONTROL, cache_control),
+                (header::ETAG, "\"v1\"".to_string()),
+            ],
+        )
+            .into_response();
+    }
+    if let Some(code) = status.and_then(|c| StatusCode::from_u16(c).ok()) {
+        return (code, "origin failure").into_response();
     }
     let body = match size {
         Some(size) => "x".repeat(size.min(64 * 1024 * 1024)),
@@ -148,7 +164,11 @@ async fn handle(state: Arc<State>, request: Request<Body>) -> Response {
         return ingest(&state, request).await;
     }
     if path.starts_with("/cacheable") {
-        return cacheable(request.uri().query().unwrap_or_default());
+        let if_none_match = request
+            .headers()
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|v| v.as_bytes() == b"\"v1\"");
+        return cacheable(request.uri().query().unwrap_or_default(), if_none_match);
     }
     if let Some(ms) = path.strip_prefix("/delay/").and_then(|ms| ms.parse::<u64>().ok()) {
         tokio::time::sleep(std::time::Duration::from_millis(ms.min(10_000))).await;

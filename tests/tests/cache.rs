@@ -189,3 +189,46 @@ fn invalid_configuration_is_refused_naming_the_field() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn stale_entries_are_revalidated_with_the_origin() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let envoy = gateway(&upstream, 1, json!({}))?;
+    let first = http::get(&envoy.url("/cacheable/r?cc=max-age=1"))?;
+    assert_eq!(first.header("x-kea-cache"), Some("MISS"));
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    // Stale: the cache asks the origin with If-None-Match, the origin answers 304, and the client
+    // gets the stored body.
+    let revalidated = http::get(&envoy.url("/cacheable/r?cc=max-age=1"))?;
+    assert_eq!(revalidated.status, 200, "{}", revalidated.body);
+    assert_eq!(revalidated.header("x-kea-cache"), Some("EXPIRED"));
+    assert_eq!(revalidated.body, first.body);
+    assert_eq!(upstream.hits(), 2);
+    assert_eq!(envoy.stat("wasmcustom.kea_cache_revalidated_total"), Some(1));
+    // Refreshed by the 304: a hit again.
+    assert_eq!(
+        http::get(&envoy.url("/cacheable/r?cc=max-age=1"))?.header("x-kea-cache"),
+        Some("HIT")
+    );
+    assert_eq!(upstream.hits(), 2);
+    Ok(())
+}
+
+#[test]
+fn stale_if_error_answers_while_the_origin_fails() -> Result<()> {
+    let upstream = Upstream::start()?;
+    // The key ignores `status`, so the failing request finds the entry the good one left.
+    let envoy = gateway(
+        &upstream,
+        1,
+        json!({"defaults": {"query": {"exclude": ["status"]}}}),
+    )?;
+    let good = http::get(&envoy.url("/cacheable/e?cc=max-age=1,stale-if-error=60"))?;
+    assert_eq!(good.header("x-kea-cache"), Some("MISS"));
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let stale = http::get(&envoy.url("/cacheable/e?cc=max-age=1,stale-if-error=60&status=503"))?;
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.header("x-kea-cache"), Some("STALE"));
+    assert_eq!(stale.body, good.body);
+    Ok(())
+}

@@ -15,6 +15,8 @@ pub struct CacheMetrics {
     pub evictions: Metric,
     pub too_large: Metric,
     pub purges: Metric,
+    pub revalidated: Metric,
+    pub stale_served: Metric,
 }
 
 impl CacheMetrics {
@@ -30,6 +32,8 @@ impl CacheMetrics {
             evictions: Metric::counter(host, "kea_cache_evictions_total"),
             too_large: Metric::counter(host, "kea_cache_too_large_total"),
             purges: Metric::counter(host, "kea_cache_purges_total"),
+            revalidated: Metric::counter(host, "kea_cache_revalidated_total"),
+            stale_served: Metric::counter(host, "kea_cache_stale_served_total"),
         }
     }
 }

@@ -36,6 +36,8 @@ pub enum Outcome {
     Hit,
     Miss,
     Expired,
+    /// Served stale because the origin failed (`stale-if-error`).
+    Stale,
     Bypass,
 }
 
@@ -45,6 +47,7 @@ impl Outcome {
             Self::Hit => "HIT",
             Self::Miss => "MISS",
             Self::Expired => "EXPIRED",
+            Self::Stale => "STALE",
             Self::Bypass => "BYPASS",
         }
     }
@@ -81,7 +84,31 @@ pub struct CacheStream {
     /// Keys to invalidate if this unsafe request succeeds (RFC 9111 4.4).
     invalidate: Vec<CacheKey>,
     capture: Option<Capture>,
+    /// A stale entry kept while the origin is asked: for a 304 (revalidation) or an error
+    /// (`stale-if-error`).
+    stale: Option<Stale>,
 }
+
+/// A stale entry and what may be done with it.
+#[derive(Debug)]
+struct Stale {
+    entry: StoredResponse,
+    /// We added validators to the origin request: a 304 is ours to turn into the stored response.
+    revalidating: bool,
+    /// The entry may still be served if the origin fails (`stale-if-error`).
+    usable_on_error: bool,
+}
+
+/// What the adapter does after the response headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseAction {
+    Continue,
+    /// The response was replaced by a local reply from the cache (revalidated or stale-if-error).
+    Replaced,
+}
+
+/// How long an entry with validators is kept after it goes stale, for revalidation.
+const REVALIDATION_GRACE: u64 = 600;
 
 /// Seconds since the epoch.
 fn epoch(host: &impl Host) -> u64 {
@@ -277,7 +304,97 @@ impl CacheStream {
         }
         self.outcome = Some(Outcome::Expired);
         runtime.metrics.expired.add(host, 1);
+        let client_conditional =
+            self.header("if-none-match").is_some() || self.header("if-modified-since").is_some();
+        let find = |name: &str| texts.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let (etag, last_modified) = (find("etag"), find("last-modified"));
+        let revalidating = !client_conditional && (etag.is_some() || last_modified.is_some());
+        if revalidating {
+            // Ask the origin whether the stored response is still good (RFC 9111 4.3.1).
+            if let Some(etag) = &etag {
+                host.set_header(HeaderMap::RequestHeaders, "if-none-match", Some(etag.as_bytes()));
+            } else if let Some(modified) = &last_modified {
+                host.set_header(
+                    HeaderMap::RequestHeaders,
+                    "if-modified-since",
+                    Some(modified.as_bytes()),
+                );
+            }
+        }
+        let usable_on_error = facts
+            .cache_control
+            .stale_if_error
+            .is_some_and(|window| age < lifetime.saturating_add(window))
+            && !facts.cache_control.must_revalidate;
+        if revalidating || usable_on_error {
+            self.stale = Some(Stale {
+                entry: stored,
+                revalidating,
+                usable_on_error,
+            });
+        }
         RequestAction::Continue
+    }
+
+    /// The origin answered a stale entry's revalidation with 304, or failed while the entry may
+    /// be served stale: answer from the entry instead (Envoy sends such a reply straight to the
+    /// client, the origin's response is dropped).
+    fn replace_with_stale(
+        &mut self,
+        host: &impl Host,
+        runtime: &Runtime,
+        status: u16,
+        headers: &[(String, Bytes)],
+    ) -> ResponseAction {
+        let Some(stale) = self.stale.take() else {
+            return ResponseAction::Continue;
+        };
+        let now = epoch(host);
+        let (mut entry, outcome) = match status {
+            304 if stale.revalidating => {
+                // RFC 9111 4.3.4: the 304's headers update the stored ones; the entry is fresh again.
+                let mut entry = stale.entry;
+                for (name, value) in headers.iter().filter(|(n, _)| is_stored_header(n)) {
+                    entry.headers.retain(|(n, _)| n != name);
+                    entry.headers.push((name.clone(), value.clone()));
+                }
+                entry.request_time = self.request_time;
+                entry.response_time = now;
+                self.store_entry(host, runtime, &entry);
+                runtime.metrics.revalidated.add(host, 1);
+                (entry, Outcome::Expired)
+            }
+            500..=599 if stale.usable_on_error => {
+                runtime.metrics.stale_served.add(host, 1);
+                (stale.entry, Outcome::Stale)
+            }
+            _ => return ResponseAction::Continue,
+        };
+        let texts: Vec<(String, String)> = entry
+            .headers
+            .iter()
+            .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        let facts =
+            ResponseFacts::from_headers(entry.status, texts.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        let age = facts
+            .initial_age(entry.request_time, entry.response_time)
+            .saturating_add(now.saturating_sub(entry.response_time))
+            .to_string();
+        let mut reply: Vec<(&str, &str)> = texts.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        reply.push(("age", &age));
+        reply.push((identity::CACHE, outcome.as_str()));
+        let body = if self.method == "HEAD" {
+            Vec::new()
+        } else {
+            std::mem::take(&mut entry.body)
+        };
+        if host.send_local_reply(entry.status, &reply, &body).is_err() {
+            return ResponseAction::Continue;
+        }
+        self.answered = true;
+        self.capture = None;
+        ResponseAction::Replaced
     }
 
     /// Answers from the cache: 304 when the client's validators match, else the stored response.
@@ -411,9 +528,14 @@ impl CacheStream {
         RequestAction::Answered
     }
 
-    pub fn on_response_headers(&mut self, host: &impl Host, runtime: &Runtime, end_of_stream: bool) {
+    pub fn on_response_headers(
+        &mut self,
+        host: &impl Host,
+        runtime: &Runtime,
+        end_of_stream: bool,
+    ) -> ResponseAction {
         if self.answered {
-            return;
+            return ResponseAction::Continue;
         }
         let _phase = Phase::enter("cache.on_response_headers");
         if let Some(outcome) = self.outcome {
@@ -434,8 +556,13 @@ impl CacheStream {
                 let _ = runtime.store.remove(host, key.text.as_bytes(), key.hash64());
             }
         }
+        if self.stale.is_some()
+            && self.replace_with_stale(host, runtime, status, &headers) == ResponseAction::Replaced
+        {
+            return ResponseAction::Replaced;
+        }
         let (Some(_), Some(policy)) = (&self.key, &self.policy) else {
-            return;
+            return ResponseAction::Continue;
         };
         let texts: Vec<(String, String)> = headers
             .iter()
@@ -456,11 +583,11 @@ impl CacheStream {
         )
         .is_err()
         {
-            return;
+            return ResponseAction::Continue;
         }
         // A shared cache must not hand one user's cookie to another.
         if !policy.per_user && texts.iter().any(|(n, _)| n == "set-cookie") {
-            return;
+            return ResponseAction::Continue;
         }
         let declared = texts
             .iter()
@@ -468,7 +595,7 @@ impl CacheStream {
             .and_then(|(_, v)| v.trim().parse::<usize>().ok());
         if declared.is_some_and(|len| len > runtime.config.max_entry_bytes) {
             runtime.metrics.too_large.add(host, 1);
-            return;
+            return ResponseAction::Continue;
         }
         let stored_headers = headers.into_iter().filter(|(n, _)| is_stored_header(n)).collect();
         self.capture = Some(Capture {
@@ -480,6 +607,7 @@ impl CacheStream {
         if end_of_stream {
             self.finish(host, runtime);
         }
+        ResponseAction::Continue
     }
 
     pub fn on_response_body(
@@ -511,18 +639,12 @@ impl CacheStream {
         }
     }
 
-    /// Stores the copied response, fresh for what remains of its lifetime.
+    /// Stores the copied response.
     fn finish(&mut self, host: &impl Host, runtime: &Runtime) {
         let _phase = Phase::enter("cache.store");
-        let (Some(capture), Some(key), Some(policy)) = (self.capture.take(), &self.key, &self.policy) else {
+        let Some(capture) = self.capture.take() else {
             return;
         };
-        let now = epoch(host);
-        let lifetime = capture.facts.freshness_lifetime(now, policy.default_ttl);
-        let age = capture.facts.initial_age(self.request_time, now);
-        if lifetime <= age {
-            return;
-        }
         let vary = capture
             .facts
             .vary
@@ -534,15 +656,51 @@ impl CacheStream {
             headers: capture.headers,
             body: capture.body,
             request_time: self.request_time,
-            response_time: now,
+            response_time: epoch(host),
             vary,
         };
+        self.store_entry(host, runtime, &entry);
+    }
+
+    /// Writes an entry for what remains of its freshness, plus the time it may still be used
+    /// stale: for revalidation when it has validators, and its `stale-if-error` window.
+    fn store_entry(&self, host: &impl Host, runtime: &Runtime, entry: &StoredResponse) {
+        let (Some(key), Some(policy)) = (&self.key, &self.policy) else {
+            return;
+        };
+        let texts: Vec<(String, String)> = entry
+            .headers
+            .iter()
+            .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+            .collect();
+        let facts =
+            ResponseFacts::from_headers(entry.status, texts.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        let lifetime = facts.freshness_lifetime(entry.response_time, policy.default_ttl);
+        let age = facts.initial_age(entry.request_time, entry.response_time);
+        let has_validators = texts.iter().any(|(n, _)| n == "etag" || n == "last-modified");
+        let grace = if has_validators { REVALIDATION_GRACE } else { 0 }.max(
+            facts
+                .cache_control
+                .stale_if_error
+                .unwrap_or(0)
+                .min(REVALIDATION_GRACE * 6),
+        );
+        if lifetime <= age && grace == 0 {
+            return;
+        }
         let encoded = entry.encode();
-        let expires_at = now.saturating_add(lifetime - age);
-        match runtime
-            .store
-            .put(host, key.text.as_bytes(), key.hash64(), &encoded, now, expires_at)
-        {
+        let expires_at = entry
+            .response_time
+            .saturating_add(lifetime.saturating_sub(age))
+            .saturating_add(grace);
+        match runtime.store.put(
+            host,
+            key.text.as_bytes(),
+            key.hash64(),
+            &encoded,
+            entry.response_time,
+            expires_at,
+        ) {
             Ok(outcome) => {
                 runtime.metrics.stores.add(host, 1);
                 runtime.metrics.stored_bytes.add(host, encoded.len() as i64);

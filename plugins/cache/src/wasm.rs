@@ -1,7 +1,7 @@
 //! proxy-wasm adapter: forwards the proxy's callbacks to the host-free logic.
 
 use crate::plugin::configure;
-use crate::stream::{CacheStream, RequestAction, Runtime};
+use crate::stream::{CacheStream, RequestAction, ResponseAction, Runtime};
 use kea_plugin_sdk::proxy::{sync_log_level, ProxyHost};
 use kea_plugin_sdk::{Buffer, Host};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -87,9 +87,14 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
-        self.stream
-            .on_response_headers(&ProxyHost, &self.runtime, end_of_stream);
-        Action::Continue
+        match self
+            .stream
+            .on_response_headers(&ProxyHost, &self.runtime, end_of_stream)
+        {
+            ResponseAction::Continue => Action::Continue,
+            // The origin's response was replaced by a local reply: stop it here.
+            ResponseAction::Replaced => Action::Pause,
+        }
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {

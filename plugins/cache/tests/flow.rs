@@ -10,7 +10,7 @@
 )]
 
 use kea_cache::plugin::configure;
-use kea_cache::stream::{CacheStream, RequestAction, Runtime};
+use kea_cache::stream::{CacheStream, RequestAction, ResponseAction, Runtime};
 use kea_plugin_sdk::mock::{LocalReply, MockHost, SharedState};
 use kea_plugin_sdk::{Buffer, HeaderMap};
 use serde_json::json;
@@ -66,7 +66,9 @@ impl Proxy {
         }
         let (status, response_headers, body) = origin;
         host.set_response(status, response_headers);
-        stream.on_response_headers(&host, &self.runtime, body.is_empty());
+        if stream.on_response_headers(&host, &self.runtime, body.is_empty()) == ResponseAction::Replaced {
+            return Answer::Local(host.replies().pop().unwrap());
+        }
         if !body.is_empty() {
             host.set_body(Buffer::ResponseBody, body);
             stream.on_response_body(&host, &self.runtime, body.len(), true);
@@ -141,8 +143,97 @@ fn entries_expire_after_their_lifetime() {
     proxy.clock += 1;
     assert_eq!(
         origin_status(&proxy.get("/p", CACHEABLE)),
+        "EXPIRED",
+        "stale: fetched again"
+    );
+    let without_validators = (200, &[("cache-control", "max-age=5")][..], &b"x"[..]);
+    proxy.get("/q", without_validators);
+    proxy.clock += 5;
+    assert_eq!(
+        origin_status(&proxy.get("/q", without_validators)),
         "MISS",
-        "the store drops it at expiry"
+        "no validators: dropped at expiry"
+    );
+}
+
+#[test]
+fn stale_entries_are_revalidated_and_a_304_refreshes_them() {
+    let mut proxy = Proxy::new(json!({}));
+    let short = (
+        200,
+        &[("cache-control", "max-age=1"), ("etag", "\"v1\"")][..],
+        &b"{\"pet\":1}"[..],
+    );
+    proxy.get("/r", short);
+    proxy.clock += 3;
+    // The origin is asked conditionally and says nothing changed.
+    let host = proxy.host().with_request("GET", "/r", &[]);
+    let mut stream = CacheStream::new();
+    assert_eq!(
+        stream.on_request_headers(&host, &proxy.runtime),
+        RequestAction::Continue
+    );
+    assert_eq!(
+        host.header_text(HeaderMap::RequestHeaders, "if-none-match")
+            .as_deref(),
+        Some("\"v1\"")
+    );
+    host.set_response(304, &[("cache-control", "max-age=60"), ("etag", "\"v1\"")]);
+    assert_eq!(
+        stream.on_response_headers(&host, &proxy.runtime, true),
+        ResponseAction::Replaced
+    );
+    let reply = host.replies().pop().unwrap();
+    assert_eq!(
+        reply.status, 200,
+        "the client asked unconditionally: it gets the stored body"
+    );
+    assert_eq!(reply.body, b"{\"pet\":1}");
+    assert_eq!(reply.header("x-kea-cache"), Some("EXPIRED"));
+    assert_eq!(
+        reply.header("cache-control"),
+        Some("max-age=60"),
+        "headers updated from the 304"
+    );
+    assert_eq!(proxy.metric("kea_cache_revalidated_total"), Some(1));
+    // Refreshed: fresh again for the 304's max-age.
+    proxy.clock += 30;
+    assert_eq!(local(proxy.get("/r", short)).header("x-kea-cache"), Some("HIT"));
+    // A client with its own validators talks to the origin itself.
+    proxy.clock += 100;
+    let own = proxy.exchange("GET", "/r", &[("if-none-match", "\"v0\"")], (304, &[], b""));
+    assert_eq!(origin_status(&own), "EXPIRED");
+}
+
+#[test]
+fn stale_if_error_serves_the_stale_entry_when_the_origin_fails() {
+    let mut proxy = Proxy::new(json!({}));
+    let resilient = (
+        200,
+        &[("cache-control", "max-age=1, stale-if-error=60")][..],
+        &b"last good"[..],
+    );
+    proxy.get("/s", resilient);
+    proxy.clock += 10;
+    let stale = local(proxy.get("/s", (503, &[], b"down")));
+    assert_eq!(stale.status, 200);
+    assert_eq!(stale.body, b"last good");
+    assert_eq!(stale.header("x-kea-cache"), Some("STALE"));
+    proxy.clock += 100;
+    assert!(
+        matches!(proxy.get("/s", (503, &[], b"down")), Answer::Origin(_)),
+        "past the stale-if-error window"
+    );
+    let strict = (
+        200,
+        &[("cache-control", "max-age=1, stale-if-error=60, must-revalidate")][..],
+        &b"x"[..],
+    );
+    proxy.get("/t", strict);
+    proxy.clock += 10;
+    assert!(
+        matches!(proxy.get("/t", (503, &[], b"down")), Answer::Origin(_)),
+        "must-revalidate forbids stale"
     );
 }
 
