@@ -5,6 +5,43 @@
 
 /// Format version; an entry of another version reads as a miss.
 const VERSION: u8 = 1;
+/// Tag of a Vary index record (stored under a URL's primary key when its responses vary).
+const VARY_INDEX: u8 = 0x56;
+
+/// Under a primary key: either the response itself, or the `Vary` field names whose request values
+/// select the variant (each variant stored under its own secondary key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Slot {
+    Response(StoredResponse),
+    VaryIndex(Vec<String>),
+}
+
+impl Slot {
+    pub fn decode(raw: &[u8]) -> Option<Self> {
+        match raw.first()? {
+            &VARY_INDEX => {
+                let mut r = Reader(raw.get(1..)?);
+                let count = r.u16()?;
+                let mut names = Vec::with_capacity(usize::from(count).min(64));
+                for _ in 0..count {
+                    names.push(r.string()?);
+                }
+                r.0.is_empty().then_some(Self::VaryIndex(names))
+            }
+            _ => StoredResponse::decode(raw).map(Self::Response),
+        }
+    }
+}
+
+/// Encodes a Vary index record.
+pub fn encode_vary_index(names: &[String]) -> Vec<u8> {
+    let mut w = Writer(vec![VARY_INDEX]);
+    w.u16(u16::try_from(names.len()).unwrap_or(u16::MAX));
+    for name in names.iter().take(u16::MAX as usize) {
+        w.bytes(name.as_bytes());
+    }
+    w.0
+}
 
 /// Response headers a cache must not store or replay (hop-by-hop, per-hop Envoy headers, and the
 /// ones recomputed on every hit).
@@ -201,6 +238,18 @@ mod tests {
         other_version[0] = 9;
         assert_eq!(StoredResponse::decode(&other_version), None);
         assert_eq!(StoredResponse::decode(&[1, 200, 0, 0xff, 0xff, 0xff, 0xff]), None);
+    }
+
+    #[test]
+    fn slots_hold_responses_or_vary_indexes() {
+        let names = vec!["accept-language".to_string(), "x-tenant".to_string()];
+        assert_eq!(
+            Slot::decode(&encode_vary_index(&names)),
+            Some(Slot::VaryIndex(names))
+        );
+        assert_eq!(Slot::decode(&sample().encode()), Some(Slot::Response(sample())));
+        assert_eq!(Slot::decode(&[VARY_INDEX, 1, 0]), None);
+        assert_eq!(Slot::decode(&[]), None);
     }
 
     #[test]

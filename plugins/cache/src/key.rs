@@ -86,6 +86,22 @@ impl CacheKey {
         Self { text, digest }
     }
 
+    /// The secondary key of one `Vary` variant: the primary key plus the selecting values.
+    pub fn variant(&self, values: &[(String, Option<String>)]) -> Self {
+        let mut text = self.text.clone();
+        text.push_str("\nvary:");
+        for (name, value) in values {
+            text.push('\n');
+            text.push_str(name);
+            if let Some(value) = value {
+                text.push('=');
+                text.push_str(value);
+            }
+        }
+        let digest = Sha256::digest(text.as_bytes()).into();
+        Self { text, digest }
+    }
+
     /// A stable 64-bit number from the digest, for slot addressing.
     pub fn hash64(&self) -> u64 {
         u64::from_le_bytes(self.digest.first_chunk::<8>().copied().unwrap_or_default())

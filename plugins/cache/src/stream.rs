@@ -8,7 +8,7 @@
 
 use crate::cache_control::CacheControl;
 use crate::config::{Compiled, Policy};
-use crate::entry::{is_stored_header, StoredResponse};
+use crate::entry::{encode_vary_index, is_stored_header, Slot, StoredResponse};
 use crate::freshness::{storable, RequestFacts, ResponseFacts};
 use crate::key::{CacheKey, KeyInput};
 use crate::metrics::CacheMetrics;
@@ -164,6 +164,14 @@ impl CacheStream {
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
 
+    /// This request's values of the given `Vary` field names.
+    fn vary_values(&self, names: &[String]) -> Vec<(String, Option<String>)> {
+        names
+            .iter()
+            .map(|name| (name.clone(), self.header(name).map(|v| v.trim().to_string())))
+            .collect()
+    }
+
     fn bypass(&mut self, runtime: &Runtime, host: &impl Host) -> RequestAction {
         self.outcome = Some(Outcome::Bypass);
         runtime.metrics.bypass.add(host, 1);
@@ -264,16 +272,28 @@ impl CacheStream {
             return self.bypass(runtime, host);
         };
         let now = self.request_time;
-        let stored = runtime
+        let stored = match runtime
             .store
             .get(host, key.text.as_bytes(), key.hash64(), now)
-            .and_then(|raw| StoredResponse::decode(&raw))
-            .filter(|stored| {
-                stored
-                    .vary
-                    .iter()
-                    .all(|(name, value)| self.header(name).map(|v| v.trim().to_string()) == *value)
-            });
+            .and_then(|raw| Slot::decode(&raw))
+        {
+            Some(Slot::Response(stored)) => Some(stored),
+            // The URL's responses vary: find this request's variant.
+            Some(Slot::VaryIndex(names)) => {
+                let variant = key.variant(&self.vary_values(&names));
+                runtime
+                    .store
+                    .get(host, variant.text.as_bytes(), variant.hash64(), now)
+                    .and_then(|raw| StoredResponse::decode(&raw))
+            }
+            None => None,
+        }
+        .filter(|stored| {
+            stored
+                .vary
+                .iter()
+                .all(|(name, value)| self.header(name).map(|v| v.trim().to_string()) == *value)
+        });
         self.key = Some(key);
         self.policy = Some(Rc::clone(&policy));
         let Some(stored) = stored else {
@@ -645,12 +665,7 @@ impl CacheStream {
         let Some(capture) = self.capture.take() else {
             return;
         };
-        let vary = capture
-            .facts
-            .vary
-            .iter()
-            .map(|name| (name.clone(), self.header(name).map(|v| v.trim().to_string())))
-            .collect();
+        let vary = self.vary_values(&capture.facts.vary);
         let entry = StoredResponse {
             status: capture.status,
             headers: capture.headers,
@@ -693,6 +708,30 @@ impl CacheStream {
             .response_time
             .saturating_add(lifetime.saturating_sub(age))
             .saturating_add(grace);
+        // A varying response goes under its variant's key; the URL's key says which fields select.
+        let key = if entry.vary.is_empty() {
+            key.clone()
+        } else {
+            let names: Vec<String> = entry.vary.iter().map(|(name, _)| name.clone()).collect();
+            let index = encode_vary_index(&names);
+            // The index lives as long as the longest variant could (a fresh store renews it).
+            let index_expiry = entry
+                .response_time
+                .saturating_add(lifetime.max(grace))
+                .saturating_add(grace);
+            if let Err(err) = runtime.store.put(
+                host,
+                key.text.as_bytes(),
+                key.hash64(),
+                &index,
+                entry.response_time,
+                index_expiry,
+            ) {
+                log::warn!("cache: cannot store the Vary index: {err}");
+                return;
+            }
+            key.variant(&entry.vary)
+        };
         match runtime.store.put(
             host,
             key.text.as_bytes(),

@@ -331,26 +331,40 @@ fn what_must_not_be_stored_is_not() {
 }
 
 #[test]
-fn vary_selects_the_variant() {
+fn vary_keeps_one_entry_per_variant() {
     let proxy = Proxy::new(json!({}));
-    let origin = (
+    let german = (
         200,
         &[("cache-control", "max-age=60"), ("vary", "Accept-Language")][..],
         &b"hallo"[..],
     );
-    proxy.exchange("GET", "/v", &[("accept-language", "de")], origin);
+    let english = (
+        200,
+        &[("cache-control", "max-age=60"), ("vary", "Accept-Language")][..],
+        &b"hello"[..],
+    );
+    proxy.exchange("GET", "/v", &[("accept-language", "de")], german);
+    proxy.exchange("GET", "/v", &[("accept-language", "en")], english);
+    let de = local(proxy.exchange("GET", "/v", &[("accept-language", " de ")], german));
+    assert_eq!(de.body, b"hallo");
+    let en = local(proxy.exchange("GET", "/v", &[("accept-language", "en")], english));
+    assert_eq!(en.body, b"hello", "both variants are kept");
+    assert!(
+        matches!(proxy.exchange("GET", "/v", &[], german), Answer::Origin(_)),
+        "no value is a variant too"
+    );
     assert!(matches!(
-        proxy.exchange("GET", "/v", &[("accept-language", " de ")], origin),
+        proxy.exchange("GET", "/v", &[], german),
         Answer::Local(_)
     ));
-    assert!(matches!(
-        proxy.exchange("GET", "/v", &[("accept-language", "en")], origin),
-        Answer::Origin(_)
-    ));
-    assert!(matches!(
-        proxy.exchange("GET", "/v", &[], origin),
-        Answer::Origin(_)
-    ));
+    // The origin stops varying: the plain response replaces the index.
+    let plain = (200, &[("cache-control", "max-age=60")][..], &b"same"[..]);
+    proxy.exchange("GET", "/w", &[("accept-language", "de")], german);
+    proxy.exchange("GET", "/w", &[("cache-control", "no-cache")], plain);
+    assert_eq!(
+        local(proxy.exchange("GET", "/w", &[("accept-language", "de")], plain)).body,
+        b"same"
+    );
 }
 
 #[test]
