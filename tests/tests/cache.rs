@@ -232,3 +232,36 @@ fn stale_if_error_answers_while_the_origin_fails() -> Result<()> {
     assert_eq!(stale.body, good.body);
     Ok(())
 }
+
+#[test]
+fn malformed_or_conflicting_freshness_is_never_served_from_the_cache() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let envoy = gateway(&upstream, 1, json!({}))?;
+    for (i, cc) in [
+        "max-age=abc",
+        "max-age=10,max-age=20",
+        "max-age=-5",
+        "public,,=,max-age",
+        "max-age=60,no-store",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let path = format!("/cacheable/bad{i}?cc={}", cc.replace(' ', "%20"));
+        let first = http::get(&envoy.url(&path))?;
+        assert_eq!(first.status, 200, "{cc}");
+        let second = http::get(&envoy.url(&path))?;
+        assert_ne!(
+            second.header("x-kea-cache"),
+            Some("HIT"),
+            "{cc} was trusted as fresh"
+        );
+    }
+    assert_eq!(upstream.hits(), 10);
+    assert_eq!(
+        http::get(&envoy.url("/cacheable/ok"))?.status,
+        200,
+        "still serving"
+    );
+    Ok(())
+}
