@@ -52,6 +52,18 @@ fn hits_are_served_by_every_worker_without_reaching_the_upstream() -> Result<()>
     });
     assert_eq!(hits, 200);
     assert_eq!(upstream.hits(), 1, "hits must not reach the upstream");
+    // Both workers took connections, so both served hits from the one shared store.
+    let stats = http::get(&envoy.admin_url("/stats?filter=downstream_cx_total"))?.body;
+    let per_worker: Vec<u64> = stats
+        .lines()
+        .filter(|l| l.contains("worker_") && l.contains("downstream_cx_total"))
+        .filter_map(|l| l.rsplit(": ").next()?.trim().parse().ok())
+        .collect();
+    assert_eq!(per_worker.len(), 2, "{stats}");
+    assert!(
+        per_worker.iter().all(|&n| n > 0),
+        "a worker took no connection: {stats}"
+    );
     let hit = http::get(&envoy.url("/cacheable/a"))?;
     assert!(hit.header("age").is_some_and(|age| age.parse::<u64>().is_ok()));
     assert_eq!(hit.header("etag"), Some("\"v1\""));

@@ -3,6 +3,7 @@
 //! config (all requests, proxy-log sink, default redactions).
 
 use crate::redact::{JsonPointerPattern, Marker, Redactor};
+use kea_plugin_sdk::host::is_token;
 use kea_plugin_sdk::{ByteSize, ConfigDuration, ConfigError, MatchSpec, Matcher, RuleSet};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -475,16 +476,9 @@ fn compile_policy(
     })
 }
 
-fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
 fn compile_redactor(config: &RedactConfig) -> Result<Redactor, ConfigError> {
     for (i, name) in config.headers.iter().enumerate() {
-        if !is_header_name(name) {
+        if !is_token(name) {
             return Err(ConfigError::new(
                 format!("redact.headers[{i}]"),
                 format!("{name:?} is not a header name"),
@@ -592,7 +586,7 @@ fn compile_http_sink(sink: &HttpSink) -> Result<CompiledHttpSink, ConfigError> {
         ));
     }
     for name in sink.headers.keys() {
-        if !is_header_name(name) || name.starts_with(':') {
+        if !is_token(name) || name.starts_with(':') {
             return Err(err("headers", format!("{name:?} is not a header name")));
         }
     }

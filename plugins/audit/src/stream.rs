@@ -6,7 +6,7 @@
 use crate::config::{Compiled, Policy};
 use crate::record::{rfc3339_millis, AuditRecord};
 use crate::redact::Direction;
-use kea_plugin_sdk::host::{lossy, property_i64, property_string, route_name, split_host_port};
+use kea_plugin_sdk::host::{lossy, property_i64, property_string, route_name, split_host_port, status_of};
 use kea_plugin_sdk::matcher::split_path;
 use kea_plugin_sdk::{identity, HeaderMap, Host, Phase, RequestView};
 use std::rc::Rc;
@@ -159,10 +159,7 @@ impl AuditStream {
             return LogOutcome::Skipped;
         }
         let response_headers = host.headers(HeaderMap::ResponseHeaders);
-        let status = response_headers
-            .iter()
-            .find(|(name, _)| name == ":status")
-            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u16>().ok())
+        let status = status_of(&response_headers)
             .or_else(|| property_i64(host, &["response", "code"]).and_then(|c| u16::try_from(c).ok()))
             .unwrap_or(0);
         if !sampled(&policy, &self.request_id, status) {

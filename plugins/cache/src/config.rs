@@ -2,6 +2,7 @@
 //! cached per RFC 9111 for every route, 4096 entries of at most 1 MiB, no purge endpoint.
 
 use crate::key::QueryFilter;
+use kea_plugin_sdk::host::is_token;
 use kea_plugin_sdk::{ByteSize, ConfigDuration, ConfigError, MatchSpec, Matcher, RuleSet};
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
@@ -120,13 +121,6 @@ impl Compiled {
     pub fn policy_for(&self, view: &kea_plugin_sdk::RequestView<'_>) -> &Rc<Policy> {
         self.rules.first_match(view).unwrap_or(&self.defaults)
     }
-}
-
-fn is_token(text: &str) -> bool {
-    !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn compile_settings(at: &str, settings: &RuleSettings) -> Result<Policy, ConfigError> {

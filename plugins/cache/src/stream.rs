@@ -12,7 +12,7 @@ use crate::entry::{encode_vary_index, is_stored_header, Slot, StoredResponse};
 use crate::freshness::{storable, RequestFacts, ResponseFacts};
 use crate::key::{CacheKey, KeyInput};
 use crate::metrics::CacheMetrics;
-use kea_plugin_sdk::host::lossy;
+use kea_plugin_sdk::host::{lossy, status_of};
 use kea_plugin_sdk::matcher::split_path;
 use kea_plugin_sdk::{
     identity, Buffer, Bytes, HeaderMap, Host, HostError, Phase, Problem, PutOutcome, RequestView, SlotStore,
@@ -566,11 +566,7 @@ impl CacheStream {
             );
         }
         let headers = host.headers(HeaderMap::ResponseHeaders);
-        let status = headers
-            .iter()
-            .find(|(n, _)| n == ":status")
-            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u16>().ok())
-            .unwrap_or(0);
+        let status = status_of(&headers).unwrap_or(0);
         if !self.invalidate.is_empty() && (200..400).contains(&status) {
             for key in std::mem::take(&mut self.invalidate) {
                 let _ = runtime.store.remove(host, key.text.as_bytes(), key.hash64());

@@ -164,6 +164,20 @@ pub fn response_header(host: &impl Host, name: &str) -> Option<String> {
     host.header(HeaderMap::ResponseHeaders, name).map(lossy)
 }
 
+/// The `:status` of a header list (response or callout response).
+pub fn status_of(headers: &[(String, Bytes)]) -> Option<u16> {
+    let (_, value) = headers.iter().find(|(name, _)| name == ":status")?;
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Whether `text` is an HTTP token (RFC 9110 5.6.2): header names, methods.
+pub fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// Splits an `ip:port` or `[v6]:port` address into its parts.
 pub fn split_host_port(address: &str) -> (&str, Option<u16>) {
     if let Some(rest) = address.strip_prefix('[') {
@@ -188,6 +202,15 @@ mod tests {
         assert_eq!(split_host_port("[::1]:8080"), ("::1", Some(8080)));
         assert_eq!(split_host_port("example.com"), ("example.com", None));
         assert_eq!(split_host_port("::1"), ("::1", None));
+    }
+
+    #[test]
+    fn statuses_and_tokens() {
+        let headers = vec![(":status".to_string(), b"204".to_vec())];
+        assert_eq!(status_of(&headers), Some(204));
+        assert_eq!(status_of(&[(":status".to_string(), b"x".to_vec())]), None);
+        assert!(is_token("x-api-key") && is_token("GET"));
+        assert!(!is_token("") && !is_token("a b") && !is_token(":path"));
     }
 
     #[test]
