@@ -123,7 +123,7 @@ fn purge_requires_the_token() -> Result<()> {
     let denied = http::send(
         "PURGE",
         &envoy.url("/cacheable/p"),
-        &[("x-kea-purge-token", "guess")],
+        &[("kea-purge-token", "guess")],
         None,
     )?;
     assert_eq!(denied.status, 403);
@@ -136,7 +136,7 @@ fn purge_requires_the_token() -> Result<()> {
     let purged = http::send(
         "PURGE",
         &envoy.url("/cacheable/p"),
-        &[("x-kea-purge-token", "s3cret-purge")],
+        &[("kea-purge-token", "s3cret-purge")],
         None,
     )?;
     assert_eq!(purged.status, 200, "{}", purged.body);
@@ -147,7 +147,7 @@ fn purge_requires_the_token() -> Result<()> {
     );
 
     http::get(&envoy.url("/cacheable/q"))?;
-    let prefix = [("x-kea-purge-token", "s3cret-purge"), ("x-kea-purge", "prefix")];
+    let prefix = [("kea-purge-token", "s3cret-purge"), ("kea-purge", "prefix")];
     assert_eq!(
         http::send("PURGE", &envoy.url("/cacheable"), &prefix, None)?.status,
         200
@@ -275,5 +275,46 @@ fn malformed_or_conflicting_freshness_is_never_served_from_the_cache() -> Result
         200,
         "still serving"
     );
+    Ok(())
+}
+
+#[test]
+fn audit_and_cache_in_one_chain() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let envoy = EnvoyBuilder::new(upstream.port)
+        .plugin("audit", json!({}))?
+        .plugin(
+            "cache",
+            json!({"purge": {"tokenSha256": sha256_hex("chain-token")}}),
+        )?
+        .start()?;
+    let get = |id: &str| {
+        http::send(
+            "GET",
+            &envoy.url("/cacheable/chain"),
+            &[("x-request-id", id)],
+            None,
+        )
+    };
+    assert_eq!(get("chain-1")?.header("x-kea-cache"), Some("MISS"));
+    assert_eq!(get("chain-2")?.header("x-kea-cache"), Some("HIT"));
+    // Audit, first in the chain, records what the cache did, hits included.
+    assert_eq!(
+        envoy.wait_for_record("http.request.id", "chain-1")?["kea.cache.status"],
+        "MISS"
+    );
+    let hit = envoy.wait_for_record("http.request.id", "chain-2")?;
+    assert_eq!(hit["kea.cache.status"], "HIT");
+    assert_eq!(hit["http.response.status_code"], 200);
+    // Purge headers pass audit (it strips only the x-kea-* namespace KEA sets).
+    let purge = http::send(
+        "PURGE",
+        &envoy.url("/cacheable/chain"),
+        &[("kea-purge-token", "chain-token")],
+        None,
+    )?;
+    assert_eq!(purge.status, 200, "{}", purge.body);
+    assert_eq!(get("chain-3")?.header("x-kea-cache"), Some("MISS"));
+    assert_eq!(upstream.hits(), 2);
     Ok(())
 }

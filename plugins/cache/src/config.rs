@@ -90,7 +90,7 @@ impl Default for StoreConfig {
 pub struct PurgeConfig {
     /// SHA-256 (hex) of the purge token, so the token itself is not in the configuration.
     pub token_sha256: String,
-    /// Path prefixes that can be purged as a whole (`x-kea-purge: prefix`); each keeps a
+    /// Path prefixes that can be purged as a whole (`kea-purge: prefix`); each keeps a
     /// generation counter that is part of the keys below it.
     #[serde(default)]
     pub prefixes: Vec<String>,

@@ -476,12 +476,13 @@ impl CacheStream {
         }
     }
 
-    /// `PURGE <path>` with `x-kea-purge-token`: removes the GET and HEAD entries of that URL, or,
-    /// with `x-kea-purge: prefix`, every entry under a configured prefix.
+    /// `PURGE <path>` with `kea-purge-token`: removes the GET and HEAD entries of that URL, or,
+    /// with `kea-purge: prefix`, every entry under a configured prefix. (Not `x-kea-*`: that
+    /// namespace is for headers KEA sets, and client-sent ones are stripped at the gateway.)
     fn purge(&mut self, host: &impl Host, runtime: &Runtime) -> RequestAction {
         let _phase = Phase::enter("cache.purge");
         self.answered = true;
-        let presented = self.header("x-kea-purge-token").unwrap_or_default();
+        let presented = self.header("kea-purge-token").unwrap_or_default();
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         let expected = runtime.config.purge_token_sha256.unwrap_or([0xff; 32]);
         // Compare digests in constant time: the comparison must not leak how much matched.
@@ -492,14 +493,14 @@ impl CacheStream {
             == 0;
         if presented.is_empty() || !matches {
             let _ = Problem::new(403)
-                .with_detail("PURGE needs a valid x-kea-purge-token")
+                .with_detail("PURGE needs a valid kea-purge-token")
                 .send(host, &[]);
             return RequestAction::Answered;
         }
         let path = self.header(":path").unwrap_or_default();
         let (path_only, _) = split_path(&path);
         let body = if self
-            .header("x-kea-purge")
+            .header("kea-purge")
             .is_some_and(|mode| mode.eq_ignore_ascii_case("prefix"))
         {
             if !runtime.config.purge_prefixes.iter().any(|p| p == path_only) {

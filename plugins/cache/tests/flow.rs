@@ -453,7 +453,7 @@ fn purge_needs_the_token_and_works_by_url_and_prefix() {
     proxy.get("/pets/2", CACHEABLE);
     proxy.get("/owners/1", CACHEABLE);
 
-    let denied = local(proxy.exchange("PURGE", "/pets/1", &[("x-kea-purge-token", "wrong")], CACHEABLE));
+    let denied = local(proxy.exchange("PURGE", "/pets/1", &[("kea-purge-token", "wrong")], CACHEABLE));
     assert_eq!(denied.status, 403);
     assert_eq!(denied.header("content-type"), Some("application/problem+json"));
     assert_eq!(
@@ -465,7 +465,7 @@ fn purge_needs_the_token_and_works_by_url_and_prefix() {
     let url = local(proxy.exchange(
         "PURGE",
         "/pets/1",
-        &[("x-kea-purge-token", "purge-secret")],
+        &[("kea-purge-token", "purge-secret")],
         CACHEABLE,
     ));
     assert_eq!(url.status, 200);
@@ -473,7 +473,7 @@ fn purge_needs_the_token_and_works_by_url_and_prefix() {
     assert!(matches!(proxy.get("/pets/1", CACHEABLE), Answer::Origin(_)));
     assert!(matches!(proxy.get("/pets/2", CACHEABLE), Answer::Local(_)));
 
-    let prefix = [("x-kea-purge-token", "purge-secret"), ("x-kea-purge", "prefix")];
+    let prefix = [("kea-purge-token", "purge-secret"), ("kea-purge", "prefix")];
     assert_eq!(
         local(proxy.exchange("PURGE", "/pets", &prefix, CACHEABLE)).status,
         200
