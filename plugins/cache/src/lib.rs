@@ -1,4 +1,4 @@
-//! KEA cache plugin (in progress): an RFC 9111 shared HTTP response cache. Host-free logic —
+//! KEA cache plugin: an RFC 9111 shared HTTP response cache. Host-free logic —
 //! `Cache-Control` parsing, storability, freshness and age, canonical keys, the stored-response
 //! format, the request/response flow over the SDK's bounded `SlotStore` — tested natively with
 //! `MockHost`; the proxy-wasm adapter is `wasm`.
