@@ -3,8 +3,7 @@
 
 use crate::plugin::{AuditRoot, Runtime};
 use crate::stream::AuditStream;
-use kea_plugin_sdk::proxy::{sync_log_level, ProxyHost};
-use kea_plugin_sdk::{Buffer, Host};
+use kea_plugin_sdk::proxy::{load_configuration, sync_log_level, ProxyHost};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use std::rc::Rc;
@@ -37,23 +36,10 @@ impl RootContext for Root {
     }
 
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
-        sync_log_level();
-        let raw = ProxyHost
-            .buffer(Buffer::PluginConfiguration, 0, plugin_configuration_size)
-            .unwrap_or_default();
-        match self.inner.configure(&ProxyHost, &raw) {
-            Ok(()) => {
-                log::info!("kea-audit: configuration accepted");
-                true
-            }
-            Err(err) => {
-                ProxyHost.log(
-                    log::Level::Error,
-                    &format!("kea-audit: configuration rejected: {err}"),
-                );
-                false
-            }
-        }
+        load_configuration("kea-audit", plugin_configuration_size, |raw| {
+            self.inner.configure(&ProxyHost, raw)
+        })
+        .is_some()
     }
 
     fn on_tick(&mut self) {

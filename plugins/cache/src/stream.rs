@@ -110,6 +110,24 @@ pub enum ResponseAction {
 /// How long an entry with validators is kept after it goes stale, for revalidation.
 const REVALIDATION_GRACE: u64 = 600;
 
+/// Header values as text, for replies and freshness rules.
+fn header_texts(headers: &[(String, Bytes)]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+        .collect()
+}
+
+/// Freshness facts of a stored entry and its age at `now` (RFC 9111 4.2.3).
+fn facts_and_age(entry: &StoredResponse, texts: &[(String, String)], now: u64) -> (ResponseFacts, u64) {
+    let facts =
+        ResponseFacts::from_headers(entry.status, texts.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let age = facts
+        .initial_age(entry.request_time, entry.response_time)
+        .saturating_add(now.saturating_sub(entry.response_time));
+    (facts, age)
+}
+
 /// Seconds since the epoch.
 fn epoch(host: &impl Host) -> u64 {
     host.now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -301,16 +319,8 @@ impl CacheStream {
             runtime.metrics.misses.add(host, 1);
             return RequestAction::Continue;
         };
-        let texts: Vec<(String, String)> = stored
-            .headers
-            .iter()
-            .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
-            .collect();
-        let facts =
-            ResponseFacts::from_headers(stored.status, texts.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-        let age = facts
-            .initial_age(stored.request_time, stored.response_time)
-            .saturating_add(now.saturating_sub(stored.response_time));
+        let texts = header_texts(&stored.headers);
+        let (facts, age) = facts_and_age(&stored, &texts, now);
         let lifetime = facts.freshness_lifetime(stored.response_time, policy.default_ttl);
         let request_allows = !self.request_cc.no_cache
             && self.request_cc.max_age.is_none_or(|max| age <= max)
@@ -390,17 +400,8 @@ impl CacheStream {
             }
             _ => return ResponseAction::Continue,
         };
-        let texts: Vec<(String, String)> = entry
-            .headers
-            .iter()
-            .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
-            .collect();
-        let facts =
-            ResponseFacts::from_headers(entry.status, texts.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-        let age = facts
-            .initial_age(entry.request_time, entry.response_time)
-            .saturating_add(now.saturating_sub(entry.response_time))
-            .to_string();
+        let texts = header_texts(&entry.headers);
+        let age = facts_and_age(&entry, &texts, now).1.to_string();
         let mut reply: Vec<(&str, &str)> = texts.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
         reply.push(("age", &age));
         reply.push((identity::CACHE, outcome.as_str()));
@@ -581,10 +582,7 @@ impl CacheStream {
         let (Some(_), Some(policy)) = (&self.key, &self.policy) else {
             return ResponseAction::Continue;
         };
-        let texts: Vec<(String, String)> = headers
-            .iter()
-            .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
-            .collect();
+        let texts = header_texts(&headers);
         let facts = ResponseFacts::from_headers(status, texts.iter().map(|(n, v)| (n.as_str(), v.as_str())));
         let request = RequestFacts {
             method: &self.method,
@@ -680,11 +678,7 @@ impl CacheStream {
         let (Some(key), Some(policy)) = (&self.key, &self.policy) else {
             return;
         };
-        let texts: Vec<(String, String)> = entry
-            .headers
-            .iter()
-            .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
-            .collect();
+        let texts = header_texts(&entry.headers);
         let facts =
             ResponseFacts::from_headers(entry.status, texts.iter().map(|(n, v)| (n.as_str(), v.as_str())));
         let lifetime = facts.freshness_lifetime(entry.response_time, policy.default_ttl);

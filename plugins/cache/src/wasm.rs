@@ -2,8 +2,8 @@
 
 use crate::plugin::configure;
 use crate::stream::{CacheStream, RequestAction, ResponseAction, Runtime};
-use kea_plugin_sdk::proxy::{sync_log_level, ProxyHost};
-use kea_plugin_sdk::{Buffer, Host};
+use kea_plugin_sdk::proxy::{load_configuration, sync_log_level, ProxyHost};
+use kea_plugin_sdk::Host;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use std::rc::Rc;
@@ -32,26 +32,15 @@ impl RootContext for Root {
     }
 
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
-        sync_log_level();
-        let raw = ProxyHost
-            .buffer(Buffer::PluginConfiguration, 0, plugin_configuration_size)
-            .unwrap_or_default();
-        match configure(&ProxyHost, &raw) {
-            Ok(runtime) => {
-                self.runtime = Some(runtime);
-                // Only to follow log-level changes.
-                ProxyHost.set_tick_period(Duration::from_secs(5));
-                log::info!("kea-cache: configuration accepted");
-                true
-            }
-            Err(err) => {
-                ProxyHost.log(
-                    log::Level::Error,
-                    &format!("kea-cache: configuration rejected: {err}"),
-                );
-                false
-            }
-        }
+        let Some(runtime) = load_configuration("kea-cache", plugin_configuration_size, |raw| {
+            configure(&ProxyHost, raw)
+        }) else {
+            return false;
+        };
+        self.runtime = Some(runtime);
+        // Only to follow log-level changes.
+        ProxyHost.set_tick_period(Duration::from_secs(5));
+        true
     }
 
     fn on_tick(&mut self) {

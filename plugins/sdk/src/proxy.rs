@@ -165,3 +165,29 @@ pub fn sync_log_level() {
     let level = hostcalls::get_log_level().unwrap_or(LogLevel::Info);
     proxy_wasm::set_log_level(level);
 }
+
+/// Reads the plugin configuration and hands it to `compile`; logs acceptance, or the field and
+/// reason of a rejection at error level. `None` tells `on_configure` to return false.
+pub fn load_configuration<T>(
+    plugin: &str,
+    size: usize,
+    compile: impl FnOnce(&[u8]) -> Result<T, crate::ConfigError>,
+) -> Option<T> {
+    sync_log_level();
+    let raw = ProxyHost
+        .buffer(Buffer::PluginConfiguration, 0, size)
+        .unwrap_or_default();
+    match compile(&raw) {
+        Ok(value) => {
+            log::info!("{plugin}: configuration accepted");
+            Some(value)
+        }
+        Err(err) => {
+            ProxyHost.log(
+                log::Level::Error,
+                &format!("{plugin}: configuration rejected: {err}"),
+            );
+            None
+        }
+    }
+}
