@@ -190,6 +190,38 @@ impl CacheStream {
             .collect()
     }
 
+    /// The stored response for `key` that matches this request's `Vary` values, if any.
+    fn lookup(
+        &self,
+        host: &impl Host,
+        runtime: &Runtime,
+        key: &CacheKey,
+        now: u64,
+    ) -> Option<StoredResponse> {
+        let stored = match runtime
+            .store
+            .get(host, key.text.as_bytes(), key.hash64(), now)
+            .and_then(|raw| Slot::decode(&raw))
+        {
+            Some(Slot::Response(stored)) => Some(stored),
+            // The URL's responses vary: find this request's variant.
+            Some(Slot::VaryIndex(names)) => {
+                let variant = key.variant(&self.vary_values(&names));
+                runtime
+                    .store
+                    .get(host, variant.text.as_bytes(), variant.hash64(), now)
+                    .and_then(|raw| StoredResponse::decode(&raw))
+            }
+            None => None,
+        };
+        stored.filter(|stored| {
+            stored
+                .vary
+                .iter()
+                .all(|(name, value)| self.header(name).map(|v| v.trim().to_string()) == *value)
+        })
+    }
+
     fn bypass(&mut self, runtime: &Runtime, host: &impl Host) -> RequestAction {
         self.outcome = Some(Outcome::Bypass);
         runtime.metrics.bypass.add(host, 1);
@@ -290,28 +322,13 @@ impl CacheStream {
             return self.bypass(runtime, host);
         };
         let now = self.request_time;
-        let stored = match runtime
-            .store
-            .get(host, key.text.as_bytes(), key.hash64(), now)
-            .and_then(|raw| Slot::decode(&raw))
-        {
-            Some(Slot::Response(stored)) => Some(stored),
-            // The URL's responses vary: find this request's variant.
-            Some(Slot::VaryIndex(names)) => {
-                let variant = key.variant(&self.vary_values(&names));
-                runtime
-                    .store
-                    .get(host, variant.text.as_bytes(), variant.hash64(), now)
-                    .and_then(|raw| StoredResponse::decode(&raw))
+        let mut stored = self.lookup(host, runtime, &key, now);
+        // A HEAD may be answered from the stored GET response (RFC 9110 9.3.2), without its body.
+        if stored.is_none() && self.method == "HEAD" {
+            if let Some(get_key) = self.key_for(host, &runtime.config, &policy, "GET") {
+                stored = self.lookup(host, runtime, &get_key, now);
             }
-            None => None,
         }
-        .filter(|stored| {
-            stored
-                .vary
-                .iter()
-                .all(|(name, value)| self.header(name).map(|v| v.trim().to_string()) == *value)
-        });
         self.key = Some(key);
         self.policy = Some(Rc::clone(&policy));
         let Some(stored) = stored else {
