@@ -8,26 +8,33 @@ use crate::record::{rfc3339_millis, AuditRecord};
 use crate::redact::Direction;
 use kea_plugin_sdk::host::{lossy, property_i64, property_string, route_name, split_host_port, status_of};
 use kea_plugin_sdk::matcher::split_path;
-use kea_plugin_sdk::{identity, HeaderMap, Host, Phase, RequestView};
+use kea_plugin_sdk::{identity, Buffer, HeaderMap, Host, Phase, RequestView};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
-/// A body being captured, up to a cap.
+/// One direction's body: its size, and (when capture is on) its first `cap` bytes.
 #[derive(Debug, Default)]
 struct Capture {
     active: bool,
+    /// Bytes seen, whether captured or not.
+    total: u64,
     data: Vec<u8>,
     truncated: bool,
 }
 
 impl Capture {
-    fn append(&mut self, chunk: &[u8], cap: usize) {
-        let room = cap.saturating_sub(self.data.len());
-        let take = room.min(chunk.len());
-        self.data.extend_from_slice(chunk.get(..take).unwrap_or_default());
-        if take < chunk.len() {
-            self.truncated = true;
+    /// Counts a body chunk and, when capturing, copies what fits under `cap`.
+    fn on_chunk(&mut self, host: &impl Host, buffer: Buffer, chunk_size: usize, cap: usize) {
+        self.total += chunk_size as u64;
+        if !self.active || chunk_size == 0 {
+            return;
         }
+        let room = cap.saturating_sub(self.data.len());
+        if room > 0 {
+            let chunk = host.buffer(buffer, 0, chunk_size.min(room)).unwrap_or_default();
+            self.data.extend_from_slice(&chunk);
+        }
+        self.truncated |= chunk_size > room;
     }
 }
 
@@ -54,8 +61,6 @@ pub struct AuditStream {
     route: Option<String>,
     policy: Option<Rc<Policy>>,
     spoofed_identity: bool,
-    request_body_bytes: u64,
-    response_body_bytes: u64,
     request_body: Capture,
     response_body: Capture,
 }
@@ -111,17 +116,10 @@ impl AuditStream {
     }
 
     pub fn on_request_body(&mut self, host: &impl Host, chunk_size: usize) {
-        self.request_body_bytes += chunk_size as u64;
-        if let (true, Some(policy)) = (self.request_body.active, &self.policy) {
-            let _phase = Phase::enter("audit.on_request_body");
-            capture_chunk(
-                host,
-                kea_plugin_sdk::Buffer::RequestBody,
-                chunk_size,
-                policy.body.max_bytes,
-                &mut self.request_body,
-            );
-        }
+        let _phase = Phase::enter("audit.on_request_body");
+        let cap = self.policy.as_ref().map_or(0, |p| p.body.max_bytes);
+        self.request_body
+            .on_chunk(host, Buffer::RequestBody, chunk_size, cap);
     }
 
     /// Decides, from the response's content type, whether its body is captured.
@@ -134,17 +132,10 @@ impl AuditStream {
     }
 
     pub fn on_response_body(&mut self, host: &impl Host, chunk_size: usize) {
-        self.response_body_bytes += chunk_size as u64;
-        if let (true, Some(policy)) = (self.response_body.active, &self.policy) {
-            let _phase = Phase::enter("audit.on_response_body");
-            capture_chunk(
-                host,
-                kea_plugin_sdk::Buffer::ResponseBody,
-                chunk_size,
-                policy.body.max_bytes,
-                &mut self.response_body,
-            );
-        }
+        let _phase = Phase::enter("audit.on_response_body");
+        let cap = self.policy.as_ref().map_or(0, |p| p.body.max_bytes);
+        self.response_body
+            .on_chunk(host, Buffer::ResponseBody, chunk_size, cap);
     }
 
     /// Builds the record once the exchange is over (Envoy's access-log phase).
@@ -196,8 +187,8 @@ impl AuditStream {
             record.client_address = Some(ip.to_string());
         }
         record.spoofed_identity = self.spoofed_identity;
-        record.request_body_bytes = self.request_body_bytes;
-        record.response_body_bytes = self.response_body_bytes;
+        record.request_body_bytes = self.request_body.total;
+        record.response_body_bytes = self.response_body.total;
 
         // Request headers as they are now: identity headers set by auth and the validation
         // outcome set by validate are visible here.
@@ -256,25 +247,6 @@ impl AuditStream {
             record.response_body_truncated = self.response_body.truncated;
         }
         LogOutcome::Record(record.to_json())
-    }
-}
-
-fn capture_chunk(
-    host: &impl Host,
-    buffer: kea_plugin_sdk::Buffer,
-    chunk_size: usize,
-    cap: usize,
-    capture: &mut Capture,
-) {
-    let room = cap.saturating_sub(capture.data.len());
-    if room == 0 {
-        capture.truncated |= chunk_size > 0;
-        return;
-    }
-    let chunk = host.buffer(buffer, 0, chunk_size.min(room)).unwrap_or_default();
-    capture.append(&chunk, cap);
-    if chunk_size > room {
-        capture.truncated = true;
     }
 }
 
