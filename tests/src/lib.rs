@@ -1,13 +1,17 @@
 //! End-to-end harness: starts the real components KEA's tests and benchmarks need, on loopback,
 //! with generated configuration: Envoy loading the built `dist/*.wasm`, a local upstream that
-//! counts requests, and ClickHouse as the audit log store.
+//! counts requests, ClickHouse as the audit log store, and for the auth tests a local identity
+//! provider (`idp`) and tokens minted by PyJWT (`jose`).
 //!
 //! Components are found through environment variables that `scripts/lib.sh` sets (`KEA_ENVOY`,
-//! `KEA_DIST`); a missing component is an error that says how to install it, never a skip.
+//! `KEA_DIST`, `KEA_PYTHON_JOSE`); a missing component is an error that says how to install it,
+//! never a skip.
 
 pub mod clickhouse;
 pub mod envoy;
 pub mod http;
+pub mod idp;
+pub mod jose;
 pub mod upstream;
 
 use anyhow::{bail, Context, Result};

@@ -2,6 +2,7 @@
 //! cached per RFC 9111 for every route, 4096 entries of at most 1 MiB, no purge endpoint.
 
 use crate::key::QueryFilter;
+use kea_plugin_sdk::config::parse_sha256_hex;
 use kea_plugin_sdk::host::is_token;
 use kea_plugin_sdk::{ByteSize, ConfigDuration, ConfigError, MatchSpec, Matcher, RuleSet};
 use serde::{Deserialize, Serialize};
@@ -178,18 +179,6 @@ fn compile_settings(at: &str, settings: &RuleSettings) -> Result<Policy, ConfigE
             .collect(),
         per_user: settings.per_user,
     })
-}
-
-fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks(2)) {
-        let text = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(text, 16).ok()?;
-    }
-    Some(out)
 }
 
 impl CacheConfig {

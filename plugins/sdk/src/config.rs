@@ -39,6 +39,19 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ConfigError> {
     Ok(value)
 }
 
+/// A SHA-256 digest written as 64 hex digits (secrets are configured by hash, never in clear).
+pub fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        let text = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,6 +69,15 @@ mod tests {
     struct Outer {
         #[serde(default)]
         sinks: Vec<Inner>,
+    }
+
+    #[test]
+    fn parses_sha256_hex() {
+        let digest = parse_sha256_hex(&"ab".repeat(32)).unwrap();
+        assert!(digest.iter().all(|b| *b == 0xab));
+        assert!(parse_sha256_hex("ab").is_none());
+        assert!(parse_sha256_hex(&"zz".repeat(32)).is_none());
+        assert!(parse_sha256_hex(&"é".repeat(32)).is_none());
     }
 
     #[test]

@@ -1,0 +1,40 @@
+//! The auth plugin's proxy metrics (`wasmcustom.<name>` on `/stats`, `<name>` on
+//! `/stats/prometheus`); all workers add to the same counters. Denials are counted per reason,
+//! one counter each, because proxy-wasm metrics carry no labels.
+
+use kea_plugin_sdk::{Host, Metric};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuthMetrics {
+    pub allowed: Metric,
+    pub anonymous: Metric,
+    pub denied_missing: Metric,
+    pub denied_invalid: Metric,
+    pub denied_expired: Metric,
+    pub denied_forbidden: Metric,
+    pub unavailable: Metric,
+    pub jwks_fetches: Metric,
+    pub jwks_failures: Metric,
+    pub kid_refetches: Metric,
+    pub token_cache_hits: Metric,
+    pub token_cache_misses: Metric,
+}
+
+impl AuthMetrics {
+    pub fn define(host: &impl Host) -> Self {
+        Self {
+            allowed: Metric::counter(host, "kea_auth_allowed_total"),
+            anonymous: Metric::counter(host, "kea_auth_anonymous_total"),
+            denied_missing: Metric::counter(host, "kea_auth_denied_missing_total"),
+            denied_invalid: Metric::counter(host, "kea_auth_denied_invalid_total"),
+            denied_expired: Metric::counter(host, "kea_auth_denied_expired_total"),
+            denied_forbidden: Metric::counter(host, "kea_auth_denied_forbidden_total"),
+            unavailable: Metric::counter(host, "kea_auth_unavailable_total"),
+            jwks_fetches: Metric::counter(host, "kea_auth_jwks_fetches_total"),
+            jwks_failures: Metric::counter(host, "kea_auth_jwks_failures_total"),
+            kid_refetches: Metric::counter(host, "kea_auth_jwks_kid_refetches_total"),
+            token_cache_hits: Metric::counter(host, "kea_auth_token_cache_hits_total"),
+            token_cache_misses: Metric::counter(host, "kea_auth_token_cache_misses_total"),
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! Per-request decisions: which rule applies, which credentials the request carries, whether they
+//! verify, whether they grant what the rule asks; then the identity headers for the upstream or
+//! the error reply.
+
+use crate::claims::{claim_header_value, scopes_of};
+use crate::config::{Compiled, Credential, Needs, Policy};
+use crate::keystore::{Keystore, Pending, Progress};
+use crate::metrics::AuthMetrics;
+use crate::sources;
+use crate::token_cache::{self, Entry, TokenCache};
+use crate::verify::{self, Rejection, Verified};
+use kea_plugin_sdk::host::{request_header, route_name};
+use kea_plugin_sdk::matcher::split_path;
+use kea_plugin_sdk::{identity, HeaderMap, Host, Phase, Problem, RequestView};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::UNIX_EPOCH;
+
+/// Everything the contexts of one worker share.
+#[derive(Debug)]
+pub struct Runtime {
+    pub config: Compiled,
+    pub keystore: Keystore,
+    pub token_cache: RefCell<TokenCache>,
+    pub metrics: AuthMetrics,
+}
+
+/// What the adapter does after the request headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestAction {
+    Continue,
+    /// A local reply was sent.
+    Answered,
+    /// Paused until a JWKS callout (a refetch for an unknown `kid`) answers.
+    Wait,
+}
+
+/// Who a verified credential says the caller is.
+#[derive(Debug, Clone, Default)]
+struct Identity {
+    subject: Option<String>,
+    issuer: Option<String>,
+    client: Option<String>,
+    scopes: Vec<String>,
+    token: Option<Rc<Verified>>,
+    /// Index of the provider that verified the token.
+    provider: Option<usize>,
+}
+
+/// What checking one credential found.
+#[derive(Debug)]
+enum Found {
+    /// The request does not carry it.
+    Absent,
+    /// A token is present but names another issuer.
+    Foreign,
+    Valid(Identity, Vec<crate::config::Source>),
+    Invalid(Rejection),
+    /// The provider's keys are not available yet: fail closed, retry later.
+    Unavailable,
+    /// A refetch for an unknown `kid` started; wait for it.
+    Refetching(u32, Pending),
+}
+
+/// The decision for the request.
+#[derive(Debug)]
+enum Decision {
+    Allow(Vec<Identity>, Vec<crate::config::Source>),
+    Anonymous,
+    Missing,
+    Invalid(Rejection),
+    Forbidden { scopes: bool },
+    Unavailable,
+    Wait(u32, Pending),
+}
+
+#[derive(Debug, Default)]
+pub struct AuthStream {
+    waiting: Option<(u32, Pending)>,
+}
+
+fn now_secs(host: &impl Host) -> u64 {
+    host.now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl AuthStream {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn on_request_headers(&mut self, host: &impl Host, rt: &Runtime) -> RequestAction {
+        let _phase = Phase::enter("auth.request_headers");
+        strip_client_identity(host, &rt.config);
+        self.decide(host, rt, true)
+    }
+
+    /// A callout this request waits for answered.
+    pub fn on_call_answer(
+        &mut self,
+        host: &impl Host,
+        rt: &Runtime,
+        token: u32,
+        body_size: usize,
+    ) -> RequestAction {
+        let _phase = Phase::enter("auth.call_answer");
+        let Some((expected, pending)) = self.waiting.take() else {
+            return RequestAction::Wait;
+        };
+        if token != expected {
+            self.waiting = Some((expected, pending));
+            return RequestAction::Wait;
+        }
+        match rt
+            .keystore
+            .on_answer(host, &rt.config, &rt.metrics, pending, body_size)
+        {
+            Progress::Next(next, pending) => {
+                self.waiting = Some((next, pending));
+                RequestAction::Wait
+            }
+            Progress::Updated | Progress::Failed => self.decide(host, rt, false),
+        }
+    }
+
+    fn decide(&mut self, host: &impl Host, rt: &Runtime, may_refetch: bool) -> RequestAction {
+        let path = request_header(host, ":path").unwrap_or_default();
+        let authority = request_header(host, ":authority").unwrap_or_default();
+        let method = request_header(host, ":method").unwrap_or_default();
+        let route = if rt.config.rules.needs_route_name() {
+            route_name(host)
+        } else {
+            None
+        };
+        let view = RequestView {
+            authority: &authority,
+            path: split_path(&path).0,
+            method: &method,
+            route_name: route.as_deref(),
+        };
+        let policy = Rc::clone(rt.config.policy_for(&view));
+        let decision = decide(host, rt, &policy, may_refetch);
+        log::debug!("kea-auth: {method} {} -> {decision:?}", view.path);
+        let metrics = &rt.metrics;
+        let config = &rt.config;
+        match decision {
+            Decision::Allow(identities, remove) => {
+                metrics.allowed.add(host, 1);
+                forward(host, config, &identities, &remove);
+                RequestAction::Continue
+            }
+            Decision::Anonymous => {
+                metrics.anonymous.add(host, 1);
+                RequestAction::Continue
+            }
+            Decision::Wait(token, pending) => {
+                self.waiting = Some((token, pending));
+                RequestAction::Wait
+            }
+            Decision::Missing => {
+                metrics.denied_missing.add(host, 1);
+                let challenge = challenges(config, &policy, None);
+                let problem = Problem::new(401).with_detail("credentials are required");
+                let _ = problem.send(host, &[("www-authenticate", &challenge)]);
+                RequestAction::Answered
+            }
+            Decision::Invalid(rejection) => {
+                if rejection == Rejection::Expired {
+                    metrics.denied_expired.add(host, 1);
+                } else {
+                    metrics.denied_invalid.add(host, 1);
+                }
+                log::info!(
+                    "kea-auth: {method} {}: token rejected ({})",
+                    view.path,
+                    rejection.code()
+                );
+                let description = rejection.to_string();
+                let challenge = challenges(
+                    config,
+                    &policy,
+                    Some(format!(
+                        "error=\"invalid_token\", error_description=\"{description}\""
+                    )),
+                );
+                let problem = Problem::new(401).with_detail(description);
+                let _ = problem.send(host, &[("www-authenticate", &challenge)]);
+                RequestAction::Answered
+            }
+            Decision::Forbidden { scopes } => {
+                metrics.denied_forbidden.add(host, 1);
+                let problem = Problem::new(403);
+                let _ = if scopes {
+                    let challenge = format!(
+                        "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{}\"",
+                        config.realm,
+                        policy.scopes.join(" ")
+                    );
+                    problem
+                        .with_detail("the credentials do not grant the required scopes")
+                        .send(host, &[("www-authenticate", &challenge)])
+                } else {
+                    problem
+                        .with_detail("the credentials do not grant access to this resource")
+                        .send(host, &[])
+                };
+                RequestAction::Answered
+            }
+            Decision::Unavailable => {
+                metrics.unavailable.add(host, 1);
+                let problem =
+                    Problem::new(503).with_detail("token signing keys are not available yet; retry shortly");
+                let _ = problem.send(host, &[("retry-after", "5")]);
+                RequestAction::Answered
+            }
+        }
+    }
+}
+
+/// `WWW-Authenticate` value: a `Bearer` challenge when the rule accepts tokens, an `ApiKey` one
+/// when it accepts API keys (RFC 9110 11.6.1 requires at least one challenge on a 401).
+fn challenges(config: &Compiled, policy: &Policy, error: Option<String>) -> String {
+    let wants_tokens = policy
+        .needs
+        .credentials()
+        .iter()
+        .any(|c| matches!(c, Credential::Provider(_)));
+    let wants_keys = policy
+        .needs
+        .credentials()
+        .iter()
+        .any(|c| matches!(c, Credential::ApiKeys(_)));
+    let mut parts = Vec::new();
+    if wants_tokens || !wants_keys {
+        let mut bearer = format!("Bearer realm=\"{}\"", config.realm);
+        if let Some(error) = &error {
+            bearer.push_str(", ");
+            bearer.push_str(error);
+        }
+        parts.push(bearer);
+    }
+    if wants_keys {
+        parts.push(format!("ApiKey realm=\"{}\"", config.realm));
+    }
+    parts.join(", ")
+}
+
+/// Removes client-sent headers that only the plugin may set.
+fn strip_client_identity(host: &impl Host, config: &Compiled) {
+    for (name, _) in host.headers(HeaderMap::RequestHeaders) {
+        if identity::is_kea_header(&name)
+            || config
+                .forwarded_headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(&name))
+        {
+            host.set_header(HeaderMap::RequestHeaders, &name, None);
+        }
+    }
+}
+
+fn decide(host: &impl Host, rt: &Runtime, policy: &Policy, may_refetch: bool) -> Decision {
+    let credentials = policy.needs.credentials();
+    let mut valid = Vec::new();
+    let mut remove = Vec::new();
+    let mut invalid = None;
+    let mut foreign = false;
+    let mut unavailable = false;
+    let mut absent = 0usize;
+    for credential in credentials {
+        let found = match *credential {
+            Credential::Provider(index) => check_token(host, rt, index, may_refetch),
+            Credential::ApiKeys(index) => check_api_key(rt, host, index),
+        };
+        match found {
+            Found::Valid(identity, sources) => {
+                valid.push(identity);
+                remove.extend(sources);
+                if matches!(policy.needs, Needs::AnyOf(_)) {
+                    break;
+                }
+            }
+            Found::Refetching(token, pending) => return Decision::Wait(token, pending),
+            Found::Absent => absent += 1,
+            Found::Foreign => foreign = true,
+            Found::Invalid(rejection) => {
+                invalid.get_or_insert(rejection);
+            }
+            Found::Unavailable => unavailable = true,
+        }
+    }
+    let satisfied = match &policy.needs {
+        Needs::AnyOf(_) => !valid.is_empty(),
+        Needs::AllOf(all) => valid.len() == all.len(),
+    };
+    if !satisfied {
+        // A token that may be valid but cannot be checked yet: fail closed with 503.
+        if unavailable {
+            return Decision::Unavailable;
+        }
+        if let Some(rejection) = invalid {
+            return Decision::Invalid(rejection);
+        }
+        if foreign {
+            return Decision::Invalid(Rejection::WrongIssuer);
+        }
+        if policy.allow_anonymous && valid.is_empty() && absent == credentials.len() {
+            return Decision::Anonymous;
+        }
+        return Decision::Missing;
+    }
+    let granted: Vec<&String> = valid.iter().flat_map(|i| i.scopes.iter()).collect();
+    if !policy.scopes.iter().all(|needed| granted.contains(&needed)) {
+        return Decision::Forbidden { scopes: true };
+    }
+    if !policy.claims.is_empty() {
+        let holds = policy.claims.iter().all(|matcher| {
+            valid
+                .iter()
+                .filter_map(|i| i.token.as_ref())
+                .any(|token| matcher.holds(&token.claims))
+        });
+        if !holds {
+            return Decision::Forbidden { scopes: false };
+        }
+    }
+    Decision::Allow(valid, remove)
+}
+
+fn check_token(host: &impl Host, rt: &Runtime, index: usize, may_refetch: bool) -> Found {
+    let config = &rt.config;
+    let Some(provider) = config.providers.get(index) else {
+        return Found::Absent;
+    };
+    let mut result = Found::Absent;
+    for source in &provider.sources {
+        let Some(token) = sources::read(host, source) else {
+            continue;
+        };
+        if token.len() > config.max_token_bytes {
+            return Found::Invalid(Rejection::TooLarge);
+        }
+        let now = now_secs(host);
+        let digest = token_cache::digest(&token);
+        let cached = rt.token_cache.borrow_mut().get(&digest, rt.keystore.generation());
+        if let Some(entry) = cached {
+            if entry.provider != index {
+                result = Found::Foreign;
+                continue;
+            }
+            rt.metrics.token_cache_hits.add(host, 1);
+            return match verify::still_valid(&entry.verified, provider.clock_skew, now) {
+                Ok(()) => Found::Valid(
+                    identity_of(index, provider, entry.verified),
+                    removal(provider, source),
+                ),
+                Err(rejection) => {
+                    rt.token_cache.borrow_mut().remove(&digest);
+                    Found::Invalid(rejection)
+                }
+            };
+        }
+        let header = match verify::header(&token) {
+            Ok(header) => header,
+            Err(rejection) => return Found::Invalid(rejection),
+        };
+        // Several providers may read the same header: a token belongs to the one it names.
+        if verify::unverified_issuer(&token).as_deref() != Some(provider.issuer.as_str()) {
+            result = Found::Foreign;
+            continue;
+        }
+        rt.metrics.token_cache_misses.add(host, 1);
+        let mut keys = rt.keystore.keys(index);
+        if provider.keys.is_fetched() && keys.is_empty() {
+            rt.keystore.sync(host, config, index);
+            keys = rt.keystore.keys(index);
+            if keys.is_empty() && !header.alg.is_hmac() {
+                return Found::Unavailable;
+            }
+        }
+        let mut outcome = verify::verify(provider, &keys, &token, &header, now);
+        if outcome == Err(Rejection::UnknownKey) && provider.keys.is_fetched() {
+            // Another worker may have fetched newer keys already.
+            if rt.keystore.sync(host, config, index) {
+                keys = rt.keystore.keys(index);
+                outcome = verify::verify(provider, &keys, &token, &header, now);
+            }
+            if outcome == Err(Rejection::UnknownKey) && may_refetch {
+                if let Some((call, pending)) =
+                    rt.keystore
+                        .refetch_for_unknown_kid(host, config, &rt.metrics, index)
+                {
+                    return Found::Refetching(call, pending);
+                }
+            }
+        }
+        return match outcome {
+            Ok(verified) => {
+                let verified = Rc::new(verified);
+                rt.token_cache.borrow_mut().insert(
+                    digest,
+                    Entry {
+                        provider: index,
+                        verified: Rc::clone(&verified),
+                        generation: rt.keystore.generation(),
+                    },
+                );
+                Found::Valid(identity_of(index, provider, verified), removal(provider, source))
+            }
+            Err(rejection) => Found::Invalid(rejection),
+        };
+    }
+    result
+}
+
+fn removal(provider: &crate::config::Provider, source: &crate::config::Source) -> Vec<crate::config::Source> {
+    if provider.forward_token {
+        Vec::new()
+    } else {
+        vec![source.clone()]
+    }
+}
+
+fn identity_of(index: usize, provider: &crate::config::Provider, verified: Rc<Verified>) -> Identity {
+    Identity {
+        subject: verified
+            .claims
+            .get("sub")
+            .and_then(|s| s.as_str())
+            .map(str::to_owned),
+        issuer: Some(provider.issuer.clone()),
+        client: None,
+        scopes: scopes_of(&verified.claims),
+        token: Some(verified),
+        provider: Some(index),
+    }
+}
+
+fn check_api_key(rt: &Runtime, host: &impl Host, index: usize) -> Found {
+    let Some(set) = rt.config.api_keys.get(index) else {
+        return Found::Absent;
+    };
+    for source in &set.sources {
+        let Some(key) = sources::read(host, source) else {
+            continue;
+        };
+        if key.len() > rt.config.max_token_bytes {
+            return Found::Invalid(Rejection::TooLarge);
+        }
+        let digest = token_cache::digest(&key);
+        return match set.keys.get(&digest) {
+            Some(client) => Found::Valid(
+                Identity {
+                    subject: Some(client.client.clone()),
+                    client: Some(client.client.clone()),
+                    scopes: client.scopes.clone(),
+                    ..Identity::default()
+                },
+                if set.forward_key {
+                    Vec::new()
+                } else {
+                    vec![source.clone()]
+                },
+            ),
+            None => Found::Invalid(Rejection::BadSignature),
+        };
+    }
+    Found::Absent
+}
+
+/// Sets the identity headers from verified credentials and removes consumed credentials.
+fn forward(host: &impl Host, config: &Compiled, identities: &[Identity], remove: &[crate::config::Source]) {
+    for source in remove {
+        sources::remove(host, source);
+    }
+    let set =
+        |name: &str, value: &str| host.set_header(HeaderMap::RequestHeaders, name, Some(value.as_bytes()));
+    let token = identities.iter().find(|i| i.token.is_some());
+    let subject = token
+        .and_then(|i| i.subject.as_deref())
+        .or_else(|| identities.iter().find_map(|i| i.subject.as_deref()));
+    if let Some(subject) = subject {
+        set(identity::SUBJECT, subject);
+    }
+    if let Some(issuer) = token.and_then(|i| i.issuer.as_deref()) {
+        set(identity::ISSUER, issuer);
+    }
+    if let Some(client) = identities.iter().find_map(|i| i.client.as_deref()) {
+        set(identity::CLIENT, client);
+    }
+    let mut scopes: Vec<&str> = identities
+        .iter()
+        .flat_map(|i| i.scopes.iter().map(String::as_str))
+        .collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    if !scopes.is_empty() {
+        set(identity::SCOPES, &scopes.join(" "));
+    }
+    for identity in identities {
+        let (Some(verified), Some(provider)) = (
+            &identity.token,
+            identity.provider.and_then(|i| config.providers.get(i)),
+        ) else {
+            continue;
+        };
+        for (path, header) in &provider.claim_headers {
+            if let Some(value) = path.lookup(&verified.claims) {
+                set(header, &header_safe(&claim_header_value(value)));
+            }
+        }
+        if let Some(header) = &provider.payload_header {
+            set(header, &verified.payload);
+        }
+    }
+}
+
+/// Header values cannot carry control characters; a claim holding them is sent with them replaced.
+fn header_safe(value: &str) -> String {
+    value
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}

@@ -1,0 +1,268 @@
+//! JWT verification (RFC 7519, RFC 8725 best practices) for one provider.
+//!
+//! The compact form is checked before any crypto: three base64url parts, a JSON header naming a
+//! known `alg` that the provider allows, no `crit` extensions. The key is chosen by the header's
+//! `kid` among keys whose type fits the algorithm, so an HS256 token can never be checked against
+//! an RSA key's bytes. jwt-simple then checks the signature and `exp`/`nbf`/`iat`/`iss`/`aud`.
+
+use crate::config::{Algorithm, Provider};
+use crate::jwks::KeySet;
+use jwt_simple::prelude::*;
+use jwt_simple::reexports::ct_codecs::{Base64UrlSafeNoPadding, Decoder};
+use jwt_simple::JWTError;
+use serde_json::{Map, Value};
+use std::time::Duration as StdDuration;
+
+/// Why a token was not accepted. The display text is what the client may see in
+/// `error_description` (RFC 6750 3): the class of failure, never which key or claim value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("the access token is malformed")]
+    Malformed,
+    #[error("the access token is too large")]
+    TooLarge,
+    #[error("the access token is invalid")]
+    BadSignature,
+    /// A `kid` no current key has; a refetch of the key set may help.
+    #[error("the access token is invalid")]
+    UnknownKey,
+    /// `alg` not allowed for this provider (incl. `none`).
+    #[error("the access token is invalid")]
+    AlgorithmNotAllowed,
+    #[error("the access token is invalid")]
+    WrongIssuer,
+    #[error("the access token is invalid")]
+    WrongAudience,
+    #[error("the access token expired")]
+    Expired,
+    #[error("the access token is not valid yet")]
+    NotYetValid,
+    #[error("the access token has no expiration time")]
+    NoExpiration,
+}
+
+impl Rejection {
+    /// Short reason for logs and metrics.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::TooLarge => "too_large",
+            Self::BadSignature => "bad_signature",
+            Self::UnknownKey => "unknown_kid",
+            Self::AlgorithmNotAllowed => "algorithm",
+            Self::WrongIssuer => "issuer",
+            Self::WrongAudience => "audience",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::NoExpiration => "no_expiration",
+        }
+    }
+}
+
+/// The parts of a JOSE header the plugin looks at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub alg: Algorithm,
+    pub kid: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RawHeader {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<Value>,
+    #[serde(default)]
+    b64: Option<Value>,
+}
+
+fn segments(token: &str) -> Result<[&str; 3], Rejection> {
+    let mut parts = token.split('.');
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Rejection::Malformed);
+    };
+    if header.is_empty() || payload.is_empty() || signature.is_empty() {
+        return Err(Rejection::Malformed);
+    }
+    Ok([header, payload, signature])
+}
+
+fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, Rejection> {
+    let bytes = Base64UrlSafeNoPadding::decode_to_vec(part, None).map_err(|_| Rejection::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| Rejection::Malformed)
+}
+
+/// Parses the header. Unknown `alg` values (`none`, `HS1`, ...) are a rejection, not an error.
+pub fn header(token: &str) -> Result<Header, Rejection> {
+    let [header, _, _] = segments(token)?;
+    // jwt-simple bounds the header too; this keeps hostile headers from being decoded at all.
+    if header.len() > 4096 {
+        return Err(Rejection::Malformed);
+    }
+    let raw: RawHeader = decode_json(header)?;
+    // RFC 7515 4.1.11: critical extensions we do not understand make the token invalid; RFC 7797
+    // unencoded payloads (`b64`) are not JWTs.
+    if raw.crit.is_some() || raw.b64.is_some() {
+        return Err(Rejection::Malformed);
+    }
+    let alg = Algorithm::parse(&raw.alg).ok_or(Rejection::AlgorithmNotAllowed)?;
+    Ok(Header { alg, kid: raw.kid })
+}
+
+/// The unverified `iss`, to pick among providers sharing a token source. Never trusted: the
+/// chosen provider verifies the token, issuer included.
+pub fn unverified_issuer(token: &str) -> Option<String> {
+    let [_, payload, _] = segments(token).ok()?;
+    #[derive(serde::Deserialize)]
+    struct Iss {
+        iss: Option<String>,
+    }
+    decode_json::<Iss>(payload).ok()?.iss
+}
+
+/// A verified token's claims.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub claims: Map<String, Value>,
+    /// The payload segment, as received (base64url), for `payloadHeader`.
+    pub payload: String,
+    pub expires_at: Option<u64>,
+    pub not_before: Option<u64>,
+}
+
+fn options(provider: &Provider, now_secs: u64) -> VerificationOptions {
+    VerificationOptions {
+        allowed_issuers: Some(HashSet::from([provider.issuer.clone()])),
+        allowed_audiences: (!provider.audiences.is_empty())
+            .then(|| provider.audiences.iter().cloned().collect::<HashSet<_>>()),
+        time_tolerance: Some(Duration::from_secs(provider.clock_skew.as_secs())),
+        artificial_time: Some(UnixTimeStamp::from_secs(now_secs)),
+        accept_future: false,
+        ..VerificationOptions::default()
+    }
+}
+
+fn classify(error: &jwt_simple::Error) -> Rejection {
+    match error.downcast_ref::<JWTError>() {
+        Some(JWTError::TokenHasExpired) => Rejection::Expired,
+        Some(JWTError::TokenNotValidYet | JWTError::ClockDrift) => Rejection::NotYetValid,
+        Some(JWTError::RequiredIssuerMismatch | JWTError::RequiredIssuerMissing) => Rejection::WrongIssuer,
+        Some(JWTError::RequiredAudienceMismatch | JWTError::RequiredAudienceMissing) => {
+            Rejection::WrongAudience
+        }
+        Some(JWTError::TokenTooLong) => Rejection::TooLarge,
+        Some(JWTError::InvalidSignature | JWTError::InvalidAuthenticationTag) => Rejection::BadSignature,
+        _ => Rejection::Malformed,
+    }
+}
+
+fn signature_checked(
+    provider: &Provider,
+    keys: &KeySet,
+    token: &str,
+    header: &Header,
+    now_secs: u64,
+) -> Result<(), Rejection> {
+    if header.alg.is_hmac() {
+        let secret = provider
+            .hmac_secret
+            .as_deref()
+            .ok_or(Rejection::AlgorithmNotAllowed)?;
+        let options = Some(options(provider, now_secs));
+        let result = match header.alg {
+            Algorithm::Hs256 => HS256Key::from_bytes(secret)
+                .verify_token::<NoCustomClaims>(token, options)
+                .map(drop),
+            Algorithm::Hs384 => HS384Key::from_bytes(secret)
+                .verify_token::<NoCustomClaims>(token, options)
+                .map(drop),
+            _ => HS512Key::from_bytes(secret)
+                .verify_token::<NoCustomClaims>(token, options)
+                .map(drop),
+        };
+        return result.map_err(|e| classify(&e));
+    }
+    let mut candidates = keys.candidates(header.alg, header.kid.as_deref()).peekable();
+    if candidates.peek().is_none() {
+        return Err(match &header.kid {
+            Some(kid) if !keys.has_kid(kid) => Rejection::UnknownKey,
+            _ => Rejection::BadSignature,
+        });
+    }
+    let mut last = Rejection::BadSignature;
+    for key in candidates {
+        match key
+            .material
+            .verify(header.alg, token, options(provider, now_secs))
+        {
+            Ok(()) => return Ok(()),
+            Err(error) => {
+                last = classify(&error);
+                // Claims failures do not depend on the key: no point trying the others.
+                if last != Rejection::BadSignature && last != Rejection::Malformed {
+                    return Err(last);
+                }
+            }
+        }
+    }
+    Err(last)
+}
+
+fn seconds(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Rejection> {
+    match claims.get(name) {
+        None => Ok(None),
+        // NumericDate (RFC 7519 2) may have a fraction; jwt-simple has already checked it.
+        Some(value) => value
+            .as_u64()
+            .or_else(|| value.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+            .map(Some)
+            .ok_or(Rejection::Malformed),
+    }
+}
+
+/// Verifies `token` for `provider` at `now_secs`.
+pub fn verify(
+    provider: &Provider,
+    keys: &KeySet,
+    token: &str,
+    header: &Header,
+    now_secs: u64,
+) -> Result<Verified, Rejection> {
+    if !provider.algorithms.contains(&header.alg) {
+        return Err(Rejection::AlgorithmNotAllowed);
+    }
+    signature_checked(provider, keys, token, header, now_secs)?;
+    let [_, payload, _] = segments(token)?;
+    let claims: Map<String, Value> = decode_json(payload)?;
+    let expires_at = seconds(&claims, "exp")?;
+    if expires_at.is_none() && provider.require_expiration {
+        return Err(Rejection::NoExpiration);
+    }
+    Ok(Verified {
+        not_before: seconds(&claims, "nbf")?,
+        claims,
+        payload: payload.to_owned(),
+        expires_at,
+    })
+}
+
+/// Whether a previously verified token is still inside its validity window.
+pub fn still_valid(verified: &Verified, skew: StdDuration, now_secs: u64) -> Result<(), Rejection> {
+    let skew = skew.as_secs();
+    if verified
+        .expires_at
+        .is_some_and(|exp| now_secs > exp.saturating_add(skew))
+    {
+        return Err(Rejection::Expired);
+    }
+    if verified
+        .not_before
+        .is_some_and(|nbf| now_secs.saturating_add(skew) < nbf)
+    {
+        return Err(Rejection::NotYetValid);
+    }
+    Ok(())
+}
