@@ -38,6 +38,9 @@ pub struct GatewaySpec {
     pub plugins: Vec<PluginSpec>,
     /// Extra STATIC clusters (name, port on 127.0.0.1), e.g. a log store for the audit sink.
     pub clusters: Vec<(String, u16)>,
+    /// Envoy's own HTTP filters (full filter entries), placed before the plugins; the benchmark
+    /// compares plugins with them (e.g. `envoy.filters.http.jwt_authn`).
+    pub native_filters: Vec<Value>,
 }
 
 fn cluster(name: &str, port: u16) -> Value {
@@ -81,7 +84,8 @@ pub fn wasm_filter(plugin: &PluginSpec) -> Value {
 impl GatewaySpec {
     /// Envoy bootstrap as JSON (Envoy reads JSON config files directly).
     pub fn bootstrap(&self) -> Value {
-        let mut filters: Vec<Value> = self.plugins.iter().map(wasm_filter).collect();
+        let mut filters: Vec<Value> = self.native_filters.clone();
+        filters.extend(self.plugins.iter().map(wasm_filter));
         filters.push(json!({
             "name": "envoy.filters.http.router",
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
@@ -123,6 +127,7 @@ pub struct EnvoyBuilder {
     upstream_port: u16,
     plugins: Vec<PluginSpec>,
     clusters: Vec<(String, u16)>,
+    native_filters: Vec<Value>,
     concurrency: u32,
     wasm_log_level: String,
 }
@@ -133,6 +138,7 @@ impl EnvoyBuilder {
             upstream_port,
             plugins: Vec::new(),
             clusters: Vec::new(),
+            native_filters: Vec::new(),
             concurrency: 1,
             wasm_log_level: "info".into(),
         }
@@ -148,6 +154,12 @@ impl EnvoyBuilder {
         if let Some(plugin) = self.plugins.last_mut() {
             plugin.env.push((key.into(), value.into()));
         }
+        self
+    }
+
+    /// Adds one of Envoy's own HTTP filters (a complete filter entry) before the plugins.
+    pub fn native_filter(mut self, filter: Value) -> Self {
+        self.native_filters.push(filter);
         self
     }
 
@@ -173,6 +185,7 @@ impl EnvoyBuilder {
             upstream_port: self.upstream_port,
             plugins: self.plugins.clone(),
             clusters: self.clusters.clone(),
+            native_filters: self.native_filters.clone(),
         })
     }
 

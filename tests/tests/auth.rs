@@ -287,7 +287,9 @@ fn key_rotation_is_picked_up_on_an_unknown_kid_and_refetches_are_rate_limited() 
     assert_eq!(rotated.status, 200, "{}", rotated.body);
     assert_eq!(echoed_header(&rotated, "x-kea-sub").as_deref(), Some("rotated"));
     assert_eq!(idp.jwks_fetches(), 2);
-    // Tokens of the retired key are refused once the new set is loaded on every worker.
+    // Tokens of the retired key are refused once the new set is loaded on every worker: the
+    // other worker picks it up from shared data on its next tick (500 ms).
+    std::thread::sleep(Duration::from_millis(1200));
     for _ in 0..4 {
         assert_eq!(bearer(&envoy, "/echo", &tokens[0])?.status, 401);
         assert_eq!(bearer(&envoy, "/echo", &tokens[1])?.status, 200);

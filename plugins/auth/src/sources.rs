@@ -2,15 +2,53 @@
 //! request goes upstream.
 
 use crate::config::Source;
-use kea_plugin_sdk::host::request_header;
 use kea_plugin_sdk::matcher::split_path;
-use kea_plugin_sdk::{HeaderMap, Host};
+use kea_plugin_sdk::{Bytes, HeaderMap, Host};
+
+/// The request headers, read from the proxy once: one host call instead of one per name (each
+/// crossing of the wasm boundary costs more than the lookups it replaces).
+#[derive(Debug, Default)]
+pub struct RequestHeaders(Vec<(String, Bytes)>);
+
+impl RequestHeaders {
+    pub fn read(host: &impl Host) -> Self {
+        Self(host.headers(HeaderMap::RequestHeaders))
+    }
+
+    /// The first value of a header (names are lowercase, as proxies hand them over).
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(name, _)| name.as_str())
+    }
+
+    /// `name=value` pairs of every `Cookie` header (HTTP/2 may split them across headers).
+    fn cookies(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.0
+            .iter()
+            .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
+            .flat_map(|(_, value)| {
+                String::from_utf8_lossy(value)
+                    .split(';')
+                    .filter_map(|pair| {
+                        let (key, value) = pair.trim().split_once('=')?;
+                        Some((key.trim().to_owned(), value.trim().trim_matches('"').to_owned()))
+                    })
+                    .collect::<Vec<_>>()
+            })
+    }
+}
 
 /// The credential at `source`, if the request carries one.
-pub fn read(host: &impl Host, source: &Source) -> Option<String> {
+pub fn read(headers: &RequestHeaders, source: &Source) -> Option<String> {
     let value = match source {
         Source::Header { name, prefix } => {
-            let value = request_header(host, name)?;
+            let value = headers.get(name)?;
             match prefix {
                 Some(prefix) => {
                     let head = value.get(..prefix.len())?;
@@ -23,7 +61,7 @@ pub fn read(host: &impl Host, source: &Source) -> Option<String> {
             }
         }
         Source::Query(name) => {
-            let path = request_header(host, ":path")?;
+            let path = headers.get(":path")?;
             let query = split_path(&path).1?;
             query
                 .split('&')
@@ -31,17 +69,17 @@ pub fn read(host: &impl Host, source: &Source) -> Option<String> {
                 .find(|(key, _)| percent_decode(key).as_deref() == Some(name.as_str()))
                 .and_then(|(_, value)| percent_decode(value))?
         }
-        Source::Cookie(name) => cookies(host).find(|(key, _)| key == name).map(|(_, v)| v)?,
+        Source::Cookie(name) => headers.cookies().find(|(key, _)| key == name).map(|(_, v)| v)?,
     };
     (!value.is_empty()).then_some(value)
 }
 
 /// Removes the credential at `source` from the request.
-pub fn remove(host: &impl Host, source: &Source) {
+pub fn remove(host: &impl Host, headers: &RequestHeaders, source: &Source) {
     match source {
         Source::Header { name, .. } => host.set_header(HeaderMap::RequestHeaders, name, None),
         Source::Query(name) => {
-            let Some(path) = request_header(host, ":path") else {
+            let Some(path) = headers.get(":path") else {
                 return;
             };
             let (base, Some(query)) = split_path(&path) else {
@@ -62,7 +100,8 @@ pub fn remove(host: &impl Host, source: &Source) {
             host.set_header(HeaderMap::RequestHeaders, ":path", Some(rewritten.as_bytes()));
         }
         Source::Cookie(name) => {
-            let kept: Vec<String> = cookies(host)
+            let kept: Vec<String> = headers
+                .cookies()
                 .filter(|(key, _)| key != name)
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
@@ -74,22 +113,6 @@ pub fn remove(host: &impl Host, source: &Source) {
             );
         }
     }
-}
-
-/// `name=value` pairs of every `Cookie` header (HTTP/2 may split them across headers).
-fn cookies(host: &impl Host) -> impl Iterator<Item = (String, String)> {
-    host.headers(HeaderMap::RequestHeaders)
-        .into_iter()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
-        .flat_map(|(_, value)| {
-            String::from_utf8_lossy(&value)
-                .split(';')
-                .filter_map(|pair| {
-                    let (key, value) = pair.trim().split_once('=')?;
-                    Some((key.trim().to_owned(), value.trim().trim_matches('"').to_owned()))
-                })
-                .collect::<Vec<_>>()
-        })
 }
 
 /// Decodes `%XX` escapes and `+` (form encoding); `None` for invalid escapes or UTF-8.
@@ -133,41 +156,63 @@ mod tests {
     fn reads_bearer_case_insensitively() {
         let host = MockHost::new().with_request("GET", "/", &[("authorization", "bEaReR  abc.def.ghi ")]);
         assert_eq!(
-            read(&host, &header("authorization", Some("bearer "))).as_deref(),
+            read(
+                &RequestHeaders::read(&host),
+                &header("authorization", Some("bearer "))
+            )
+            .as_deref(),
             Some("abc.def.ghi")
         );
         let host = MockHost::new().with_request("GET", "/", &[("authorization", "Basic eDp5")]);
-        assert_eq!(read(&host, &header("authorization", Some("bearer "))), None);
+        assert_eq!(
+            read(
+                &RequestHeaders::read(&host),
+                &header("authorization", Some("bearer "))
+            ),
+            None
+        );
         let host = MockHost::new().with_request("GET", "/", &[("authorization", "Bearer ")]);
-        assert_eq!(read(&host, &header("authorization", Some("bearer "))), None);
+        assert_eq!(
+            read(
+                &RequestHeaders::read(&host),
+                &header("authorization", Some("bearer "))
+            ),
+            None
+        );
     }
 
     #[test]
     fn reads_and_removes_query_parameters() {
         let host = MockHost::new().with_request("GET", "/p?a=1&access%5Ftoken=t%2Bx&b=2", &[]);
         let source = Source::Query("access_token".into());
-        assert_eq!(read(&host, &source).as_deref(), Some("t+x"));
-        remove(&host, &source);
+        assert_eq!(
+            read(&RequestHeaders::read(&host), &source).as_deref(),
+            Some("t+x")
+        );
+        remove(&host, &RequestHeaders::read(&host), &source);
         assert_eq!(
             host.header_text(HeaderMap::RequestHeaders, ":path").as_deref(),
             Some("/p?a=1&b=2")
         );
         let host = MockHost::new().with_request("GET", "/p?access_token=t", &[]);
-        remove(&host, &source);
+        remove(&host, &RequestHeaders::read(&host), &source);
         assert_eq!(
             host.header_text(HeaderMap::RequestHeaders, ":path").as_deref(),
             Some("/p")
         );
         let host = MockHost::new().with_request("GET", "/p?access_token=%zz", &[]);
-        assert_eq!(read(&host, &source), None);
+        assert_eq!(read(&RequestHeaders::read(&host), &source), None);
     }
 
     #[test]
     fn reads_and_removes_cookies() {
         let host = MockHost::new().with_request("GET", "/", &[("cookie", "a=1; session=tok; b=2")]);
         let source = Source::Cookie("session".into());
-        assert_eq!(read(&host, &source).as_deref(), Some("tok"));
-        remove(&host, &source);
+        assert_eq!(
+            read(&RequestHeaders::read(&host), &source).as_deref(),
+            Some("tok")
+        );
+        remove(&host, &RequestHeaders::read(&host), &source);
         assert_eq!(
             host.header_text(HeaderMap::RequestHeaders, "cookie").as_deref(),
             Some("a=1; b=2")

@@ -7,9 +7,10 @@ use crate::config::{Compiled, Credential, Needs, Policy};
 use crate::keystore::{Keystore, Pending, Progress};
 use crate::metrics::AuthMetrics;
 use crate::sources;
+use crate::sources::RequestHeaders;
 use crate::token_cache::{self, Entry, TokenCache};
 use crate::verify::{self, Rejection, Verified};
-use kea_plugin_sdk::host::{request_header, route_name};
+use kea_plugin_sdk::host::route_name;
 use kea_plugin_sdk::matcher::split_path;
 use kea_plugin_sdk::{identity, HeaderMap, Host, Phase, Problem, RequestView};
 use std::cell::RefCell;
@@ -90,8 +91,9 @@ impl AuthStream {
 
     pub fn on_request_headers(&mut self, host: &impl Host, rt: &Runtime) -> RequestAction {
         let _phase = Phase::enter("auth.request_headers");
-        strip_client_identity(host, &rt.config);
-        self.decide(host, rt, true)
+        let headers = RequestHeaders::read(host);
+        strip_client_identity(host, &headers, &rt.config);
+        self.decide(host, rt, &headers, true)
     }
 
     /// A callout this request waits for answered.
@@ -118,14 +120,20 @@ impl AuthStream {
                 self.waiting = Some((next, pending));
                 RequestAction::Wait
             }
-            Progress::Updated | Progress::Failed => self.decide(host, rt, false),
+            Progress::Updated | Progress::Failed => self.decide(host, rt, &RequestHeaders::read(host), false),
         }
     }
 
-    fn decide(&mut self, host: &impl Host, rt: &Runtime, may_refetch: bool) -> RequestAction {
-        let path = request_header(host, ":path").unwrap_or_default();
-        let authority = request_header(host, ":authority").unwrap_or_default();
-        let method = request_header(host, ":method").unwrap_or_default();
+    fn decide(
+        &mut self,
+        host: &impl Host,
+        rt: &Runtime,
+        headers: &RequestHeaders,
+        may_refetch: bool,
+    ) -> RequestAction {
+        let path = headers.get(":path").unwrap_or_default();
+        let authority = headers.get(":authority").unwrap_or_default();
+        let method = headers.get(":method").unwrap_or_default();
         let route = if rt.config.rules.needs_route_name() {
             route_name(host)
         } else {
@@ -138,14 +146,14 @@ impl AuthStream {
             route_name: route.as_deref(),
         };
         let policy = Rc::clone(rt.config.policy_for(&view));
-        let decision = decide(host, rt, &policy, may_refetch);
+        let decision = decide(host, rt, headers, &policy, may_refetch);
         log::debug!("kea-auth: {method} {} -> {decision:?}", view.path);
         let metrics = &rt.metrics;
         let config = &rt.config;
         match decision {
             Decision::Allow(identities, remove) => {
                 metrics.allowed.add(host, 1);
-                forward(host, config, &identities, &remove);
+                forward(host, headers, config, &identities, &remove);
                 RequestAction::Continue
             }
             Decision::Anonymous => {
@@ -245,20 +253,26 @@ fn challenges(config: &Compiled, policy: &Policy, error: Option<String>) -> Stri
 }
 
 /// Removes client-sent headers that only the plugin may set.
-fn strip_client_identity(host: &impl Host, config: &Compiled) {
-    for (name, _) in host.headers(HeaderMap::RequestHeaders) {
-        if identity::is_kea_header(&name)
+fn strip_client_identity(host: &impl Host, headers: &RequestHeaders, config: &Compiled) {
+    for name in headers.names() {
+        if identity::is_kea_header(name)
             || config
                 .forwarded_headers
                 .iter()
-                .any(|h| h.eq_ignore_ascii_case(&name))
+                .any(|h| h.eq_ignore_ascii_case(name))
         {
-            host.set_header(HeaderMap::RequestHeaders, &name, None);
+            host.set_header(HeaderMap::RequestHeaders, name, None);
         }
     }
 }
 
-fn decide(host: &impl Host, rt: &Runtime, policy: &Policy, may_refetch: bool) -> Decision {
+fn decide(
+    host: &impl Host,
+    rt: &Runtime,
+    headers: &RequestHeaders,
+    policy: &Policy,
+    may_refetch: bool,
+) -> Decision {
     let credentials = policy.needs.credentials();
     let mut valid = Vec::new();
     let mut remove = Vec::new();
@@ -268,8 +282,8 @@ fn decide(host: &impl Host, rt: &Runtime, policy: &Policy, may_refetch: bool) ->
     let mut absent = 0usize;
     for credential in credentials {
         let found = match *credential {
-            Credential::Provider(index) => check_token(host, rt, index, may_refetch),
-            Credential::ApiKeys(index) => check_api_key(rt, host, index),
+            Credential::Provider(index) => check_token(host, rt, headers, index, may_refetch),
+            Credential::ApiKeys(index) => check_api_key(rt, headers, index),
         };
         match found {
             Found::Valid(identity, sources) => {
@@ -326,14 +340,20 @@ fn decide(host: &impl Host, rt: &Runtime, policy: &Policy, may_refetch: bool) ->
     Decision::Allow(valid, remove)
 }
 
-fn check_token(host: &impl Host, rt: &Runtime, index: usize, may_refetch: bool) -> Found {
+fn check_token(
+    host: &impl Host,
+    rt: &Runtime,
+    headers: &RequestHeaders,
+    index: usize,
+    may_refetch: bool,
+) -> Found {
     let config = &rt.config;
     let Some(provider) = config.providers.get(index) else {
         return Found::Absent;
     };
     let mut result = Found::Absent;
     for source in &provider.sources {
-        let Some(token) = sources::read(host, source) else {
+        let Some(token) = sources::read(headers, source) else {
             continue;
         };
         if token.len() > config.max_token_bytes {
@@ -435,12 +455,12 @@ fn identity_of(index: usize, provider: &crate::config::Provider, verified: Rc<Ve
     }
 }
 
-fn check_api_key(rt: &Runtime, host: &impl Host, index: usize) -> Found {
+fn check_api_key(rt: &Runtime, headers: &RequestHeaders, index: usize) -> Found {
     let Some(set) = rt.config.api_keys.get(index) else {
         return Found::Absent;
     };
     for source in &set.sources {
-        let Some(key) = sources::read(host, source) else {
+        let Some(key) = sources::read(headers, source) else {
             continue;
         };
         if key.len() > rt.config.max_token_bytes {
@@ -468,9 +488,15 @@ fn check_api_key(rt: &Runtime, host: &impl Host, index: usize) -> Found {
 }
 
 /// Sets the identity headers from verified credentials and removes consumed credentials.
-fn forward(host: &impl Host, config: &Compiled, identities: &[Identity], remove: &[crate::config::Source]) {
+fn forward(
+    host: &impl Host,
+    headers: &RequestHeaders,
+    config: &Compiled,
+    identities: &[Identity],
+    remove: &[crate::config::Source],
+) {
     for source in remove {
-        sources::remove(host, source);
+        sources::remove(host, headers, source);
     }
     let set =
         |name: &str, value: &str| host.set_header(HeaderMap::RequestHeaders, name, Some(value.as_bytes()));

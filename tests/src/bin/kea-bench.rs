@@ -3,14 +3,39 @@
 //! invocation, interleaved over several rounds; the median of the rounds is reported with the
 //! ratio to bare Envoy.
 //!
-//! Usage: kea-bench [--duration SECS] [--rounds N] [--connections N] [--only TEXT] [--write bench/README.md]
+//! JWT scenarios put the auth plugin next to Envoy's native `jwt_authn` (with its JWT cache), both
+//! verifying tokens minted by PyJWT against the same inline JWKS: the same token on every request
+//! (cache hits), or 10,000 distinct tokens in turn (every request a signature check).
+//!
+//! Usage: kea-bench [--duration SECS] [--rounds N] [--connections N] [--only TEXT]
+//!                  [--write bench/README.md [--section NAME]]
 
 use anyhow::{bail, Context, Result};
 use kea_e2e::envoy::EnvoyBuilder;
+use kea_e2e::jose::KeySet;
 use kea_e2e::upstream::Upstream;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Who verifies the tokens of a JWT scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verifier {
+    /// Envoy's `jwt_authn` filter with its JWT cache.
+    Native,
+    /// KEA's auth plugin.
+    Kea,
+}
+
+/// Tokens a scenario sends.
+#[derive(Debug, Clone, Copy)]
+struct JwtLoad {
+    verifier: Verifier,
+    alg: &'static str,
+    /// 10,000 distinct tokens in turn instead of one.
+    distinct: bool,
+}
 
 /// One configuration under test.
 struct Scenario {
@@ -19,6 +44,100 @@ struct Scenario {
     path: &'static str,
     /// (plugin, config); the upstream's port is available as a cluster named `collector`.
     plugins: Vec<(&'static str, Value)>,
+    jwt: Option<JwtLoad>,
+}
+
+const ISSUER: &str = "https://idp.bench.example";
+const DISTINCT_TOKENS: usize = 10_000;
+
+fn jwt_scenario(name: &'static str, verifier: Verifier, alg: &'static str, distinct: bool) -> Scenario {
+    Scenario {
+        name,
+        path: "/pets/1",
+        plugins: vec![],
+        jwt: Some(JwtLoad {
+            verifier,
+            alg,
+            distinct,
+        }),
+    }
+}
+
+/// Keys, the public JWKS and the minted tokens per algorithm.
+struct JwtFixture {
+    _keys: KeySet,
+    jwks: Value,
+    tokens: HashMap<&'static str, Vec<String>>,
+    dir: tempfile::TempDir,
+}
+
+impl JwtFixture {
+    fn mint(algs: &[&'static str]) -> Result<Self> {
+        let keys = KeySet::generate()?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+        let mut tokens = HashMap::new();
+        for alg in algs {
+            let requests: Vec<Value> = (0..DISTINCT_TOKENS)
+                .map(|i| {
+                    json!({"alg": alg, "claims": {"iss": ISSUER, "aud": "orders", "sub": format!("user-{i}"),
+                        "scope": "orders:read", "iat": now, "exp": now + 6 * 3600}})
+                })
+                .collect();
+            eprintln!("minting {DISTINCT_TOKENS} {alg} tokens with PyJWT");
+            tokens.insert(*alg, keys.mint(&requests)?);
+        }
+        Ok(Self {
+            jwks: keys.jwks()?,
+            _keys: keys,
+            tokens,
+            dir: tempfile::tempdir()?,
+        })
+    }
+
+    fn native_filter(&self) -> Value {
+        json!({
+            "name": "envoy.filters.http.jwt_authn",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+                "providers": {"corp": {
+                    "issuer": ISSUER, "audiences": ["orders"],
+                    "local_jwks": {"inline_string": self.jwks.to_string()},
+                    "claim_to_headers": [{"header_name": "x-jwt-sub", "claim_name": "sub"}],
+                    "jwt_cache_config": {"jwt_cache_size": 4096}
+                }},
+                "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "corp"}}]
+            }
+        })
+    }
+
+    fn plugin_config(&self) -> Value {
+        json!({"providers": [{"name": "corp", "issuer": ISSUER, "audiences": ["orders"],
+                              "jwks": {"inline": self.jwks}}]})
+    }
+
+    /// wrk arguments that send this load's tokens.
+    fn wrk_args(&self, load: JwtLoad) -> Result<Vec<String>> {
+        let tokens = self
+            .tokens
+            .get(load.alg)
+            .context("no tokens for this algorithm")?;
+        if !load.distinct {
+            return Ok(vec!["-H".into(), format!("Authorization: Bearer {}", tokens[0])]);
+        }
+        let list = self.dir.path().join(format!("{}.tokens", load.alg));
+        std::fs::write(&list, tokens.join("\n"))?;
+        let script = self.dir.path().join(format!("{}.lua", load.alg));
+        std::fs::write(
+            &script,
+            format!(
+                "local tokens = {{}}\nfor line in io.lines(\"{}\") do tokens[#tokens + 1] = line end\n\
+                 local i = 0\nrequest = function()\n  i = i % #tokens + 1\n  \
+                 return wrk.format(nil, nil, {{[\"Authorization\"] = \"Bearer \" .. tokens[i]}})\nend\n",
+                list.display()
+            ),
+        )?;
+        Ok(vec!["-s".into(), script.display().to_string()])
+    }
 }
 
 fn scenarios() -> Vec<Scenario> {
@@ -27,6 +146,7 @@ fn scenarios() -> Vec<Scenario> {
             name: "bare Envoy",
             path: "/pets/1",
             plugins: vec![],
+            jwt: None,
         },
         // The floor: the audit VM loaded and a rule skipping every request, so its callbacks run
         // but record nothing. What a wasm filter costs here before it does any work.
@@ -34,11 +154,13 @@ fn scenarios() -> Vec<Scenario> {
             name: "floor: audit loaded, every request skipped",
             path: "/pets/1",
             plugins: vec![("audit", json!({"rules": [{"skip": true}]}))],
+            jwt: None,
         },
         Scenario {
             name: "audit, proxy-log sink (defaults)",
             path: "/pets/1",
             plugins: vec![("audit", json!({}))],
+            jwt: None,
         },
         Scenario {
             name: "audit, proxy-log sink, all headers + JSON bodies",
@@ -47,6 +169,7 @@ fn scenarios() -> Vec<Scenario> {
                 "audit",
                 json!({"headers": {"request": true, "response": true}, "body": {"request": true, "response": true}}),
             )],
+            jwt: None,
         },
         Scenario {
             name: "audit, HTTP sink (JSON lines, batched)",
@@ -55,18 +178,49 @@ fn scenarios() -> Vec<Scenario> {
                 "audit",
                 json!({"sinks": {"log": {"enabled": false}, "http": {"cluster": "collector", "format": "jsonLines", "path": "/ingest"}}}),
             )],
+            jwt: None,
         },
         // The upstream answers /cacheable with the same 1 KB body plus caching headers.
         Scenario {
             name: "cache hit (public, max-age=60)",
             path: "/cacheable/bench",
             plugins: vec![("cache", json!({}))],
+            jwt: None,
         },
         Scenario {
             name: "cache miss (origin says no-store)",
             path: "/cacheable/bench?cc=no-store",
             plugins: vec![("cache", json!({}))],
+            jwt: None,
         },
+        jwt_scenario(
+            "jwt RS256 same token: native jwt_authn",
+            Verifier::Native,
+            "RS256",
+            false,
+        ),
+        jwt_scenario("jwt RS256 same token: kea auth", Verifier::Kea, "RS256", false),
+        jwt_scenario(
+            "jwt ES256 same token: native jwt_authn",
+            Verifier::Native,
+            "ES256",
+            false,
+        ),
+        jwt_scenario("jwt ES256 same token: kea auth", Verifier::Kea, "ES256", false),
+        jwt_scenario(
+            "jwt RS256 10,000 tokens: native jwt_authn",
+            Verifier::Native,
+            "RS256",
+            true,
+        ),
+        jwt_scenario("jwt RS256 10,000 tokens: kea auth", Verifier::Kea, "RS256", true),
+        jwt_scenario(
+            "jwt ES256 10,000 tokens: native jwt_authn",
+            Verifier::Native,
+            "ES256",
+            true,
+        ),
+        jwt_scenario("jwt ES256 10,000 tokens: kea auth", Verifier::Kea, "ES256", true),
     ]
 }
 
@@ -108,15 +262,16 @@ fn parse_wrk(output: &str) -> Result<Measurement> {
     Ok(m)
 }
 
-fn wrk(url: &str, seconds: u64, connections: u32) -> Result<Measurement> {
+fn wrk(url: &str, seconds: u64, connections: u32, extra: &[String]) -> Result<Measurement> {
     let output = Command::new("wrk")
         .args([
             "-t1",
             &format!("-c{connections}"),
             &format!("-d{seconds}s"),
             "--latency",
-            url,
         ])
+        .args(extra)
+        .arg(url)
         .output()
         .context("cannot run wrk — run scripts/install-deps.sh")?;
     let text = String::from_utf8_lossy(&output.stdout);
@@ -173,14 +328,26 @@ fn main() -> Result<()> {
         .unwrap_or(20);
 
     let upstream = Upstream::start_with_threads(1)?;
-    // `--only TEXT` keeps bare Envoy and the scenarios whose name contains TEXT.
+    // `--only TEXT[,TEXT...]` keeps bare Envoy and the scenarios whose name contains one of them.
     let only = flag("--only");
     let scenarios: Vec<Scenario> = scenarios()
         .into_iter()
         .enumerate()
-        .filter(|(i, s)| *i == 0 || only.as_deref().is_none_or(|text| s.name.contains(text)))
+        .filter(|(i, s)| {
+            *i == 0
+                || only
+                    .as_deref()
+                    .is_none_or(|text| text.split(',').any(|t| s.name.contains(t)))
+        })
         .map(|(_, s)| s)
         .collect();
+    let mut algs: Vec<&'static str> = scenarios.iter().filter_map(|s| s.jwt.map(|j| j.alg)).collect();
+    algs.dedup();
+    let fixture = if algs.is_empty() {
+        None
+    } else {
+        Some(JwtFixture::mint(&algs)?)
+    };
     let mut results: Vec<Vec<Measurement>> = vec![Vec::new(); scenarios.len()];
     for round in 1..=rounds {
         for (i, scenario) in scenarios.iter().enumerate() {
@@ -188,10 +355,18 @@ fn main() -> Result<()> {
             for (plugin, config) in &scenario.plugins {
                 builder = builder.plugin(plugin, config.clone())?;
             }
+            let mut extra = Vec::new();
+            if let (Some(load), Some(fixture)) = (scenario.jwt, fixture.as_ref()) {
+                builder = match load.verifier {
+                    Verifier::Native => builder.native_filter(fixture.native_filter()),
+                    Verifier::Kea => builder.plugin("auth", fixture.plugin_config())?,
+                };
+                extra = fixture.wrk_args(load)?;
+            }
             let envoy = builder.start()?;
             let url = envoy.url(scenario.path);
-            wrk(&url, 2, connections)?; // warm-up: JIT, connection pools
-            let m = wrk(&url, seconds, connections)?;
+            wrk(&url, 2, connections, &extra)?; // warm-up: JIT, connection pools
+            let m = wrk(&url, seconds, connections, &extra)?;
             eprintln!(
                 "round {round}/{rounds} {:<42} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms",
                 scenario.name, m.requests_per_sec, m.p50_ms, m.p99_ms
@@ -231,7 +406,12 @@ fn main() -> Result<()> {
 
     if let Some(path) = flag("--write") {
         let readme = std::fs::read_to_string(&path)?;
-        let (start, end) = ("<!-- results:start -->", "<!-- results:end -->");
+        let section = flag("--section").unwrap_or_else(|| "results".into());
+        let (start, end) = (
+            format!("<!-- {section}:start -->"),
+            format!("<!-- {section}:end -->"),
+        );
+        let (start, end) = (start.as_str(), end.as_str());
         let (Some(a), Some(b)) = (readme.find(start), readme.find(end)) else {
             bail!("{path} lacks the {start} / {end} markers");
         };
