@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on embedded defaults: builds the plugins, fetches Envoy, and starts a local
-# gateway with the audit plugin in front of a sample API on http://127.0.0.1:8080.
+# gateway with the audit, auth and cache plugins in front of a sample API on http://127.0.0.1:8080.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$KEA_ROOT"

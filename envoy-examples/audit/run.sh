@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Starts the sample API (kea-upstream, :8081) and Envoy with the audit and cache plugins
+# Starts the sample API (kea-upstream, :8081) and Envoy with the audit, auth and cache plugins
 # (:8080, admin :9901).
 # Audit records appear on this terminal as JSON lines. Ctrl-C stops both.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
-for plugin in audit cache; do
+for plugin in audit auth cache; do
   [ -f "dist/$plugin.wasm" ] || die "dist/$plugin.wasm missing — run ./wasm-build.sh (or scripts/demo.sh)"
 done
 [ -x "$KEA_ENVOY" ] || die "Envoy missing — run scripts/install-deps.sh (or scripts/demo.sh)"
@@ -18,7 +18,7 @@ trap 'kill $upstream 2>/dev/null || true' EXIT
 
 cat >&2 <<'MSG'
 
-  KEA gateway (audit + cache) on http://127.0.0.1:8080  (Envoy admin: http://127.0.0.1:9901)
+  KEA gateway (audit + auth + cache) on http://127.0.0.1:8080  (Envoy admin: http://127.0.0.1:9901)
   Try, in another terminal:
     curl -s localhost:8080/pets/1 -H 'authorization: Bearer my-secret-token' | head -c 80; echo
     curl -s localhost:8080/echo/login -H 'content-type: application/json' -d '{"user":"ann","password":"hunter2"}'
@@ -26,6 +26,8 @@ cat >&2 <<'MSG'
     curl -s localhost:8080/healthz > /dev/null          # skipped by a rule: no record
     curl -si localhost:8080/cacheable/1 | grep x-kea-cache   # MISS, then HIT: served by the cache
     curl -s -X PURGE localhost:8080/cacheable/1 -H 'kea-purge-token: demo-purge-token'
+    curl -si localhost:8080/admin/users | head -n 1       # 401: /admin needs an API key
+    curl -si localhost:8080/admin/users -H 'x-api-key: demo-api-key' | head -n 1  # 200; the record says user.id demo-operator
     curl -s localhost:9901/stats | grep kea_             # the plugins' metrics
   Each request prints one audit record below (secrets redacted).
 

@@ -125,6 +125,8 @@ fn every_algorithm_verifies_and_one_fetch_serves_every_worker() -> Result<()> {
     assert_eq!(busy_workers, 2, "{stats}");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(idp.jwks_fetches(), 1, "one JWKS fetch per proxy, not per worker");
+    // RS* and ES* signatures were checked by Envoy's own crypto (`verify_signature`).
+    assert!(!envoy.logs().contains("no verify_signature"), "{}", envoy.logs());
     assert!(
         envoy
             .stat("wasmcustom.kea_auth_token_cache_hits_total")

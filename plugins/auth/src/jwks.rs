@@ -31,19 +31,20 @@ pub struct RsaKeys {
     ps512: PS512PublicKey,
 }
 
+/// A verification key, with its DER SubjectPublicKeyInfo where the proxy can verify natively.
 pub enum Material {
-    Rsa(Box<RsaKeys>),
-    P256(ES256PublicKey),
-    P384(ES384PublicKey),
+    Rsa(Box<RsaKeys>, Vec<u8>),
+    P256(ES256PublicKey, Vec<u8>),
+    P384(ES384PublicKey, Vec<u8>),
     Ed25519(Ed25519PublicKey),
 }
 
 impl std::fmt::Debug for Material {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Self::Rsa(_) => "RSA",
-            Self::P256(_) => "EC P-256",
-            Self::P384(_) => "EC P-384",
+            Self::Rsa(..) => "RSA",
+            Self::P256(..) => "EC P-256",
+            Self::P384(..) => "EC P-384",
             Self::Ed25519(_) => "OKP Ed25519",
         })
     }
@@ -54,9 +55,9 @@ impl Material {
     pub fn fits(&self, alg: Algorithm) -> bool {
         use Algorithm::*;
         match self {
-            Self::Rsa(_) => matches!(alg, Rs256 | Rs384 | Rs512 | Ps256 | Ps384 | Ps512),
-            Self::P256(_) => alg == Es256,
-            Self::P384(_) => alg == Es384,
+            Self::Rsa(..) => matches!(alg, Rs256 | Rs384 | Rs512 | Ps256 | Ps384 | Ps512),
+            Self::P256(..) => alg == Es256,
+            Self::P384(..) => alg == Es384,
             Self::Ed25519(_) => alg == EdDsa,
         }
     }
@@ -71,16 +72,24 @@ impl Material {
         use Algorithm::*;
         let options = Some(options);
         match (self, alg) {
-            (Self::Rsa(k), Rs256) => k.rs256.verify_token::<NoCustomClaims>(token, options).map(drop),
-            (Self::Rsa(k), Rs384) => k.rs384.verify_token::<NoCustomClaims>(token, options).map(drop),
-            (Self::Rsa(k), Rs512) => k.rs512.verify_token::<NoCustomClaims>(token, options).map(drop),
-            (Self::Rsa(k), Ps256) => k.ps256.verify_token::<NoCustomClaims>(token, options).map(drop),
-            (Self::Rsa(k), Ps384) => k.ps384.verify_token::<NoCustomClaims>(token, options).map(drop),
-            (Self::Rsa(k), Ps512) => k.ps512.verify_token::<NoCustomClaims>(token, options).map(drop),
-            (Self::P256(k), Es256) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
-            (Self::P384(k), Es384) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
+            (Self::Rsa(k, _), Rs256) => k.rs256.verify_token::<NoCustomClaims>(token, options).map(drop),
+            (Self::Rsa(k, _), Rs384) => k.rs384.verify_token::<NoCustomClaims>(token, options).map(drop),
+            (Self::Rsa(k, _), Rs512) => k.rs512.verify_token::<NoCustomClaims>(token, options).map(drop),
+            (Self::Rsa(k, _), Ps256) => k.ps256.verify_token::<NoCustomClaims>(token, options).map(drop),
+            (Self::Rsa(k, _), Ps384) => k.ps384.verify_token::<NoCustomClaims>(token, options).map(drop),
+            (Self::Rsa(k, _), Ps512) => k.ps512.verify_token::<NoCustomClaims>(token, options).map(drop),
+            (Self::P256(k, _), Es256) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
+            (Self::P384(k, _), Es384) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
             (Self::Ed25519(k), EdDsa) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
             _ => Err(jwt_simple::JWTError::AlgorithmMismatch.into()),
+        }
+    }
+
+    /// DER SubjectPublicKeyInfo, for the proxy's native `verify_signature`.
+    pub fn spki_der(&self) -> Option<&[u8]> {
+        match self {
+            Self::Rsa(_, der) | Self::P256(_, der) | Self::P384(_, der) => Some(der),
+            Self::Ed25519(_) => None,
         }
     }
 }
@@ -123,14 +132,19 @@ fn rsa_keys(jwk: &Value) -> Option<Material> {
     if n.len() < 256 || n.len() > 1024 || e.is_empty() || e.len() > 8 {
         return None;
     }
-    Some(Material::Rsa(Box::new(RsaKeys {
-        rs256: RS256PublicKey::from_components(n, e).ok()?,
-        rs384: RS384PublicKey::from_components(n, e).ok()?,
-        rs512: RS512PublicKey::from_components(n, e).ok()?,
-        ps256: PS256PublicKey::from_components(n, e).ok()?,
-        ps384: PS384PublicKey::from_components(n, e).ok()?,
-        ps512: PS512PublicKey::from_components(n, e).ok()?,
-    })))
+    let rs256 = RS256PublicKey::from_components(n, e).ok()?;
+    let spki = rs256.to_der().ok()?;
+    Some(Material::Rsa(
+        Box::new(RsaKeys {
+            rs256,
+            rs384: RS384PublicKey::from_components(n, e).ok()?,
+            rs512: RS512PublicKey::from_components(n, e).ok()?,
+            ps256: PS256PublicKey::from_components(n, e).ok()?,
+            ps384: PS384PublicKey::from_components(n, e).ok()?,
+            ps512: PS512PublicKey::from_components(n, e).ok()?,
+        }),
+        spki,
+    ))
 }
 
 fn ec_point(jwk: &Value, size: usize) -> Option<Vec<u8>> {
@@ -151,12 +165,16 @@ fn material(jwk: &Value) -> Option<Material> {
     let text = |name: &str| jwk.get(name).and_then(Value::as_str);
     match (text("kty")?, text("crv")) {
         ("RSA", _) => rsa_keys(jwk),
-        ("EC", Some("P-256")) => Some(Material::P256(
-            ES256PublicKey::from_bytes(&ec_point(jwk, 32)?).ok()?,
-        )),
-        ("EC", Some("P-384")) => Some(Material::P384(
-            ES384PublicKey::from_bytes(&ec_point(jwk, 48)?).ok()?,
-        )),
+        ("EC", Some("P-256")) => {
+            let key = ES256PublicKey::from_bytes(&ec_point(jwk, 32)?).ok()?;
+            let spki = key.to_der().ok()?;
+            Some(Material::P256(key, spki))
+        }
+        ("EC", Some("P-384")) => {
+            let key = ES384PublicKey::from_bytes(&ec_point(jwk, 48)?).ok()?;
+            let spki = key.to_der().ok()?;
+            Some(Material::P384(key, spki))
+        }
         ("OKP", Some("Ed25519")) => {
             let x = b64(jwk.get("x"))?;
             Some(Material::Ed25519(Ed25519PublicKey::from_bytes(&x).ok()?))
@@ -279,6 +297,13 @@ mod tests {
         );
         assert_eq!(keys.candidates(Algorithm::Es256, None).count(), 1);
         assert_eq!(KeySet::parse(&set, 2).unwrap().len(), 2);
+        // SubjectPublicKeyInfo (what BoringSSL's EVP_parse_public_key takes), not PKCS#1.
+        let rsa_oid = [0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+        let ec_oid = [0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+        let spki = |i: usize| keys.keys[i].material.spki_der().unwrap().to_vec();
+        assert!(spki(0).windows(rsa_oid.len()).any(|w| w == rsa_oid));
+        assert!(spki(1).windows(ec_oid.len()).any(|w| w == ec_oid));
+        assert!(keys.keys[2].material.spki_der().is_none());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod jwks;
 pub mod keystore;
 pub mod metrics;
+pub mod native;
 pub mod plugin;
 pub mod sources;
 pub mod stream;

@@ -6,7 +6,7 @@ use crate::metrics::AuthMetrics;
 use crate::stream::Runtime;
 use crate::token_cache::TokenCache;
 use kea_plugin_sdk::{parse_json, ConfigError, Host, Phase};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -25,5 +25,6 @@ pub fn configure(host: &impl Host, raw: &[u8]) -> Result<Rc<Runtime>, ConfigErro
         keystore,
         token_cache,
         metrics: AuthMetrics::define(host),
+        native_crypto: Cell::new(true),
     }))
 }

@@ -6,6 +6,7 @@ use crate::claims::{claim_header_value, scopes_of};
 use crate::config::{Compiled, Credential, Needs, Policy};
 use crate::keystore::{Keystore, Pending, Progress};
 use crate::metrics::AuthMetrics;
+use crate::native::ProxyCrypto;
 use crate::sources;
 use crate::sources::RequestHeaders;
 use crate::token_cache::{self, Entry, TokenCache};
@@ -13,7 +14,7 @@ use crate::verify::{self, Rejection, Verified};
 use kea_plugin_sdk::host::route_name;
 use kea_plugin_sdk::matcher::split_path;
 use kea_plugin_sdk::{identity, HeaderMap, Host, Phase, Problem, RequestView};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
@@ -24,6 +25,8 @@ pub struct Runtime {
     pub keystore: Keystore,
     pub token_cache: RefCell<TokenCache>,
     pub metrics: AuthMetrics,
+    /// Whether the proxy's `verify_signature` can be used (cleared the first time it is missing).
+    pub native_crypto: Cell<bool>,
 }
 
 /// What the adapter does after the request headers.
@@ -397,12 +400,16 @@ fn check_token(
                 return Found::Unavailable;
             }
         }
-        let mut outcome = verify::verify(provider, &keys, &token, &header, now);
+        let native = ProxyCrypto {
+            host,
+            available: &rt.native_crypto,
+        };
+        let mut outcome = verify::verify(provider, &keys, &token, &header, now, &native);
         if outcome == Err(Rejection::UnknownKey) && provider.keys.is_fetched() {
             // Another worker may have fetched newer keys already.
             if rt.keystore.sync(host, config, index) {
                 keys = rt.keystore.keys(index);
-                outcome = verify::verify(provider, &keys, &token, &header, now);
+                outcome = verify::verify(provider, &keys, &token, &header, now, &native);
             }
             if outcome == Err(Rejection::UnknownKey) && may_refetch {
                 if let Some((call, pending)) =

@@ -3,10 +3,13 @@
 //! The compact form is checked before any crypto: three base64url parts, a JSON header naming a
 //! known `alg` that the provider allows, no `crit` extensions. The key is chosen by the header's
 //! `kid` among keys whose type fits the algorithm, so an HS256 token can never be checked against
-//! an RSA key's bytes. jwt-simple then checks the signature and `exp`/`nbf`/`iat`/`iss`/`aud`.
+//! an RSA key's bytes. The signature is checked by the proxy's native crypto where it can
+//! ([`crate::native`]: RS256/384/512, ES256/384), else by jwt-simple in the VM; the registered
+//! claims (`exp`, `nbf`, `iat`, `iss`, `aud`) are checked here in both cases.
 
 use crate::config::{Algorithm, Provider};
 use crate::jwks::KeySet;
+use crate::native::{self, NativeVerifier};
 use jwt_simple::prelude::*;
 use jwt_simple::reexports::ct_codecs::{Base64UrlSafeNoPadding, Decoder};
 use jwt_simple::JWTError;
@@ -75,6 +78,8 @@ struct RawHeader {
     crit: Option<Value>,
     #[serde(default)]
     b64: Option<Value>,
+    #[serde(default)]
+    typ: Option<String>,
 }
 
 fn segments(token: &str) -> Result<[&str; 3], Rejection> {
@@ -107,6 +112,13 @@ pub fn header(token: &str) -> Result<Header, Rejection> {
     // unencoded payloads (`b64`) are not JWTs.
     if raw.crit.is_some() || raw.b64.is_some() {
         return Err(Rejection::Malformed);
+    }
+    // Explicit typing (RFC 8725 3.11): a `typ` other than JWT or `*+jwt` is another kind of token.
+    if let Some(typ) = &raw.typ {
+        let typ = typ.to_ascii_uppercase();
+        if typ != "JWT" && !typ.ends_with("+JWT") {
+            return Err(Rejection::Malformed);
+        }
     }
     let alg = Algorithm::parse(&raw.alg).ok_or(Rejection::AlgorithmNotAllowed)?;
     Ok(Header { alg, kid: raw.kid })
@@ -159,12 +171,39 @@ fn classify(error: &jwt_simple::Error) -> Rejection {
     }
 }
 
+/// Checks the signature natively when the proxy can; `None` when it cannot (verify in the VM).
+fn native_signature(
+    native: &dyn NativeVerifier,
+    alg: Algorithm,
+    spki: &[u8],
+    token: &str,
+) -> Result<Option<bool>, Rejection> {
+    let Some(hash) = native::hash_of(alg) else {
+        return Ok(None);
+    };
+    let [header, payload, signature] = segments(token)?;
+    let raw = Base64UrlSafeNoPadding::decode_to_vec(signature, None).map_err(|_| Rejection::Malformed)?;
+    let signature = match alg {
+        Algorithm::Es256 => native::ecdsa_der(&raw, 32),
+        Algorithm::Es384 => native::ecdsa_der(&raw, 48),
+        _ => Some(raw),
+    };
+    let Some(signature) = signature else {
+        return Ok(Some(false));
+    };
+    let signing_input = token
+        .get(..header.len() + 1 + payload.len())
+        .ok_or(Rejection::Malformed)?;
+    Ok(native.verify(hash, spki, &signature, signing_input.as_bytes()))
+}
+
 fn signature_checked(
     provider: &Provider,
     keys: &KeySet,
     token: &str,
     header: &Header,
     now_secs: u64,
+    native: &dyn NativeVerifier,
 ) -> Result<(), Rejection> {
     if header.alg.is_hmac() {
         let secret = provider
@@ -194,6 +233,16 @@ fn signature_checked(
     }
     let mut last = Rejection::BadSignature;
     for key in candidates {
+        if let Some(spki) = key.material.spki_der() {
+            match native_signature(native, header.alg, spki, token)? {
+                Some(true) => return Ok(()),
+                Some(false) => {
+                    last = Rejection::BadSignature;
+                    continue;
+                }
+                None => {}
+            }
+        }
         match key
             .material
             .verify(header.alg, token, options(provider, now_secs))
@@ -223,6 +272,52 @@ fn seconds(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Rejec
     }
 }
 
+/// The registered claims (RFC 7519 4.1): types, time window with the provider's skew, issuer,
+/// audience.
+fn check_claims(
+    provider: &Provider,
+    claims: &Map<String, Value>,
+    now_secs: u64,
+) -> Result<Verified, Rejection> {
+    let skew = provider.clock_skew.as_secs();
+    let expires_at = seconds(claims, "exp")?;
+    let not_before = seconds(claims, "nbf")?;
+    if seconds(claims, "iat")?.is_some_and(|iat| iat > now_secs.saturating_add(skew)) {
+        return Err(Rejection::NotYetValid);
+    }
+    if not_before.is_some_and(|nbf| now_secs.saturating_add(skew) < nbf) {
+        return Err(Rejection::NotYetValid);
+    }
+    match expires_at {
+        Some(exp) if now_secs > exp.saturating_add(skew) => return Err(Rejection::Expired),
+        None if provider.require_expiration => return Err(Rejection::NoExpiration),
+        _ => {}
+    }
+    if claims.get("iss").and_then(Value::as_str) != Some(provider.issuer.as_str()) {
+        return Err(Rejection::WrongIssuer);
+    }
+    if !provider.audiences.is_empty() {
+        let accepted = |aud: &Value| {
+            aud.as_str()
+                .is_some_and(|aud| provider.audiences.iter().any(|a| a == aud))
+        };
+        let ok = match claims.get("aud") {
+            Some(Value::Array(list)) => list.iter().any(accepted),
+            Some(single) => accepted(single),
+            None => false,
+        };
+        if !ok {
+            return Err(Rejection::WrongAudience);
+        }
+    }
+    Ok(Verified {
+        claims: Map::new(),
+        payload: String::new(),
+        expires_at,
+        not_before,
+    })
+}
+
 /// Verifies `token` for `provider` at `now_secs`.
 pub fn verify(
     provider: &Provider,
@@ -230,22 +325,19 @@ pub fn verify(
     token: &str,
     header: &Header,
     now_secs: u64,
+    native: &dyn NativeVerifier,
 ) -> Result<Verified, Rejection> {
     if !provider.algorithms.contains(&header.alg) {
         return Err(Rejection::AlgorithmNotAllowed);
     }
-    signature_checked(provider, keys, token, header, now_secs)?;
+    signature_checked(provider, keys, token, header, now_secs, native)?;
     let [_, payload, _] = segments(token)?;
     let claims: Map<String, Value> = decode_json(payload)?;
-    let expires_at = seconds(&claims, "exp")?;
-    if expires_at.is_none() && provider.require_expiration {
-        return Err(Rejection::NoExpiration);
-    }
+    let window = check_claims(provider, &claims, now_secs)?;
     Ok(Verified {
-        not_before: seconds(&claims, "nbf")?,
         claims,
         payload: payload.to_owned(),
-        expires_at,
+        ..window
     })
 }
 

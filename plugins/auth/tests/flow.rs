@@ -633,6 +633,89 @@ fn hmac_providers_and_other_token_sources() {
     );
 }
 
+/// The length-delimited fields of a protobuf message, by field number.
+fn protobuf_fields(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut fields = Vec::new();
+    while let [tag, rest @ ..] = bytes {
+        let (mut len, mut shift, mut at) = (0usize, 0, 0);
+        loop {
+            let byte = rest[at];
+            len |= usize::from(byte & 0x7f) << shift;
+            at += 1;
+            shift += 7;
+            if byte & 0x80 == 0 {
+                break;
+            }
+        }
+        fields.push((tag >> 3, rest[at..at + len].to_vec()));
+        bytes = &rest[at + len..];
+    }
+    fields
+}
+
+#[test]
+fn the_proxy_verifies_rsa_and_ecdsa_signatures_natively_when_it_can() {
+    let keys = Keys::new();
+    let proxy = Proxy::new(remote_config());
+    proxy.load_keys(&keys.jwks());
+    let rs = keys.rsa.sign(claims(json!({"sub": "rs"}))).unwrap();
+    let es = keys.ec.sign(claims(json!({"sub": "es"}))).unwrap();
+    let calls = Rc::new(std::cell::RefCell::new(Vec::new()));
+
+    // A proxy whose crypto says "valid" only for the RS256 token's exact arguments.
+    let verdict = |calls: Rc<std::cell::RefCell<Vec<Vec<(u8, Vec<u8>)>>>>, accept_rs: bool| {
+        let rs = rs.clone();
+        move |name: &str, args: &[u8]| {
+            assert_eq!(name, "verify_signature");
+            let fields = protobuf_fields(args);
+            calls.borrow_mut().push(fields.clone());
+            let signed = rs.rsplit_once('.').unwrap().0.as_bytes().to_vec();
+            let ok = accept_rs && fields[3].1 == signed;
+            Ok(Some(if ok {
+                vec![0x08, 0x01]
+            } else {
+                vec![0x12, 0x02, b'n', b'o']
+            }))
+        }
+    };
+    let host = proxy
+        .host()
+        .with_request("GET", "/orders", &[("authorization", &format!("Bearer {rs}"))]);
+    host.set_foreign_function(verdict(Rc::clone(&calls), true));
+    assert_eq!(
+        AuthStream::new().on_request_headers(&host, &proxy.workers[0]),
+        RequestAction::Continue
+    );
+    let call = calls.borrow()[0].clone();
+    assert_eq!(call[0], (1, b"sha256".to_vec()));
+    assert_eq!(call[1].1[0], 0x30, "DER SubjectPublicKeyInfo");
+    assert_eq!(call[2].1.len(), 256, "the RSA signature as is");
+
+    // ES256: the JOSE r||s signature goes over as DER; the proxy's "no" is final.
+    let host = proxy
+        .host()
+        .with_request("GET", "/orders", &[("authorization", &format!("Bearer {es}"))]);
+    host.set_foreign_function(verdict(Rc::clone(&calls), true));
+    assert_eq!(
+        AuthStream::new().on_request_headers(&host, &proxy.workers[0]),
+        RequestAction::Answered
+    );
+    assert_eq!(host.replies()[0].status, 401);
+    let call = calls.borrow()[1].clone();
+    assert_eq!(call[2].1[0], 0x30, "ECDSA-Sig-Value");
+
+    // A cached token needs no signature check at all.
+    let host = proxy
+        .host()
+        .with_request("GET", "/orders", &[("authorization", &format!("Bearer {rs}"))]);
+    host.set_foreign_function(verdict(Rc::clone(&calls), false));
+    assert_eq!(
+        AuthStream::new().on_request_headers(&host, &proxy.workers[0]),
+        RequestAction::Continue
+    );
+    assert_eq!(calls.borrow().len(), 2);
+}
+
 #[test]
 fn invalid_configurations_name_the_field() {
     let host = MockHost::new();

@@ -122,6 +122,9 @@ pub trait Host {
     fn random_bytes(&self, out: &mut [u8]) -> Result<(), HostError>;
     /// Period of the root context's `on_tick`.
     fn set_tick_period(&self, period: Duration);
+    /// Calls a function the proxy registered by name (Envoy: `verify_signature`, `compress`, ...).
+    /// `Err(NotFound)` when the proxy has no such function.
+    fn call_foreign_function(&self, name: &str, arguments: &[u8]) -> Result<Option<Bytes>, HostError>;
     /// Writes a line to the proxy's log. Diagnostics go through the `log` facade instead; this is
     /// for output that *is* the product, such as audit records written to the proxy log.
     fn log(&self, level: log::Level, message: &str);

@@ -74,6 +74,16 @@ pub struct MockHost {
     resumed_requests: Cell<u32>,
     resumed_responses: Cell<u32>,
     logs: RefCell<Vec<(log::Level, String)>>,
+    foreign: RefCell<Option<ForeignFunction>>,
+}
+
+/// A test's stand-in for the proxy's foreign functions.
+pub struct ForeignFunction(pub Box<dyn Fn(&str, &[u8]) -> Result<Option<Bytes>, HostError>>);
+
+impl std::fmt::Debug for ForeignFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ForeignFunction")
+    }
 }
 
 impl Default for MockHost {
@@ -105,6 +115,7 @@ impl MockHost {
             resumed_requests: Cell::new(0),
             resumed_responses: Cell::new(0),
             logs: RefCell::default(),
+            foreign: RefCell::default(),
         }
     }
 
@@ -176,6 +187,14 @@ impl MockHost {
     /// Makes `dispatch_http_call` to this cluster fail as if the cluster did not exist.
     pub fn fail_cluster(&self, cluster: &str) {
         self.failing_clusters.borrow_mut().push(cluster.to_string());
+    }
+
+    /// Answers foreign-function calls (by default the mock proxy has none: `NotFound`).
+    pub fn set_foreign_function(
+        &self,
+        handler: impl Fn(&str, &[u8]) -> Result<Option<Bytes>, HostError> + 'static,
+    ) {
+        *self.foreign.borrow_mut() = Some(ForeignFunction(Box::new(handler)));
     }
 
     /// Loads a callout response so a plugin's call-response callback can read it.
@@ -441,6 +460,13 @@ impl Host for MockHost {
 
     fn set_tick_period(&self, period: Duration) {
         self.tick_period.set(Some(period));
+    }
+
+    fn call_foreign_function(&self, name: &str, arguments: &[u8]) -> Result<Option<Bytes>, HostError> {
+        match self.foreign.borrow().as_ref() {
+            Some(handler) => (handler.0)(name, arguments),
+            None => Err(HostError::NotFound),
+        }
     }
 
     fn log(&self, level: log::Level, message: &str) {

@@ -146,6 +146,10 @@ impl Host for ProxyHost {
         let _ = hostcalls::set_tick_period(period);
     }
 
+    fn call_foreign_function(&self, name: &str, arguments: &[u8]) -> Result<Option<Bytes>, HostError> {
+        hostcalls::call_foreign_function(name, Some(arguments)).map_err(error)
+    }
+
     fn log(&self, level: log::Level, message: &str) {
         let level = match level {
             log::Level::Error => LogLevel::Error,

@@ -342,6 +342,7 @@ fn main() -> Result<()> {
         .map(|(_, s)| s)
         .collect();
     let mut algs: Vec<&'static str> = scenarios.iter().filter_map(|s| s.jwt.map(|j| j.alg)).collect();
+    algs.sort_unstable();
     algs.dedup();
     let fixture = if algs.is_empty() {
         None
