@@ -77,8 +77,14 @@ pub struct MockHost {
     foreign: RefCell<Option<ForeignFunction>>,
 }
 
+/// What a foreign function answers.
+pub type ForeignResult = Result<Option<Bytes>, HostError>;
+
+/// A handler for foreign-function calls: (function name, arguments) to the answer.
+pub type ForeignHandler = dyn Fn(&str, &[u8]) -> ForeignResult;
+
 /// A test's stand-in for the proxy's foreign functions.
-pub struct ForeignFunction(pub Box<dyn Fn(&str, &[u8]) -> Result<Option<Bytes>, HostError>>);
+pub struct ForeignFunction(pub Box<ForeignHandler>);
 
 impl std::fmt::Debug for ForeignFunction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -462,7 +468,7 @@ impl Host for MockHost {
         self.tick_period.set(Some(period));
     }
 
-    fn call_foreign_function(&self, name: &str, arguments: &[u8]) -> Result<Option<Bytes>, HostError> {
+    fn call_foreign_function(&self, name: &str, arguments: &[u8]) -> ForeignResult {
         match self.foreign.borrow().as_ref() {
             Some(handler) => (handler.0)(name, arguments),
             None => Err(HostError::NotFound),
