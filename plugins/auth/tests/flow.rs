@@ -633,8 +633,13 @@ fn hmac_providers_and_other_token_sources() {
     );
 }
 
+/// A protobuf message's length-delimited fields: (field number, bytes).
+type Fields = Vec<(u8, Vec<u8>)>;
+/// Every `verify_signature` call a mock proxy received.
+type Calls = Rc<std::cell::RefCell<Vec<Fields>>>;
+
 /// The length-delimited fields of a protobuf message, by field number.
-fn protobuf_fields(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+fn protobuf_fields(mut bytes: &[u8]) -> Fields {
     let mut fields = Vec::new();
     while let [tag, rest @ ..] = bytes {
         let (mut len, mut shift, mut at) = (0usize, 0, 0);
@@ -660,10 +665,10 @@ fn the_proxy_verifies_rsa_and_ecdsa_signatures_natively_when_it_can() {
     proxy.load_keys(&keys.jwks());
     let rs = keys.rsa.sign(claims(json!({"sub": "rs"}))).unwrap();
     let es = keys.ec.sign(claims(json!({"sub": "es"}))).unwrap();
-    let calls = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let calls: Calls = Rc::default();
 
     // A proxy whose crypto says "valid" only for the RS256 token's exact arguments.
-    let verdict = |calls: Rc<std::cell::RefCell<Vec<Vec<(u8, Vec<u8>)>>>>, accept_rs: bool| {
+    let verdict = |calls: Calls, accept_rs: bool| {
         let rs = rs.clone();
         move |name: &str, args: &[u8]| {
             assert_eq!(name, "verify_signature");
