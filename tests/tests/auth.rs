@@ -499,3 +499,45 @@ fn envoy_refuses_an_invalid_configuration_and_names_the_field() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn audit_records_the_identity_auth_verified_and_its_rejections() -> Result<()> {
+    let keys = KeySet::generate()?;
+    let idp = Idp::start()?;
+    idp.set_jwks(keys.jwks()?);
+    let upstream = Upstream::start()?;
+    // The documented chain: audit first (it sees every request), then auth.
+    let envoy = EnvoyBuilder::new(upstream.port)
+        .cluster("idp", idp.port())
+        .plugin("audit", json!({}))?
+        .plugin("auth", json!({"providers": [remote_provider(&idp, "10m")]}))?
+        .start()?;
+    let token =
+        keys.mint_one(json!({"alg": "RS256", "claims": claims(&idp.issuer(), json!({"sub": "carol"}))}))?;
+    wait_until_ready(&envoy, &token)?;
+    let allowed = http::send(
+        "GET",
+        &envoy.url("/echo/audited"),
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("x-kea-sub", "mallory"),
+        ],
+        None,
+    )?;
+    assert_eq!(allowed.status, 200);
+    let record = envoy.wait_for_record("url.path", "/echo/audited")?;
+    assert_eq!(record["user.id"], "carol", "{record}");
+    assert_eq!(record["kea.auth.issuer"], idp.issuer(), "{record}");
+    assert_eq!(record["kea.request.spoofed_identity"], true, "{record}");
+    assert!(
+        !record.to_string().contains(&token),
+        "the token never appears in the record"
+    );
+
+    let denied = bearer(&envoy, "/echo/denied", "not-a-token")?;
+    assert_eq!(denied.status, 401);
+    let record = envoy.wait_for_record("url.path", "/echo/denied")?;
+    assert_eq!(record["http.response.status_code"], 401, "{record}");
+    assert!(record.get("user.id").is_none(), "{record}");
+    Ok(())
+}
