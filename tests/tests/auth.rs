@@ -448,6 +448,26 @@ fn discovery_rules_scopes_and_api_keys() -> Result<()> {
         204,
         "anonymous route"
     );
+    // A path the upstream may resolve to /echo/admin is refused before any rule is chosen.
+    assert_eq!(bearer(&envoy, "/echo/admin;v=1", "x.y.z")?.status, 400);
+    // Underscore spellings of identity headers do not reach the upstream either.
+    let sneaky = http::send(
+        "GET",
+        &envoy.url("/echo"),
+        &[
+            ("authorization", &format!("Bearer {user}")),
+            ("x_kea_scopes", "admin"),
+            ("x_other", "1"),
+        ],
+        None,
+    )?;
+    assert_eq!(sneaky.status, 200);
+    assert_eq!(
+        echoed_header(&sneaky, "x_other").as_deref(),
+        Some("1"),
+        "underscore headers do pass Envoy"
+    );
+    assert_eq!(echoed_header(&sneaky, "x_kea_scopes"), None, "{}", sneaky.body);
 
     let denied = bearer(&envoy, "/echo/admin", user)?;
     assert_eq!(denied.status, 403);

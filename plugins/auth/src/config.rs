@@ -433,6 +433,8 @@ pub struct Compiled {
     pub callout_timeout: Duration,
     /// Lowercase names of headers the plugin sets from credentials; client copies are removed.
     pub forwarded_headers: Vec<String>,
+    /// Whether some rule looks at the path (then ambiguous paths are refused, see `stream`).
+    pub path_rules: bool,
 }
 
 impl Compiled {
@@ -660,8 +662,8 @@ fn compile_provider(at: &str, config: &ProviderConfig) -> Result<Provider, Confi
 
 fn cache_duration(at: &str, value: Option<ConfigDuration>) -> Result<Duration, ConfigError> {
     let duration = value.map_or(DEFAULT_CACHE_DURATION, ConfigDuration::get);
-    if duration < Duration::from_secs(1) {
-        return Err(ConfigError::new(at, "at least 1s"));
+    if duration < Duration::from_secs(1) || duration > Duration::from_secs(24 * 3600) {
+        return Err(ConfigError::new(at, "between 1s and 24h"));
     }
     Ok(duration)
 }
@@ -758,10 +760,15 @@ fn compile_requirement(
         );
     }
     for (i, scope) in requirement.scopes.iter().enumerate() {
-        if scope.is_empty() || scope.contains(' ') {
+        // RFC 6750 3: scope-token characters, so the `scope="..."` challenge stays well-formed.
+        let valid = !scope.is_empty()
+            && scope
+                .bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+        if !valid {
             return Err(ConfigError::new(
                 format!("{at}scopes[{i}]"),
-                "a scope is one non-empty word",
+                "a scope is one word of printable ASCII without quotes or backslashes",
             ));
         }
     }
@@ -830,6 +837,9 @@ impl AuthConfig {
         if timeout < Duration::from_millis(100) || timeout > Duration::from_secs(60) {
             return Err(ConfigError::new("jwks.timeout", "between 100ms and 60s"));
         }
+        if self.jwks.unknown_kid_refetch_interval.get() < Duration::from_secs(1) {
+            return Err(ConfigError::new("jwks.unknownKidRefetchInterval", "at least 1s"));
+        }
         if self.jwks.max_keys == 0 {
             return Err(ConfigError::new("jwks.maxKeys", "at least 1"));
         }
@@ -844,7 +854,12 @@ impl AuthConfig {
             .collect();
         forwarded_headers.sort();
         forwarded_headers.dedup();
+        let path_rules = self
+            .rules
+            .iter()
+            .any(|r| r.match_spec.path_prefix.is_some() || r.match_spec.path_template.is_some());
         Ok(Compiled {
+            path_rules,
             providers,
             api_keys,
             rules: RuleSet::new(rules),

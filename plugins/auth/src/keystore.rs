@@ -125,6 +125,17 @@ impl Keystore {
         }
     }
 
+    /// Creates the fetch records that do not exist yet, before any tick. Envoy ignores the CAS
+    /// token when a key does not exist, so the lease can only be competed for on a record that
+    /// is already there; workers configuring at once all write the same empty record.
+    pub fn prepare(&self, host: &impl Host, config: &Compiled) {
+        for (index, provider) in config.providers.iter().enumerate() {
+            if provider.keys.is_fetched() && self.read_record(host, index).1.is_none() {
+                let _ = self.write_record(host, index, &FetchRecord::default(), None);
+            }
+        }
+    }
+
     pub fn generation(&self) -> u64 {
         self.generation.get()
     }
@@ -207,18 +218,18 @@ impl Keystore {
         provider: usize,
         change: impl FnOnce(&mut FetchRecord),
     ) -> Option<FetchRecord> {
-        let (mut record, mut cas) = self.read_record(host, provider);
+        let (mut record, cas) = self.read_record(host, provider);
         if cas.is_none() {
-            // Envoy ignores the CAS token for a key that does not exist yet, so create the record
-            // first and compete on its token. Two workers racing here may both fetch once.
-            self.write_record(host, provider, &record, None).ok()?;
-            (record, cas) = self.read_record(host, provider);
-        }
-        let now = now_ms(host);
-        if now < record.lease_until {
+            // `prepare` creates the record at configuration; without it there is nothing to
+            // compete on (Envoy ignores CAS tokens for missing keys). Create it, fetch next tick.
+            let _ = self.write_record(host, provider, &record, None);
             return None;
         }
-        record.lease_until = now + duration_ms(config.callout_timeout) + 1_000;
+        let now = now_ms(host);
+        if leased(&record, config, now) {
+            return None;
+        }
+        record.lease_until = now + lease_ms(config);
         change(&mut record);
         self.write_record(host, provider, &record, cas).ok()?;
         Some(record)
@@ -235,7 +246,7 @@ impl Keystore {
             self.sync(host, config, index);
             let (record, _) = self.read_record(host, index);
             let now = now_ms(host);
-            if now < record.next_attempt || now < record.lease_until {
+            if waiting(record.next_attempt, now, provider) || leased(&record, config, now) {
                 continue;
             }
             let Some(record) = self.take_lease(host, config, index, |_| {}) else {
@@ -259,10 +270,12 @@ impl Keystore {
     ) -> Option<(u32, Pending)> {
         let (record, _) = self.read_record(host, provider);
         let now = now_ms(host);
-        if now < record.kid_refetch_after || now < record.lease_until {
+        let interval = duration_ms(config.unknown_kid_refetch_interval);
+        // A time beyond the interval means the clock stepped back: do not wait for it.
+        let rate_limited = now < record.kid_refetch_after && record.kid_refetch_after <= now + interval;
+        if rate_limited || leased(&record, config, now) {
             return None;
         }
-        let interval = duration_ms(config.unknown_kid_refetch_interval);
         let record = self.take_lease(host, config, provider, |r| r.kid_refetch_after = now + interval)?;
         metrics.kid_refetches.add(host, 1);
         self.start(host, config, metrics, provider, &record)
@@ -359,7 +372,7 @@ impl Keystore {
         let (mut record, cas) = self.read_record(host, index);
         record.jwks_uri = Some(uri.clone());
         record.discovered_at = now_ms(host);
-        record.lease_until = now_ms(host) + duration_ms(config.callout_timeout) + 1_000;
+        record.lease_until = now_ms(host) + lease_ms(config);
         // Losing this write only loses the cached URI; the lease holder is still this worker.
         let _ = self.write_record(host, index, &record, cas);
         let token = fetch::get(host, cluster, &uri, config.callout_timeout)
@@ -421,6 +434,18 @@ impl Keystore {
         Ok(Progress::Updated)
     }
 
+    /// A request that started a refetch went away before the answer (the client reset the
+    /// stream; Envoy cancels its callouts): free the lease and leave the fetch to the next tick,
+    /// so a rotation is still picked up. The refetch rate limit stays spent.
+    pub fn abandon(&self, host: &impl Host, pending: Pending) {
+        let (mut record, cas) = self.read_record(host, pending.provider);
+        record.lease_until = 0;
+        record.next_attempt = now_ms(host);
+        if self.write_record(host, pending.provider, &record, cas).is_err() {
+            let _ = self.write_record(host, pending.provider, &record, None);
+        }
+    }
+
     fn failed(&self, host: &impl Host, metrics: &AuthMetrics, index: usize) {
         metrics.jwks_failures.add(host, 1);
         let (mut record, cas) = self.read_record(host, index);
@@ -434,6 +459,29 @@ impl Keystore {
             let _ = self.write_record(host, index, &record, None);
         }
     }
+}
+
+/// How long a fetch may hold the lease: the callout timeout and a margin.
+fn lease_ms(config: &Compiled) -> u64 {
+    duration_ms(config.callout_timeout) + 1_000
+}
+
+/// Whether a fetch is in flight. A lease ending further out than any lease can (the wall clock
+/// stepped back) has expired.
+fn leased(record: &FetchRecord, config: &Compiled, now: u64) -> bool {
+    now < record.lease_until && record.lease_until <= now + lease_ms(config)
+}
+
+/// Whether the next scheduled fetch is still ahead; like `leased`, a time further out than the
+/// refresh interval plus the longest backoff is treated as due.
+fn waiting(next_attempt: u64, now: u64, provider: &Provider) -> bool {
+    let refresh = match &provider.keys {
+        KeySource::Remote { cache_duration, .. } | KeySource::Discovery { cache_duration, .. } => {
+            *cache_duration
+        }
+        _ => Duration::ZERO,
+    };
+    now < next_attempt && next_attempt <= now + duration_ms(refresh) + MAX_BACKOFF_MS
 }
 
 fn duration_ms(duration: Duration) -> u64 {

@@ -19,6 +19,7 @@ pub fn configure(host: &impl Host, raw: &[u8]) -> Result<Rc<Runtime>, ConfigErro
     let config: AuthConfig = parse_json(raw)?;
     let compiled = config.compile()?;
     let keystore = Keystore::new(&compiled);
+    keystore.prepare(host, &compiled);
     let token_cache = RefCell::new(TokenCache::new(compiled.token_cache_entries));
     Ok(Rc::new(Runtime {
         config: compiled,

@@ -99,6 +99,13 @@ impl AuthStream {
         self.decide(host, rt, &headers, true)
     }
 
+    /// The stream ended; a refetch it was waiting for is handed to the root context's tick.
+    pub fn on_done(&mut self, host: &impl Host, rt: &Runtime) {
+        if let Some((_, pending)) = self.waiting.take() {
+            rt.keystore.abandon(host, pending);
+        }
+    }
+
     /// A callout this request waits for answered.
     pub fn on_call_answer(
         &mut self,
@@ -148,6 +155,16 @@ impl AuthStream {
             method: &method,
             route_name: route.as_deref(),
         };
+        if rt.config.path_rules && is_ambiguous(view.path) {
+            // The upstream may resolve such a path to one a rule protects (`/public/../admin`,
+            // `//admin`, `/admin;x`), while it matches no rule here: refuse it.
+            rt.metrics.rejected_paths.add(host, 1);
+            let problem = Problem::new(400).with_detail(
+                "the request path has dot-segments, encoded separators, empty segments or parameters",
+            );
+            let _ = problem.send(host, &[]);
+            return RequestAction::Answered;
+        }
         let policy = Rc::clone(rt.config.policy_for(&view));
         let decision = decide(host, rt, headers, &policy, may_refetch);
         log::debug!("kea-auth: {method} {} -> {decision:?}", view.path);
@@ -181,18 +198,15 @@ impl AuthStream {
                     metrics.denied_invalid.add(host, 1);
                 }
                 log::info!(
-                    "kea-auth: {method} {}: token rejected ({})",
+                    "kea-auth: {method} {}: credential rejected ({})",
                     view.path,
                     rejection.code()
                 );
                 let description = rejection.to_string();
-                let challenge = challenges(
-                    config,
-                    &policy,
-                    Some(format!(
-                        "error=\"invalid_token\", error_description=\"{description}\""
-                    )),
-                );
+                // RFC 6750 error attributes belong to the Bearer scheme: only for tokens.
+                let error = (rejection != Rejection::UnknownApiKey)
+                    .then(|| format!("error=\"invalid_token\", error_description=\"{description}\""));
+                let challenge = challenges(config, &policy, error);
                 let problem = Problem::new(401).with_detail(description);
                 let _ = problem.send(host, &[("www-authenticate", &challenge)]);
                 RequestAction::Answered
@@ -255,18 +269,25 @@ fn challenges(config: &Compiled, policy: &Policy, error: Option<String>) -> Stri
     parts.join(", ")
 }
 
-/// Removes client-sent headers that only the plugin may set.
+/// Removes client-sent headers that only the plugin may set, also when spelled with
+/// underscores (`x_kea_sub`): CGI-style upstreams map both spellings to one variable.
 fn strip_client_identity(host: &impl Host, headers: &RequestHeaders, config: &Compiled) {
     for name in headers.names() {
-        if identity::is_kea_header(name)
+        let dashed = name.replace('_', "-");
+        if identity::is_kea_header(&dashed)
             || config
                 .forwarded_headers
                 .iter()
-                .any(|h| h.eq_ignore_ascii_case(name))
+                .any(|h| h.eq_ignore_ascii_case(&dashed))
         {
             host.set_header(HeaderMap::RequestHeaders, name, None);
         }
     }
+}
+
+/// Paths an upstream may resolve differently from how rules see them.
+fn is_ambiguous(path: &str) -> bool {
+    kea_plugin_sdk::matcher::is_ambiguous_path(path) || path.contains("//") || path.contains(';')
 }
 
 fn decide(
@@ -363,13 +384,9 @@ fn check_token(
             return Found::Invalid(Rejection::TooLarge);
         }
         let now = now_secs(host);
-        let digest = token_cache::digest(&token);
+        let digest = token_cache::key(index, &token);
         let cached = rt.token_cache.borrow_mut().get(&digest, rt.keystore.generation());
         if let Some(entry) = cached {
-            if entry.provider != index {
-                result = Found::Foreign;
-                continue;
-            }
             rt.metrics.token_cache_hits.add(host, 1);
             return match verify::still_valid(&entry.verified, provider.clock_skew, now) {
                 Ok(()) => Found::Valid(
@@ -488,7 +505,7 @@ fn check_api_key(rt: &Runtime, headers: &RequestHeaders, index: usize) -> Found 
                     vec![source.clone()]
                 },
             ),
-            None => Found::Invalid(Rejection::BadSignature),
+            None => Found::Invalid(Rejection::UnknownApiKey),
         };
     }
     Found::Absent
@@ -507,13 +524,15 @@ fn forward(
     }
     let set =
         |name: &str, value: &str| host.set_header(HeaderMap::RequestHeaders, name, Some(value.as_bytes()));
-    let token = identities.iter().find(|i| i.token.is_some());
-    let subject = token
-        .and_then(|i| i.subject.as_deref())
-        .or_else(|| identities.iter().find_map(|i| i.subject.as_deref()));
-    if let Some(subject) = subject {
+    // Subject and issuer come from one credential: the token when there is one, else the key.
+    let principal = identities
+        .iter()
+        .find(|i| i.token.is_some())
+        .or(identities.first());
+    if let Some(subject) = principal.and_then(|i| i.subject.as_deref()) {
         set(identity::SUBJECT, subject);
     }
+    let token = principal.filter(|i| i.token.is_some());
     if let Some(issuer) = token.and_then(|i| i.issuer.as_deref()) {
         set(identity::ISSUER, issuer);
     }

@@ -1,7 +1,8 @@
 //! Verified tokens, remembered per worker so a repeated token costs a hash instead of a signature
 //! check (RSA in wasm takes about a millisecond).
 //!
-//! Keyed by the SHA-256 of the token, holding the provider and claims. Entries are bounded
+//! Keyed by the provider and the SHA-256 of the token (two providers may accept the same token,
+//! e.g. one issuer with different audiences), holding the claims. Entries are bounded
 //! (oldest out first), re-checked for `exp`/`nbf` on every hit, and dropped when the provider's
 //! keys change, so a key removed from the JWKS stops validating cached tokens too.
 
@@ -14,6 +15,14 @@ pub type TokenDigest = [u8; 32];
 
 pub fn digest(token: &str) -> TokenDigest {
     Sha256::digest(token.as_bytes()).into()
+}
+
+/// The cache key of `token` verified by provider `provider`.
+pub fn key(provider: usize, token: &str) -> TokenDigest {
+    let mut hasher = Sha256::new();
+    hasher.update((provider as u64).to_le_bytes());
+    hasher.update(token.as_bytes());
+    hasher.finalize().into()
 }
 
 #[derive(Debug, Clone)]

@@ -42,6 +42,8 @@ pub enum Rejection {
     NotYetValid,
     #[error("the access token has no expiration time")]
     NoExpiration,
+    #[error("the API key is invalid")]
+    UnknownApiKey,
 }
 
 impl Rejection {
@@ -58,6 +60,7 @@ impl Rejection {
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
             Self::NoExpiration => "no_expiration",
+            Self::UnknownApiKey => "unknown_api_key",
         }
     }
 }
@@ -232,7 +235,10 @@ fn signature_checked(
         });
     }
     let mut last = Rejection::BadSignature;
-    for key in candidates {
+    // Without a `kid` every fitting key is a candidate; a few are enough for an issuer that
+    // omits `kid`, and the bound keeps one forged token from costing dozens of RSA checks.
+    let limit = if header.kid.is_some() { usize::MAX } else { 3 };
+    for key in candidates.take(limit) {
         if let Some(spki) = key.material.spki_der() {
             match native_signature(native, header.alg, spki, token)? {
                 Some(true) => return Ok(()),
@@ -260,16 +266,26 @@ fn signature_checked(
     Err(last)
 }
 
+/// Latest NumericDate accepted: 2106-02-07, the last second a 32-bit unsigned count can hold.
+/// Larger values are someone's milliseconds or garbage, never a real expiry.
+const MAX_NUMERIC_DATE: u64 = u32::MAX as u64;
+
 fn seconds(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, Rejection> {
-    match claims.get(name) {
-        None => Ok(None),
-        // NumericDate (RFC 7519 2) may have a fraction; jwt-simple has already checked it.
-        Some(value) => value
-            .as_u64()
-            .or_else(|| value.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
-            .map(Some)
-            .ok_or(Rejection::Malformed),
-    }
+    let Some(value) = claims.get(name) else {
+        return Ok(None);
+    };
+    // NumericDate (RFC 7519 2): seconds, possibly with a fraction; never negative here.
+    let secs = value
+        .as_u64()
+        .or_else(|| {
+            value
+                .as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0)
+                .map(|f| f as u64)
+        })
+        .filter(|secs| *secs <= MAX_NUMERIC_DATE)
+        .ok_or(Rejection::Malformed)?;
+    Ok(Some(secs))
 }
 
 /// The registered claims (RFC 7519 4.1): types, time window with the provider's skew, issuer,
@@ -292,6 +308,10 @@ fn check_claims(
         Some(exp) if now_secs > exp.saturating_add(skew) => return Err(Rejection::Expired),
         None if provider.require_expiration => return Err(Rejection::NoExpiration),
         _ => {}
+    }
+    // `sub` is a StringOrURI (RFC 7519 4.1.2); other types are malformed, not a subject.
+    if claims.get("sub").is_some_and(|sub| !sub.is_string()) {
+        return Err(Rejection::Malformed);
     }
     if claims.get("iss").and_then(Value::as_str) != Some(provider.issuer.as_str()) {
         return Err(Rejection::WrongIssuer);

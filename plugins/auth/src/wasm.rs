@@ -92,6 +92,11 @@ struct Http {
 }
 
 impl Context for Http {
+    fn on_done(&mut self) -> bool {
+        self.stream.on_done(&ProxyHost, &self.runtime);
+        true
+    }
+
     fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
         match self
             .stream

@@ -767,6 +767,14 @@ fn invalid_configurations_name_the_field() {
             "providers[0].claimHeaders[0].header",
         ),
         (json!({"provider": []}), "provider"),
+        (
+            json!({"defaults": {"allowAnonymous": true, "scopes": ["a\"b"]}}),
+            "defaults.scopes[0]",
+        ),
+        (
+            json!({"defaults": {"allowAnonymous": true}, "jwks": {"unknownKidRefetchInterval": "0s"}}),
+            "jwks.unknownKidRefetchInterval",
+        ),
     ];
     for (config, field) in cases {
         let err = configure(&host, config.to_string().as_bytes()).unwrap_err();
@@ -774,4 +782,119 @@ fn invalid_configurations_name_the_field() {
     }
     // An empty rule set with anonymous defaults is a valid (pass-through) configuration.
     assert!(configure(&host, br#"{"defaults": {"allowAnonymous": true}}"#).is_ok());
+}
+
+#[test]
+fn review_hardening_paths_headers_providers_and_abandoned_refetches() {
+    let keys = Keys::new();
+    let proxy = Proxy::new(remote_config());
+    proxy.load_keys(&keys.jwks());
+    let user = keys.rsa.sign(claims(json!({"scope": "orders:read"}))).unwrap();
+    let auth = format!("Bearer {user}");
+
+    // Paths the upstream may resolve to a protected one are refused, whoever asks.
+    for path in [
+        "/public/../admin/x",
+        "//admin",
+        "/admin;x=1",
+        "/%2e%2e/admin",
+        "/a/./admin",
+    ] {
+        let reply = local(proxy.request(path, &[("authorization", &auth)]));
+        assert_eq!(reply.status, 400, "{path}");
+    }
+    assert_eq!(proxy.metric("kea_auth_rejected_paths_total"), 5);
+
+    // Underscore spellings of identity and claim headers are stripped too.
+    let host = upstream(proxy.request(
+        "/orders",
+        &[
+            ("authorization", &auth),
+            ("x_kea_sub", "admin"),
+            ("x_user_email", "e@x"),
+        ],
+    ));
+    assert_eq!(header(&host, "x_kea_sub"), None);
+    assert_eq!(header(&host, "x_user_email"), None);
+
+    // An unknown API key gets an ApiKey challenge, not a Bearer error.
+    let reply = local(proxy.request("/orders", &[("x-api-key", "wrong")]));
+    assert_eq!(
+        reply.header("www-authenticate"),
+        Some("Bearer realm=\"kea\", ApiKey realm=\"kea\"")
+    );
+    assert_eq!(reply.json()["detail"], "the API key is invalid");
+
+    // Subject and issuer come from the same credential: a token without `sub` gets no subject,
+    // not the API key's client.
+    let no_sub = keys
+        .rsa
+        .sign(
+            Claims::with_custom_claims(json!({}), Duration::from_mins(5))
+                .with_issuer(ISSUER)
+                .with_audience("orders"),
+        )
+        .unwrap();
+    let host = upstream(proxy.request(
+        "/both",
+        &[
+            ("authorization", &format!("Bearer {no_sub}")),
+            ("x-api-key", "acme-secret-key"),
+        ],
+    ));
+    assert_eq!(header(&host, "x-kea-sub"), None);
+    assert_eq!(header(&host, "x-kea-iss").as_deref(), Some(ISSUER));
+    assert_eq!(header(&host, "x-kea-client").as_deref(), Some("acme"));
+
+    // Non-string `sub` and NumericDates beyond 2106 (milliseconds) are malformed.
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for extra in [json!({"sub": 7}), json!({"exp": now * 1000})] {
+        let mut c = claims(json!({}));
+        if let Some(sub) = extra.get("sub") {
+            c.subject = None;
+            c.custom = json!({"sub": sub});
+        } else {
+            c.expires_at = None;
+            c.custom = extra.clone();
+        }
+        let reply = local(proxy.bearer(&keys.rsa.sign(c).unwrap()));
+        assert_eq!(reply.status, 401, "{extra}");
+    }
+
+    // A request waiting for an unknown-kid refetch goes away: the fetch moves to the next tick.
+    let rotated = keys.rsa_new.sign(claims(json!({}))).unwrap();
+    let Outcome::Waiting(host, mut stream, _) = proxy.bearer(&rotated) else {
+        panic!("expected a refetch");
+    };
+    assert!(
+        proxy.tick(1, &proxy.host()).is_empty(),
+        "the lease is held while the request waits"
+    );
+    stream.on_done(&host, &proxy.workers[0]);
+    assert_eq!(
+        proxy.tick(1, &proxy.host()).len(),
+        1,
+        "the abandoned fetch is taken over"
+    );
+}
+
+#[test]
+fn one_token_two_providers_with_one_issuer() {
+    let keys = Keys::new();
+    let jwks = keys.jwks();
+    let proxy = Proxy::new(json!({
+        "providers": [
+            {"name": "orders", "issuer": ISSUER, "audiences": ["orders"], "jwks": {"inline": jwks}},
+            {"name": "any", "issuer": ISSUER, "jwks": {"inline": jwks}}
+        ],
+        "rules": [{"match": {"pathPrefix": "/orders"}, "anyOf": ["orders"]}, {"match": {}, "anyOf": ["any"]}]
+    }));
+    let token = keys.rsa.sign(claims(json!({}))).unwrap();
+    // Verified and cached by each provider in turn: one's cache entry never decides for the other.
+    upstream(proxy.request("/orders", &[("authorization", &format!("Bearer {token}"))]));
+    upstream(proxy.request("/other", &[("authorization", &format!("Bearer {token}"))]));
+    upstream(proxy.request("/orders", &[("authorization", &format!("Bearer {token}"))]));
 }

@@ -226,7 +226,7 @@ fn match_segment<'t, 'p>(
 /// Whether a path holds dot-segments or encoded dots/slashes, which the upstream may resolve
 /// to a different path than the one matched (`/public/../admin`). Such paths match no path
 /// condition: a rule meant for `/public` must not apply to them.
-fn is_ambiguous_path(path: &str) -> bool {
+pub fn is_ambiguous_path(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
     if lower.contains("%2e") || lower.contains("%2f") || lower.contains("%5c") || lower.contains('\\') {
         return true;
