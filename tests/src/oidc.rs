@@ -1,0 +1,102 @@
+//! A real OpenID Provider: npm `oidc-provider` running `tests/oidc/provider.mjs`, with discovery,
+//! a JWKS and JWT access tokens from the client-credentials grant.
+//!
+//! The package is installed by `scripts/install-deps.sh` into `$KEA_OIDC_DIR`; the script is
+//! copied next to that `node_modules` (into a fresh directory per provider) so Node resolves it.
+
+use crate::{free_port, http, repo_root, wait_for};
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The client `provider.mjs` registers.
+pub const CLIENT_ID: &str = "kea-orders";
+const CLIENT_SECRET: &str = "kea-orders-secret-kea-orders-secret";
+
+fn install_dir() -> Result<PathBuf> {
+    let dir = match std::env::var_os("KEA_OIDC_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?)
+            .join(".cache/kea/oidc-provider"),
+    };
+    if !dir.join("node_modules/oidc-provider").exists() {
+        bail!(
+            "oidc-provider is not installed in {} — run scripts/install-deps.sh",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+/// A running provider on 127.0.0.1; stopped when dropped.
+#[derive(Debug)]
+pub struct OidcProvider {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl OidcProvider {
+    pub fn start() -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("run-")
+            .tempdir_in(install_dir()?)?;
+        let script = dir.path().join("provider.mjs");
+        std::fs::copy(repo_root().join("tests/oidc/provider.mjs"), &script)?;
+        let port = free_port()?;
+        let child = Command::new("node")
+            .arg(&script)
+            .arg(port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start node — run scripts/install-deps.sh")?;
+        let provider = Self {
+            child,
+            port,
+            _dir: dir,
+        };
+        let discovery = format!("{}/.well-known/openid-configuration", provider.issuer());
+        wait_for(
+            Duration::from_secs(20),
+            "oidc-provider to serve discovery",
+            || http::get(&discovery).ok().filter(|r| r.status == 200),
+        )?;
+        Ok(provider)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn issuer(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A JWT access token for [`CLIENT_ID`] with these scopes (client-credentials grant).
+    pub fn access_token(&self, scope: &str) -> Result<String> {
+        let response = http::agent()
+            .post(&format!("{}/token", self.issuer()))
+            .send_form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", scope),
+                ("client_id", CLIENT_ID),
+                ("client_secret", CLIENT_SECRET),
+            ])
+            .context("token request")?;
+        let body: serde_json::Value = response.into_json()?;
+        body["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("no access_token in {body}"))
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
