@@ -15,25 +15,7 @@ use tempfile::TempDir;
 /// The Python interpreter with PyJWT and cryptography: `$KEA_PYTHON_JOSE`, else the venv
 /// `scripts/install-deps.sh` makes.
 pub fn python() -> Result<PathBuf> {
-    let path = match std::env::var_os("KEA_PYTHON_JOSE") {
-        Some(path) => PathBuf::from(path),
-        None => {
-            let cache = match std::env::var_os("KEA_CACHE") {
-                Some(cache) => PathBuf::from(cache),
-                None => {
-                    PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".cache/kea")
-                }
-            };
-            cache.join("pyjose/bin/python")
-        }
-    };
-    if !path.exists() {
-        bail!(
-            "Python with PyJWT not found at {} (KEA_PYTHON_JOSE) — run scripts/install-deps.sh",
-            path.display()
-        );
-    }
-    Ok(path)
+    crate::installed("KEA_PYTHON_JOSE", "pyjose/bin/python", "Python with PyJWT")
 }
 
 fn script() -> PathBuf {

@@ -28,9 +28,10 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-/// The Envoy binary: `$KEA_ENVOY`, else the one `scripts/install-deps.sh` installs.
-pub fn envoy_binary() -> Result<PathBuf> {
-    let path = match std::env::var_os("KEA_ENVOY") {
+/// A component `scripts/install-deps.sh` installs: `$<variable>` when set, else `relative` under
+/// the cache (`$KEA_CACHE`, default `~/.cache/kea`). Missing is an error that says what to run.
+pub fn installed(variable: &str, relative: &str, what: &str) -> Result<PathBuf> {
+    let path = match std::env::var_os(variable) {
         Some(path) => PathBuf::from(path),
         None => {
             let cache = match std::env::var_os("KEA_CACHE") {
@@ -39,16 +40,21 @@ pub fn envoy_binary() -> Result<PathBuf> {
                     PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".cache/kea")
                 }
             };
-            cache.join("envoy-1.40.0/envoy")
+            cache.join(relative)
         }
     };
     if !path.exists() {
         bail!(
-            "Envoy not found at {} — run scripts/install-deps.sh",
+            "{what} not found at {} ({variable}) — run scripts/install-deps.sh",
             path.display()
         );
     }
     Ok(path)
+}
+
+/// The Envoy binary: `$KEA_ENVOY`, else the one `scripts/install-deps.sh` installs.
+pub fn envoy_binary() -> Result<PathBuf> {
+    installed("KEA_ENVOY", "envoy-1.40.0/envoy", "Envoy")
 }
 
 /// A built plugin: `$KEA_DIST/<name>.wasm` (default `dist/`).

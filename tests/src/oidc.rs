@@ -15,11 +15,7 @@ pub const CLIENT_ID: &str = "kea-orders";
 const CLIENT_SECRET: &str = "kea-orders-secret-kea-orders-secret";
 
 fn install_dir() -> Result<PathBuf> {
-    let dir = match std::env::var_os("KEA_OIDC_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?)
-            .join(".cache/kea/oidc-provider"),
-    };
+    let dir = crate::installed("KEA_OIDC_DIR", "oidc-provider", "oidc-provider")?;
     if !dir.join("node_modules/oidc-provider").exists() {
         bail!(
             "oidc-provider is not installed in {} — run scripts/install-deps.sh",

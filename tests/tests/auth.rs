@@ -44,6 +44,24 @@ fn gateway(upstream: &Upstream, idp: &Idp, workers: u32, config: Value) -> Resul
         .start()
 }
 
+/// Fresh keys, an identity provider serving them, and a counting upstream.
+fn fixture() -> Result<(KeySet, Idp, Upstream)> {
+    let keys = KeySet::generate()?;
+    let idp = Idp::start()?;
+    idp.set_jwks(keys.jwks()?);
+    Ok((keys, idp, Upstream::start()?))
+}
+
+/// A gateway whose one provider fetches its keys from `idp`.
+fn remote_gateway(upstream: &Upstream, idp: &Idp, workers: u32, cache_duration: &str) -> Result<Envoy> {
+    gateway(
+        upstream,
+        idp,
+        workers,
+        json!({"providers": [remote_provider(idp, cache_duration)]}),
+    )
+}
+
 fn bearer(envoy: &Envoy, path: &str, token: &str) -> Result<Response> {
     http::send(
         "GET",
@@ -67,10 +85,7 @@ fn echoed_header(response: &Response, name: &str) -> Option<String> {
 
 #[test]
 fn every_algorithm_verifies_and_one_fetch_serves_every_worker() -> Result<()> {
-    let keys = KeySet::generate()?;
-    let idp = Idp::start()?;
-    idp.set_jwks(keys.jwks()?);
-    let upstream = Upstream::start()?;
+    let (keys, idp, upstream) = fixture()?;
     let config = json!({
         "providers": [
             remote_provider(&idp, "10m"),
@@ -139,12 +154,8 @@ fn every_algorithm_verifies_and_one_fetch_serves_every_worker() -> Result<()> {
 
 #[test]
 fn attack_tokens_are_rejected_and_never_reach_the_upstream() -> Result<()> {
-    let keys = KeySet::generate()?;
-    let idp = Idp::start()?;
-    idp.set_jwks(keys.jwks()?);
-    let upstream = Upstream::start()?;
-    let provider = remote_provider(&idp, "10m");
-    let envoy = gateway(&upstream, &idp, 1, json!({"providers": [provider]}))?;
+    let (keys, idp, upstream) = fixture()?;
+    let envoy = remote_gateway(&upstream, &idp, 1, "10m")?;
     let issuer = idp.issuer();
     let valid = keys.mint_one(json!({"alg": "RS256", "claims": claims(&issuer, json!({}))}))?;
     wait_until_ready(&envoy, &valid)?;
@@ -265,16 +276,8 @@ fn attack_tokens_are_rejected_and_never_reach_the_upstream() -> Result<()> {
 
 #[test]
 fn key_rotation_is_picked_up_on_an_unknown_kid_and_refetches_are_rate_limited() -> Result<()> {
-    let keys = KeySet::generate()?;
-    let idp = Idp::start()?;
-    idp.set_jwks(keys.jwks()?);
-    let upstream = Upstream::start()?;
-    let envoy = gateway(
-        &upstream,
-        &idp,
-        2,
-        json!({"providers": [remote_provider(&idp, "10m")]}),
-    )?;
+    let (keys, idp, upstream) = fixture()?;
+    let envoy = remote_gateway(&upstream, &idp, 2, "10m")?;
     let issuer = idp.issuer();
     let tokens = keys.mint(&[
         json!({"alg": "RS256", "claims": claims(&issuer, json!({}))}),
@@ -307,17 +310,9 @@ fn key_rotation_is_picked_up_on_an_unknown_kid_and_refetches_are_rate_limited() 
 
 #[test]
 fn jwks_down_at_start_fails_closed_then_recovers() -> Result<()> {
-    let keys = KeySet::generate()?;
-    let idp = Idp::start()?;
-    idp.set_jwks(keys.jwks()?);
+    let (keys, idp, upstream) = fixture()?;
     idp.set_mode(JwksMode::Status(503));
-    let upstream = Upstream::start()?;
-    let envoy = gateway(
-        &upstream,
-        &idp,
-        2,
-        json!({"providers": [remote_provider(&idp, "10m")]}),
-    )?;
+    let envoy = remote_gateway(&upstream, &idp, 2, "10m")?;
     let token = keys.mint_one(json!({"alg": "ES256", "claims": claims(&idp.issuer(), json!({}))}))?;
     wait_for(Duration::from_secs(10), "failed fetches", || {
         (idp.jwks_fetches() >= 2).then_some(())
@@ -336,17 +331,9 @@ fn jwks_down_at_start_fails_closed_then_recovers() -> Result<()> {
 
 #[test]
 fn jwks_failures_mid_run_keep_the_last_good_keys() -> Result<()> {
-    let keys = KeySet::generate()?;
-    let idp = Idp::start()?;
-    idp.set_jwks(keys.jwks()?);
-    let upstream = Upstream::start()?;
+    let (keys, idp, upstream) = fixture()?;
     // Refresh every second so every failure mode is met within the test.
-    let envoy = gateway(
-        &upstream,
-        &idp,
-        2,
-        json!({"providers": [remote_provider(&idp, "1s")]}),
-    )?;
+    let envoy = remote_gateway(&upstream, &idp, 2, "1s")?;
     let token = keys.mint_one(json!({"alg": "PS256", "claims": claims(&idp.issuer(), json!({}))}))?;
     wait_until_ready(&envoy, &token)?;
     for mode in [
@@ -387,10 +374,7 @@ fn jwks_failures_mid_run_keep_the_last_good_keys() -> Result<()> {
 
 #[test]
 fn discovery_rules_scopes_and_api_keys() -> Result<()> {
-    let keys = KeySet::generate()?;
-    let idp = Idp::start()?;
-    idp.set_jwks(keys.jwks()?);
-    let upstream = Upstream::start()?;
+    let (keys, idp, upstream) = fixture()?;
     let key_hash = {
         let out = std::process::Command::new("sh")
             .arg("-c")
@@ -523,10 +507,7 @@ fn envoy_refuses_an_invalid_configuration_and_names_the_field() -> Result<()> {
 
 #[test]
 fn audit_records_the_identity_auth_verified_and_its_rejections() -> Result<()> {
-    let keys = KeySet::generate()?;
-    let idp = Idp::start()?;
-    idp.set_jwks(keys.jwks()?);
-    let upstream = Upstream::start()?;
+    let (keys, idp, upstream) = fixture()?;
     // The documented chain: audit first (it sees every request), then auth.
     let envoy = EnvoyBuilder::new(upstream.port)
         .cluster("idp", idp.port())
