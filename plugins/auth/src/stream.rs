@@ -273,16 +273,21 @@ fn challenges(config: &Compiled, policy: &Policy, error: Option<String>) -> Stri
 /// underscores (`x_kea_sub`): CGI-style upstreams map both spellings to one variable.
 fn strip_client_identity(host: &impl Host, headers: &RequestHeaders, config: &Compiled) {
     for name in headers.names() {
-        let dashed = name.replace('_', "-");
-        if identity::is_kea_header(&dashed)
-            || config
-                .forwarded_headers
-                .iter()
-                .any(|h| h.eq_ignore_ascii_case(&dashed))
-        {
+        let reserved = same_header(
+            name.get(..identity::PREFIX.len()).unwrap_or_default(),
+            identity::PREFIX,
+        ) || config.forwarded_headers.iter().any(|h| same_header(name, h));
+        if reserved {
             host.set_header(HeaderMap::RequestHeaders, name, None);
         }
     }
+}
+
+/// Header names equal up to case and `_`/`-` (compared in place: this runs for every header of
+/// every request).
+fn same_header(a: &str, b: &str) -> bool {
+    let fold = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
 }
 
 /// Paths an upstream may resolve differently from how rules see them.
