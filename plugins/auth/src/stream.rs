@@ -448,7 +448,6 @@ fn check_token(
                 rt.token_cache.borrow_mut().insert(
                     digest,
                     Entry {
-                        provider: index,
                         verified: Rc::clone(&verified),
                         generation: rt.keystore.generation(),
                     },

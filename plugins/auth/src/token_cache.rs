@@ -27,7 +27,6 @@ pub fn key(provider: usize, token: &str) -> TokenDigest {
 
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub provider: usize,
     pub verified: Rc<Verified>,
     /// Key-set generation the token was verified under.
     pub generation: u64,
@@ -101,7 +100,6 @@ mod tests {
 
     fn entry(generation: u64) -> Entry {
         Entry {
-            provider: 0,
             verified: Rc::new(Verified {
                 claims: Map::new(),
                 payload: String::new(),
