@@ -6,6 +6,7 @@
 //! by default needs any configured credential: the plugin fails closed.
 
 use crate::claims::{ClaimMatcher, ClaimPath};
+use crate::sso::config::{Sso, SsoConfig};
 use kea_plugin_sdk::config::parse_sha256_hex;
 use kea_plugin_sdk::host::is_token;
 use kea_plugin_sdk::{identity, ByteSize, ConfigDuration, ConfigError, MatchSpec, Matcher, RuleSet};
@@ -30,6 +31,9 @@ pub struct AuthConfig {
     pub jwks: JwksLimits,
     /// Longest token accepted (default 8KiB); longer ones are rejected before any parsing.
     pub max_token_bytes: ByteSize,
+    /// Browser single sign-on with sessions in encrypted cookies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sso: Option<SsoConfig>,
 }
 
 impl Default for AuthConfig {
@@ -43,6 +47,7 @@ impl Default for AuthConfig {
             token_cache: TokenCacheConfig::default(),
             jwks: JwksLimits::default(),
             max_token_bytes: ByteSize::kib(8),
+            sso: None,
         }
     }
 }
@@ -357,7 +362,7 @@ impl KeySource {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Provider {
     pub name: String,
     pub issuer: String,
@@ -393,6 +398,8 @@ pub struct ApiKeySet {
 pub enum Credential {
     Provider(usize),
     ApiKeys(usize),
+    /// The browser session of `sso`.
+    Session,
 }
 
 /// Which credentials satisfy a requirement.
@@ -435,6 +442,7 @@ pub struct Compiled {
     pub forwarded_headers: Vec<String>,
     /// Whether some rule looks at the path (then ambiguous paths are refused, see `stream`).
     pub path_rules: bool,
+    pub sso: Option<Sso>,
 }
 
 impl Compiled {
@@ -722,7 +730,7 @@ fn compile_requirement(
                 names.get(name.as_str()).copied().ok_or_else(|| {
                     ConfigError::new(
                         format!("{at}{field}[{i}]"),
-                        format!("no provider or apiKeys set is named {name:?}"),
+                        format!("no provider, apiKeys set or sso is named {name:?}"),
                     )
                 })
             })
@@ -734,6 +742,7 @@ fn compile_requirement(
             all.sort_by_key(|c| match c {
                 Credential::Provider(i) => (0, *i),
                 Credential::ApiKeys(i) => (1, *i),
+                Credential::Session => (2, 0),
             });
             Needs::AnyOf(all)
         }
@@ -811,6 +820,15 @@ impl AuthConfig {
             }
             api_keys.push(compile_api_keys(&at, set)?);
         }
+        let sso = self.sso.as_ref().map(|sso| sso.compile(&providers)).transpose()?;
+        if let Some(sso) = &sso {
+            if names.insert(&sso.name, Credential::Session).is_some() {
+                return Err(ConfigError::new(
+                    "sso.name",
+                    format!("{:?} is also a provider or apiKeys name", sso.name),
+                ));
+            }
+        }
         let defaults = Rc::new(compile_requirement("defaults.", &self.defaults, &names)?);
         let mut rules = Vec::with_capacity(self.rules.len());
         for (i, rule) in self.rules.iter().enumerate() {
@@ -859,6 +877,7 @@ impl AuthConfig {
             .iter()
             .any(|r| r.match_spec.path_prefix.is_some() || r.match_spec.path_template.is_some());
         Ok(Compiled {
+            sso,
             path_rules,
             providers,
             api_keys,

@@ -2,6 +2,7 @@
 //! their answers must pass before they are used.
 
 use crate::jwks::KeySet;
+use crate::sso::config::Endpoints;
 use kea_plugin_sdk::host::status_of;
 use kea_plugin_sdk::{Buffer, HeaderMap, Host, HostError, HttpCall};
 use serde_json::Value;
@@ -111,9 +112,18 @@ fn max_age(cache_control: &str) -> Option<Duration> {
     })
 }
 
-/// Checks a discovery document and returns its `jwks_uri`. Its `issuer` must be exactly the
-/// configured one (OpenID Connect Discovery 1.0 section 4.3), which defeats a mix-up of providers.
-pub fn jwks_uri_from_discovery(body: &[u8], issuer: &str) -> Result<String, FetchError> {
+/// What a discovery document says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    pub jwks_uri: String,
+    /// Authorization, token and end-session endpoints, when the document names the first two.
+    pub endpoints: Option<Endpoints>,
+}
+
+/// Checks a discovery document. Its `issuer` must be exactly the configured one (OpenID Connect
+/// Discovery 1.0 section 4.3), which defeats a mix-up of providers; every URL used must be an
+/// absolute http(s) URL.
+pub fn discovery(body: &[u8], issuer: &str) -> Result<Discovered, FetchError> {
     let document: Value =
         serde_json::from_slice(body).map_err(|e| FetchError::Invalid(format!("not JSON: {e}")))?;
     if document.get("issuer").and_then(Value::as_str) != Some(issuer) {
@@ -121,12 +131,25 @@ pub fn jwks_uri_from_discovery(body: &[u8], issuer: &str) -> Result<String, Fetc
             "issuer does not match the configured issuer".into(),
         ));
     }
-    let uri = document
-        .get("jwks_uri")
-        .and_then(Value::as_str)
-        .ok_or_else(|| FetchError::Invalid("no jwks_uri".into()))?;
-    split_url(uri).ok_or_else(|| FetchError::Invalid("jwks_uri is not an absolute http(s) URL".into()))?;
-    Ok(uri.to_owned())
+    let url = |name: &str| -> Result<Option<String>, FetchError> {
+        match document.get(name).and_then(Value::as_str) {
+            None => Ok(None),
+            Some(url) if split_url(url).is_some() => Ok(Some(url.to_owned())),
+            Some(_) => Err(FetchError::Invalid(format!(
+                "{name} is not an absolute http(s) URL"
+            ))),
+        }
+    };
+    let jwks_uri = url("jwks_uri")?.ok_or_else(|| FetchError::Invalid("no jwks_uri".into()))?;
+    let endpoints = match (url("authorization_endpoint")?, url("token_endpoint")?) {
+        (Some(authorization), Some(token)) => Some(Endpoints {
+            authorization,
+            token,
+            end_session: url("end_session_endpoint")?,
+        }),
+        _ => None,
+    };
+    Ok(Discovered { jwks_uri, endpoints })
 }
 
 /// Checks a JWKS answer: JSON, a key set, at least one usable key.
@@ -160,12 +183,22 @@ mod tests {
     fn discovery_issuer_must_match() {
         let doc = br#"{"issuer": "https://idp", "jwks_uri": "https://idp/keys"}"#;
         assert_eq!(
-            jwks_uri_from_discovery(doc, "https://idp").unwrap(),
+            discovery(doc, "https://idp").unwrap().jwks_uri,
             "https://idp/keys"
         );
-        assert!(jwks_uri_from_discovery(doc, "https://other").is_err());
-        assert!(jwks_uri_from_discovery(br#"{"issuer": "https://idp"}"#, "https://idp").is_err());
-        assert!(jwks_uri_from_discovery(b"<html>", "https://idp").is_err());
+        assert_eq!(discovery(doc, "https://idp").unwrap().endpoints, None);
+        assert!(discovery(doc, "https://other").is_err());
+        assert!(discovery(br#"{"issuer": "https://idp"}"#, "https://idp").is_err());
+        assert!(discovery(b"<html>", "https://idp").is_err());
+        let full = br#"{"issuer": "https://idp", "jwks_uri": "https://idp/keys",
+            "authorization_endpoint": "https://idp/auth", "token_endpoint": "https://idp/token",
+            "end_session_endpoint": "https://idp/logout"}"#;
+        let endpoints = discovery(full, "https://idp").unwrap().endpoints.unwrap();
+        assert_eq!(endpoints.token, "https://idp/token");
+        assert_eq!(endpoints.end_session.as_deref(), Some("https://idp/logout"));
+        let bad = br#"{"issuer": "https://idp", "jwks_uri": "https://idp/keys",
+            "authorization_endpoint": "javascript:alert(1)", "token_endpoint": "https://idp/token"}"#;
+        assert!(discovery(bad, "https://idp").is_err());
     }
 
     #[test]

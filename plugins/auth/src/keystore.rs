@@ -14,6 +14,7 @@ use crate::config::{Compiled, KeySource, Provider};
 use crate::fetch::{self, Answer, FetchError};
 use crate::jwks::KeySet;
 use crate::metrics::AuthMetrics;
+use crate::sso::config::Endpoints;
 use kea_plugin_sdk::{Host, HostError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -45,6 +46,9 @@ struct FetchRecord {
     jwks_uri: Option<String>,
     #[serde(default)]
     discovered_at: u64,
+    /// Endpoints found by discovery, for single sign-on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    endpoints: Option<Endpoints>,
 }
 
 /// The step a callout belongs to.
@@ -185,6 +189,11 @@ impl Keystore {
             }
             _ => false,
         }
+    }
+
+    /// The endpoints the provider's discovery document named (`None` before the first discovery).
+    pub fn discovered_endpoints(&self, host: &impl Host, provider: usize) -> Option<Endpoints> {
+        self.read_record(host, provider).0.endpoints
     }
 
     fn read_record(&self, host: &impl Host, provider: usize) -> (FetchRecord, Option<u32>) {
@@ -365,12 +374,14 @@ impl Keystore {
         provider: &Provider,
         answer: &Answer,
     ) -> Result<Progress, FetchError> {
-        let uri = fetch::jwks_uri_from_discovery(&answer.body, &provider.issuer)?;
+        let discovered = fetch::discovery(&answer.body, &provider.issuer)?;
+        let uri = discovered.jwks_uri;
         let KeySource::Discovery { cluster, .. } = &provider.keys else {
             return Err(FetchError::Invalid("provider has no discovery".into()));
         };
         let (mut record, cas) = self.read_record(host, index);
         record.jwks_uri = Some(uri.clone());
+        record.endpoints = discovered.endpoints;
         record.discovered_at = now_ms(host);
         record.lease_until = now_ms(host) + lease_ms(config);
         // Losing this write only loses the cached URI; the lease holder is still this worker.

@@ -19,6 +19,12 @@ pub struct AuthMetrics {
     pub kid_refetches: Metric,
     pub token_cache_hits: Metric,
     pub token_cache_misses: Metric,
+    pub sso_logins_started: Metric,
+    pub sso_logins_completed: Metric,
+    pub sso_login_failures: Metric,
+    pub sso_refreshes: Metric,
+    pub sso_refresh_failures: Metric,
+    pub sso_logouts: Metric,
 }
 
 impl AuthMetrics {
@@ -37,6 +43,12 @@ impl AuthMetrics {
             kid_refetches: Metric::counter(host, "kea_auth_jwks_kid_refetches_total"),
             token_cache_hits: Metric::counter(host, "kea_auth_token_cache_hits_total"),
             token_cache_misses: Metric::counter(host, "kea_auth_token_cache_misses_total"),
+            sso_logins_started: Metric::counter(host, "kea_auth_sso_logins_started_total"),
+            sso_logins_completed: Metric::counter(host, "kea_auth_sso_logins_completed_total"),
+            sso_login_failures: Metric::counter(host, "kea_auth_sso_login_failures_total"),
+            sso_refreshes: Metric::counter(host, "kea_auth_sso_refreshes_total"),
+            sso_refresh_failures: Metric::counter(host, "kea_auth_sso_refresh_failures_total"),
+            sso_logouts: Metric::counter(host, "kea_auth_sso_logouts_total"),
         }
     }
 }

@@ -28,7 +28,7 @@ impl RequestHeaders {
     }
 
     /// `name=value` pairs of every `Cookie` header (HTTP/2 may split them across headers).
-    fn cookies(&self) -> impl Iterator<Item = (String, String)> + '_ {
+    pub fn cookies(&self) -> impl Iterator<Item = (String, String)> + '_ {
         self.0
             .iter()
             .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
@@ -76,43 +76,59 @@ pub fn read(headers: &RequestHeaders, source: &Source) -> Option<String> {
 
 /// Removes the credential at `source` from the request.
 pub fn remove(host: &impl Host, headers: &RequestHeaders, source: &Source) {
-    match source {
-        Source::Header { name, .. } => host.set_header(HeaderMap::RequestHeaders, name, None),
-        Source::Query(name) => {
-            let Some(path) = headers.get(":path") else {
-                return;
-            };
-            let (base, Some(query)) = split_path(&path) else {
-                return;
-            };
-            let kept: Vec<&str> = query
-                .split('&')
-                .filter(|pair| {
-                    let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
-                    percent_decode(key).as_deref() != Some(name.as_str())
-                })
-                .collect();
-            let rewritten = if kept.is_empty() {
-                base.to_owned()
-            } else {
-                format!("{base}?{}", kept.join("&"))
-            };
-            host.set_header(HeaderMap::RequestHeaders, ":path", Some(rewritten.as_bytes()));
-        }
-        Source::Cookie(name) => {
-            let kept: Vec<String> = headers
-                .cookies()
-                .filter(|(key, _)| key != name)
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            let value = kept.join("; ");
-            host.set_header(
-                HeaderMap::RequestHeaders,
-                "cookie",
-                (!value.is_empty()).then_some(value.as_bytes()),
-            );
+    remove_all(host, headers, std::slice::from_ref(source));
+}
+
+/// Removes every credential in `sources`; query parameters and cookies are removed together, so
+/// each rewrite starts from the request as received and none undoes another.
+pub fn remove_all(host: &impl Host, headers: &RequestHeaders, sources: &[Source]) {
+    let mut queries = Vec::new();
+    let mut cookies = Vec::new();
+    for source in sources {
+        match source {
+            Source::Header { name, .. } => host.set_header(HeaderMap::RequestHeaders, name, None),
+            Source::Query(name) => queries.push(name.as_str()),
+            Source::Cookie(name) => cookies.push(name.as_str()),
         }
     }
+    if !queries.is_empty() {
+        remove_query_parameters(host, headers, &queries);
+    }
+    if !cookies.is_empty() {
+        let kept: Vec<String> = headers
+            .cookies()
+            .filter(|(key, _)| !cookies.contains(&key.as_str()))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let value = kept.join("; ");
+        host.set_header(
+            HeaderMap::RequestHeaders,
+            "cookie",
+            (!value.is_empty()).then_some(value.as_bytes()),
+        );
+    }
+}
+
+fn remove_query_parameters(host: &impl Host, headers: &RequestHeaders, names: &[&str]) {
+    let Some(path) = headers.get(":path") else {
+        return;
+    };
+    let (base, Some(query)) = split_path(&path) else {
+        return;
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split_once('=').map_or(*pair, |(k, _)| k);
+            !percent_decode(key).is_some_and(|k| names.contains(&k.as_str()))
+        })
+        .collect();
+    let rewritten = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    host.set_header(HeaderMap::RequestHeaders, ":path", Some(rewritten.as_bytes()));
 }
 
 /// Decodes `%XX` escapes and `+` (form encoding); `None` for invalid escapes or UTF-8.
@@ -216,6 +232,13 @@ mod tests {
         assert_eq!(
             host.header_text(HeaderMap::RequestHeaders, "cookie").as_deref(),
             Some("a=1; b=2")
+        );
+        let both = [source, Source::Cookie("a".into())];
+        remove_all(&host, &RequestHeaders::read(&host), &both);
+        assert_eq!(
+            host.header_text(HeaderMap::RequestHeaders, "cookie").as_deref(),
+            Some("b=2"),
+            "removing two cookies keeps neither"
         );
     }
 }

@@ -9,6 +9,8 @@ use crate::metrics::AuthMetrics;
 use crate::native::ProxyCrypto;
 use crate::sources;
 use crate::sources::RequestHeaders;
+use crate::sso::flow::{self, SessionCache, SessionFound, SsoStream, SsoWait};
+use crate::sso::leases::RefreshLeases;
 use crate::token_cache::{self, Entry, TokenCache};
 use crate::verify::{self, Rejection, Verified};
 use kea_plugin_sdk::host::route_name;
@@ -27,6 +29,9 @@ pub struct Runtime {
     pub metrics: AuthMetrics,
     /// Whether the proxy's `verify_signature` can be used (cleared the first time it is missing).
     pub native_crypto: Cell<bool>,
+    /// Browser sessions this worker opened.
+    pub sessions: RefCell<SessionCache>,
+    pub refresh_leases: RefreshLeases,
 }
 
 /// What the adapter does after the request headers.
@@ -49,6 +54,10 @@ struct Identity {
     token: Option<Rc<Verified>>,
     /// Index of the provider that verified the token.
     provider: Option<usize>,
+    /// Public id of the browser session that authenticated the request.
+    session: Option<String>,
+    /// Access token of that session, when it is forwarded.
+    access_token: Option<String>,
 }
 
 /// What checking one credential found.
@@ -62,8 +71,15 @@ enum Found {
     Invalid(Rejection),
     /// The provider's keys are not available yet: fail closed, retry later.
     Unavailable,
-    /// A refetch for an unknown `kid` started; wait for it.
-    Refetching(u32, Pending),
+    /// A callout started (a refetch for an unknown `kid`, a session refresh); wait for it.
+    Wait(u32, Waiting),
+}
+
+/// What a paused request waits for.
+#[derive(Debug)]
+pub enum Waiting {
+    Keys(Pending),
+    Sso(SsoWait),
 }
 
 /// The decision for the request.
@@ -75,12 +91,13 @@ enum Decision {
     Invalid(Rejection),
     Forbidden { scopes: bool },
     Unavailable,
-    Wait(u32, Pending),
+    Wait(u32, Waiting),
 }
 
 #[derive(Debug, Default)]
 pub struct AuthStream {
-    waiting: Option<(u32, Pending)>,
+    waiting: Option<(u32, Waiting)>,
+    sso: SsoStream,
 }
 
 fn now_secs(host: &impl Host) -> u64 {
@@ -101,8 +118,21 @@ impl AuthStream {
 
     /// The stream ended; a refetch it was waiting for is handed to the root context's tick.
     pub fn on_done(&mut self, host: &impl Host, rt: &Runtime) {
-        if let Some((_, pending)) = self.waiting.take() {
-            rt.keystore.abandon(host, pending);
+        match self.waiting.take() {
+            Some((_, Waiting::Keys(pending) | Waiting::Sso(SsoWait::CodeKeys { pending, .. }))) => {
+                rt.keystore.abandon(host, pending);
+            }
+            Some((_, Waiting::Sso(SsoWait::Refresh { old, .. }))) => {
+                rt.refresh_leases.release(host, &old.session.sid);
+            }
+            Some((_, Waiting::Sso(SsoWait::Code { .. }))) | None => {}
+        }
+    }
+
+    /// Response headers: a session refreshed during the request goes back to the browser.
+    pub fn on_response_headers(&mut self, host: &impl Host) {
+        for cookie in self.sso.response_cookies.drain(..) {
+            host.add_header(HeaderMap::ResponseHeaders, "set-cookie", cookie.as_bytes());
         }
     }
 
@@ -115,23 +145,50 @@ impl AuthStream {
         body_size: usize,
     ) -> RequestAction {
         let _phase = Phase::enter("auth.call_answer");
-        let Some((expected, pending)) = self.waiting.take() else {
+        let Some((expected, waiting)) = self.waiting.take() else {
             return RequestAction::Wait;
         };
         if token != expected {
-            self.waiting = Some((expected, pending));
+            self.waiting = Some((expected, waiting));
             return RequestAction::Wait;
         }
-        match rt
-            .keystore
-            .on_answer(host, &rt.config, &rt.metrics, pending, body_size)
-        {
-            Progress::Next(next, pending) => {
-                self.waiting = Some((next, pending));
-                RequestAction::Wait
+        let sso = rt.config.sso.as_ref();
+        match (waiting, sso) {
+            (Waiting::Keys(pending), _) => {
+                match rt
+                    .keystore
+                    .on_answer(host, &rt.config, &rt.metrics, pending, body_size)
+                {
+                    Progress::Next(next, pending) => {
+                        self.waiting = Some((next, Waiting::Keys(pending)));
+                        RequestAction::Wait
+                    }
+                    Progress::Updated | Progress::Failed => {
+                        self.decide(host, rt, &RequestHeaders::read(host), false)
+                    }
+                }
             }
-            Progress::Updated | Progress::Failed => self.decide(host, rt, &RequestHeaders::read(host), false),
+            (Waiting::Sso(SsoWait::Refresh { old, names }), Some(sso)) => {
+                flow::on_refresh_answer(host, rt, sso, &mut self.sso, &old, &names, body_size);
+                self.decide(host, rt, &RequestHeaders::read(host), false)
+            }
+            (Waiting::Sso(SsoWait::Code { login, clear }), Some(sso)) => {
+                let (action, next) = flow::on_code_answer(host, rt, sso, login, clear, body_size);
+                self.wait_for(action, next)
+            }
+            (Waiting::Sso(wait @ SsoWait::CodeKeys { .. }), Some(sso)) => {
+                let (action, next) = flow::on_code_keys_answer(host, rt, sso, wait, body_size);
+                self.wait_for(action, next)
+            }
+            (Waiting::Sso(_), None) => flow::problem(host, 500, "single sign-on is not configured", &[], &[]),
         }
+    }
+
+    fn wait_for(&mut self, action: RequestAction, next: Option<(u32, SsoWait)>) -> RequestAction {
+        if let Some((call, wait)) = next {
+            self.waiting = Some((call, Waiting::Sso(wait)));
+        }
+        action
     }
 
     fn decide(
@@ -155,6 +212,15 @@ impl AuthStream {
             method: &method,
             route_name: route.as_deref(),
         };
+        if let Some(sso) = &rt.config.sso {
+            if view.path == sso.callback_path {
+                let (action, next) = flow::on_callback(host, rt, sso, headers);
+                return self.wait_for(action, next);
+            }
+            if view.path == sso.logout_path {
+                return flow::on_logout(host, rt, sso, headers);
+            }
+        }
         if rt.config.path_rules && is_ambiguous(view.path) {
             // The upstream may resolve such a path to one a rule protects (`/public/../admin`,
             // `//admin`, `/admin;x`), while it matches no rule here: refuse it.
@@ -166,10 +232,36 @@ impl AuthStream {
             return RequestAction::Answered;
         }
         let policy = Rc::clone(rt.config.policy_for(&view));
-        let decision = decide(host, rt, headers, &policy, may_refetch);
+        let decision = decide(host, rt, headers, &policy, may_refetch, &mut self.sso);
         log::debug!("kea-auth: {method} {} -> {decision:?}", view.path);
         let metrics = &rt.metrics;
         let config = &rt.config;
+        if let Some(sso) = &config.sso {
+            let wants_login = match decision {
+                Decision::Missing => true,
+                Decision::Invalid(rejection) => rejection.is_session(),
+                _ => false,
+            };
+            if wants_login
+                && policy.needs.credentials().contains(&Credential::Session)
+                && flow::is_navigation(sso, headers, view.path)
+            {
+                let clear = std::mem::take(&mut self.sso.clear);
+                return flow::start_login(host, rt, sso, headers, &clear);
+            }
+        }
+        // Cookies to set on a local reply: a refreshed session, or clearing a rejected one.
+        let cookies: Vec<String> = self
+            .sso
+            .clear
+            .iter()
+            .chain(&self.sso.response_cookies)
+            .cloned()
+            .collect();
+        let cookie_headers: Vec<(&str, &str)> = cookies.iter().map(|c| ("set-cookie", c.as_str())).collect();
+        fn with<'a>(extra: &[(&'a str, &'a str)], cookies: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+            extra.iter().chain(cookies).copied().collect()
+        }
         match decision {
             Decision::Allow(identities, remove) => {
                 metrics.allowed.add(host, 1);
@@ -180,15 +272,15 @@ impl AuthStream {
                 metrics.anonymous.add(host, 1);
                 RequestAction::Continue
             }
-            Decision::Wait(token, pending) => {
-                self.waiting = Some((token, pending));
+            Decision::Wait(token, waiting) => {
+                self.waiting = Some((token, waiting));
                 RequestAction::Wait
             }
             Decision::Missing => {
                 metrics.denied_missing.add(host, 1);
                 let challenge = challenges(config, &policy, None);
                 let problem = Problem::new(401).with_detail("credentials are required");
-                let _ = problem.send(host, &[("www-authenticate", &challenge)]);
+                let _ = problem.send(host, &with(&[("www-authenticate", &challenge)], &cookie_headers));
                 RequestAction::Answered
             }
             Decision::Invalid(rejection) => {
@@ -204,11 +296,11 @@ impl AuthStream {
                 );
                 let description = rejection.to_string();
                 // RFC 6750 error attributes belong to the Bearer scheme: only for tokens.
-                let error = (rejection != Rejection::UnknownApiKey)
+                let error = (rejection != Rejection::UnknownApiKey && !rejection.is_session())
                     .then(|| format!("error=\"invalid_token\", error_description=\"{description}\""));
                 let challenge = challenges(config, &policy, error);
                 let problem = Problem::new(401).with_detail(description);
-                let _ = problem.send(host, &[("www-authenticate", &challenge)]);
+                let _ = problem.send(host, &with(&[("www-authenticate", &challenge)], &cookie_headers));
                 RequestAction::Answered
             }
             Decision::Forbidden { scopes } => {
@@ -222,19 +314,20 @@ impl AuthStream {
                     );
                     problem
                         .with_detail("the credentials do not grant the required scopes")
-                        .send(host, &[("www-authenticate", &challenge)])
+                        .send(host, &with(&[("www-authenticate", &challenge)], &cookie_headers))
                 } else {
                     problem
                         .with_detail("the credentials do not grant access to this resource")
-                        .send(host, &[])
+                        .send(host, &with(&[], &cookie_headers))
                 };
                 RequestAction::Answered
             }
             Decision::Unavailable => {
                 metrics.unavailable.add(host, 1);
-                let problem =
-                    Problem::new(503).with_detail("token signing keys are not available yet; retry shortly");
-                let _ = problem.send(host, &[("retry-after", "5")]);
+                let problem = Problem::new(503).with_detail(
+                    "the identity provider's keys or endpoints are not available; retry shortly",
+                );
+                let _ = problem.send(host, &with(&[("retry-after", "5")], &cookie_headers));
                 RequestAction::Answered
             }
         }
@@ -301,6 +394,7 @@ fn decide(
     headers: &RequestHeaders,
     policy: &Policy,
     may_refetch: bool,
+    sso: &mut SsoStream,
 ) -> Decision {
     let credentials = policy.needs.credentials();
     let mut valid = Vec::new();
@@ -313,6 +407,7 @@ fn decide(
         let found = match *credential {
             Credential::Provider(index) => check_token(host, rt, headers, index, may_refetch),
             Credential::ApiKeys(index) => check_api_key(rt, headers, index),
+            Credential::Session => check_session(host, rt, headers, sso),
         };
         match found {
             Found::Valid(identity, sources) => {
@@ -322,7 +417,7 @@ fn decide(
                     break;
                 }
             }
-            Found::Refetching(token, pending) => return Decision::Wait(token, pending),
+            Found::Wait(token, waiting) => return Decision::Wait(token, waiting),
             Found::Absent => absent += 1,
             Found::Foreign => foreign = true,
             Found::Invalid(rejection) => {
@@ -390,7 +485,10 @@ fn check_token(
         }
         let now = now_secs(host);
         let digest = token_cache::key(index, &token);
-        let cached = rt.token_cache.borrow_mut().get(&digest, rt.keystore.generation());
+        let cached = rt
+            .token_cache
+            .borrow_mut()
+            .current(&digest, rt.keystore.generation());
         if let Some(entry) = cached {
             rt.metrics.token_cache_hits.add(host, 1);
             return match verify::still_valid(&entry.verified, provider.clock_skew, now) {
@@ -438,7 +536,7 @@ fn check_token(
                     rt.keystore
                         .refetch_for_unknown_kid(host, config, &rt.metrics, index)
                 {
-                    return Found::Refetching(call, pending);
+                    return Found::Wait(call, Waiting::Keys(pending));
                 }
             }
         }
@@ -480,6 +578,39 @@ fn identity_of(index: usize, provider: &crate::config::Provider, verified: Rc<Ve
         scopes: scopes_of(&verified.claims),
         token: Some(verified),
         provider: Some(index),
+        ..Identity::default()
+    }
+}
+
+fn check_session(host: &impl Host, rt: &Runtime, headers: &RequestHeaders, state: &mut SsoStream) -> Found {
+    let Some(sso) = &rt.config.sso else {
+        return Found::Absent;
+    };
+    match flow::check_session(host, rt, sso, headers, state) {
+        SessionFound::Absent => Found::Absent,
+        SessionFound::Unavailable => Found::Unavailable,
+        SessionFound::Wait(call, wait) => Found::Wait(call, Waiting::Sso(wait)),
+        SessionFound::Invalid(rejection, names) => {
+            state.clear = crate::sso::session::clearing(sso, &names);
+            Found::Invalid(rejection)
+        }
+        SessionFound::Valid(open, names) => {
+            let session = &open.session;
+            let identity = Identity {
+                subject: Some(session.sub.clone()),
+                issuer: rt.config.providers.get(sso.provider).map(|p| p.issuer.clone()),
+                client: None,
+                scopes: session.scope.split_whitespace().map(str::to_owned).collect(),
+                token: Some(Rc::clone(&open.verified)),
+                provider: Some(sso.provider),
+                session: Some(open.public_id.clone()),
+                access_token: session.at.clone(),
+            };
+            Found::Valid(
+                identity,
+                names.into_iter().map(crate::config::Source::Cookie).collect(),
+            )
+        }
     }
 }
 
@@ -523,9 +654,7 @@ fn forward(
     identities: &[Identity],
     remove: &[crate::config::Source],
 ) {
-    for source in remove {
-        sources::remove(host, headers, source);
-    }
+    sources::remove_all(host, headers, remove);
     let set =
         |name: &str, value: &str| host.set_header(HeaderMap::RequestHeaders, name, Some(value.as_bytes()));
     // Subject and issuer come from one credential: the token when there is one, else the key.
@@ -564,9 +693,19 @@ fn forward(
                 set(header, &header_safe(&claim_header_value(value)));
             }
         }
-        if let Some(header) = &provider.payload_header {
+        if let Some(header) = provider
+            .payload_header
+            .as_ref()
+            .filter(|_| !verified.payload.is_empty())
+        {
             set(header, &verified.payload);
         }
+    }
+    if let Some(session) = identities.iter().find_map(|i| i.session.as_deref()) {
+        set(identity::SESSION, session);
+    }
+    if let Some(token) = identities.iter().find_map(|i| i.access_token.as_deref()) {
+        set("authorization", &format!("Bearer {token}"));
     }
 }
 

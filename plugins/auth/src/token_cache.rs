@@ -8,7 +8,9 @@
 
 use crate::verify::Verified;
 use sha2::{Digest, Sha256};
+use std::borrow::Borrow;
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::rc::Rc;
 
 pub type TokenDigest = [u8; 32];
@@ -32,14 +34,18 @@ pub struct Entry {
     pub generation: u64,
 }
 
-#[derive(Debug, Default)]
-pub struct TokenCache {
+/// Values remembered per worker, bounded, oldest out first.
+#[derive(Debug)]
+pub struct BoundedCache<K, V> {
     capacity: usize,
-    entries: HashMap<TokenDigest, Entry>,
-    order: VecDeque<TokenDigest>,
+    entries: HashMap<K, V>,
+    order: VecDeque<K>,
 }
 
-impl TokenCache {
+/// Verified tokens by [`key`].
+pub type TokenCache = BoundedCache<TokenDigest, Entry>;
+
+impl<K: Hash + Eq + Clone, V: Clone> BoundedCache<K, V> {
     pub fn new(capacity: usize) -> Self {
         Self {
             capacity,
@@ -48,21 +54,23 @@ impl TokenCache {
         }
     }
 
-    /// A cached entry verified under the current key generation.
-    pub fn get(&mut self, digest: &TokenDigest, generation: u64) -> Option<Entry> {
-        let entry = self.entries.get(digest)?;
-        if entry.generation == generation {
-            return Some(entry.clone());
-        }
-        self.entries.remove(digest);
-        None
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.entries.get(key).cloned()
     }
 
-    pub fn remove(&mut self, digest: &TokenDigest) {
-        self.entries.remove(digest);
+    pub fn remove<Q>(&mut self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.entries.remove(key);
     }
 
-    pub fn insert(&mut self, digest: TokenDigest, entry: Entry) {
+    pub fn insert(&mut self, key: K, value: V) {
         if self.capacity == 0 {
             return;
         }
@@ -74,10 +82,10 @@ impl TokenCache {
                 None => break,
             }
         }
-        if self.entries.insert(digest, entry).is_none() {
-            self.order.push_back(digest);
+        if self.entries.insert(key.clone(), value).is_none() {
+            self.order.push_back(key);
         }
-        // Removed entries leave their digest in `order`; keep it from growing past the bound.
+        // Removed entries leave their key in `order`; keep it from growing past the bound.
         if self.order.len() > self.capacity.saturating_mul(2) {
             let entries = &self.entries;
             self.order.retain(|d| entries.contains_key(d));
@@ -90,6 +98,18 @@ impl TokenCache {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+impl TokenCache {
+    /// A cached token verified under the current key generation; stale ones are dropped.
+    pub fn current(&mut self, digest: &TokenDigest, generation: u64) -> Option<Entry> {
+        let entry = self.get(digest)?;
+        if entry.generation == generation {
+            return Some(entry);
+        }
+        self.remove(digest);
+        None
     }
 }
 
@@ -117,16 +137,19 @@ mod tests {
             cache.insert(digest(&i.to_string()), entry(0));
         }
         assert_eq!(cache.len(), 3);
-        assert!(cache.get(&digest("9"), 0).is_some());
-        assert!(cache.get(&digest("0"), 0).is_none());
+        assert!(cache.current(&digest("9"), 0).is_some());
+        assert!(cache.current(&digest("0"), 0).is_none());
     }
 
     #[test]
     fn key_change_invalidates() {
         let mut cache = TokenCache::new(3);
         cache.insert(digest("t"), entry(1));
-        assert!(cache.get(&digest("t"), 2).is_none());
-        assert!(cache.get(&digest("t"), 1).is_none(), "dropped on the stale read");
+        assert!(cache.current(&digest("t"), 2).is_none());
+        assert!(
+            cache.current(&digest("t"), 1).is_none(),
+            "dropped on the stale read"
+        );
     }
 
     #[test]

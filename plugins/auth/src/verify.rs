@@ -44,9 +44,19 @@ pub enum Rejection {
     NoExpiration,
     #[error("the API key is invalid")]
     UnknownApiKey,
+    /// A session cookie that does not open (tampered, foreign key, malformed).
+    #[error("the session is invalid")]
+    BadSession,
+    #[error("the session expired")]
+    SessionEnded,
 }
 
 impl Rejection {
+    /// Whether this is about a browser session (which a new login can fix).
+    pub fn is_session(self) -> bool {
+        matches!(self, Self::BadSession | Self::SessionEnded)
+    }
+
     /// Short reason for logs and metrics.
     pub fn code(self) -> &'static str {
         match self {
@@ -61,6 +71,8 @@ impl Rejection {
             Self::NotYetValid => "not_yet_valid",
             Self::NoExpiration => "no_expiration",
             Self::UnknownApiKey => "unknown_api_key",
+            Self::BadSession => "bad_session",
+            Self::SessionEnded => "session_ended",
         }
     }
 }

@@ -115,4 +115,9 @@ impl HttpContext for Http {
             RequestAction::Answered | RequestAction::Wait => Action::Pause,
         }
     }
+
+    fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
+        self.stream.on_response_headers(&ProxyHost);
+        Action::Continue
+    }
 }

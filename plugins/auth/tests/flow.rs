@@ -83,7 +83,7 @@ struct Proxy {
 enum Outcome {
     Upstream(MockHost),
     Local(LocalReply),
-    Waiting(MockHost, AuthStream, u32),
+    Waiting(MockHost, Box<AuthStream>, u32),
 }
 
 impl Proxy {
@@ -118,7 +118,7 @@ impl Proxy {
             RequestAction::Answered => Outcome::Local(host.replies().pop().unwrap()),
             RequestAction::Wait => {
                 let token = host.calls().last().unwrap().token;
-                Outcome::Waiting(host, stream, token)
+                Outcome::Waiting(host, Box::new(stream), token)
             }
         }
     }
