@@ -69,7 +69,6 @@ pub struct MockHost {
     next_token: Cell<u32>,
     replies: RefCell<Vec<LocalReply>>,
     now: Cell<SystemTime>,
-    random_counter: Cell<u64>,
     tick_period: Cell<Option<Duration>>,
     resumed_requests: Cell<u32>,
     resumed_responses: Cell<u32>,
@@ -116,7 +115,6 @@ impl MockHost {
             next_token: Cell::new(1),
             replies: RefCell::default(),
             now: Cell::new(SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600)),
-            random_counter: Cell::new(0),
             tick_period: Cell::new(None),
             resumed_requests: Cell::new(0),
             resumed_responses: Cell::new(0),
@@ -450,12 +448,14 @@ impl Host for MockHost {
         self.now.get()
     }
 
-    /// Deterministic "randomness": a counter run through SHA-256, so tests are repeatable.
+    /// "Randomness" from a process-wide counter run through SHA-256: never the same bytes twice,
+    /// also across hosts (a proxy's CSPRNG does not restart per request), and no OS entropy.
     fn random_bytes(&self, out: &mut [u8]) -> Result<(), HostError> {
         use sha2::{Digest, Sha256};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
         for chunk in out.chunks_mut(32) {
-            let n = self.random_counter.get();
-            self.random_counter.set(n + 1);
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
             let digest = Sha256::digest(n.to_le_bytes());
             for (out, byte) in chunk.iter_mut().zip(digest.iter()) {
                 *out = *byte;
