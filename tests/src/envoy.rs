@@ -130,6 +130,7 @@ pub struct EnvoyBuilder {
     native_filters: Vec<Value>,
     concurrency: u32,
     wasm_log_level: String,
+    listen_port: Option<u16>,
 }
 
 impl EnvoyBuilder {
@@ -141,7 +142,15 @@ impl EnvoyBuilder {
             native_filters: Vec::new(),
             concurrency: 1,
             wasm_log_level: "info".into(),
+            listen_port: None,
         }
+    }
+
+    /// Listens on this port instead of a free one (when another component must know the
+    /// gateway's address first, e.g. an identity provider's registered redirect URI).
+    pub fn listen_port(mut self, port: u16) -> Self {
+        self.listen_port = Some(port);
+        self
     }
 
     pub fn plugin(mut self, name: &str, config: Value) -> Result<Self> {
@@ -180,7 +189,10 @@ impl EnvoyBuilder {
 
     fn spec(&self) -> Result<GatewaySpec> {
         Ok(GatewaySpec {
-            listen_port: free_port()?,
+            listen_port: match self.listen_port {
+                Some(port) => port,
+                None => free_port()?,
+            },
             admin_port: free_port()?,
             upstream_port: self.upstream_port,
             plugins: self.plugins.clone(),

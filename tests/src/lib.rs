@@ -7,6 +7,7 @@
 //! `KEA_DIST`, `KEA_PYTHON_JOSE`); a missing component is an error that says how to install it,
 //! never a skip.
 
+pub mod browser;
 pub mod clickhouse;
 pub mod envoy;
 pub mod http;

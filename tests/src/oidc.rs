@@ -13,6 +13,9 @@ use std::time::Duration;
 /// The client `provider.mjs` registers.
 pub const CLIENT_ID: &str = "kea-orders";
 const CLIENT_SECRET: &str = "kea-orders-secret-kea-orders-secret";
+/// The gateway's single sign-on client.
+pub const WEB_CLIENT_ID: &str = "kea-web";
+pub const WEB_CLIENT_SECRET: &str = "kea-web-secret-kea-web-secret-kea-web";
 
 fn install_dir() -> Result<PathBuf> {
     let dir = crate::installed("KEA_OIDC_DIR", "oidc-provider", "oidc-provider")?;
@@ -35,15 +38,25 @@ pub struct OidcProvider {
 
 impl OidcProvider {
     pub fn start() -> Result<Self> {
+        Self::start_with(None, &[])
+    }
+
+    /// A provider whose web client (`kea-web`) redirects to `gateway_origin` (e.g.
+    /// `http://localhost:PORT`), with extra environment such as `KEA_OIDC_ACCESS_TTL`.
+    pub fn start_with(gateway_origin: Option<&str>, env: &[(&str, &str)]) -> Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("run-")
             .tempdir_in(install_dir()?)?;
         let script = dir.path().join("provider.mjs");
         std::fs::copy(repo_root().join("tests/oidc/provider.mjs"), &script)?;
         let port = free_port()?;
-        let child = Command::new("node")
-            .arg(&script)
-            .arg(port.to_string())
+        let mut command = Command::new("node");
+        command.arg(&script).arg(port.to_string());
+        if let Some(origin) = gateway_origin {
+            command.arg(origin);
+        }
+        let child = command
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
