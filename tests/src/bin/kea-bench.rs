@@ -7,13 +7,20 @@
 //! verifying tokens minted by PyJWT against the same inline JWKS: the same token on every request
 //! (cache hits), or 10,000 distinct tokens in turn (every request a signature check).
 //!
+//! Session scenarios send a real session cookie: the bench logs in once at a real OpenID Provider
+//! (npm `oidc-provider`) through a gateway, then every measured gateway (same session key, as any
+//! replica) checks that cookie on every request.
+//!
 //! Usage: kea-bench [--duration SECS] [--rounds N] [--connections N] [--only TEXT]
 //!                  [--write bench/README.md [--section NAME]]
 
 use anyhow::{bail, Context, Result};
+use kea_e2e::browser::Browser;
 use kea_e2e::envoy::EnvoyBuilder;
 use kea_e2e::jose::KeySet;
+use kea_e2e::oidc::{log_in, OidcProvider, SSO_ENV};
 use kea_e2e::upstream::Upstream;
+use kea_e2e::{free_port, wait_for};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::process::Command;
@@ -45,6 +52,8 @@ struct Scenario {
     /// (plugin, config); the upstream's port is available as a cluster named `collector`.
     plugins: Vec<(&'static str, Value)>,
     jwt: Option<JwtLoad>,
+    /// Requests carry a browser session cookie checked by the auth plugin.
+    session: bool,
 }
 
 const ISSUER: &str = "https://idp.bench.example";
@@ -60,6 +69,7 @@ fn jwt_scenario(name: &'static str, verifier: Verifier, alg: &'static str, disti
             alg,
             distinct,
         }),
+        session: false,
     }
 }
 
@@ -140,6 +150,66 @@ impl JwtFixture {
     }
 }
 
+/// A real session: a provider, the plugin configuration, and the cookie one login produced.
+struct SessionFixture {
+    provider: OidcProvider,
+    config: Value,
+    cookie: String,
+}
+
+impl SessionFixture {
+    fn log_in() -> Result<Self> {
+        let port = free_port()?;
+        let origin = format!("http://localhost:{port}");
+        let provider = OidcProvider::start_with(Some(&origin), &[])?;
+        let config = provider.sso_config(&origin);
+        let upstream = Upstream::start()?;
+        let envoy = Self::gateway(
+            EnvoyBuilder::new(upstream.port).listen_port(port),
+            &provider,
+            &config,
+        )?
+        .start()?;
+        let browser = Browser::new();
+        let page = wait_for(Duration::from_secs(15), "the login page", || {
+            browser
+                .navigate(&format!("{origin}/echo"))
+                .ok()
+                .filter(|v| v.last().status == 200)
+        })?;
+        let back = log_in(&browser, page, "bench-user")?;
+        if back.last().status != 200 {
+            bail!(
+                "the login did not finish: {} at {}",
+                back.last().status,
+                back.last_url()
+            );
+        }
+        let cookie = back.cookie_header("kea_session");
+        drop(envoy);
+        eprintln!(
+            "logged in at {}; session cookie of {} bytes",
+            provider.issuer(),
+            cookie.len()
+        );
+        Ok(Self {
+            provider,
+            config,
+            cookie,
+        })
+    }
+
+    fn gateway(mut builder: EnvoyBuilder, provider: &OidcProvider, config: &Value) -> Result<EnvoyBuilder> {
+        builder = builder
+            .cluster("op", provider.port())
+            .plugin("auth", config.clone())?;
+        for (key, value) in SSO_ENV {
+            builder = builder.plugin_env(key, value);
+        }
+        Ok(builder)
+    }
+}
+
 fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
@@ -147,6 +217,7 @@ fn scenarios() -> Vec<Scenario> {
             path: "/pets/1",
             plugins: vec![],
             jwt: None,
+            session: false,
         },
         // The floor: the audit VM loaded and a rule skipping every request, so its callbacks run
         // but record nothing. What a wasm filter costs here before it does any work.
@@ -155,12 +226,14 @@ fn scenarios() -> Vec<Scenario> {
             path: "/pets/1",
             plugins: vec![("audit", json!({"rules": [{"skip": true}]}))],
             jwt: None,
+            session: false,
         },
         Scenario {
             name: "audit, proxy-log sink (defaults)",
             path: "/pets/1",
             plugins: vec![("audit", json!({}))],
             jwt: None,
+            session: false,
         },
         Scenario {
             name: "audit, proxy-log sink, all headers + JSON bodies",
@@ -170,6 +243,7 @@ fn scenarios() -> Vec<Scenario> {
                 json!({"headers": {"request": true, "response": true}, "body": {"request": true, "response": true}}),
             )],
             jwt: None,
+            session: false,
         },
         Scenario {
             name: "audit, HTTP sink (JSON lines, batched)",
@@ -179,6 +253,7 @@ fn scenarios() -> Vec<Scenario> {
                 json!({"sinks": {"log": {"enabled": false}, "http": {"cluster": "collector", "format": "jsonLines", "path": "/ingest"}}}),
             )],
             jwt: None,
+            session: false,
         },
         // The upstream answers /cacheable with the same 1 KB body plus caching headers.
         Scenario {
@@ -186,12 +261,14 @@ fn scenarios() -> Vec<Scenario> {
             path: "/cacheable/bench",
             plugins: vec![("cache", json!({}))],
             jwt: None,
+            session: false,
         },
         Scenario {
             name: "cache miss (origin says no-store)",
             path: "/cacheable/bench?cc=no-store",
             plugins: vec![("cache", json!({}))],
             jwt: None,
+            session: false,
         },
         jwt_scenario(
             "jwt RS256 same token: native jwt_authn",
@@ -221,6 +298,13 @@ fn scenarios() -> Vec<Scenario> {
             true,
         ),
         jwt_scenario("jwt ES256 10,000 tokens: kea auth", Verifier::Kea, "ES256", true),
+        Scenario {
+            name: "sso session cookie: kea auth",
+            path: "/pets/1",
+            plugins: vec![],
+            jwt: None,
+            session: true,
+        },
     ]
 }
 
@@ -349,6 +433,11 @@ fn main() -> Result<()> {
     } else {
         Some(JwtFixture::mint(&algs)?)
     };
+    let session = if scenarios.iter().any(|s| s.session) {
+        Some(SessionFixture::log_in()?)
+    } else {
+        None
+    };
     let mut results: Vec<Vec<Measurement>> = vec![Vec::new(); scenarios.len()];
     for round in 1..=rounds {
         for (i, scenario) in scenarios.iter().enumerate() {
@@ -363,6 +452,10 @@ fn main() -> Result<()> {
                     Verifier::Kea => builder.plugin("auth", fixture.plugin_config())?,
                 };
                 extra = fixture.wrk_args(load)?;
+            }
+            if let (true, Some(session)) = (scenario.session, session.as_ref()) {
+                builder = SessionFixture::gateway(builder, &session.provider, &session.config)?;
+                extra = vec!["-H".into(), format!("Cookie: {}", session.cookie)];
             }
             let envoy = builder.start()?;
             let url = envoy.url(scenario.path);
