@@ -37,10 +37,13 @@ fn setup_with(change: impl FnOnce(&mut serde_json::Value)) -> Result<Setup> {
     let upstream = Upstream::start()?;
     let mut config = provider.sso_config(&origin);
     change(&mut config);
+    // The audit plugin first, as in a real chain: its records name the session the auth plugin
+    // verified.
     let mut builder = EnvoyBuilder::new(upstream.port)
         .listen_port(port)
         .concurrency(2)
         .cluster("op", provider.port())
+        .plugin("audit", serde_json::json!({}))?
         .plugin("auth", config)?;
     for (key, value) in SSO_ENV {
         builder = builder.plugin_env(key, value);
@@ -118,6 +121,13 @@ fn a_browser_logs_in_once_uses_two_apis_refreshes_and_logs_out() -> Result<()> {
     let other = browser.navigate(&format!("{origin}/echo/invoices"))?;
     assert_eq!(other.urls.len(), 1, "no redirect: {:?}", other.urls);
     assert_eq!(echoed(other.last(), "x-kea-session"), Some(session_id.clone()));
+    let record = setup.envoy.wait_for_record("url.path", "/echo/invoices")?;
+    assert_eq!(record["kea.session.id"], session_id.as_str(), "{record}");
+    assert_eq!(record["user.id"], "alice", "{record}");
+    assert!(
+        !record.to_string().contains("kea_session="),
+        "no cookie in the audit record: {record}"
+    );
     // API clients with bearer tokens keep working beside sessions.
     let token = setup.provider.access_token("orders:read")?;
     let api = http::send(

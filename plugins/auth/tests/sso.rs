@@ -99,10 +99,15 @@ impl Gateway {
     }
 
     fn with_config(keys: RS256KeyPair, session_keys: Value) -> Self {
+        let config = config(&keys, session_keys);
+        Self::from_value(keys, &config)
+    }
+
+    fn from_value(keys: RS256KeyPair, config: &Value) -> Self {
         set_env();
         let host = MockHost::new();
         let shared = host.shared();
-        let rt = configure(&host, config(&keys, session_keys).to_string().as_bytes()).unwrap();
+        let rt = configure(&host, config.to_string().as_bytes()).unwrap();
         Self {
             shared,
             rt,
@@ -815,4 +820,74 @@ fn decoded_session_cookies_hold_no_readable_token() {
     let raw = Base64UrlSafeNoPadding::decode_to_vec(sealed, None).unwrap();
     let text = String::from_utf8_lossy(&raw);
     assert!(!text.contains("rt-1") && !text.contains("alice"));
+}
+
+#[test]
+fn sessions_can_span_subdomains_and_end_with_their_tokens_without_a_refresh_token() {
+    let keys = RS256KeyPair::generate(2048).unwrap().with_key_id("k1");
+    let mut config = config(&keys, default_keys());
+    config["sso"]["cookie"] = json!({"domain": "example.com"});
+    config["sso"]["redirectUri"] = json!("https://login.example.com/oauth2/callback");
+    let gw = Gateway::from_value(keys, &config);
+    let started = gw.start_login("/app/x");
+    assert_eq!(
+        query_param(&started.location, "redirect_uri").as_deref(),
+        Some("https://login.example.com/oauth2/callback")
+    );
+    assert!(
+        started.set_cookie.contains("Domain=example.com"),
+        "{}",
+        started.set_cookie
+    );
+    let waiting = gw.browse(&started.callback_path("c"), &started.cookie);
+    let answer = json!({"access_token": "a", "token_type": "Bearer", "expires_in": 120,
+        "id_token": gw.id_token(&started.nonce, json!({}))});
+    let done = local(gw.answer(waiting, 200, &answer));
+    // Back to the host the login started on, which the cookie domain covers.
+    assert_eq!(done.header("location"), Some("https://api.example.com/app/x"));
+    let set = set_cookies(&done.headers);
+    let session = set.iter().find(|c| c.starts_with("kea_session=")).unwrap();
+    assert!(session.contains("Domain=example.com"), "{session}");
+    assert!(
+        session.contains("Max-Age=120"),
+        "no refresh token: the cookie ends with the tokens: {session}"
+    );
+}
+
+#[test]
+fn an_id_token_signed_with_a_new_key_waits_for_one_key_refetch() {
+    let keys = RS256KeyPair::generate(2048).unwrap().with_key_id("k1");
+    let rotated = RS256KeyPair::generate(2048).unwrap().with_key_id("k2");
+    let jwk = |pair: &RS256KeyPair| {
+        let c = pair.public_key().to_components();
+        json!({"kty": "RSA", "kid": pair.key_id().clone().unwrap(), "n": b64(&c.n), "e": b64(&c.e)})
+    };
+    let mut config = config(&keys, default_keys());
+    config["providers"][0]["jwks"] =
+        json!({"remote": {"cluster": "idp", "uri": "https://idp.example.com/jwks"}});
+    let mut gw = Gateway::from_value(rotated.clone(), &config);
+    // The first keys arrive through the tick.
+    let host = gw.host();
+    let calls = gw.rt.keystore.on_tick(&host, &gw.rt.config, &gw.rt.metrics);
+    let body = json!({"keys": [jwk(&keys)]}).to_string();
+    host.answer_call(200, &[], body.as_bytes());
+    gw.rt
+        .keystore
+        .on_answer(&host, &gw.rt.config, &gw.rt.metrics, calls[0].1, body.len());
+
+    // The provider rotated: the ID token names k2, which the gateway has not seen yet.
+    gw.keys = rotated.clone();
+    let started = gw.start_login("/app");
+    let waiting = gw.browse(&started.callback_path("c"), &started.cookie);
+    let refetching = gw.answer(waiting, 200, &gw.tokens(&started.nonce));
+    let Outcome::Waiting(host, _, _) = &refetching else {
+        panic!("the login waits for the key set: {refetching:?}");
+    };
+    assert_eq!(host.calls().last().unwrap().header(":path"), Some("/jwks"));
+    let done = local(gw.answer(refetching, 200, &json!({"keys": [jwk(&keys), jwk(&rotated)]})));
+    assert_eq!(done.status, 302, "{}", String::from_utf8_lossy(&done.body));
+    assert!(set_cookies(&done.headers)
+        .iter()
+        .any(|c| c.starts_with("kea_session=")));
+    assert_eq!(gw.host().metric("kea_auth_jwks_kid_refetches_total"), Some(1));
 }

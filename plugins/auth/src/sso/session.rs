@@ -187,7 +187,13 @@ pub fn cookies_for(
         );
         return None;
     }
-    let max_age = session.end.saturating_sub(now);
+    // Without a refresh token the session cannot outlive its tokens; the cookie goes with them.
+    let until = if session.rt.is_some() {
+        session.end
+    } else {
+        session.end.min(session.exp)
+    };
+    let max_age = until.saturating_sub(now);
     let cookie = &sso.cookie;
     let mut headers = Vec::with_capacity(parts.len());
     for (index, part) in parts.iter().enumerate() {
