@@ -52,8 +52,17 @@ struct Scenario {
     /// (plugin, config); the upstream's port is available as a cluster named `collector`.
     plugins: Vec<(&'static str, Value)>,
     jwt: Option<JwtLoad>,
-    /// Requests carry a browser session cookie checked by the auth plugin.
-    session: bool,
+    /// Requests carry browser session cookies checked by the auth plugin.
+    session: Option<SessionLoad>,
+}
+
+/// Session cookies a scenario sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionLoad {
+    /// The cookie of one real login, on every request (the per-worker session cache hits).
+    One,
+    /// 10,000 distinct sessions in turn: every request decrypts its cookie.
+    Distinct,
 }
 
 const ISSUER: &str = "https://idp.bench.example";
@@ -69,7 +78,7 @@ fn jwt_scenario(name: &'static str, verifier: Verifier, alg: &'static str, disti
             alg,
             distinct,
         }),
-        session: false,
+        session: None,
     }
 }
 
@@ -134,27 +143,18 @@ impl JwtFixture {
         if !load.distinct {
             return Ok(vec!["-H".into(), format!("Authorization: Bearer {}", tokens[0])]);
         }
-        let list = self.dir.path().join(format!("{}.tokens", load.alg));
-        std::fs::write(&list, tokens.join("\n"))?;
-        let script = self.dir.path().join(format!("{}.lua", load.alg));
-        std::fs::write(
-            &script,
-            format!(
-                "local tokens = {{}}\nfor line in io.lines(\"{}\") do tokens[#tokens + 1] = line end\n\
-                 local i = 0\nrequest = function()\n  i = i % #tokens + 1\n  \
-                 return wrk.format(nil, nil, {{[\"Authorization\"] = \"Bearer \" .. tokens[i]}})\nend\n",
-                list.display()
-            ),
-        )?;
-        Ok(vec!["-s".into(), script.display().to_string()])
+        rotating_header(self.dir.path(), load.alg, "Authorization", "Bearer ", tokens)
     }
 }
 
-/// A real session: a provider, the plugin configuration, and the cookie one login produced.
+/// A real session: a provider, the plugin configuration, the cookie one login produced, and
+/// 10,000 more sealed by the plugin's own code with the same key.
 struct SessionFixture {
     provider: OidcProvider,
     config: Value,
     cookie: String,
+    distinct: Vec<String>,
+    dir: tempfile::TempDir,
 }
 
 impl SessionFixture {
@@ -192,11 +192,56 @@ impl SessionFixture {
             provider.issuer(),
             cookie.len()
         );
+        let distinct = Self::seal_sessions(&config, &provider.issuer())?;
         Ok(Self {
             provider,
             config,
             cookie,
+            distinct,
+            dir: tempfile::tempdir()?,
         })
+    }
+
+    /// Sessions like the login's (subject, email, scopes, a refresh token), sealed by the plugin's
+    /// code under the same configuration and key.
+    fn seal_sessions(config: &Value, issuer: &str) -> Result<Vec<String>> {
+        use kea_auth::sso::session::{cookies_for, Session};
+        for (key, value) in SSO_ENV {
+            std::env::set_var(key, value);
+        }
+        let host = kea_plugin_sdk::mock::MockHost::new();
+        let runtime =
+            kea_auth::configure(&host, config.to_string().as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let sso = runtime.config.sso.as_ref().context("the configuration has sso")?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+        (0..DISTINCT_TOKENS)
+            .map(|i| {
+                let claims = json!({"sub": format!("user-{i}"), "iss": issuer,
+                    "email": format!("user-{i}@example.com"), "email_verified": true});
+                let session = Session {
+                    sid: format!("bench-session-{i:06}-0123456789"),
+                    sub: format!("user-{i}"),
+                    claims: claims.as_object().cloned().unwrap_or_default(),
+                    scope: "openid email".into(),
+                    at: None,
+                    rt: Some(format!("refresh-token-{i:06}-abcdefghijklmnopqrstuvwxyz")),
+                    exp: now + 6 * 3600,
+                    end: now + 12 * 3600,
+                };
+                let set = cookies_for(&host, sso, &session, now, &[]).context("sealing a session")?;
+                let first = set.first().context("a Set-Cookie")?;
+                Ok(first.split(';').next().unwrap_or_default().to_owned())
+            })
+            .collect()
+    }
+
+    fn wrk_args(&self, load: SessionLoad) -> Result<Vec<String>> {
+        match load {
+            SessionLoad::One => Ok(vec!["-H".into(), format!("Cookie: {}", self.cookie)]),
+            SessionLoad::Distinct => {
+                rotating_header(self.dir.path(), "sessions", "Cookie", "", &self.distinct)
+            }
+        }
     }
 
     fn gateway(mut builder: EnvoyBuilder, provider: &OidcProvider, config: &Value) -> Result<EnvoyBuilder> {
@@ -210,6 +255,29 @@ impl SessionFixture {
     }
 }
 
+/// wrk arguments for a Lua script that sends `header: <prefix><value>` with each value in turn.
+fn rotating_header(
+    dir: &std::path::Path,
+    name: &str,
+    header: &str,
+    prefix: &str,
+    values: &[String],
+) -> Result<Vec<String>> {
+    let list = dir.join(format!("{name}.values"));
+    std::fs::write(&list, values.join("\n"))?;
+    let script = dir.join(format!("{name}.lua"));
+    std::fs::write(
+        &script,
+        format!(
+            "local values = {{}}\nfor line in io.lines(\"{}\") do values[#values + 1] = line end\n\
+             local i = 0\nrequest = function()\n  i = i % #values + 1\n  \
+             return wrk.format(nil, nil, {{[\"{header}\"] = \"{prefix}\" .. values[i]}})\nend\n",
+            list.display()
+        ),
+    )?;
+    Ok(vec!["-s".into(), script.display().to_string()])
+}
+
 fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
@@ -217,7 +285,7 @@ fn scenarios() -> Vec<Scenario> {
             path: "/pets/1",
             plugins: vec![],
             jwt: None,
-            session: false,
+            session: None,
         },
         // The floor: the audit VM loaded and a rule skipping every request, so its callbacks run
         // but record nothing. What a wasm filter costs here before it does any work.
@@ -226,14 +294,14 @@ fn scenarios() -> Vec<Scenario> {
             path: "/pets/1",
             plugins: vec![("audit", json!({"rules": [{"skip": true}]}))],
             jwt: None,
-            session: false,
+            session: None,
         },
         Scenario {
             name: "audit, proxy-log sink (defaults)",
             path: "/pets/1",
             plugins: vec![("audit", json!({}))],
             jwt: None,
-            session: false,
+            session: None,
         },
         Scenario {
             name: "audit, proxy-log sink, all headers + JSON bodies",
@@ -243,7 +311,7 @@ fn scenarios() -> Vec<Scenario> {
                 json!({"headers": {"request": true, "response": true}, "body": {"request": true, "response": true}}),
             )],
             jwt: None,
-            session: false,
+            session: None,
         },
         Scenario {
             name: "audit, HTTP sink (JSON lines, batched)",
@@ -253,7 +321,7 @@ fn scenarios() -> Vec<Scenario> {
                 json!({"sinks": {"log": {"enabled": false}, "http": {"cluster": "collector", "format": "jsonLines", "path": "/ingest"}}}),
             )],
             jwt: None,
-            session: false,
+            session: None,
         },
         // The upstream answers /cacheable with the same 1 KB body plus caching headers.
         Scenario {
@@ -261,14 +329,14 @@ fn scenarios() -> Vec<Scenario> {
             path: "/cacheable/bench",
             plugins: vec![("cache", json!({}))],
             jwt: None,
-            session: false,
+            session: None,
         },
         Scenario {
             name: "cache miss (origin says no-store)",
             path: "/cacheable/bench?cc=no-store",
             plugins: vec![("cache", json!({}))],
             jwt: None,
-            session: false,
+            session: None,
         },
         jwt_scenario(
             "jwt RS256 same token: native jwt_authn",
@@ -299,11 +367,18 @@ fn scenarios() -> Vec<Scenario> {
         ),
         jwt_scenario("jwt ES256 10,000 tokens: kea auth", Verifier::Kea, "ES256", true),
         Scenario {
-            name: "sso session cookie: kea auth",
+            name: "sso one session: kea auth",
             path: "/pets/1",
             plugins: vec![],
             jwt: None,
-            session: true,
+            session: Some(SessionLoad::One),
+        },
+        Scenario {
+            name: "sso 10,000 sessions: kea auth",
+            path: "/pets/1",
+            plugins: vec![],
+            jwt: None,
+            session: Some(SessionLoad::Distinct),
         },
     ]
 }
@@ -433,7 +508,7 @@ fn main() -> Result<()> {
     } else {
         Some(JwtFixture::mint(&algs)?)
     };
-    let session = if scenarios.iter().any(|s| s.session) {
+    let session = if scenarios.iter().any(|s| s.session.is_some()) {
         Some(SessionFixture::log_in()?)
     } else {
         None
@@ -453,9 +528,9 @@ fn main() -> Result<()> {
                 };
                 extra = fixture.wrk_args(load)?;
             }
-            if let (true, Some(session)) = (scenario.session, session.as_ref()) {
+            if let (Some(load), Some(session)) = (scenario.session, session.as_ref()) {
                 builder = SessionFixture::gateway(builder, &session.provider, &session.config)?;
-                extra = vec!["-H".into(), format!("Cookie: {}", session.cookie)];
+                extra = session.wrk_args(load)?;
             }
             let envoy = builder.start()?;
             let url = envoy.url(scenario.path);
