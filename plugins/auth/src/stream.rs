@@ -9,7 +9,7 @@ use crate::metrics::AuthMetrics;
 use crate::native::ProxyCrypto;
 use crate::sources;
 use crate::sources::RequestHeaders;
-use crate::sso::flow::{self, SessionCache, SessionFound, SsoStream, SsoWait};
+use crate::sso::flow::{self, SessionCache, SessionFound, SessionOutcome, SsoStream, SsoWait};
 use crate::sso::leases::RefreshLeases;
 use crate::token_cache::{self, Entry, TokenCache};
 use crate::verify::{self, Rejection, Verified};
@@ -123,7 +123,7 @@ impl AuthStream {
                 rt.keystore.abandon(host, pending);
             }
             Some((_, Waiting::Sso(SsoWait::Refresh { old, .. }))) => {
-                rt.refresh_leases.release(host, &old.session.sid);
+                rt.refresh_leases.finish(host, &old.session.sid, None, 0);
             }
             Some((_, Waiting::Sso(SsoWait::Code { .. }))) | None => {}
         }
@@ -242,7 +242,12 @@ impl AuthStream {
                 Decision::Invalid(rejection) => rejection.is_session(),
                 _ => false,
             };
+            // Only when the session itself is what is missing: a valid session that lacks another
+            // credential (`allOf`) would come straight back from the provider, in a loop.
+            let session_lacking =
+                matches!(self.sso.outcome, SessionOutcome::Absent | SessionOutcome::Invalid);
             if wants_login
+                && session_lacking
                 && policy.needs.credentials().contains(&Credential::Session)
                 && flow::is_navigation(sso, headers, view.path)
             {
@@ -263,13 +268,18 @@ impl AuthStream {
             extra.iter().chain(cookies).copied().collect()
         }
         match decision {
-            Decision::Allow(identities, remove) => {
+            Decision::Allow(identities, mut remove) => {
                 metrics.allowed.add(host, 1);
+                remove.extend(sso_cookies(headers, config));
                 forward(host, headers, config, &identities, &remove);
                 RequestAction::Continue
             }
             Decision::Anonymous => {
                 metrics.anonymous.add(host, 1);
+                let remove = sso_cookies(headers, config);
+                if !remove.is_empty() {
+                    sources::remove_all(host, headers, &remove);
+                }
                 RequestAction::Continue
             }
             Decision::Wait(token, waiting) => {
@@ -360,6 +370,27 @@ fn challenges(config: &Compiled, policy: &Policy, error: Option<String>) -> Stri
         parts.push(format!("ApiKey realm=\"{}\"", config.realm));
     }
     parts.join(", ")
+}
+
+/// The session and login cookies of a request: bearer secrets the upstream never needs, whatever
+/// credential the route took.
+fn sso_cookies(headers: &RequestHeaders, config: &Compiled) -> Vec<crate::config::Source> {
+    let Some(sso) = &config.sso else {
+        return Vec::new();
+    };
+    let base = sso.cookie.name.as_str();
+    let login = format!("{base}_login_");
+    let mut names: Vec<crate::config::Source> = Vec::new();
+    for (name, _) in headers.cookies() {
+        let ours = name == base
+            || name.strip_prefix(base).is_some_and(|rest| rest.starts_with('.'))
+            || name.starts_with(&login);
+        let source = crate::config::Source::Cookie(name);
+        if ours && !names.contains(&source) {
+            names.push(source);
+        }
+    }
+    names
 }
 
 /// Removes client-sent headers that only the plugin may set, also when spelled with

@@ -82,6 +82,8 @@ impl Rejection {
 pub struct Header {
     pub alg: Algorithm,
     pub kid: Option<String>,
+    /// Explicit type (`JWT`, `at+jwt`, ...), when the token has one.
+    pub typ: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -136,7 +138,11 @@ pub fn header(token: &str) -> Result<Header, Rejection> {
         }
     }
     let alg = Algorithm::parse(&raw.alg).ok_or(Rejection::AlgorithmNotAllowed)?;
-    Ok(Header { alg, kid: raw.kid })
+    Ok(Header {
+        alg,
+        kid: raw.kid,
+        typ: raw.typ,
+    })
 }
 
 /// The unverified `iss`, to pick among providers sharing a token source. Never trusted: the

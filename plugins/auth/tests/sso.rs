@@ -891,3 +891,173 @@ fn an_id_token_signed_with_a_new_key_waits_for_one_key_refetch() {
         .any(|c| c.starts_with("kea_session=")));
     assert_eq!(gw.host().metric("kea_auth_jwks_kid_refetches_total"), Some(1));
 }
+
+#[test]
+fn requests_racing_a_refresh_reuse_its_result_or_wait_for_it() {
+    let mut gw = Gateway::new();
+    let jar = gw.login();
+    gw.advance(StdDuration::from_secs(301));
+    // The tokens expired: the first request refreshes...
+    let waiting = gw.request("GET", "/orders", &[("cookie", &jar)]);
+    assert!(matches!(waiting, Outcome::Waiting(..)));
+    // ...a second one of the same (expired) session meanwhile is told to retry, its cookie kept.
+    let busy = local(gw.request("GET", "/orders", &[("cookie", &jar)]));
+    assert_eq!(busy.status, 503);
+    assert!(
+        set_cookies(&busy.headers).is_empty(),
+        "the session is not cleared: {busy:?}"
+    );
+    let answer =
+        json!({"access_token": "at-2", "token_type": "Bearer", "expires_in": 300, "refresh_token": "rt-2"});
+    upstream(gw.answer(waiting, 200, &answer));
+    // A request sent with the old cookie after the refresh gets the new session, no second
+    // refresh (which would reuse the rotated refresh token).
+    let (host, mut stream) = upstream(gw.request("GET", "/orders", &[("cookie", &jar)]));
+    assert!(host.calls().is_empty(), "no second refresh");
+    let host = host.with_response(200, &[]);
+    stream.on_response_headers(&host);
+    assert!(host
+        .headers(HeaderMap::ResponseHeaders)
+        .iter()
+        .any(|(k, v)| k == "set-cookie" && v.starts_with(b"kea_session=")));
+}
+
+#[test]
+fn a_valid_session_lacking_another_credential_gets_401_not_a_login_loop() {
+    let keys = RS256KeyPair::generate(2048).unwrap().with_key_id("k1");
+    let mut config = config(&keys, default_keys());
+    config["apiKeys"] = json!([{"name": "partners", "keys": [{"client": "acme", "sha256": "a".repeat(64)}]}]);
+    config["rules"] = json!([{"match": {"pathPrefix": "/both"}, "allOf": ["browser", "partners"]}]);
+    let gw = Gateway::from_value(keys, &config);
+    let jar = gw.login();
+    let reply = local(gw.browse("/both/x", &jar));
+    assert_eq!(reply.status, 401, "{reply:?}");
+}
+
+#[test]
+fn session_and_login_cookies_never_reach_the_upstream() {
+    let gw = Gateway::new();
+    let jar = gw.login();
+    let cookies = format!("{jar}; kea_session_login_abcdefgh=x; kea_session.1=y; theme=dark");
+    // An anonymous route and a route a bearer token satisfies: the session is not what let the
+    // request in, and still its cookies stay at the gateway.
+    let (host, _) = upstream(gw.request("GET", "/public/x", &[("cookie", &cookies)]));
+    assert_eq!(header(&host, "cookie").as_deref(), Some("theme=dark"));
+    let (host, _) = upstream(gw.request("GET", "/orders", &[("cookie", &cookies)]));
+    assert_eq!(header(&host, "cookie").as_deref(), Some("theme=dark"));
+}
+
+#[test]
+fn a_state_the_gateway_did_not_issue_never_names_a_cookie() {
+    let gw = Gateway::new();
+    for state in ["x%3BPath%3D%2F", "abc%0D%0ASet-Cookie:%20a=b", "short"] {
+        let reply = local(gw.browse(&format!("/oauth2/callback?code=c&state={state}"), ""));
+        assert_eq!(reply.status, 400, "{state}");
+        assert!(set_cookies(&reply.headers).is_empty(), "{state}: {reply:?}");
+    }
+}
+
+#[test]
+fn cross_site_logout_is_refused() {
+    let gw = Gateway::new();
+    let jar = gw.login();
+    let reply = local(gw.request(
+        "GET",
+        "/oauth2/logout",
+        &[("cookie", &jar), ("sec-fetch-site", "cross-site")],
+    ));
+    assert_eq!(reply.status, 403);
+    assert!(set_cookies(&reply.headers).is_empty());
+    let reply = local(gw.request(
+        "GET",
+        "/oauth2/logout",
+        &[("cookie", &jar), ("sec-fetch-site", "same-origin")],
+    ));
+    assert_eq!(reply.status, 302);
+}
+
+#[test]
+fn id_tokens_with_other_audiences_or_another_type_are_refused() {
+    let gw = Gateway::new();
+    let started = gw.start_login("/app");
+    let claims = Claims::with_custom_claims(json!({"nonce": started.nonce}), Duration::from_mins(5))
+        .with_issuer(ISSUER)
+        .with_audiences(HashSet::from_strings(&[CLIENT, "another-api"]))
+        .with_subject("alice");
+    let waiting = gw.browse(&started.callback_path("c"), &started.cookie);
+    let answer =
+        json!({"access_token": "a", "token_type": "Bearer", "id_token": gw.keys.sign(claims).unwrap()});
+    assert_eq!(local(gw.answer(waiting, 200, &answer)).status, 401);
+
+    let started = gw.start_login("/app");
+    let claims = Claims::with_custom_claims(json!({"nonce": started.nonce}), Duration::from_mins(5))
+        .with_issuer(ISSUER)
+        .with_audience(CLIENT)
+        .with_subject("alice");
+    let access_token = gw
+        .keys
+        .sign_with_options(
+            claims,
+            &HeaderOptions {
+                signature_type: Some("at+jwt".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let waiting = gw.browse(&started.callback_path("c"), &started.cookie);
+    let answer = json!({"access_token": "a", "token_type": "Bearer", "id_token": access_token});
+    assert_eq!(local(gw.answer(waiting, 200, &answer)).status, 401);
+}
+
+#[test]
+fn a_cookie_of_another_client_sharing_the_key_does_not_open() {
+    let keys = RS256KeyPair::generate(2048).unwrap().with_key_id("k1");
+    let mut config = config(&keys, default_keys());
+    let gw = Gateway::from_value(keys.clone(), &config);
+    config["sso"]["clientId"] = json!("another-app");
+    let other = Gateway::from_value(keys, &config);
+    let jar = gw.login();
+    assert_eq!(
+        local(other.request("GET", "/orders", &[("cookie", &jar)])).status,
+        401
+    );
+}
+
+#[test]
+fn a_stale_cookie_of_the_same_name_does_not_shadow_the_session() {
+    let gw = Gateway::new();
+    let jar = gw.login();
+    let (host, _) = upstream(gw.request(
+        "GET",
+        "/orders",
+        &[("cookie", &format!("kea_session=1.k2.AAAA; {jar}"))],
+    ));
+    assert_eq!(header(&host, "x-kea-sub").as_deref(), Some("alice"));
+}
+
+#[test]
+fn a_refresh_result_that_expired_itself_is_not_reused() {
+    let mut gw = Gateway::new();
+    let jar = gw.login();
+    gw.advance(StdDuration::from_secs(301));
+    let waiting = gw.request("GET", "/orders", &[("cookie", &jar)]);
+    // Short-lived new tokens: expired again before the shared result is forgotten (30 s).
+    let answer =
+        json!({"access_token": "at-2", "token_type": "Bearer", "expires_in": 10, "refresh_token": "rt-2"});
+    let (host, mut stream) = upstream(gw.answer(waiting, 200, &answer));
+    let host = host.with_response(200, &[]);
+    stream.on_response_headers(&host);
+    let response: Vec<(String, String)> = host
+        .headers(HeaderMap::ResponseHeaders)
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+        .collect();
+    let refreshed = jar_of(&set_cookies(&response));
+    gw.advance(StdDuration::from_secs(15));
+    let again = gw.request("GET", "/orders", &[("cookie", &refreshed)]);
+    let Outcome::Waiting(host, _, _) = &again else {
+        panic!("a new refresh, not the stale result: {again:?}");
+    };
+    let body = String::from_utf8(host.calls().pop().unwrap().body.unwrap()).unwrap();
+    assert!(body.contains("refresh_token=rt-2"), "{body}");
+}

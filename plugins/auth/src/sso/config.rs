@@ -123,10 +123,9 @@ pub struct CookieConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub domain: Option<String>,
     pub path: String,
-    /// `Secure` attribute (default true; only turn it off for plain-HTTP development).
+    /// `Secure` attribute (default true; only turn it off for plain-HTTP development). Cookies
+    /// are always `HttpOnly` and `SameSite=Lax`.
     pub secure: bool,
-    /// `SameSite`: `Lax` (default) or `Strict`.
-    pub same_site: SameSite,
     /// Most cookies one session may span (default 4, each at most 4000 bytes).
     pub max_chunks: u32,
 }
@@ -138,17 +137,9 @@ impl Default for CookieConfig {
             domain: None,
             path: "/".into(),
             secure: true,
-            same_site: SameSite::Lax,
             max_chunks: 4,
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum SameSite {
-    #[default]
-    Lax,
-    Strict,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -192,6 +183,9 @@ impl std::fmt::Debug for SessionKey {
 #[derive(Debug)]
 pub struct Sso {
     pub name: String,
+    /// Issuer and client, bound into every sealed cookie: a cookie of another deployment that
+    /// happens to share a key secret and cookie name does not open here.
+    pub binding: String,
     /// Index of the provider issuing the ID tokens.
     pub provider: usize,
     /// The provider's settings with the client as audience: how ID tokens are verified.
@@ -274,6 +268,12 @@ impl SsoConfig {
             return Err(ConfigError::new(
                 "sso.clientId",
                 "must be a non-empty client identifier",
+            ));
+        }
+        if matches!(provider.keys, KeySource::None) {
+            return Err(ConfigError::new(
+                "sso.provider",
+                "the provider has no key set (jwks) to verify ID tokens with",
             ));
         }
         let client_secret = self
@@ -446,6 +446,7 @@ impl SsoConfig {
         id_tokens.audiences = vec![self.client_id.clone()];
         id_tokens.require_expiration = true;
         Ok(Sso {
+            binding: format!("{}\0{}\0{}", provider.issuer, self.client_id, self.name),
             name: self.name.clone(),
             provider: index,
             id_tokens,

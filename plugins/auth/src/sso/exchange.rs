@@ -130,6 +130,15 @@ pub fn verify_id_token(
     subject: Option<&str>,
 ) -> Result<Map<String, Value>, ExchangeError> {
     let header = verify::header(id_token).map_err(|r| ExchangeError::IdToken(r.code()))?;
+    // An ID token is untyped or `JWT`; an `at+jwt` (or any other explicit type) is another kind
+    // of token that must not pass for one (RFC 8725 3.11).
+    if header
+        .typ
+        .as_deref()
+        .is_some_and(|t| !t.eq_ignore_ascii_case("jwt"))
+    {
+        return Err(ExchangeError::IdToken("typ"));
+    }
     let verified = match verify::verify(&sso.id_tokens, keys, id_token, &header, now, native) {
         Ok(verified) => verified,
         Err(Rejection::UnknownKey) => return Err(ExchangeError::UnknownKey),
@@ -142,6 +151,15 @@ pub fn verify_id_token(
         .ok_or(ExchangeError::IdToken("no_subject"))?;
     if claims.get("iat").is_none() {
         return Err(ExchangeError::IdToken("no_iat"));
+    }
+    // OpenID Connect Core 3.1.3.7 (3): audiences other than this client are not trusted here.
+    if let Some(Value::Array(audiences)) = claims.get("aud") {
+        if audiences
+            .iter()
+            .any(|a| a.as_str() != Some(sso.client_id.as_str()))
+        {
+            return Err(ExchangeError::IdToken("audience"));
+        }
     }
     if let Some(azp) = claims.get("azp") {
         if azp.as_str() != Some(sso.client_id.as_str()) {

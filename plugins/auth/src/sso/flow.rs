@@ -6,6 +6,7 @@ use crate::native::ProxyCrypto;
 use crate::sources::RequestHeaders;
 use crate::sso::config::{Endpoints, Sso};
 use crate::sso::exchange::{self, ExchangeError, TokenAnswer};
+use crate::sso::leases::Lease;
 use crate::sso::login::{self, form, CallbackError, LoginState};
 use crate::sso::seal;
 use crate::sso::session::{self, Session, SessionError};
@@ -19,6 +20,7 @@ use std::time::UNIX_EPOCH;
 /// A session this worker opened: the cookie's contents and what rules and headers read.
 #[derive(Debug)]
 pub struct OpenSession {
+    /// The session; its claims live in `verified` (kept once).
     pub session: Session,
     /// The session's claims in the shape rules and claim headers expect.
     pub verified: Rc<Verified>,
@@ -27,9 +29,9 @@ pub struct OpenSession {
 }
 
 impl OpenSession {
-    pub fn new(session: Session) -> Self {
+    pub fn new(mut session: Session) -> Self {
         let verified = Rc::new(Verified {
-            claims: session.claims.clone(),
+            claims: std::mem::take(&mut session.claims),
             payload: String::new(),
             expires_at: Some(session.exp),
             not_before: None,
@@ -41,10 +43,22 @@ impl OpenSession {
             public_id,
         }
     }
+
+    /// The whole session again (to seal it anew).
+    pub fn to_session(&self) -> Session {
+        Session {
+            claims: self.verified.claims.clone(),
+            ..self.session.clone()
+        }
+    }
 }
 
 /// Opened sessions by sealed cookie value: a repeated cookie costs a lookup, not a decryption.
+/// Only single-cookie sessions are kept, so memory stays within entries × 4 KB plus claims.
 pub type SessionCache = BoundedCache<Rc<str>, Rc<OpenSession>>;
+
+/// Longest sealed session the cache keeps.
+const CACHED_SEALED_BYTES: usize = 4096;
 
 /// A callout a browser request waits for.
 #[derive(Debug)]
@@ -65,6 +79,16 @@ pub enum SsoWait {
     },
 }
 
+/// What the session check found, for the login decision.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SessionOutcome {
+    #[default]
+    NotChecked,
+    Absent,
+    Invalid,
+    Valid,
+}
+
 /// Per-request single sign-on state.
 #[derive(Debug, Default)]
 pub struct SsoStream {
@@ -77,6 +101,9 @@ pub struct SsoStream {
     pub refresh_unavailable: bool,
     /// `Set-Cookie` values clearing a rejected session.
     pub clear: Vec<String>,
+    pub outcome: SessionOutcome,
+    /// A stale refresh result was dropped from the shared slot (done at most once per request).
+    pub dropped_stale_result: bool,
 }
 
 /// What checking the session cookie found.
@@ -86,7 +113,8 @@ pub enum SessionFound {
     Valid(Rc<OpenSession>, Vec<String>),
     /// Rejected; the names are the cookies to clear.
     Invalid(Rejection, Vec<String>),
-    /// Expired and the provider could not refresh it.
+    /// Expired, and it cannot be refreshed right now (provider unreachable, or another request
+    /// of the same session is refreshing it): retry shortly.
     Unavailable,
     Wait(u32, SsoWait),
 }
@@ -153,6 +181,22 @@ pub fn check_session(
     headers: &RequestHeaders,
     state: &mut SsoStream,
 ) -> SessionFound {
+    let found = find_session(host, rt, sso, headers, state);
+    state.outcome = match &found {
+        SessionFound::Absent => SessionOutcome::Absent,
+        SessionFound::Invalid(..) => SessionOutcome::Invalid,
+        SessionFound::Valid(..) | SessionFound::Unavailable | SessionFound::Wait(..) => SessionOutcome::Valid,
+    };
+    found
+}
+
+fn find_session(
+    host: &impl Host,
+    rt: &Runtime,
+    sso: &Sso,
+    headers: &RequestHeaders,
+    state: &mut SsoStream,
+) -> SessionFound {
     let now = now_secs(host);
     let presented = session::presented(headers, &sso.cookie);
     if let Some(open) = &state.refreshed {
@@ -167,82 +211,136 @@ pub fn check_session(
     if presented.names.is_empty() {
         return SessionFound::Absent;
     }
-    let Some(sealed) = presented.sealed else {
-        return SessionFound::Invalid(Rejection::BadSession, presented.names);
-    };
-    let cached = rt.sessions.borrow().get(sealed.as_str());
-    let open = match cached {
-        Some(open) => open,
-        None => match session::open(sso, &sealed, now) {
+    let mut rejection = Rejection::BadSession;
+    let mut open = None;
+    for sealed in &presented.candidates {
+        match open_cached(rt, sso, sealed, now) {
             Ok(session) => {
-                let open = Rc::new(OpenSession::new(session));
-                rt.sessions
-                    .borrow_mut()
-                    .insert(Rc::from(sealed.as_str()), Rc::clone(&open));
-                open
+                open = Some(session);
+                break;
             }
-            Err(error) => {
-                log::info!("kea-auth: session cookie rejected: {error}");
-                let rejection = if error == SessionError::Ended {
-                    Rejection::SessionEnded
-                } else {
-                    Rejection::BadSession
-                };
-                return SessionFound::Invalid(rejection, presented.names);
-            }
-        },
+            Err(SessionError::Ended) => rejection = Rejection::SessionEnded,
+            Err(error) => log::info!("kea-auth: session cookie rejected: {error}"),
+        }
+    }
+    let Some(open) = open else {
+        return SessionFound::Invalid(rejection, presented.names);
     };
     if now >= open.session.end {
         return SessionFound::Invalid(Rejection::SessionEnded, presented.names);
     }
+    let expired = now >= open.session.exp;
     let refresh_due = now.saturating_add(sso.refresh_before.as_secs()) >= open.session.exp;
-    if refresh_due && !state.refresh_tried {
+    if refresh_due && open.session.rt.is_some() && !state.refresh_tried {
         state.refresh_tried = true;
-        if let Some(call) = start_refresh(host, rt, sso, &open) {
-            return SessionFound::Wait(
-                call,
-                SsoWait::Refresh {
-                    old: open,
-                    names: presented.names,
-                },
-            );
+        match start_refresh(host, rt, sso, &open) {
+            Refresh::Started(call) => {
+                return SessionFound::Wait(
+                    call,
+                    SsoWait::Refresh {
+                        old: open,
+                        names: presented.names,
+                    },
+                )
+            }
+            Refresh::Done(sealed) => {
+                // Another request refreshed this session a moment ago: continue with its result,
+                // if it is newer than what this request holds and still valid.
+                match session::open(sso, &sealed, now) {
+                    Ok(session) if session.exp > open.session.exp && now < session.exp => {
+                        let fresh = Rc::new(OpenSession::new(session));
+                        state.response_cookies = session::set_cookies(
+                            sso,
+                            &sealed,
+                            session::max_age(&fresh.to_session(), now),
+                            &presented.names,
+                        )
+                        .unwrap_or_default();
+                        state.refreshed = Some(Rc::clone(&fresh));
+                        return SessionFound::Valid(fresh, presented.names);
+                    }
+                    // A stale result: forget it and refresh this session itself (once).
+                    _ if !state.dropped_stale_result => {
+                        state.dropped_stale_result = true;
+                        rt.refresh_leases.finish(host, &open.session.sid, None, 0);
+                        state.refresh_tried = false;
+                        return find_session(host, rt, sso, headers, state);
+                    }
+                    _ if expired => return SessionFound::Unavailable,
+                    _ => {}
+                }
+            }
+            Refresh::Busy if expired => return SessionFound::Unavailable,
+            Refresh::Busy | Refresh::NotPossible => {}
         }
     }
-    if now >= open.session.exp {
+    if expired {
         return SessionFound::Invalid(Rejection::SessionEnded, presented.names);
     }
     SessionFound::Valid(open, presented.names)
 }
 
-fn start_refresh(host: &impl Host, rt: &Runtime, sso: &Sso, open: &OpenSession) -> Option<u32> {
-    let refresh_token = open.session.rt.as_deref()?;
-    let endpoints = endpoints(host, rt, sso)?;
+/// Opens a sealed session, through the worker's cache.
+fn open_cached(rt: &Runtime, sso: &Sso, sealed: &str, now: u64) -> Result<Rc<OpenSession>, SessionError> {
+    if let Some(open) = rt.sessions.borrow().get(sealed) {
+        return Ok(open);
+    }
+    let open = Rc::new(OpenSession::new(session::open(sso, sealed, now)?));
+    if sealed.len() <= CACHED_SEALED_BYTES {
+        rt.sessions
+            .borrow_mut()
+            .insert(Rc::from(sealed), Rc::clone(&open));
+    }
+    Ok(open)
+}
+
+/// What starting a refresh did.
+enum Refresh {
+    Started(u32),
+    /// Another request of this session is refreshing it.
+    Busy,
+    /// Another request refreshed it a moment ago: the sealed result.
+    Done(String),
+    /// No endpoints yet, or the callout could not start.
+    NotPossible,
+}
+
+fn start_refresh(host: &impl Host, rt: &Runtime, sso: &Sso, open: &OpenSession) -> Refresh {
+    let (Some(refresh_token), Some(endpoints)) = (open.session.rt.as_deref(), endpoints(host, rt, sso))
+    else {
+        return Refresh::NotPossible;
+    };
     let now_ms = now_secs(host).saturating_mul(1000);
     let lease_ms = u64::try_from(rt.config.callout_timeout.as_millis())
         .unwrap_or(u64::MAX)
         .saturating_add(1000);
-    if !rt
+    match rt
         .refresh_leases
         .take(host, &open.session.sid, now_ms, now_ms.saturating_add(lease_ms))
     {
-        return None;
+        Lease::Taken => {}
+        Lease::Busy => return Refresh::Busy,
+        Lease::Refreshed(sealed) => return Refresh::Done(sealed),
     }
     let fields = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
     match exchange::call(host, sso, &endpoints.token, &fields, rt.config.callout_timeout) {
         Ok(call) => {
             rt.metrics.sso_refreshes.add(host, 1);
-            Some(call)
+            Refresh::Started(call)
         }
         Err(err) => {
             log::warn!(
                 "kea-auth: cannot call the token endpoint through cluster {:?}: {err}",
                 sso.cluster
             );
-            rt.refresh_leases.release(host, &open.session.sid);
-            None
+            rt.refresh_leases.finish(host, &open.session.sid, None, 0);
+            Refresh::NotPossible
         }
     }
 }
+
+/// How long a refresh's result is handed to requests that still carry the old cookie.
+const REFRESH_RESULT_MS: u64 = 30_000;
 
 /// The refresh answered: the request continues with the new session (cookies go on the
 /// response), or with the old one while it is still valid.
@@ -255,7 +353,6 @@ pub fn on_refresh_answer(
     names: &[String],
     body_size: usize,
 ) {
-    rt.refresh_leases.release(host, &old.session.sid);
     let now = now_secs(host);
     let result = exchange::read(host, sso, body_size).and_then(|answer| {
         let claims = match &answer.id_token {
@@ -269,27 +366,40 @@ pub fn on_refresh_answer(
             )?),
             None => None,
         };
-        Ok(exchange::refreshed(sso, &old.session, &answer, claims, now))
+        Ok(exchange::refreshed(sso, &old.to_session(), &answer, claims, now))
     });
     let session = match result {
         Ok(session) => session,
+        Err(ExchangeError::Unavailable(reason)) => {
+            rt.metrics.sso_refresh_failures.add(host, 1);
+            log::warn!("kea-auth: session refresh failed, provider unreachable: {reason}");
+            rt.refresh_leases.finish(host, &old.session.sid, None, 0);
+            state.refresh_unavailable = true;
+            state.refreshed = Some(Rc::clone(old));
+            return;
+        }
         Err(error) => {
+            // Refused, or an answer that does not verify: the grant is not usable. Keep the
+            // session without its refresh token, so later requests do not retry, and let it end
+            // at its expiry (then the browser logs in again).
             rt.metrics.sso_refresh_failures.add(host, 1);
             log::warn!("kea-auth: session refresh failed: {error}");
-            if let ExchangeError::Refused(_) = error {
-                // The grant is gone: keep the session without its refresh token, so later
-                // requests do not retry, and let it end at its expiry.
-                let mut session = old.session.clone();
-                session.rt = None;
-                session
-            } else {
-                state.refresh_unavailable = true;
-                state.refreshed = Some(Rc::clone(old));
-                return;
-            }
+            let mut session = old.to_session();
+            session.rt = None;
+            session
         }
     };
-    if let Some(cookies) = session::cookies_for(host, sso, &session, now, names) {
+    let sealed = session::seal_session(host, sso, &session);
+    rt.refresh_leases.finish(
+        host,
+        &old.session.sid,
+        sealed.as_deref(),
+        now.saturating_mul(1000).saturating_add(REFRESH_RESULT_MS),
+    );
+    if let Some(cookies) = sealed
+        .as_deref()
+        .and_then(|sealed| session::set_cookies(sso, sealed, session::max_age(&session, now), names))
+    {
         state.response_cookies = cookies;
     }
     state.refreshed = Some(Rc::new(OpenSession::new(session)));
@@ -464,7 +574,17 @@ pub fn on_code_keys_answer(
                 },
             )),
         ),
-        Progress::Updated | Progress::Failed => finish_login(host, rt, sso, *answer, login, clear, false),
+        Progress::Updated => finish_login(host, rt, sso, *answer, login, clear, false),
+        // The key set could not be fetched: fail closed with 503, the ID token may be fine.
+        Progress::Failed => (
+            login_failed(
+                host,
+                rt,
+                &ExchangeError::Unavailable("the provider's key set could not be fetched".into()),
+                &clear,
+            ),
+            None,
+        ),
     }
 }
 
@@ -575,6 +695,14 @@ fn finish_login(
 
 /// Clears the session and sends the browser to the provider's logout (RP-initiated logout).
 pub fn on_logout(host: &impl Host, rt: &Runtime, sso: &Sso, headers: &RequestHeaders) -> RequestAction {
+    // A cross-site page must not log users out (logout CSRF); links from the gateway's own
+    // pages, sibling subdomains, typed URLs and clients without fetch metadata may.
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.eq_ignore_ascii_case("cross-site"))
+    {
+        return problem(host, 403, "logout must start from this site", &[], &[]);
+    }
     let presented = session::presented(headers, &sso.cookie);
     let cookies = session::clearing(sso, &presented.names);
     rt.metrics.sso_logouts.add(host, 1);

@@ -4,7 +4,8 @@
 //! The login cookie is sealed like a session, scoped to the callback path, and named after the
 //! beginning of its `state`, so logins in several tabs do not overwrite each other. A callback is
 //! accepted only with the cookie whose sealed `state` equals the query's (CSRF defence, RFC 6749
-//! 10.12); the cookie is cleared by the callback's answer, so a replayed callback finds none.
+//! 10.12); the cookie is cleared by the callback's answer, so the same browser replaying the
+//! callback finds none (a copied cookie replayed elsewhere meets the provider's single-use code).
 
 use crate::sources::RequestHeaders;
 use crate::sso::config::{Endpoints, Sso};
@@ -43,6 +44,20 @@ pub enum CallbackError {
     #[error("the identity provider refused the login: {0}")]
     Provider(String),
 }
+
+/// Bytes of randomness in a `state` (and `nonce`): 128 bits, 22 base64url characters.
+const STATE_BYTES: usize = 16;
+
+fn is_issued_state(state: &str) -> bool {
+    state.len() == 22
+        && state
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Longest path a login returns to; longer ones return to `/` (the login cookie must stay under
+/// the 4 KB browsers keep).
+const MAX_RETURN_BYTES: usize = 2048;
 
 /// The login cookie's name for a `state`.
 pub fn cookie_name(sso: &Sso, state: &str) -> String {
@@ -94,6 +109,7 @@ pub fn safe_local_path(path: &str) -> &str {
     let bytes = path.as_bytes();
     let local = bytes.first() == Some(&b'/')
         && !matches!(bytes.get(1), Some(b'/' | b'\\'))
+        && path.len() <= MAX_RETURN_BYTES
         && !path.chars().any(|c| c.is_control() || c == ' ');
     if local {
         path
@@ -124,8 +140,8 @@ pub fn start(
     headers: &RequestHeaders,
     now: u64,
 ) -> Option<Started> {
-    let state = seal::random_text(host, 16)?;
-    let nonce = seal::random_text(host, 16)?;
+    let state = seal::random_text(host, STATE_BYTES)?;
+    let nonce = seal::random_text(host, STATE_BYTES)?;
     let verifier = seal::random_text(host, 32)?;
     let scheme = request_scheme(headers);
     let authority = headers.get(":authority").unwrap_or_default();
@@ -139,8 +155,9 @@ pub fn start(
     // the session cookie covers (else the session would not be seen there).
     let same_host =
         crate::fetch::split_url(&redirect_uri).is_some_and(|(a, _)| a.eq_ignore_ascii_case(&authority));
+    let valid_authority = crate::fetch::split_url(&format!("{scheme}://{authority}/")).is_some();
     let return_to = match &sso.cookie.domain {
-        Some(domain) if !same_host && covered_by(domain, &authority) => {
+        Some(domain) if !same_host && valid_authority && covered_by(domain, &authority) => {
             format!("{scheme}://{authority}{local}")
         }
         _ => local.to_owned(),
@@ -209,6 +226,10 @@ pub fn callback(
     let path = headers.get(":path").unwrap_or_default();
     let params = query_params(&path);
     let state = param(&params, "state").ok_or((CallbackError::NoState, None))?;
+    // Only states this plugin could have issued name a cookie (the name goes into `Set-Cookie`).
+    if !is_issued_state(state) {
+        return Err((CallbackError::UnknownState, None));
+    }
     let name = cookie_name(sso, state);
     let clear = clear_cookie(&sso.cookie, &name, &sso.callback_path);
     let login = headers
@@ -254,6 +275,7 @@ mod tests {
         assert_eq!(safe_local_path("https://evil.example/"), "/");
         assert_eq!(safe_local_path("/a\r\nLocation: x"), "/");
         assert_eq!(safe_local_path(""), "/");
+        assert_eq!(safe_local_path(&format!("/{}", "a".repeat(3000))), "/");
     }
 
     #[test]
@@ -262,6 +284,14 @@ mod tests {
             pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
+    }
+
+    #[test]
+    fn only_issued_states_name_a_cookie() {
+        assert!(is_issued_state("n-8gC6YCr-12v7ioxOfKmQ"));
+        assert!(!is_issued_state("x;Path=/"));
+        assert!(!is_issued_state("n-8gC6YCr-12v7ioxOf\r\n"));
+        assert!(!is_issued_state("short"));
     }
 
     #[test]

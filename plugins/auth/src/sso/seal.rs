@@ -3,8 +3,9 @@
 //! A sealed value is `<key id>.<base64url(nonce ‖ ciphertext ‖ tag)>`. The nonce is 96 random
 //! bits from the proxy's CSPRNG; with random nonces one key should seal fewer than 2^32 values
 //! (NIST SP 800-38D 8.3), which is why keys rotate: the first configured key seals, all open.
-//! The associated data names the purpose (`session` or `login`) and the cookie name, so a login
-//! cookie can never be presented as a session, nor one cookie under another's name.
+//! The associated data names the purpose (`session` or `login`), the deployment (issuer, client,
+//! credential name) and the cookie name, so a login cookie can never be presented as a session,
+//! nor one cookie under another's name, nor a cookie of another gateway sharing the key secret.
 
 use crate::sso::config::{SessionKey, Sso};
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -42,8 +43,14 @@ pub enum OpenError {
     Forged,
 }
 
-fn aad(purpose: Purpose, cookie_name: &str) -> Vec<u8> {
-    [purpose.label(), cookie_name.as_bytes()].concat()
+fn aad(sso: &Sso, purpose: Purpose, cookie_name: &str) -> Vec<u8> {
+    [
+        purpose.label(),
+        sso.binding.as_bytes(),
+        b"\0",
+        cookie_name.as_bytes(),
+    ]
+    .concat()
 }
 
 fn cipher(key: &SessionKey) -> Aes256Gcm {
@@ -66,7 +73,7 @@ pub fn seal(
             &Nonce::from(nonce),
             Payload {
                 msg: plaintext,
-                aad: &aad(purpose, cookie_name),
+                aad: &aad(sso, purpose, cookie_name),
             },
         )
         .ok()?;
@@ -92,7 +99,7 @@ pub fn open(sso: &Sso, purpose: Purpose, cookie_name: &str, sealed: &str) -> Res
             &Nonce::from(nonce),
             Payload {
                 msg: sealed,
-                aad: &aad(purpose, cookie_name),
+                aad: &aad(sso, purpose, cookie_name),
             },
         )
         .map_err(|_| OpenError::Forged)

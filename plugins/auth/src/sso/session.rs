@@ -6,7 +6,7 @@
 //! guarantee (RFC 6265 6.1).
 
 use crate::sources::RequestHeaders;
-use crate::sso::config::{CookieConfig, SameSite, Sso};
+use crate::sso::config::{CookieConfig, Sso};
 use crate::sso::seal::{self, OpenError, Purpose};
 use kea_plugin_sdk::Host;
 use serde::{Deserialize, Serialize};
@@ -53,8 +53,6 @@ impl Session {
 pub enum SessionError {
     #[error(transparent)]
     Open(#[from] OpenError),
-    #[error("the session cookie is incomplete")]
-    Incomplete,
     #[error("the session ended")]
     Ended,
 }
@@ -62,12 +60,11 @@ pub enum SessionError {
 /// The session cookies a request carries.
 #[derive(Debug, Default)]
 pub struct Presented {
-    /// The sealed session, reassembled from its chunks.
-    pub sealed: Option<String>,
+    /// Sealed sessions, reassembled from their chunks. Usually one; a browser may hold two
+    /// cookies of the same name (another `Domain` or `Path`), and each is tried in turn.
+    pub candidates: Vec<String>,
     /// Names of every session cookie present (to clear or remove them).
     pub names: Vec<String>,
-    /// Some chunks were missing or malformed.
-    pub incomplete: bool,
 }
 
 fn chunk_name(base: &str, index: usize) -> String {
@@ -81,6 +78,7 @@ fn chunk_name(base: &str, index: usize) -> String {
 /// Reads the session cookies of a request.
 pub fn presented(headers: &RequestHeaders, cookie: &CookieConfig) -> Presented {
     let mut found = Presented::default();
+    let mut heads: Vec<String> = Vec::new();
     let mut parts: Vec<(usize, String)> = Vec::new();
     let prefix = format!("{}.", cookie.name);
     for (name, value) in headers.cookies() {
@@ -92,37 +90,35 @@ pub fn presented(headers: &RequestHeaders, cookie: &CookieConfig) -> Presented {
         let Some(index) = index.filter(|i| *i < cookie.max_chunks as usize) else {
             continue;
         };
-        found.names.push(name);
-        if !parts.iter().any(|(i, _)| *i == index) {
+        if !found.names.contains(&name) {
+            found.names.push(name);
+        }
+        if index == 0 {
+            heads.push(value);
+        } else if !parts.iter().any(|(i, _)| *i == index) {
             parts.push((index, value));
         }
     }
-    let Some((_, first)) = parts.iter().find(|(i, _)| *i == 0) else {
-        found.incomplete = !parts.is_empty();
-        return found;
-    };
-    let Some((count, head)) = first.split_once('.') else {
-        found.incomplete = true;
-        return found;
-    };
-    let count = match count.parse::<usize>() {
-        Ok(n) if (1..=cookie.max_chunks as usize).contains(&n) => n,
-        _ => {
-            found.incomplete = true;
-            return found;
-        }
-    };
-    let mut sealed = head.to_owned();
-    for index in 1..count {
-        match parts.iter().find(|(i, _)| *i == index) {
-            Some((_, part)) => sealed.push_str(part),
-            None => {
-                found.incomplete = true;
-                return found;
+    for head in heads {
+        let Some((count, first)) = head.split_once('.') else {
+            continue;
+        };
+        let count = match count.parse::<usize>() {
+            Ok(n) if (1..=cookie.max_chunks as usize).contains(&n) => n,
+            _ => continue,
+        };
+        let mut sealed = first.to_owned();
+        let complete = (1..count).all(|index| match parts.iter().find(|(i, _)| *i == index) {
+            Some((_, part)) => {
+                sealed.push_str(part);
+                true
             }
+            None => false,
+        });
+        if complete {
+            found.candidates.push(sealed);
         }
     }
-    found.sealed = Some(sealed);
     found
 }
 
@@ -143,10 +139,9 @@ fn attributes(cookie: &CookieConfig, path: &str, max_age: u64) -> String {
     if cookie.secure {
         text.push_str("; Secure");
     }
-    text.push_str(match cookie.same_site {
-        SameSite::Lax => "; SameSite=Lax",
-        SameSite::Strict => "; SameSite=Strict",
-    });
+    // Lax, not Strict: the provider sends the browser back with a cross-site redirect, on which
+    // Strict cookies are not sent (the login would never complete).
+    text.push_str("; SameSite=Lax");
     if let Some(domain) = &cookie.domain {
         text.push_str("; Domain=");
         text.push_str(domain);
@@ -163,6 +158,23 @@ pub fn clear_cookie(cookie: &CookieConfig, name: &str, path: &str) -> String {
     set_cookie(cookie, name, "", path, 0)
 }
 
+/// Seals a session (`None` when there is no key or no randomness).
+pub fn seal_session(host: &impl Host, sso: &Sso, session: &Session) -> Option<String> {
+    let plain = serde_json::to_vec(session).ok()?;
+    seal::seal(host, sso, Purpose::Session, &sso.cookie.name, &plain)
+}
+
+/// How long the browser keeps the cookie of `session`: its remaining lifetime, or without a
+/// refresh token its tokens' (the session cannot outlive them).
+pub fn max_age(session: &Session, now: u64) -> u64 {
+    let until = if session.rt.is_some() {
+        session.end
+    } else {
+        session.end.min(session.exp)
+    };
+    until.saturating_sub(now)
+}
+
 /// Seals `session` into `Set-Cookie` values, clearing chunks of an older, longer session.
 /// `None` when the session is too large for `maxChunks` cookies or cannot be sealed.
 pub fn cookies_for(
@@ -172,8 +184,12 @@ pub fn cookies_for(
     now: u64,
     previous: &[String],
 ) -> Option<Vec<String>> {
-    let plain = serde_json::to_vec(session).ok()?;
-    let sealed = seal::seal(host, sso, Purpose::Session, &sso.cookie.name, &plain)?;
+    let sealed = seal_session(host, sso, session)?;
+    set_cookies(sso, &sealed, max_age(session, now), previous)
+}
+
+/// `Set-Cookie` values carrying an already sealed session.
+pub fn set_cookies(sso: &Sso, sealed: &str, max_age: u64, previous: &[String]) -> Option<Vec<String>> {
     let parts: Vec<&str> = sealed
         .as_bytes()
         .chunks(CHUNK_BYTES)
@@ -187,13 +203,6 @@ pub fn cookies_for(
         );
         return None;
     }
-    // Without a refresh token the session cannot outlive its tokens; the cookie goes with them.
-    let until = if session.rt.is_some() {
-        session.end
-    } else {
-        session.end.min(session.exp)
-    };
-    let max_age = until.saturating_sub(now);
     let cookie = &sso.cookie;
     let mut headers = Vec::with_capacity(parts.len());
     for (index, part) in parts.iter().enumerate() {
@@ -213,10 +222,24 @@ pub fn cookies_for(
     for name in previous {
         let still_used = (0..parts.len()).any(|i| chunk_name(&cookie.name, i) == *name);
         if !still_used {
-            headers.push(clear_cookie(cookie, name, &cookie.path));
+            headers.extend(clearing_variants(cookie, name));
         }
     }
     Some(headers)
+}
+
+/// Clears a cookie as set by the plugin, and with a `Domain`, also a host-only copy left from
+/// before the domain was configured (which would otherwise shadow the new one).
+fn clearing_variants(cookie: &CookieConfig, name: &str) -> Vec<String> {
+    let mut headers = vec![clear_cookie(cookie, name, &cookie.path)];
+    if cookie.domain.is_some() {
+        let host_only = CookieConfig {
+            domain: None,
+            ..cookie.clone()
+        };
+        headers.push(clear_cookie(&host_only, name, &cookie.path));
+    }
+    headers
 }
 
 /// `Set-Cookie` values removing every session cookie the request carried (and the first, always).
