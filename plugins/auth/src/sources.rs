@@ -23,6 +23,16 @@ impl RequestHeaders {
             .map(|(_, value)| String::from_utf8_lossy(value).into_owned())
     }
 
+    /// Whether some value of header `name` contains `needle` (no copy of the value).
+    pub fn contains_in(&self, name: &str, needle: &str) -> bool {
+        let needle = needle.as_bytes();
+        self.0.iter().any(|(key, value)| {
+            key.eq_ignore_ascii_case(name)
+                && !needle.is_empty()
+                && value.windows(needle.len()).any(|w| w == needle)
+        })
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(name, _)| name.as_str())
     }

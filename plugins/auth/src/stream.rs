@@ -379,6 +379,10 @@ fn sso_cookies(headers: &RequestHeaders, config: &Compiled) -> Vec<crate::config
         return Vec::new();
     };
     let base = sso.cookie.name.as_str();
+    // Most API requests carry no such cookie: skip the parse for them.
+    if !headers.contains_in("cookie", base) {
+        return Vec::new();
+    }
     let login = format!("{base}_login_");
     let mut names: Vec<crate::config::Source> = Vec::new();
     for (name, _) in headers.cookies() {

@@ -1061,3 +1061,17 @@ fn a_refresh_result_that_expired_itself_is_not_reused() {
     let body = String::from_utf8(host.calls().pop().unwrap().body.unwrap()).unwrap();
     assert!(body.contains("refresh_token=rt-2"), "{body}");
 }
+
+#[test]
+fn hundreds_of_same_name_cookies_cost_at_most_three_decryptions() {
+    let gw = Gateway::new();
+    let jar = gw.login();
+    let junk: Vec<String> = (0..300).map(|i| format!("kea_session=1.k2.AAAA{i}")).collect();
+    // The valid session after the junk is not among the first three: refused, cheaply.
+    let reply = local(gw.request(
+        "GET",
+        "/orders",
+        &[("cookie", &format!("{}; {jar}", junk.join("; ")))],
+    ));
+    assert_eq!(reply.status, 401);
+}

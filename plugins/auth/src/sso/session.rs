@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+/// Most same-name session cookies tried per request.
+const MAX_CANDIDATES: usize = 3;
+
 /// Bytes of sealed text per cookie (name, attributes and the count prefix fit in the rest).
 const CHUNK_BYTES: usize = 3800;
 
@@ -94,7 +97,11 @@ pub fn presented(headers: &RequestHeaders, cookie: &CookieConfig) -> Presented {
             found.names.push(name);
         }
         if index == 0 {
-            heads.push(value);
+            // A few same-name cookies are legitimate (another Domain or Path); hundreds are an
+            // attempt to make the gateway decrypt each.
+            if heads.len() < MAX_CANDIDATES {
+                heads.push(value);
+            }
         } else if !parts.iter().any(|(i, _)| *i == index) {
             parts.push((index, value));
         }
