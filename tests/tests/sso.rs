@@ -338,3 +338,38 @@ fn headless_chromium_logs_in_uses_apis_and_logs_out() -> Result<()> {
     assert_eq!(seen["loginAgain"], true);
     Ok(())
 }
+
+#[test]
+fn sessions_fail_closed_when_the_provider_goes_away() -> Result<()> {
+    let setup = setup()?;
+    let origin = setup.origin.clone();
+    let browser = Browser::new();
+    let start = browser.navigate(&format!("{origin}/echo/a"))?;
+    let back = log_in(&browser, start, "erin")?;
+    assert_eq!(back.last().status, 200);
+    let cookie = session_cookie(&back);
+    let Setup {
+        provider,
+        upstream,
+        envoy,
+        ..
+    } = setup;
+    drop(provider);
+    // Still valid: the session works without the provider.
+    let response = http::send("GET", &format!("{origin}/echo/b"), &[("cookie", &cookie)], None)?;
+    assert_eq!(response.status, 200);
+    let hits = upstream.hits();
+    // Expired, and the refresh cannot reach the provider: 503, never a pass.
+    std::thread::sleep(Duration::from_secs(ACCESS_TTL_SECS + 1));
+    let response = http::send("GET", &format!("{origin}/echo/c"), &[("cookie", &cookie)], None)?;
+    assert_eq!(response.status, 503, "{}", response.body);
+    assert!(response.header("retry-after").is_some());
+    assert_eq!(upstream.hits(), hits, "nothing reached the upstream");
+    assert!(
+        envoy
+            .stat("wasmcustom.kea_auth_sso_refresh_failures_total")
+            .unwrap_or(0)
+            >= 1
+    );
+    Ok(())
+}
