@@ -141,32 +141,7 @@ impl Browser {
             Some(fields) => request.send_form(fields),
             None => request.call(),
         };
-        let response = match result {
-            Ok(response) => response,
-            Err(ureq::Error::Status(_, response)) => response,
-            Err(err) => return Err(err.into()),
-        };
-        let status = response.status();
-        let mut names = response.headers_names();
-        // A name repeats once per header line; `all` already returns every line's value.
-        names.sort();
-        names.dedup();
-        let headers = names
-            .into_iter()
-            .flat_map(|name| {
-                response
-                    .all(&name)
-                    .into_iter()
-                    .map(|v| (name.clone(), v.to_string()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        let body = response.into_string()?;
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        Response::from_ureq(result)
     }
 
     fn follow(&self, mut visit: Visit) -> Result<Visit> {

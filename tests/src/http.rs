@@ -12,6 +12,37 @@ pub struct Response {
 }
 
 impl Response {
+    /// Reads a ureq outcome: any status is a response; only transport failures are errors. Every
+    /// value of a repeated header is kept (e.g. several `Set-Cookie`).
+    pub fn from_ureq(result: Result<ureq::Response, ureq::Error>) -> Result<Self> {
+        let response = match result {
+            Ok(response) => response,
+            Err(ureq::Error::Status(_, response)) => response,
+            Err(err) => return Err(err.into()),
+        };
+        let status = response.status();
+        let mut names = response.headers_names();
+        // A name repeats once per header line; `all` already returns every line's value.
+        names.sort();
+        names.dedup();
+        let headers = names
+            .into_iter()
+            .flat_map(|name| {
+                response
+                    .all(&name)
+                    .into_iter()
+                    .map(|v| (name.clone(), v.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let body = response.into_string()?;
+        Ok(Self {
+            status,
+            headers,
+            body,
+        })
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -40,23 +71,7 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8
         Some(body) => request.send_bytes(body),
         None => request.call(),
     };
-    let response = match result {
-        Ok(response) => response,
-        Err(ureq::Error::Status(_, response)) => response,
-        Err(err) => return Err(err.into()),
-    };
-    let status = response.status();
-    let headers = response
-        .headers_names()
-        .into_iter()
-        .filter_map(|name| response.header(&name).map(|v| (name.clone(), v.to_string())))
-        .collect();
-    let body = response.into_string()?;
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
+    Response::from_ureq(result)
 }
 
 pub fn get(url: &str) -> Result<Response> {
