@@ -151,9 +151,16 @@ fn redirect(host: &impl Host, location: &str, cookies: &[String]) -> RequestActi
     RequestAction::Answered
 }
 
-fn unavailable(host: &impl Host, rt: &Runtime, what: &str, cookies: &[String]) -> RequestAction {
+/// 503 for a provider that cannot be reached (or whose endpoints are not known yet): fail closed.
+fn unavailable(host: &impl Host, rt: &Runtime, cookies: &[String]) -> RequestAction {
     rt.metrics.unavailable.add(host, 1);
-    problem(host, 503, what, cookies, &[("retry-after", "5")])
+    problem(
+        host,
+        503,
+        "the identity provider is not reachable; retry shortly",
+        cookies,
+        &[("retry-after", "5")],
+    )
 }
 
 /// Whether an unauthenticated request is a browser navigation that should log in rather than
@@ -442,12 +449,7 @@ pub fn start_login(
     clear: &[String],
 ) -> RequestAction {
     let Some(endpoints) = endpoints(host, rt, sso) else {
-        return unavailable(
-            host,
-            rt,
-            "the identity provider is not reachable yet; retry shortly",
-            clear,
-        );
+        return unavailable(host, rt, clear);
     };
     let Some(started) = login::start(host, sso, &endpoints, headers, now_secs(host)) else {
         return problem(host, 500, "cannot start a login", clear, &[]);
@@ -481,15 +483,7 @@ pub fn on_callback(
     };
     let clear = [callback.clear_cookie.clone()];
     let Some(endpoints) = endpoints(host, rt, sso) else {
-        return (
-            unavailable(
-                host,
-                rt,
-                "the identity provider is not reachable; retry shortly",
-                &clear,
-            ),
-            None,
-        );
+        return (unavailable(host, rt, &clear), None);
     };
     let fields = [
         ("grant_type", "authorization_code"),
@@ -513,15 +507,7 @@ pub fn on_callback(
                 "kea-auth: cannot call the token endpoint through cluster {:?}: {err}",
                 sso.cluster
             );
-            (
-                unavailable(
-                    host,
-                    rt,
-                    "the identity provider is not reachable; retry shortly",
-                    &clear,
-                ),
-                None,
-            )
+            (unavailable(host, rt, &clear), None)
         }
     }
 }
@@ -593,12 +579,7 @@ fn login_failed(host: &impl Host, rt: &Runtime, error: &ExchangeError, clear: &s
     log::warn!("kea-auth: login failed: {error}");
     let clear = [clear.to_owned()];
     match error {
-        ExchangeError::Unavailable(_) => unavailable(
-            host,
-            rt,
-            "the identity provider is not reachable; retry shortly",
-            &clear,
-        ),
+        ExchangeError::Unavailable(_) => unavailable(host, rt, &clear),
         ExchangeError::Refused(_) => problem(
             host,
             400,
