@@ -202,6 +202,14 @@ impl Gateway {
         cookie_jar(&done)
     }
 
+    /// Starts a login at `/app`, comes back to the callback, and lets the token endpoint answer
+    /// `status` with the body `answer` builds for that login; returns the gateway's reply.
+    fn finish_login(&self, status: u16, answer: impl FnOnce(&Started) -> Value) -> LocalReply {
+        let started = self.start_login("/app");
+        let waiting = self.browse(&started.callback_path("c"), &started.cookie);
+        local(self.answer(waiting, status, &answer(&started)))
+    }
+
     fn start_login(&self, path: &str) -> Started {
         let reply = local(self.browse(path, ""));
         assert_eq!(reply.status, 302);
@@ -265,6 +273,22 @@ fn upstream(outcome: Outcome) -> (MockHost, Box<AuthStream>) {
             String::from_utf8_lossy(&reply.body)
         ),
         other => panic!("expected the request to pass, got {other:?}"),
+    }
+}
+
+/// A token answer carrying `id_token`.
+fn with_id_token(id_token: String) -> Value {
+    json!({"access_token": "a", "token_type": "Bearer", "id_token": id_token})
+}
+
+/// ID-token claims for the login `started`, with `audiences` (one: a string `aud`) and `subject`.
+fn id_claims(started: &Started, audiences: &[&str], subject: &str) -> JWTClaims<Value> {
+    let claims = Claims::with_custom_claims(json!({"nonce": started.nonce}), Duration::from_mins(5))
+        .with_issuer(ISSUER)
+        .with_subject(subject);
+    match audiences {
+        [one] => claims.with_audience(*one),
+        many => claims.with_audiences(HashSet::from_strings(many)),
     }
 }
 
@@ -492,20 +516,15 @@ fn callbacks_that_do_not_match_a_login_are_refused() {
 #[test]
 fn the_id_token_must_carry_the_nonce_and_name_the_client() {
     let gw = Gateway::new();
-    let cases = [
-        ("wrong nonce", gw.id_token("another-nonce", json!({}))),
-        ("wrong azp", gw.id_token("", json!({"azp": "another-client"}))),
+    type IdToken<'a> = &'a dyn Fn(&Started) -> String;
+    let cases: [(&str, IdToken); 2] = [
+        ("wrong nonce", &|_| gw.id_token("another-nonce", json!({}))),
+        ("wrong azp", &|started| {
+            gw.id_token(&started.nonce, json!({"azp": "another-client"}))
+        }),
     ];
     for (what, id_token) in cases {
-        let started = gw.start_login("/app");
-        let id_token = if what == "wrong azp" {
-            gw.id_token(&started.nonce, json!({"azp": "another-client"}))
-        } else {
-            id_token
-        };
-        let waiting = gw.browse(&started.callback_path("c"), &started.cookie);
-        let answer = json!({"access_token": "a", "token_type": "Bearer", "id_token": id_token});
-        let reply = local(gw.answer(waiting, 200, &answer));
+        let reply = gw.finish_login(200, |started| with_id_token(id_token(started)));
         assert_eq!(reply.status, 401, "{what}");
         assert!(
             !set_cookies(&reply.headers)
@@ -515,47 +534,26 @@ fn the_id_token_must_carry_the_nonce_and_name_the_client() {
         );
     }
     // Another audience (an ID token issued to another client).
-    let started = gw.start_login("/app");
-    let claims = Claims::with_custom_claims(json!({"nonce": started.nonce}), Duration::from_mins(5))
-        .with_issuer(ISSUER)
-        .with_audience("another-client")
-        .with_subject("alice");
-    let waiting = gw.browse(&started.callback_path("c"), &started.cookie);
-    let answer =
-        json!({"access_token": "a", "token_type": "Bearer", "id_token": gw.keys.sign(claims).unwrap()});
-    assert_eq!(local(gw.answer(waiting, 200, &answer)).status, 401);
+    let reply = gw.finish_login(200, |started| {
+        with_id_token(
+            gw.keys
+                .sign(id_claims(started, &["another-client"], "alice"))
+                .unwrap(),
+        )
+    });
+    assert_eq!(reply.status, 401);
     // Signed by someone else.
-    let started = gw.start_login("/app");
     let forger = RS256KeyPair::generate(2048).unwrap().with_key_id("k1");
-    let claims = Claims::with_custom_claims(json!({"nonce": started.nonce}), Duration::from_mins(5))
-        .with_issuer(ISSUER)
-        .with_audience(CLIENT)
-        .with_subject("mallory");
-    let waiting = gw.browse(&started.callback_path("c"), &started.cookie);
-    let answer =
-        json!({"access_token": "a", "token_type": "Bearer", "id_token": forger.sign(claims).unwrap()});
-    assert_eq!(local(gw.answer(waiting, 200, &answer)).status, 401);
+    let reply = gw.finish_login(200, |started| {
+        with_id_token(forger.sign(id_claims(started, &[CLIENT], "mallory")).unwrap())
+    });
+    assert_eq!(reply.status, 401);
     // No ID token at all; a refused code; an unreachable provider.
-    let started = gw.start_login("/app");
-    let waiting = gw.browse(&started.callback_path("c"), &started.cookie);
-    assert_eq!(
-        local(gw.answer(
-            waiting,
-            200,
-            &json!({"access_token": "a", "token_type": "Bearer"})
-        ))
-        .status,
-        502
-    );
-    let started = gw.start_login("/app");
-    let waiting = gw.browse(&started.callback_path("c"), &started.cookie);
-    assert_eq!(
-        local(gw.answer(waiting, 400, &json!({"error": "invalid_grant"}))).status,
-        400
-    );
-    let started = gw.start_login("/app");
-    let waiting = gw.browse(&started.callback_path("c"), &started.cookie);
-    let reply = local(gw.answer(waiting, 503, &json!({})));
+    let reply = gw.finish_login(200, |_| json!({"access_token": "a", "token_type": "Bearer"}));
+    assert_eq!(reply.status, 502);
+    let reply = gw.finish_login(400, |_| json!({"error": "invalid_grant"}));
+    assert_eq!(reply.status, 400);
+    let reply = gw.finish_login(503, |_| json!({}));
     assert_eq!(reply.status, 503);
     assert_eq!(reply.header("retry-after"), Some("5"));
 }
@@ -979,34 +977,27 @@ fn cross_site_logout_is_refused() {
 #[test]
 fn id_tokens_with_other_audiences_or_another_type_are_refused() {
     let gw = Gateway::new();
-    let started = gw.start_login("/app");
-    let claims = Claims::with_custom_claims(json!({"nonce": started.nonce}), Duration::from_mins(5))
-        .with_issuer(ISSUER)
-        .with_audiences(HashSet::from_strings(&[CLIENT, "another-api"]))
-        .with_subject("alice");
-    let waiting = gw.browse(&started.callback_path("c"), &started.cookie);
-    let answer =
-        json!({"access_token": "a", "token_type": "Bearer", "id_token": gw.keys.sign(claims).unwrap()});
-    assert_eq!(local(gw.answer(waiting, 200, &answer)).status, 401);
-
-    let started = gw.start_login("/app");
-    let claims = Claims::with_custom_claims(json!({"nonce": started.nonce}), Duration::from_mins(5))
-        .with_issuer(ISSUER)
-        .with_audience(CLIENT)
-        .with_subject("alice");
-    let access_token = gw
-        .keys
-        .sign_with_options(
-            claims,
-            &HeaderOptions {
-                signature_type: Some("at+jwt".into()),
-                ..Default::default()
-            },
+    let reply = gw.finish_login(200, |started| {
+        with_id_token(
+            gw.keys
+                .sign(id_claims(started, &[CLIENT, "another-api"], "alice"))
+                .unwrap(),
         )
-        .unwrap();
-    let waiting = gw.browse(&started.callback_path("c"), &started.cookie);
-    let answer = json!({"access_token": "a", "token_type": "Bearer", "id_token": access_token});
-    assert_eq!(local(gw.answer(waiting, 200, &answer)).status, 401);
+    });
+    assert_eq!(reply.status, 401);
+
+    let reply = gw.finish_login(200, |started| {
+        let typed = HeaderOptions {
+            signature_type: Some("at+jwt".into()),
+            ..Default::default()
+        };
+        with_id_token(
+            gw.keys
+                .sign_with_options(id_claims(started, &[CLIENT], "alice"), &typed)
+                .unwrap(),
+        )
+    });
+    assert_eq!(reply.status, 401);
 }
 
 #[test]
