@@ -270,13 +270,13 @@ impl AuthStream {
         match decision {
             Decision::Allow(identities, mut remove) => {
                 metrics.allowed.add(host, 1);
-                remove.extend(sso_cookies(headers, config));
+                remove.extend(sso_cookies(headers, config, &self.sso));
                 forward(host, headers, config, &identities, &remove);
                 RequestAction::Continue
             }
             Decision::Anonymous => {
                 metrics.anonymous.add(host, 1);
-                let remove = sso_cookies(headers, config);
+                let remove = sso_cookies(headers, config, &self.sso);
                 if !remove.is_empty() {
                     sources::remove_all(host, headers, &remove);
                 }
@@ -373,28 +373,21 @@ fn challenges(config: &Compiled, policy: &Policy, error: Option<String>) -> Stri
 }
 
 /// The session and login cookies of a request: bearer secrets the upstream never needs, whatever
-/// credential the route took.
-fn sso_cookies(headers: &RequestHeaders, config: &Compiled) -> Vec<crate::config::Source> {
+/// credential the route took. Read by the session check when it ran, else parsed here.
+fn sso_cookies(headers: &RequestHeaders, config: &Compiled, state: &SsoStream) -> Vec<crate::config::Source> {
     let Some(sso) = &config.sso else {
         return Vec::new();
     };
-    let base = sso.cookie.name.as_str();
-    // Most API requests carry no such cookie: skip the parse for them.
-    if !headers.contains_in("cookie", base) {
-        return Vec::new();
-    }
-    let login = format!("{base}_login_");
-    let mut names: Vec<crate::config::Source> = Vec::new();
-    for (name, _) in headers.cookies() {
-        let ours = name == base
-            || name.strip_prefix(base).is_some_and(|rest| rest.starts_with('.'))
-            || name.starts_with(&login);
-        let source = crate::config::Source::Cookie(name);
-        if ours && !names.contains(&source) {
-            names.push(source);
-        }
-    }
-    names
+    let names = match &state.cookie_names {
+        Some(names) => names.clone(),
+        // Most API requests carry no such cookie: skip the parse for them.
+        None if !headers.contains_in("cookie", &sso.cookie.name) => return Vec::new(),
+        None => crate::sso::session::presented(headers, &sso.cookie)
+            .all_names()
+            .cloned()
+            .collect(),
+    };
+    names.into_iter().map(crate::config::Source::Cookie).collect()
 }
 
 /// Removes client-sent headers that only the plugin may set, also when spelled with
@@ -629,7 +622,7 @@ fn check_session(host: &impl Host, rt: &Runtime, headers: &RequestHeaders, state
             state.clear = crate::sso::session::clearing(sso, &names);
             Found::Invalid(rejection)
         }
-        SessionFound::Valid(open, names) => {
+        SessionFound::Valid(open) => {
             let session = &open.session;
             let identity = Identity {
                 subject: Some(session.sub.clone()),
@@ -641,10 +634,8 @@ fn check_session(host: &impl Host, rt: &Runtime, headers: &RequestHeaders, state
                 session: Some(open.public_id.clone()),
                 access_token: session.at.clone(),
             };
-            Found::Valid(
-                identity,
-                names.into_iter().map(crate::config::Source::Cookie).collect(),
-            )
+            // The cookies are removed with the plugin's other cookies (`sso_cookies`).
+            Found::Valid(identity, Vec::new())
         }
     }
 }

@@ -104,13 +104,15 @@ pub struct SsoStream {
     pub outcome: SessionOutcome,
     /// A stale refresh result was dropped from the shared slot (done at most once per request).
     pub dropped_stale_result: bool,
+    /// The plugin's cookies in the request, once the session check has read them.
+    pub cookie_names: Option<Vec<String>>,
 }
 
 /// What checking the session cookie found.
 #[derive(Debug)]
 pub enum SessionFound {
     Absent,
-    Valid(Rc<OpenSession>, Vec<String>),
+    Valid(Rc<OpenSession>),
     /// Rejected; the names are the cookies to clear.
     Invalid(Rejection, Vec<String>),
     /// Expired, and it cannot be refreshed right now (provider unreachable, or another request
@@ -206,9 +208,10 @@ fn find_session(
 ) -> SessionFound {
     let now = now_secs(host);
     let presented = session::presented(headers, &sso.cookie);
+    state.cookie_names = Some(presented.all_names().cloned().collect());
     if let Some(open) = &state.refreshed {
         return if now < open.session.exp {
-            SessionFound::Valid(Rc::clone(open), presented.names)
+            SessionFound::Valid(Rc::clone(open))
         } else if state.refresh_unavailable {
             SessionFound::Unavailable
         } else {
@@ -264,7 +267,7 @@ fn find_session(
                         )
                         .unwrap_or_default();
                         state.refreshed = Some(Rc::clone(&fresh));
-                        return SessionFound::Valid(fresh, presented.names);
+                        return SessionFound::Valid(fresh);
                     }
                     // A stale result: forget it and refresh this session itself (once).
                     _ if !state.dropped_stale_result => {
@@ -284,7 +287,7 @@ fn find_session(
     if expired {
         return SessionFound::Invalid(Rejection::SessionEnded, presented.names);
     }
-    SessionFound::Valid(open, presented.names)
+    SessionFound::Valid(open)
 }
 
 /// Opens a sealed session, through the worker's cache.

@@ -68,6 +68,15 @@ pub struct Presented {
     pub candidates: Vec<String>,
     /// Names of every session cookie present (to clear or remove them).
     pub names: Vec<String>,
+    /// Names of login cookies present (never forwarded upstream either).
+    pub login_names: Vec<String>,
+}
+
+impl Presented {
+    /// Every cookie of the plugin's the request carries.
+    pub fn all_names(&self) -> impl Iterator<Item = &String> {
+        self.names.iter().chain(&self.login_names)
+    }
 }
 
 fn chunk_name(base: &str, index: usize) -> String {
@@ -78,24 +87,33 @@ fn chunk_name(base: &str, index: usize) -> String {
     }
 }
 
-/// Reads the session cookies of a request.
+/// Reads the session (and login) cookies of a request: the one parse of `Cookie` per request.
 pub fn presented(headers: &RequestHeaders, cookie: &CookieConfig) -> Presented {
     let mut found = Presented::default();
     let mut heads: Vec<String> = Vec::new();
     let mut parts: Vec<(usize, String)> = Vec::new();
     let prefix = format!("{}.", cookie.name);
+    let login = format!("{}_login_", cookie.name);
     for (name, value) in headers.cookies() {
+        if name.starts_with(&login) {
+            if !found.login_names.contains(&name) {
+                found.login_names.push(name);
+            }
+            continue;
+        }
         let index = if name == cookie.name {
             Some(0)
+        } else if let Some(chunk) = name.strip_prefix(&prefix) {
+            chunk.parse::<usize>().ok()
         } else {
-            name.strip_prefix(&prefix).and_then(|n| n.parse::<usize>().ok())
-        };
-        let Some(index) = index.filter(|i| *i < cookie.max_chunks as usize) else {
             continue;
         };
         if !found.names.contains(&name) {
             found.names.push(name);
         }
+        let Some(index) = index.filter(|i| *i < cookie.max_chunks as usize) else {
+            continue;
+        };
         if index == 0 {
             // A few same-name cookies are legitimate (another Domain or Path); hundreds are an
             // attempt to make the gateway decrypt each.
