@@ -27,7 +27,7 @@ if [ "$scope" = all ]; then
   # /usr/sbin is not on every user's PATH.
   command -v clickhouse-server >/dev/null || [ -x /usr/sbin/clickhouse-server ] || missing+=(clickhouse-server)
   # Headless browser for the single sign-on test (driven by npm playwright-core).
-  [ -x "${KEA_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+  [ -x "${KEA_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium fonts-liberation)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
