@@ -1,0 +1,529 @@
+//! OpenAPI 3.0 schema objects → JSON Schema (draft 7) for the `jsonschema` crate.
+//!
+//! What differs between the two, and what this does about it:
+//! - `nullable: true` → `null` added to `type` (and to `enum`), or `anyOf [null, …]` without a type;
+//! - boolean `exclusiveMinimum`/`exclusiveMaximum` → the numeric draft-6+ form;
+//! - `readOnly` properties are forbidden in requests and `writeOnly` ones in responses, and are
+//!   not `required` there (OpenAPI 3.0.3 §4.7.24.1);
+//! - `discriminator` over `oneOf`/`anyOf` of references → the property is required, must name a
+//!   mapped schema, and selects the one schema the value is checked against (clear errors instead
+//!   of "valid against none of oneOf");
+//! - `format`: `int32`/`int64` become range bounds, `byte` a base64 check, `float`/`double`/`binary`
+//!   constrain nothing; `date`, `date-time`, `uuid`, `email`, … are the JSON Schema formats;
+//! - `$ref` siblings are ignored (as OpenAPI 3.0 says), references become `#/definitions/<key>`,
+//!   one definition per referenced schema and direction, so recursive schemas stay recursive;
+//! - annotations (`description`, `example`, `xml`, `x-*`, …) are dropped to keep bundles small.
+
+use crate::error::DocumentError;
+use crate::sources::{ref_of, Location, Sources};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Which message a schema checks: `readOnly`/`writeOnly` apply to one direction each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Request,
+    Response,
+}
+
+/// Where converted schemas put their shared definitions.
+pub const DEFINITIONS: &str = "definitions";
+
+const TYPES: [&str; 6] = ["integer", "number", "string", "boolean", "array", "object"];
+
+/// Keywords that mean the same in OpenAPI 3.0 and JSON Schema draft 7 and hold no subschema.
+const COPIED: [&str; 14] = [
+    "type",
+    "enum",
+    "multipleOf",
+    "maximum",
+    "minimum",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "maxItems",
+    "minItems",
+    "uniqueItems",
+    "maxProperties",
+    "minProperties",
+    "title",
+];
+
+/// Converts schemas, collecting the definitions their references need.
+#[derive(Debug)]
+pub struct Converter<'s> {
+    sources: &'s Sources,
+    keys: BTreeMap<(Location, Direction), String>,
+    definitions: BTreeMap<String, Value>,
+}
+
+impl<'s> Converter<'s> {
+    pub fn new(sources: &'s Sources) -> Self {
+        Self {
+            sources,
+            keys: BTreeMap::new(),
+            definitions: BTreeMap::new(),
+        }
+    }
+
+    /// Every definition referenced so far, by key.
+    pub fn into_definitions(self) -> BTreeMap<String, Value> {
+        self.definitions
+    }
+
+    /// Converts the schema object at `at` for `direction`.
+    pub fn schema(&mut self, at: &Location, direction: Direction) -> Result<Value, DocumentError> {
+        let node = self.sources.get(at).ok_or_else(|| at.error("nothing here"))?;
+        if ref_of(node).is_some() {
+            // Pure reference chains that come back to themselves are rejected here.
+            let (target, _) = self.sources.resolve(at)?;
+            let key = self.define(&target, direction)?;
+            return Ok(json!({ "$ref": format!("#/{DEFINITIONS}/{key}") }));
+        }
+        let Some(schema) = node.as_object() else {
+            return Err(at.error("a schema must be an object"));
+        };
+        self.object(at, schema, direction)
+    }
+
+    fn define(&mut self, target: &Location, direction: Direction) -> Result<String, DocumentError> {
+        if let Some(key) = self.keys.get(&(target.clone(), direction)) {
+            return Ok(key.clone());
+        }
+        let key = self.new_key(target, direction);
+        self.keys.insert((target.clone(), direction), key.clone());
+        // Reserved before converting, so a schema that refers to itself finds its key.
+        self.definitions.insert(key.clone(), Value::Bool(true));
+        let converted = self.schema(target, direction)?;
+        self.definitions.insert(key.clone(), converted);
+        Ok(key)
+    }
+
+    fn new_key(&self, target: &Location, direction: Direction) -> String {
+        let root = self.sources.root_name();
+        let base = match target.pointer.strip_prefix("/components/schemas/") {
+            Some(name) if target.document == root && !name.contains('/') => {
+                name.replace("~1", "/").replace("~0", "~")
+            }
+            _ => format!("{}{}", target.document, target.pointer),
+        };
+        let mut key: String = base
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if direction == Direction::Response {
+            key.push_str(".response");
+        }
+        let taken: BTreeSet<&String> = self.definitions.keys().collect();
+        if taken.contains(&key) {
+            let mut n = 2;
+            while taken.contains(&format!("{key}-{n}")) {
+                n += 1;
+            }
+            key = format!("{key}-{n}");
+        }
+        key
+    }
+
+    fn object(
+        &mut self,
+        at: &Location,
+        schema: &Map<String, Value>,
+        direction: Direction,
+    ) -> Result<Value, DocumentError> {
+        let mut out = Map::new();
+        for keyword in COPIED {
+            if let Some(value) = schema.get(keyword) {
+                out.insert(keyword.to_string(), value.clone());
+            }
+        }
+        if let Some(kind) = schema.get("type") {
+            if !kind.as_str().is_some_and(|t| TYPES.contains(&t)) {
+                return Err(at
+                    .child("type")
+                    .error(format!("type must be one of {}", TYPES.join(", "))));
+            }
+        }
+        if let Some(required) = schema.get("required") {
+            let names = required
+                .as_array()
+                .filter(|a| !a.is_empty() && a.iter().all(Value::is_string));
+            if names.is_none() {
+                return Err(at
+                    .child("required")
+                    .error("required must be a non-empty array of property names"));
+            }
+            out.insert("required".into(), required.clone());
+        }
+        self.exclusive_bounds(at, schema, &mut out)?;
+        self.subschemas(at, schema, direction, &mut out)?;
+        self.hide_properties(at, schema, direction, &mut out);
+        self.format(schema, &mut out);
+        if let Some(discriminator) = schema.get("discriminator") {
+            self.discriminator(&at.child("discriminator"), discriminator, direction, &mut out)?;
+        }
+        let nullable = schema.get("nullable").and_then(Value::as_bool).unwrap_or(false);
+        Ok(if nullable {
+            make_nullable(out)
+        } else {
+            Value::Object(out)
+        })
+    }
+
+    fn exclusive_bounds(
+        &self,
+        at: &Location,
+        schema: &Map<String, Value>,
+        out: &mut Map<String, Value>,
+    ) -> Result<(), DocumentError> {
+        for (exclusive, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
+            match schema.get(exclusive) {
+                None | Some(Value::Bool(false)) => {}
+                Some(Value::Bool(true)) => {
+                    let Some(limit) = schema.get(bound) else {
+                        return Err(at.child(exclusive).error(format!("{exclusive} needs {bound}")));
+                    };
+                    out.remove(bound);
+                    out.insert(exclusive.to_string(), limit.clone());
+                }
+                Some(_) => {
+                    return Err(at
+                        .child(exclusive)
+                        .error(format!("{exclusive} must be a boolean in OpenAPI 3.0")))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn subschemas(
+        &mut self,
+        at: &Location,
+        schema: &Map<String, Value>,
+        direction: Direction,
+        out: &mut Map<String, Value>,
+    ) -> Result<(), DocumentError> {
+        if let Some(properties) = schema.get("properties") {
+            let Some(properties) = properties.as_object() else {
+                return Err(at.child("properties").error("properties must be an object"));
+            };
+            let base = at.child("properties");
+            let mut converted = Map::new();
+            for name in properties.keys() {
+                converted.insert(name.clone(), self.schema(&base.child(name), direction)?);
+            }
+            out.insert("properties".into(), Value::Object(converted));
+        }
+        for single in ["items", "not"] {
+            if schema.contains_key(single) {
+                out.insert(single.into(), self.schema(&at.child(single), direction)?);
+            }
+        }
+        match schema.get("additionalProperties") {
+            None => {}
+            Some(Value::Bool(allowed)) => {
+                out.insert("additionalProperties".into(), Value::Bool(*allowed));
+            }
+            Some(_) => {
+                let converted = self.schema(&at.child("additionalProperties"), direction)?;
+                out.insert("additionalProperties".into(), converted);
+            }
+        }
+        for list in ["allOf", "anyOf", "oneOf"] {
+            let Some(items) = schema.get(list) else { continue };
+            let Some(items) = items.as_array().filter(|a| !a.is_empty()) else {
+                return Err(at
+                    .child(list)
+                    .error(format!("{list} must be a non-empty array of schemas")));
+            };
+            let base = at.child(list);
+            let converted = (0..items.len())
+                .map(|i| self.schema(&base.child(&i.to_string()), direction))
+                .collect::<Result<Vec<_>, _>>()?;
+            out.insert(list.into(), Value::Array(converted));
+        }
+        Ok(())
+    }
+
+    /// `readOnly` properties in requests and `writeOnly` ones in responses must not be sent, and
+    /// their `required` applies only to the other direction.
+    fn hide_properties(
+        &self,
+        at: &Location,
+        schema: &Map<String, Value>,
+        direction: Direction,
+        out: &mut Map<String, Value>,
+    ) {
+        let flag = match direction {
+            Direction::Request => "readOnly",
+            Direction::Response => "writeOnly",
+        };
+        let Some(properties) = schema.get("properties").and_then(Value::as_object) else {
+            return;
+        };
+        let base = at.child("properties");
+        let hidden: Vec<&String> = properties
+            .keys()
+            .filter(|name| {
+                self.sources
+                    .resolve(&base.child(name))
+                    .is_ok_and(|(_, v)| v.get(flag).and_then(Value::as_bool) == Some(true))
+            })
+            .collect();
+        if hidden.is_empty() {
+            return;
+        }
+        if let Some(Value::Object(converted)) = out.get_mut("properties") {
+            for name in &hidden {
+                converted.insert((*name).clone(), Value::Bool(false));
+            }
+        }
+        if let Some(Value::Array(required)) = out.get_mut("required") {
+            required.retain(|r| !hidden.iter().any(|h| r.as_str() == Some(h.as_str())));
+            if required.is_empty() {
+                out.remove("required");
+            }
+        }
+    }
+
+    fn format(&self, schema: &Map<String, Value>, out: &mut Map<String, Value>) {
+        let Some(format) = schema.get("format").and_then(Value::as_str) else {
+            return;
+        };
+        let integer = schema.get("type").and_then(Value::as_str) == Some("integer");
+        match format {
+            "int32" if integer => tighten_range(out, i64::from(i32::MIN), i64::from(i32::MAX)),
+            "int64" if integer => tighten_range(out, i64::MIN, i64::MAX),
+            "int32" | "int64" | "float" | "double" | "binary" | "password" => {}
+            other => {
+                out.insert("format".into(), Value::String(other.to_string()));
+            }
+        }
+    }
+
+    fn discriminator(
+        &mut self,
+        at: &Location,
+        discriminator: &Value,
+        direction: Direction,
+        out: &mut Map<String, Value>,
+    ) -> Result<(), DocumentError> {
+        let Some(property) = discriminator.get("propertyName").and_then(Value::as_str) else {
+            return Err(at
+                .child("propertyName")
+                .error("discriminator needs a propertyName string"));
+        };
+        let schema_at = Location::new(&at.document, at.pointer.trim_end_matches("/discriminator"));
+        let list = ["oneOf", "anyOf"].into_iter().find(|l| out.contains_key(*l));
+        let members: Vec<Location> = match list {
+            Some(list) => {
+                let items = self
+                    .sources
+                    .get(&schema_at.child(list))
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                if !items.iter().all(|i| ref_of(i).is_some()) {
+                    // Inline alternatives have no names to map to: plain oneOf/anyOf applies.
+                    return Ok(());
+                }
+                let base = schema_at.child(list).child("$ref");
+                items
+                    .iter()
+                    .filter_map(ref_of)
+                    .map(|r| self.sources.target(&base, r))
+                    .collect::<Result<_, _>>()?
+            }
+            None => Vec::new(),
+        };
+        let mut names: Vec<(String, Location)> = Vec::new();
+        if let Some(mapping) = discriminator.get("mapping") {
+            let Some(mapping) = mapping.as_object() else {
+                return Err(at.child("mapping").error("mapping must be an object"));
+            };
+            for (name, reference) in mapping {
+                let Some(reference) = reference.as_str() else {
+                    return Err(at
+                        .child("mapping")
+                        .child(name)
+                        .error("mapping values are schema names or references"));
+                };
+                let reference = if reference.contains('#') || reference.contains('/') {
+                    reference.to_string()
+                } else {
+                    format!("#/components/schemas/{reference}")
+                };
+                let target = self
+                    .sources
+                    .target(&at.child("mapping").child(name), &reference)?;
+                names.push((name.clone(), target));
+            }
+        }
+        for member in &members {
+            let implicit = member
+                .pointer
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .replace("~1", "/")
+                .replace("~0", "~");
+            if !names
+                .iter()
+                .any(|(name, target)| *name == implicit || target == member)
+            {
+                names.push((implicit, member.clone()));
+            }
+        }
+        let mut all_of = out
+            .remove("allOf")
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default();
+        if list.is_none() || names.is_empty() {
+            // A parent schema (children refer to it with allOf): the property must be present.
+            all_of.push(json!({ "required": [property] }));
+        } else {
+            if let Some(list) = list {
+                out.remove(list);
+            }
+            let allowed: Vec<&String> = names.iter().map(|(name, _)| name).collect();
+            all_of.push(json!({ "required": [property], "properties": { property: { "enum": allowed } } }));
+            for (name, target) in &names {
+                let key = self.define(target, direction)?;
+                all_of.push(json!({
+                    "if": { "properties": { property: { "const": name } }, "required": [property] },
+                    "then": { "$ref": format!("#/{DEFINITIONS}/{key}") },
+                }));
+            }
+        }
+        out.insert("allOf".into(), Value::Array(all_of));
+        Ok(())
+    }
+}
+
+/// Narrows `minimum`/`maximum` to the range of an integer format.
+fn tighten_range(out: &mut Map<String, Value>, low: i64, high: i64) {
+    let below = |v: &Value| v.as_f64().is_some_and(|m| m >= low as f64);
+    let above = |v: &Value| v.as_f64().is_some_and(|m| m <= high as f64);
+    if !out.get("minimum").is_some_and(below) && !out.get("exclusiveMinimum").is_some_and(below) {
+        out.insert("minimum".into(), json!(low));
+    }
+    if !out.get("maximum").is_some_and(above) && !out.get("exclusiveMaximum").is_some_and(above) {
+        out.insert("maximum".into(), json!(high));
+    }
+}
+
+fn make_nullable(mut out: Map<String, Value>) -> Value {
+    match out.get_mut("type") {
+        Some(kind) => {
+            let name = kind.clone();
+            *kind = json!([name, "null"]);
+            if let Some(Value::Array(allowed)) = out.get_mut("enum") {
+                if !allowed.contains(&Value::Null) {
+                    allowed.push(Value::Null);
+                }
+            }
+            Value::Object(out)
+        }
+        None => json!({ "anyOf": [{ "type": "null" }, Value::Object(out)] }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn convert(document: Value, pointer: &str, direction: Direction) -> (Value, BTreeMap<String, Value>) {
+        let sources = Sources::single("api.json", document);
+        let mut converter = Converter::new(&sources);
+        let schema = converter
+            .schema(&Location::new("api.json", pointer), direction)
+            .unwrap();
+        (schema, converter.into_definitions())
+    }
+
+    #[test]
+    fn nullable_exclusive_bounds_and_integer_formats() {
+        let doc = json!({"s": {"type": "integer", "format": "int32", "minimum": 0, "exclusiveMinimum": true,
+            "nullable": true, "enum": [1, 2], "description": "dropped"}});
+        let (schema, _) = convert(doc, "/s", Direction::Request);
+        assert_eq!(
+            schema,
+            json!({"type": ["integer", "null"], "enum": [1, 2, null], "exclusiveMinimum": 0, "maximum": 2147483647})
+        );
+        let (untyped, _) = convert(
+            json!({"s": {"nullable": true, "allOf": [{"type": "string"}]}}),
+            "/s",
+            Direction::Request,
+        );
+        assert_eq!(
+            untyped,
+            json!({"anyOf": [{"type": "null"}, {"allOf": [{"type": "string"}]}]})
+        );
+    }
+
+    #[test]
+    fn read_only_and_write_only_apply_per_direction() {
+        let doc = json!({"s": {"type": "object", "required": ["id", "name", "secret"], "properties": {
+            "id": {"type": "integer", "readOnly": true}, "name": {"type": "string"},
+            "secret": {"type": "string", "writeOnly": true}}}});
+        let (request, _) = convert(doc.clone(), "/s", Direction::Request);
+        assert_eq!(request["properties"]["id"], json!(false));
+        assert_eq!(request["required"], json!(["name", "secret"]));
+        let (response, _) = convert(doc, "/s", Direction::Response);
+        assert_eq!(response["properties"]["secret"], json!(false));
+        assert_eq!(response["required"], json!(["id", "name"]));
+    }
+
+    #[test]
+    fn references_become_definitions_and_recursion_stays() {
+        let doc = json!({"components": {"schemas": {"Node": {"type": "object", "properties": {
+            "children": {"type": "array", "items": {"$ref": "#/components/schemas/Node"}}}}}},
+            "s": {"$ref": "#/components/schemas/Node", "description": "ignored sibling"}});
+        let (schema, definitions) = convert(doc, "/s", Direction::Response);
+        assert_eq!(schema, json!({"$ref": "#/definitions/Node.response"}));
+        assert_eq!(
+            definitions["Node.response"]["properties"]["children"]["items"],
+            schema
+        );
+    }
+
+    #[test]
+    fn discriminator_selects_the_mapped_schema() {
+        let doc = json!({"components": {"schemas": {
+            "Cat": {"type": "object", "properties": {"kind": {"type": "string"}, "meow": {"type": "boolean"}}},
+            "Dog": {"type": "object", "properties": {"kind": {"type": "string"}}},
+            "Pet": {"oneOf": [{"$ref": "#/components/schemas/Cat"}, {"$ref": "#/components/schemas/Dog"}],
+                    "discriminator": {"propertyName": "kind", "mapping": {"doggo": "Dog"}}}}},
+            "s": {"$ref": "#/components/schemas/Pet"}});
+        let (_, definitions) = convert(doc, "/s", Direction::Request);
+        let pet = &definitions["Pet"];
+        assert!(pet.get("oneOf").is_none());
+        assert_eq!(
+            pet["allOf"][0]["properties"]["kind"]["enum"],
+            json!(["doggo", "Cat"])
+        );
+        assert_eq!(pet["allOf"][1]["then"], json!({"$ref": "#/definitions/Dog"}));
+    }
+
+    #[test]
+    fn invalid_schemas_name_the_pointer() {
+        let sources = Sources::single("api.json", json!({"s": {"properties": {"a": {"type": "text"}}}}));
+        let error = Converter::new(&sources)
+            .schema(&Location::new("api.json", "/s"), Direction::Request)
+            .unwrap_err();
+        assert_eq!(error.pointer, "/s/properties/a/type");
+        let sources = Sources::single("api.json", json!({"a": {"$ref": "#/b"}, "b": {"$ref": "#/a"}}));
+        let error = Converter::new(&sources)
+            .schema(&Location::new("api.json", "/a"), Direction::Request)
+            .unwrap_err();
+        assert!(error.reason.contains("reference cycle"), "{error}");
+    }
+}
