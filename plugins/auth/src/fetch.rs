@@ -3,32 +3,11 @@
 
 use crate::jwks::KeySet;
 use crate::sso::config::Endpoints;
+pub use kea_plugin_sdk::host::split_url;
 use kea_plugin_sdk::host::status_of;
 use kea_plugin_sdk::{Buffer, HeaderMap, Host, HostError, HttpCall};
 use serde_json::Value;
 use std::time::Duration;
-
-/// Splits an absolute `http(s)` URL into authority and path-with-query. Written by hand because
-/// only these two parts are needed and a URL crate would add size to every plugin instance.
-pub fn split_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))?;
-    let rest = rest.split('#').next()?;
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(at) => rest.split_at(at),
-        None => (rest, "/"),
-    };
-    let valid_authority = !authority.is_empty()
-        && !authority.contains('@')
-        && authority
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
-    if !valid_authority || path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
-        return None;
-    }
-    Some((authority, if path.starts_with('?') { "/" } else { path }))
-}
 
 /// The discovery document URL of an issuer (OpenID Connect Discovery 1.0 section 4).
 pub fn discovery_url(issuer: &str) -> String {
@@ -164,20 +143,6 @@ pub fn check_jwks(body: &[u8], max_keys: usize) -> Result<KeySet, FetchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_urls() {
-        assert_eq!(
-            split_url("https://idp.example.com/jwks?x=1"),
-            Some(("idp.example.com", "/jwks?x=1"))
-        );
-        assert_eq!(split_url("http://127.0.0.1:8080"), Some(("127.0.0.1:8080", "/")));
-        assert_eq!(split_url("http://h?x"), Some(("h", "/")));
-        assert_eq!(split_url("ftp://h/x"), None);
-        assert_eq!(split_url("https://user@h/x"), None);
-        assert_eq!(split_url("https:///x"), None);
-        assert_eq!(split_url("https://h/a b"), None);
-    }
 
     #[test]
     fn discovery_issuer_must_match() {

@@ -195,9 +195,45 @@ pub fn split_host_port(address: &str) -> (&str, Option<u16>) {
     }
 }
 
+/// Splits an absolute `http(s)` URL into authority and path-with-query. Written by hand because
+/// only these two parts are needed and a URL crate would add size to every plugin instance.
+pub fn split_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let rest = rest.split('#').next()?;
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(at) => rest.split_at(at),
+        None => (rest, "/"),
+    };
+    let valid_authority = !authority.is_empty()
+        && !authority.contains('@')
+        && authority
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b));
+    if !valid_authority || path.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return None;
+    }
+    Some((authority, if path.starts_with('?') { "/" } else { path }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn splits_urls() {
+        assert_eq!(
+            split_url("https://idp.example.com/jwks?x=1"),
+            Some(("idp.example.com", "/jwks?x=1"))
+        );
+        assert_eq!(split_url("http://127.0.0.1:8080"), Some(("127.0.0.1:8080", "/")));
+        assert_eq!(split_url("http://h?x"), Some(("h", "/")));
+        assert_eq!(split_url("ftp://h/x"), None);
+        assert_eq!(split_url("https://user@h/x"), None);
+        assert_eq!(split_url("https:///x"), None);
+        assert_eq!(split_url("https://h/a b"), None);
+    }
 
     #[test]
     fn splits_addresses() {

@@ -1,0 +1,14 @@
+//! KEA validate plugin: requests checked against OpenAPI 3.0 (bundles from `kea-schema`) before
+//! any byte reaches the upstream; problem+json rejections listing every problem.
+//!
+//! Decision logic is host-free and tested natively with `MockHost`; `wasm` is the proxy-wasm
+//! adapter, compiled only for `wasm32`.
+
+pub mod config;
+pub mod metrics;
+pub mod plugin;
+pub mod remote;
+pub mod stream;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm;

@@ -1,0 +1,169 @@
+//! Bundles fetched over HTTP: each worker fetches on its tick through the configured cluster,
+//! revalidates with `If-None-Match`, checks the bundle's digest (and the pinned one), and keeps
+//! the last good bundle when a fetch fails or brings a bad one.
+
+use crate::config::{compile_api, Remote};
+use crate::metrics::ValidateMetrics;
+use kea_plugin_sdk::host::status_of;
+use kea_plugin_sdk::{Buffer, HeaderMap, Host, HttpCall};
+use kea_schema::{Api, Bundle};
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+/// First retry after a failed fetch; doubles up to the refresh interval.
+const RETRY: Duration = Duration::from_secs(1);
+/// Largest bundle accepted.
+const MAX_BUNDLE_BYTES: usize = 16 * 1024 * 1024;
+
+/// One fetched API on one worker.
+#[derive(Debug)]
+pub struct Fetched {
+    pub remote: Remote,
+    pub api: Option<Rc<Api>>,
+    etag: Option<String>,
+    next_fetch: Option<SystemTime>,
+    in_flight: bool,
+    failures: u32,
+}
+
+impl Fetched {
+    pub fn new(remote: Remote) -> Self {
+        Self {
+            remote,
+            api: None,
+            etag: None,
+            next_fetch: None,
+            in_flight: false,
+            failures: 0,
+        }
+    }
+
+    /// Starts a fetch when one is due; the callout token when started.
+    pub fn on_tick(&mut self, host: &impl Host) -> Option<u32> {
+        let now = host.now();
+        if self.in_flight || self.next_fetch.is_some_and(|at| now < at) {
+            return None;
+        }
+        let mut headers = vec![
+            (":method", "GET"),
+            (":path", self.remote.path.as_str()),
+            (":authority", self.remote.authority.as_str()),
+            ("accept", "application/json"),
+            ("user-agent", "kea-validate"),
+        ];
+        if let (Some(etag), Some(_)) = (&self.etag, &self.api) {
+            headers.push(("if-none-match", etag.as_str()));
+        }
+        let call = HttpCall {
+            cluster: &self.remote.cluster,
+            headers,
+            body: None,
+            timeout: self.remote.timeout,
+        };
+        match host.dispatch_http_call(&call) {
+            Ok(token) => {
+                self.in_flight = true;
+                Some(token)
+            }
+            Err(error) => {
+                host.log(
+                    log::Level::Warn,
+                    &format!(
+                        "kea-validate: cannot fetch bundle from cluster {}: {error}",
+                        self.remote.cluster
+                    ),
+                );
+                self.schedule_retry(now);
+                None
+            }
+        }
+    }
+
+    /// Takes the fetch's answer (inside the callout callback).
+    pub fn on_answer(&mut self, host: &impl Host, metrics: &ValidateMetrics, body_size: usize) {
+        self.in_flight = false;
+        let now = host.now();
+        match self.read_answer(host, body_size) {
+            Ok(Some((api, etag))) => {
+                let line = format!(
+                    "kea-validate: bundle {} ({} {}) loaded from {}",
+                    api.sha256, api.title, api.version, self.remote.path
+                );
+                host.log(log::Level::Info, &line);
+                self.api = Some(Rc::new(api));
+                self.etag = etag;
+                metrics.bundle_updates.add(host, 1);
+                self.schedule_refresh(now);
+            }
+            Ok(None) => self.schedule_refresh(now),
+            Err(reason) => {
+                let keeping = if self.api.is_some() {
+                    "keeping the last good bundle"
+                } else {
+                    "no bundle yet"
+                };
+                host.log(
+                    log::Level::Warn,
+                    &format!(
+                        "kea-validate: bundle fetch from {} failed: {reason}; {keeping}",
+                        self.remote.path
+                    ),
+                );
+                metrics.bundle_fetch_failures.add(host, 1);
+                self.schedule_retry(now);
+            }
+        }
+    }
+
+    /// A new API (and its ETag), `None` when unchanged (304).
+    fn read_answer(
+        &self,
+        host: &impl Host,
+        body_size: usize,
+    ) -> Result<Option<(Api, Option<String>)>, String> {
+        let headers = host.headers(HeaderMap::CallResponseHeaders);
+        let status = status_of(&headers).ok_or("no answer (timeout or connection failure)")?;
+        if status == 304 && self.api.is_some() {
+            return Ok(None);
+        }
+        if status != 200 {
+            return Err(format!("status {status}"));
+        }
+        if body_size > MAX_BUNDLE_BYTES {
+            return Err(format!(
+                "bundle of {body_size} bytes is over the {MAX_BUNDLE_BYTES}-byte limit"
+            ));
+        }
+        let body = host
+            .buffer(Buffer::CallResponseBody, 0, body_size)
+            .unwrap_or_default();
+        let bundle = Bundle::from_json(&body).map_err(|e| e.to_string())?;
+        if let Some(pin) = &self.remote.sha256 {
+            if !pin.eq_ignore_ascii_case(&bundle.sha256) {
+                return Err(format!("bundle digest {} is not the pinned {pin}", bundle.sha256));
+            }
+        }
+        if self.api.as_ref().is_some_and(|api| api.sha256 == bundle.sha256) {
+            return Ok(None);
+        }
+        let api = compile_api(&bundle, "bundle").map_err(|e| e.to_string())?;
+        let etag = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("etag"))
+            .map(|(_, value)| String::from_utf8_lossy(value).into_owned());
+        Ok(Some((api, etag)))
+    }
+
+    fn schedule_refresh(&mut self, now: SystemTime) {
+        self.failures = 0;
+        self.next_fetch = Some(now + self.remote.refresh);
+    }
+
+    fn schedule_retry(&mut self, now: SystemTime) {
+        let backoff = RETRY
+            .saturating_mul(1 << self.failures.min(8))
+            .min(self.remote.refresh);
+        self.failures = self.failures.saturating_add(1);
+        self.next_fetch = Some(now + backoff);
+    }
+}
