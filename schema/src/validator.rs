@@ -131,9 +131,14 @@ impl Checker {
                 break;
             }
             // Masked: request data is not echoed back (it may hold secrets, or be huge).
+            let mut message = error.masked().to_string();
+            if message == "False schema does not allow value" {
+                // The only `false` schemas are the properties convert.rs hides per direction.
+                message = "must not be sent: readOnly properties are for responses, writeOnly ones for requests".into();
+            }
             out.push(issue(
                 error.instance_path().to_string(),
-                error.masked().to_string(),
+                message,
             ));
         }
     }

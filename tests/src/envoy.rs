@@ -66,6 +66,9 @@ pub fn wasm_filter(plugin: &PluginSpec) -> Value {
                 "name": id,
                 "root_id": id,
                 "fail_open": false,
+                // The validate plugin holds request headers until the body is checked: Envoy
+                // must let its StopIteration stand instead of pausing the body too.
+                "allow_on_headers_stop_iteration": plugin.name == "validate",
                 "vm_config": {
                     "vm_id": id,
                     "runtime": "envoy.wasm.runtime.v8",

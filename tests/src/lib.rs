@@ -14,6 +14,7 @@ pub mod http;
 pub mod idp;
 pub mod jose;
 pub mod oidc;
+pub mod openapi;
 pub mod upstream;
 
 use anyhow::{bail, Context, Result};

@@ -29,6 +29,10 @@ pub fn payload() -> &'static str {
 #[derive(Debug, Default)]
 pub struct State {
     hits: AtomicU64,
+    /// Published documents by path (e.g. bundles for the validate plugin): body and ETag. Not
+    /// counted in `hits`, so fetching them does not look like traffic reaching the upstream.
+    files: Mutex<std::collections::HashMap<String, (Vec<u8>, String)>>,
+    file_fetches: AtomicU64,
     /// Documents received on `/ingest`; `None` counts only (the benchmark must not grow memory).
     ingested: Option<Mutex<Vec<Value>>>,
 }
@@ -40,8 +44,8 @@ impl State {
 
     pub fn collecting() -> Arc<Self> {
         Arc::new(Self {
-            hits: AtomicU64::new(0),
             ingested: Some(Mutex::new(Vec::new())),
+            ..Self::default()
         })
     }
 }
@@ -157,7 +161,21 @@ fn cacheable(query: &str, if_none_match: bool) -> Response {
         .into_response()
 }
 
+/// A published document, `304` when the client has its ETag.
+fn published(state: &State, request: &Request<Body>) -> Option<Response> {
+    let files = state.files.lock().ok()?;
+    let (body, etag) = files.get(request.uri().path())?;
+    state.file_fetches.fetch_add(1, Ordering::Relaxed);
+    let known = request.headers().get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes());
+    let status = if known { StatusCode::NOT_MODIFIED } else { StatusCode::OK };
+    let body = if known { Vec::new() } else { body.clone() };
+    Some((status, [(header::ETAG, etag.clone()), (header::CONTENT_TYPE, "application/json".into())], body).into_response())
+}
+
 async fn handle(state: Arc<State>, request: Request<Body>) -> Response {
+    if let Some(response) = published(&state, &request) {
+        return response;
+    }
     state.hits.fetch_add(1, Ordering::Relaxed);
     let path = request.uri().path().to_string();
     if path == "/ingest" && request.method() == axum::http::Method::POST {
@@ -265,7 +283,20 @@ impl Upstream {
         })
     }
 
-    /// Requests received so far.
+    /// Serves `body` at `path` from now on, with a new ETag each time it is published.
+    pub fn publish(&self, path: &str, body: &[u8]) {
+        if let Ok(mut files) = self.state.files.lock() {
+            let version = files.get(path).map_or(1, |(_, etag)| etag.trim_matches('"').parse::<u64>().unwrap_or(0) + 1);
+            files.insert(path.to_string(), (body.to_vec(), format!("\"{version}\"")));
+        }
+    }
+
+    /// Requests for published documents so far.
+    pub fn file_fetches(&self) -> u64 {
+        self.state.file_fetches.load(Ordering::Relaxed)
+    }
+
+    /// Requests received so far (published documents not counted).
     pub fn hits(&self) -> u64 {
         self.state.hits.load(Ordering::Relaxed)
     }
