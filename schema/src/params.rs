@@ -25,9 +25,19 @@ pub enum Shape {
     Scalar(Scalar),
     Array(Scalar),
     Object {
-        properties: BTreeMap<String, Scalar>,
+        properties: BTreeMap<String, Field>,
         other: Scalar,
     },
+}
+
+/// A property of an object shape (form bodies and exploded objects spread them out as pairs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Field {
+    Scalar(Scalar),
+    /// Repeated pairs (`tag=a&tag=b`), or one.
+    Array(Scalar),
+    /// An object exploded into pairs of its own properties (`login=kea&since=…`).
+    Object(BTreeMap<String, Scalar>),
 }
 
 impl Shape {
@@ -42,12 +52,23 @@ impl Shape {
             ),
             Some("object") => {
                 let mut properties = BTreeMap::new();
-                for part in object_parts(schema, definitions) {
-                    if let Some(Value::Object(props)) = part.get("properties") {
-                        for (name, property) in props {
-                            properties.insert(name.clone(), scalar_of(property, definitions));
-                        }
-                    }
+                for (name, property) in object_properties(schema, definitions) {
+                    let property = resolve(property, definitions);
+                    let field = match declared_type(property, definitions) {
+                        Some("array") => Field::Array(
+                            property
+                                .get("items")
+                                .map_or(Scalar::Any, |i| scalar_of(i, definitions)),
+                        ),
+                        Some("object") => Field::Object(
+                            object_properties(property, definitions)
+                                .into_iter()
+                                .map(|(n, p)| (n.clone(), scalar_of(p, definitions)))
+                                .collect(),
+                        ),
+                        _ => Field::Scalar(scalar_of(property, definitions)),
+                    };
+                    properties.insert(name.clone(), field);
                 }
                 let other = match schema.get("additionalProperties") {
                     Some(Value::Object(_)) => schema
@@ -63,7 +84,11 @@ impl Shape {
 
     fn property(&self, name: &str) -> Scalar {
         match self {
-            Self::Object { properties, other } => properties.get(name).copied().unwrap_or(*other),
+            Self::Object { properties, other } => match properties.get(name) {
+                Some(Field::Scalar(scalar) | Field::Array(scalar)) => *scalar,
+                Some(Field::Object(_)) => Scalar::Any,
+                None => *other,
+            },
             Self::Array(item) | Self::Scalar(item) => *item,
         }
     }
@@ -85,6 +110,18 @@ fn resolve<'v>(mut schema: &'v Value, definitions: &'v BTreeMap<String, Value>) 
         }
     }
     schema
+}
+
+/// Declared properties of an object schema and its `allOf` members.
+fn object_properties<'v>(
+    schema: &'v Value,
+    definitions: &'v BTreeMap<String, Value>,
+) -> Vec<(&'v String, &'v Value)> {
+    object_parts(schema, definitions)
+        .into_iter()
+        .filter_map(|part| part.get("properties").and_then(Value::as_object))
+        .flatten()
+        .collect()
 }
 
 /// The schema itself plus its `allOf` members (where object properties are often declared).
@@ -128,7 +165,8 @@ fn scalar_of(schema: &Value, definitions: &BTreeMap<String, Value>) -> Scalar {
 pub fn coerce(text: &str, scalar: Scalar) -> Value {
     let number = || serde_json::from_str::<Number>(text).ok();
     let coerced = match scalar {
-        Scalar::Integer => number().filter(|n| n.is_i64() || n.is_u64()).map(Value::Number),
+        Scalar::Integer if is_integer_text(text) => Some(integer(text)),
+        Scalar::Integer => None,
         Scalar::Number => number().map(Value::Number),
         Scalar::Boolean => match text {
             "true" => Some(Value::Bool(true)),
@@ -138,6 +176,27 @@ pub fn coerce(text: &str, scalar: Scalar) -> Value {
         Scalar::String | Scalar::Any => None,
     };
     coerced.unwrap_or_else(|| Value::String(text.to_string()))
+}
+
+/// An integer of any size (`type: integer` has no range without a format). Beyond 64 bits an f64
+/// would round onto the `int64` bounds (-9223372036854775809 → -2^63), so those read as ±1e300:
+/// still an integer, and outside every 64-bit range.
+fn integer(text: &str) -> Value {
+    if let Ok(small) = text.parse::<i64>() {
+        return Value::from(small);
+    }
+    if let Ok(large) = text.parse::<u64>() {
+        return Value::from(large);
+    }
+    Value::from(if text.starts_with('-') { -1e300 } else { 1e300 })
+}
+
+/// `-?(0|[1-9][0-9]*)`: the JSON grammar of an integer.
+fn is_integer_text(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
 }
 
 /// Query pairs, decoded as `application/x-www-form-urlencoded` (`+` is a space).
@@ -298,19 +357,42 @@ pub fn cookie_pairs(header: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// A form-urlencoded body as an object, each field read by the body schema's property types.
+/// A form-urlencoded body as an object, each field read by the body schema's property types
+/// (OpenAPI's default encoding: style `form`, exploded, so arrays repeat their name and object
+/// properties spread their own properties out as pairs).
 pub fn read_form(body: &str, shape: &Shape) -> Value {
+    let empty = BTreeMap::new();
+    let properties = match shape {
+        Shape::Object { properties, .. } => properties,
+        _ => &empty,
+    };
     let mut object = Map::new();
     for (name, value) in query_pairs(body) {
-        let scalar = shape.property(&name);
-        match object.get_mut(&name) {
-            Some(Value::Array(items)) => items.push(coerce(&value, scalar)),
-            Some(existing) => {
-                let first = existing.take();
-                *existing = Value::Array(vec![first, coerce(&value, scalar)]);
+        let nested = properties.iter().find_map(|(owner, field)| match field {
+            Field::Object(inner) if !properties.contains_key(&name) => inner.get(&name).map(|s| (owner, *s)),
+            _ => None,
+        });
+        if let Some((owner, scalar)) = nested {
+            if let Value::Object(inner) = object
+                .entry(owner.clone())
+                .or_insert_with(|| Value::Object(Map::new()))
+            {
+                inner.insert(name, coerce(&value, scalar));
             }
-            None => {
-                object.insert(name, coerce(&value, scalar));
+            continue;
+        }
+        let coerced = coerce(&value, shape.property(&name));
+        match (object.get_mut(&name), properties.get(&name)) {
+            (Some(Value::Array(items)), _) => items.push(coerced),
+            (Some(existing), _) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, coerced]);
+            }
+            (None, Some(Field::Array(_))) => {
+                object.insert(name, Value::Array(vec![coerced]));
+            }
+            (None, _) => {
+                object.insert(name, coerced);
             }
         }
     }
@@ -369,6 +451,8 @@ mod tests {
         assert_eq!(coerce("42", Scalar::Integer), json!(42));
         assert_eq!(coerce("-1", Scalar::Integer), json!(-1));
         assert_eq!(coerce("1.5", Scalar::Integer), json!("1.5"));
+        assert_eq!(coerce("01", Scalar::Integer), json!("01"));
+        assert!(coerce("17348512999956690748157890446491648", Scalar::Integer).is_number());
         assert_eq!(coerce("1e3", Scalar::Number), json!(1000.0));
         assert_eq!(coerce("+1", Scalar::Number), json!("+1"));
         assert_eq!(coerce("NaN", Scalar::Number), json!("NaN"));
@@ -454,6 +538,15 @@ mod tests {
         assert_eq!(
             read_form("a=1&b=two&a=2", &object_shape()),
             json!({"a": [1, 2], "b": "two"})
+        );
+        let nested = Shape::of(
+            &json!({"properties": {"tags": {"type": "array", "items": {"type": "integer"}},
+                "owner": {"type": "object", "properties": {"login": {"type": "string"}, "age": {"type": "integer"}}}}}),
+            &BTreeMap::new(),
+        );
+        assert_eq!(
+            read_form("tags=1&login=kea&age=3", &nested),
+            json!({"tags": [1], "owner": {"login": "kea", "age": 3}})
         );
         assert_eq!(
             cookie_pairs("a=1; b=\"x\""),

@@ -134,12 +134,11 @@ impl Checker {
             let mut message = error.masked().to_string();
             if message == "False schema does not allow value" {
                 // The only `false` schemas are the properties convert.rs hides per direction.
-                message = "must not be sent: readOnly properties are for responses, writeOnly ones for requests".into();
+                message =
+                    "must not be sent: readOnly properties are for responses, writeOnly ones for requests"
+                        .into();
             }
-            out.push(issue(
-                error.instance_path().to_string(),
-                message,
-            ));
+            out.push(issue(error.instance_path().to_string(), message));
         }
     }
 }

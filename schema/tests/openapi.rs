@@ -201,7 +201,7 @@ fn uspto_server_variables_and_form_bodies() {
 #[test]
 fn parameters_in_every_location_and_style() {
     let api = api("edge", "api.yaml");
-    let id = ("x-request-id", "7d444840-9dc0-11d1-b245-5ffdce74fad2");
+    let id = ("x-correlation-id", "7d444840-9dc0-11d1-b245-5ffdce74fad2");
     let ok = "/api/items?limit=5&ids=1,2,3&filter[color]=red&filter[size]=3&since=2024-02-29&where=%7B%22field%22%3A1%7D";
     assert_eq!(
         check(&api, "GET", ok, &[id, ("cookie", "session=abcd; other=1")]),
@@ -212,7 +212,7 @@ fn parameters_in_every_location_and_style() {
         missing,
         vec![Issue {
             location: In::Header,
-            name: Some("X-Request-Id".into()),
+            name: Some("X-Correlation-Id".into()),
             pointer: None,
             message: "required parameter is missing".into()
         }]
@@ -222,7 +222,7 @@ fn parameters_in_every_location_and_style() {
         &api,
         "GET",
         bad,
-        &[("x-request-id", "nope"), ("cookie", "session=abc")],
+        &[("x-correlation-id", "nope"), ("cookie", "session=abc")],
     )
     .unwrap();
     let named: Vec<(In, &str, &str)> = found
@@ -242,7 +242,7 @@ fn parameters_in_every_location_and_style() {
             (In::Query, "ids", "/1"),
             (In::Query, "filter", "/color"),
             (In::Query, "since", ""),
-            (In::Header, "X-Request-Id", ""),
+            (In::Header, "X-Correlation-Id", ""),
             (In::Cookie, "session", ""),
             (In::Query, "where", ""),
         ],

@@ -13,8 +13,10 @@ pub fn data_dir(dir: &str) -> PathBuf {
 /// Compiles `root` (and the documents it refers to) from a test-data folder.
 pub fn bundle(dir: &str, root: &str) -> Result<Bundle> {
     let folder = data_dir(dir);
-    let sources = Sources::load(root, |name| std::fs::read(folder.join(name)).map_err(|e| e.to_string()))
-        .map_err(|e| anyhow!("{e}"))?;
+    let sources = Sources::load(root, |name| {
+        std::fs::read(folder.join(name)).map_err(|e| e.to_string())
+    })
+    .map_err(|e| anyhow!("{e}"))?;
     Bundle::compile(&sources).map_err(|e| anyhow!("{e}"))
 }
 

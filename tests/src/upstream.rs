@@ -166,10 +166,27 @@ fn published(state: &State, request: &Request<Body>) -> Option<Response> {
     let files = state.files.lock().ok()?;
     let (body, etag) = files.get(request.uri().path())?;
     state.file_fetches.fetch_add(1, Ordering::Relaxed);
-    let known = request.headers().get(header::IF_NONE_MATCH).is_some_and(|v| v.as_bytes() == etag.as_bytes());
-    let status = if known { StatusCode::NOT_MODIFIED } else { StatusCode::OK };
+    let known = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes());
+    let status = if known {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::OK
+    };
     let body = if known { Vec::new() } else { body.clone() };
-    Some((status, [(header::ETAG, etag.clone()), (header::CONTENT_TYPE, "application/json".into())], body).into_response())
+    Some(
+        (
+            status,
+            [
+                (header::ETAG, etag.clone()),
+                (header::CONTENT_TYPE, "application/json".into()),
+            ],
+            body,
+        )
+            .into_response(),
+    )
 }
 
 async fn handle(state: Arc<State>, request: Request<Body>) -> Response {
@@ -286,7 +303,9 @@ impl Upstream {
     /// Serves `body` at `path` from now on, with a new ETag each time it is published.
     pub fn publish(&self, path: &str, body: &[u8]) {
         if let Ok(mut files) = self.state.files.lock() {
-            let version = files.get(path).map_or(1, |(_, etag)| etag.trim_matches('"').parse::<u64>().unwrap_or(0) + 1);
+            let version = files.get(path).map_or(1, |(_, etag)| {
+                etag.trim_matches('"').parse::<u64>().unwrap_or(0) + 1
+            });
             files.insert(path.to_string(), (body.to_vec(), format!("\"{version}\"")));
         }
     }

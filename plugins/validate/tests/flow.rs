@@ -58,7 +58,7 @@ fn runtime(extra: Value) -> Proxy {
     proxy(&config)
 }
 
-const ID: (&str, &str) = ("x-request-id", "7d444840-9dc0-11d1-b245-5ffdce74fad2");
+const ID: (&str, &str) = ("x-correlation-id", "7d444840-9dc0-11d1-b245-5ffdce74fad2");
 
 /// One request: headers (end of stream when there is no body), then the body in one piece.
 fn send(
@@ -158,7 +158,7 @@ fn parameter_problems_are_rejected_before_the_body_arrives() {
         json!([
             {"in": "query", "name": "limit", "message": "value is less than the minimum of 1"},
             {"in": "query", "name": "ids", "pointer": "/0", "message": "value is not of type \"integer\""},
-            {"in": "header", "name": "X-Request-Id", "message": "required parameter is missing"}
+            {"in": "header", "name": "X-Correlation-Id", "message": "required parameter is missing"}
         ])
     );
 }
