@@ -15,7 +15,7 @@ cargo fmt --all -- --check
 log "cargo clippy (native)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo clippy (wasm32-wasip1)"
-cargo clippy --target wasm32-wasip1 --locked -p kea-plugin-sdk -p kea-audit -p kea-cache -p kea-auth --all-targets -- -D warnings
+cargo clippy --target wasm32-wasip1 --locked -p kea-plugin-sdk -p kea-schema -p kea-audit -p kea-cache -p kea-auth -p kea-validate --all-targets -- -D warnings
 
-log "tests: unit, flow and end-to-end (real Envoy, ClickHouse, a JWKS server, an OpenID Provider)"
+log "tests: unit, flow and end-to-end (real Envoy, ClickHouse, a JWKS server, an OpenID Provider, schemathesis)"
 cargo test --workspace --locked

@@ -37,7 +37,7 @@ fn run(envoy: &Envoy, spec: &std::path::Path, base_path: &str, mode: &str, check
             "run",
             &spec.display().to_string(),
             "--url",
-            &envoy.url(base_path).trim_end_matches('/').to_string(),
+            envoy.url(base_path).trim_end_matches('/'),
         ])
         .args([
             "--mode",
