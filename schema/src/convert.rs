@@ -142,6 +142,7 @@ impl<'s> Converter<'s> {
         let mut out = Map::new();
         for keyword in COPIED {
             if let Some(value) = schema.get(keyword) {
+                check_keyword(at, keyword, value)?;
                 out.insert(keyword.to_string(), value.clone());
             }
         }
@@ -405,6 +406,35 @@ impl<'s> Converter<'s> {
         }
         out.insert("allOf".into(), Value::Array(all_of));
         Ok(())
+    }
+}
+
+/// The value types of OpenAPI 3.0's validation keywords (§4.7.24.1), checked here so an error
+/// names the keyword's pointer.
+fn check_keyword(at: &Location, keyword: &str, value: &Value) -> Result<(), DocumentError> {
+    let valid = match keyword {
+        "multipleOf" => value.as_f64().is_some_and(|n| n > 0.0),
+        "maximum" | "minimum" => value.is_number(),
+        "maxLength" | "minLength" | "maxItems" | "minItems" | "maxProperties" | "minProperties" => {
+            value.is_u64()
+        }
+        "uniqueItems" => value.is_boolean(),
+        "pattern" | "title" => value.is_string(),
+        "enum" => value.as_array().is_some_and(|a| !a.is_empty()),
+        _ => true,
+    };
+    if valid {
+        Ok(())
+    } else {
+        let expected = match keyword {
+            "multipleOf" => "a number above 0",
+            "maximum" | "minimum" => "a number",
+            "uniqueItems" => "a boolean",
+            "pattern" | "title" => "a string",
+            "enum" => "a non-empty array",
+            _ => "a non-negative integer",
+        };
+        Err(at.child(keyword).error(format!("{keyword} must be {expected}")))
     }
 }
 

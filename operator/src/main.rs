@@ -1,0 +1,93 @@
+//! `kea`: KEA's command line.
+//!
+//! ```text
+//! kea openapi check FILE            compile FILE (and the files it refers to); report what is wrong
+//! kea openapi bundle FILE [-o OUT]  write the validate plugin's bundle (JSON) to OUT or stdout
+//! ```
+//! Logs go to stderr; `RUST_LOG=debug` shows each step.
+
+mod openapi;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kea",
+    version,
+    about = "KEA: a self-documenting API gateway for Envoy and Istio"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// OpenAPI 3.0 documents and validate-plugin bundles.
+    Openapi {
+        #[command(subcommand)]
+        command: OpenApiCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OpenApiCommand {
+    /// Compile a document and report whether the validate plugin can enforce it.
+    Check {
+        /// OpenAPI 3.0 document, JSON or YAML; `$ref`s to other files are read relative to it.
+        file: PathBuf,
+    },
+    /// Compile a document into a bundle (JSON with its sha256) for the validate plugin.
+    Bundle {
+        file: PathBuf,
+        /// Write here instead of stdout.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Openapi { command } => match command {
+            OpenApiCommand::Check { file } => {
+                let bundle = openapi::compile(&file)?;
+                println!("{}: ok — {}", file.display(), openapi::summary(&bundle));
+            }
+            OpenApiCommand::Bundle { file, output } => {
+                let bundle = openapi::compile(&file)?;
+                let json = bundle.to_json();
+                match output {
+                    Some(path) => {
+                        std::fs::write(&path, &json)
+                            .with_context(|| format!("cannot write {}", path.display()))?;
+                        eprintln!("{}: {}", path.display(), openapi::summary(&bundle));
+                    }
+                    None => {
+                        use std::io::Write;
+                        std::io::stdout().write_all(&json).context("writing the bundle")?;
+                    }
+                }
+            }
+        },
+    }
+    Ok(())
+}
