@@ -84,6 +84,9 @@ pub struct CompileError {
     pub reason: String,
 }
 
+/// The shape of parameters without a schema: text stays text.
+const ANY: Shape = Shape::Scalar(crate::params::Scalar::Any);
+
 struct Checker {
     validator: jsonschema::Validator,
     shape: Shape,
@@ -295,12 +298,12 @@ impl Api {
     }
 
     /// Checks path, query, header and cookie parameters. `header` looks a header up by lower-case name.
-    pub fn check_parameters<'h>(
+    pub fn check_parameters(
         &self,
         id: OperationId,
         path_params: &[(String, String)],
         query: Option<&str>,
-        header: impl Fn(&str) -> Option<&'h str>,
+        header: impl Fn(&str) -> Option<String>,
         limit: usize,
     ) -> Vec<Issue> {
         let mut issues = Vec::new();
@@ -308,22 +311,28 @@ impl Api {
             return issues;
         };
         let pairs = query.map(query_pairs).unwrap_or_default();
-        let cookies = header("cookie").map(cookie_pairs).unwrap_or_default();
+        // Headers are looked up only for the parameters that need them (each is a host call).
+        let has_cookies = operation
+            .parameters
+            .iter()
+            .any(|p| p.spec.location == ParameterIn::Cookie);
+        let cookies = if has_cookies {
+            header("cookie").map(|c| cookie_pairs(&c)).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         for parameter in &operation.parameters {
             if issues.len() >= limit {
                 break;
             }
             let spec = &parameter.spec;
-            let shape = parameter
-                .checker
-                .as_ref()
-                .map_or(Shape::Scalar(crate::params::Scalar::Any), |c| c.shape.clone());
+            let shape = parameter.checker.as_ref().map_or(&ANY, |c| &c.shape);
             let value = match spec.location {
-                ParameterIn::Query => read_query(spec, &shape, &pairs),
+                ParameterIn::Query => read_query(spec, shape, &pairs),
                 ParameterIn::Path => path_params
                     .iter()
                     .find(|(n, _)| *n == spec.name)
-                    .map(|(_, v)| read_simple(spec, &shape, v)),
+                    .map(|(_, v)| read_simple(spec, shape, v)),
                 ParameterIn::Header => {
                     // Accept, Content-Type and Authorization are described elsewhere (§4.7.12.1).
                     let ignored = ["accept", "content-type", "authorization"]
@@ -331,12 +340,12 @@ impl Api {
                     if ignored {
                         continue;
                     }
-                    header(&spec.name.to_ascii_lowercase()).map(|v| read_simple(spec, &shape, v.trim()))
+                    header(&spec.name.to_ascii_lowercase()).map(|v| read_simple(spec, shape, v.trim()))
                 }
                 ParameterIn::Cookie => cookies
                     .iter()
                     .find(|(n, _)| *n == spec.name)
-                    .map(|(_, v)| read_simple(spec, &shape, v)),
+                    .map(|(_, v)| read_simple(spec, shape, v)),
             };
             match value {
                 None if spec.required => {

@@ -44,7 +44,12 @@ fn check(api: &Api, method: &str, target: &str, headers: &[(&str, &str)]) -> Res
         operation,
         &params,
         query,
-        |name| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| *v),
+        |name| {
+            headers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        },
         LIMIT,
     ))
 }

@@ -42,6 +42,16 @@ impl State {
         Arc::new(Self::default())
     }
 
+    /// Serves `body` at `path` from now on, with a new ETag each time it is published.
+    pub fn publish(&self, path: &str, body: &[u8]) {
+        if let Ok(mut files) = self.files.lock() {
+            let version = files.get(path).map_or(1, |(_, etag)| {
+                etag.trim_matches('"').parse::<u64>().unwrap_or(0) + 1
+            });
+            files.insert(path.to_string(), (body.to_vec(), format!("\"{version}\"")));
+        }
+    }
+
     pub fn collecting() -> Arc<Self> {
         Arc::new(Self {
             ingested: Some(Mutex::new(Vec::new())),
@@ -302,12 +312,7 @@ impl Upstream {
 
     /// Serves `body` at `path` from now on, with a new ETag each time it is published.
     pub fn publish(&self, path: &str, body: &[u8]) {
-        if let Ok(mut files) = self.state.files.lock() {
-            let version = files.get(path).map_or(1, |(_, etag)| {
-                etag.trim_matches('"').parse::<u64>().unwrap_or(0) + 1
-            });
-            files.insert(path.to_string(), (body.to_vec(), format!("\"{version}\"")));
-        }
+        self.state.publish(path, body);
     }
 
     /// Requests for published documents so far.

@@ -8,7 +8,7 @@
 //! An API comes as a compiled `bundle` (from `kea openapi bundle`), as an OpenAPI `document`
 //! (JSON, compiled at configuration time), or from a `url` fetched through an Envoy `cluster`.
 //! Every request is checked with `defaults`, or with the first rule that matches, whose fields
-//! override the defaults.
+//! override the defaults. A single API with no rules applies to every request.
 
 use kea_plugin_sdk::config::parse_sha256_hex;
 use kea_plugin_sdk::host::split_url;
@@ -254,8 +254,9 @@ impl ValidateConfig {
             max_errors: DEFAULT_MAX_ERRORS as usize,
         };
         let mut defaults = resolve(&builtin, &self.defaults, &names, "defaults")?;
-        // One API and no defaults.api: the API applies to every request.
-        if self.defaults.api.is_none() && apis.len() == 1 {
+        // One API, no rules and no defaults.api: the API applies to every request. With rules,
+        // requests no rule matches are checked only if defaults.api names an API.
+        if self.defaults.api.is_none() && apis.len() == 1 && self.rules.is_empty() {
             defaults.api = Some(0);
         }
         let mut rules = Vec::new();
@@ -442,24 +443,33 @@ mod tests {
     }
 
     #[test]
-    fn rules_override_defaults_and_one_api_applies_everywhere() {
-        let config: ValidateConfig = serde_json::from_value(json!({
+    fn rules_override_defaults_and_one_api_alone_applies_everywhere() {
+        let compile = |config: Value| {
+            serde_json::from_value::<ValidateConfig>(config)
+                .unwrap()
+                .compile()
+                .unwrap()
+        };
+        let alone = compile(json!({"apis": [{"name": "a", "document": document()}]}));
+        assert_eq!(alone.defaults.api, Some(0));
+        let rules = json!([{"match": {"pathPrefix": "/x"}, "mode": "report"}]);
+        let scoped = compile(json!({"apis": [{"name": "a", "document": document()}], "rules": rules}));
+        assert_eq!(
+            scoped.defaults.api, None,
+            "with rules, unmatched requests are not checked"
+        );
+        let compiled = compile(json!({
             "apis": [{"name": "a", "document": document()}],
-            "defaults": {"maxErrors": 5},
-            "rules": [{"match": {"pathPrefix": "/x"}, "mode": "report"}]
-        }))
-        .unwrap();
-        let compiled = config.compile().unwrap();
-        assert_eq!(compiled.defaults.api, Some(0));
+            "defaults": {"maxErrors": 5, "api": "a"},
+            "rules": rules
+        }));
         assert_eq!(compiled.defaults.mode, Mode::Enforce);
-        let rule = compiled
-            .rules
-            .first_match(&kea_plugin_sdk::RequestView {
-                path: "/x/1",
-                method: "GET",
-                ..Default::default()
-            })
-            .unwrap();
+        let view = kea_plugin_sdk::RequestView {
+            path: "/x/1",
+            method: "GET",
+            ..Default::default()
+        };
+        let rule = compiled.rules.first_match(&view).unwrap();
         assert_eq!((rule.mode, rule.max_errors, rule.api), (Mode::Report, 5, Some(0)));
     }
 }

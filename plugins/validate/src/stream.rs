@@ -7,6 +7,7 @@
 
 use crate::config::{Effective, Mode, Unknown};
 use crate::plugin::Runtime;
+use kea_plugin_sdk::host::request_header;
 use kea_plugin_sdk::identity::VALIDATION;
 use kea_plugin_sdk::matcher::split_path;
 use kea_plugin_sdk::{Buffer, HeaderMap, Host, Phase, Problem, RequestView};
@@ -73,28 +74,22 @@ impl ValidateStream {
 
     pub fn on_request_headers(&mut self, host: &impl Host, runtime: &Runtime, end_of_stream: bool) -> Action {
         let _phase = Phase::enter("validate.request_headers");
-        let headers: Vec<(String, String)> = host
-            .headers(HeaderMap::RequestHeaders)
-            .into_iter()
-            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
-            .collect();
-        let find = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.as_str())
-        };
-        let method = find(":method").unwrap_or("");
-        let (path, query) = split_path(find(":path").unwrap_or("/"));
+        // Single lookups, not the whole map: each parameter header costs one host call only when
+        // the operation declares it.
+        let find = |name: &str| request_header(host, name);
+        let method = find(":method").unwrap_or_default();
+        let target = find(":path").unwrap_or_else(|| "/".into());
+        let (path, query) = split_path(&target);
+        let authority = find(":authority").unwrap_or_default();
         let route_name = if runtime.config.rules.needs_route_name() {
             kea_plugin_sdk::host::route_name(host)
         } else {
             None
         };
         let view = RequestView {
-            authority: find(":authority").unwrap_or(""),
+            authority: &authority,
             path,
-            method,
+            method: &method,
             route_name: route_name.as_deref(),
         };
         let settings = *runtime
@@ -108,27 +103,31 @@ impl ValidateStream {
         let Some(api) = runtime.api(api_index) else {
             return self.unavailable(host, runtime, settings);
         };
-        let (operation, path_params) = match api.route(method, path) {
+        let (operation, path_params) = match api.route(&method, path) {
             Ok(found) => found,
-            Err(miss) => return self.unknown_operation(host, runtime, settings, &api, method, path, miss),
+            Err(miss) => return self.unknown_operation(host, runtime, settings, &api, &method, path, miss),
         };
-        // Several Cookie headers (HTTP/2 splits them) are one list.
-        let cookies: Vec<&str> = headers
-            .iter()
-            .filter(|(n, _)| n == "cookie")
-            .map(|(_, v)| v.as_str())
-            .collect();
-        let cookie = cookies.join("; ");
         let lookup = |name: &str| {
-            if name == "cookie" {
-                Some(cookie.as_str()).filter(|c| !c.is_empty())
-            } else {
-                find(name)
+            if name != "cookie" {
+                return find(name);
             }
+            // Several Cookie headers (HTTP/2 splits them) are one list.
+            let cookies: Vec<String> = host
+                .headers(HeaderMap::RequestHeaders)
+                .into_iter()
+                .filter(|(n, _)| n == "cookie")
+                .map(|(_, v)| String::from_utf8_lossy(&v).into_owned())
+                .collect();
+            (!cookies.is_empty()).then(|| cookies.join("; "))
         };
         let issues = api.check_parameters(operation, &path_params, query, lookup, settings.max_errors);
-        let content_type = find("content-type").map(str::to_string);
-        let content_length = find("content-length").and_then(|v| v.trim().parse::<usize>().ok());
+        let takes_body = api.takes_body(operation);
+        let content_type = if takes_body { find("content-type") } else { None };
+        let content_length = if takes_body {
+            find("content-length").and_then(|v| v.trim().parse::<usize>().ok())
+        } else {
+            None
+        };
         let checked = Checked {
             api: Rc::clone(&api),
             operation,
@@ -138,7 +137,7 @@ impl ValidateStream {
         if !issues.is_empty() && settings.mode == Mode::Enforce {
             return self.reject_invalid(host, runtime, &checked, issues);
         }
-        if !api.takes_body(operation) {
+        if !takes_body {
             return self.decide(host, runtime, checked, issues);
         }
         if content_length.is_some_and(|length| length > settings.max_body_bytes) {

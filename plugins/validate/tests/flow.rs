@@ -229,7 +229,7 @@ fn unknown_paths_methods_sizes_and_media_types() {
 fn report_mode_passes_and_marks_off_skips() {
     let runtime = runtime(json!({"rules": [
         {"match": {"pathPrefix": "/api/pets"}, "mode": "off"},
-        {"match": {"pathPrefix": "/api"}, "mode": "report"}
+        {"match": {"pathPrefix": "/api"}, "mode": "report", "api": "edge"}
     ]}));
     let (host, actions) = send(
         &runtime,

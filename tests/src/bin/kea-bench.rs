@@ -54,6 +54,9 @@ struct Scenario {
     jwt: Option<JwtLoad>,
     /// Requests carry browser session cookies checked by the auth plugin.
     session: Option<SessionLoad>,
+    /// `POST` of the upstream's ~1 KB JSON document instead of `GET`; compared with bare Envoy
+    /// answering the same POST.
+    post: bool,
 }
 
 /// Session cookies a scenario sends.
@@ -79,6 +82,7 @@ fn jwt_scenario(name: &'static str, verifier: Verifier, alg: &'static str, disti
             distinct,
         }),
         session: None,
+        post: false,
     }
 }
 
@@ -278,6 +282,34 @@ fn rotating_header(
     Ok(vec!["-s".into(), script.display().to_string()])
 }
 
+/// The validate plugin enforcing bench/pets-api.yaml (the upstream's document as request schema).
+fn validate_config() -> Value {
+    validate_config_with(json!({}))
+}
+
+fn validate_config_with(defaults: Value) -> Value {
+    let file = kea_e2e::repo_root().join("bench/pets-api.yaml");
+    let bundle = std::fs::read(&file)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| kea_schema::compile_document("pets-api.yaml", &bytes).map_err(|e| e.to_string()));
+    match bundle.and_then(|b| serde_json::from_slice::<Value>(&b.to_json()).map_err(|e| e.to_string())) {
+        Ok(bundle) => json!({"apis": [{"name": "pets", "bundle": bundle}], "defaults": defaults}),
+        // The plugin then refuses its configuration and the scenario fails loudly.
+        Err(error) => json!({"apis": [{"name": "pets", "bundle": {"error": error}}]}),
+    }
+}
+
+/// wrk arguments that POST the upstream's JSON document.
+fn post_args(dir: &std::path::Path) -> Result<Vec<String>> {
+    let script = dir.join("post.lua");
+    let body = kea_e2e::upstream::payload();
+    std::fs::write(
+        &script,
+        format!("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [==[{body}]==]\n"),
+    )?;
+    Ok(vec!["-s".into(), script.display().to_string()])
+}
+
 fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
@@ -286,6 +318,7 @@ fn scenarios() -> Vec<Scenario> {
             plugins: vec![],
             jwt: None,
             session: None,
+            post: false,
         },
         // The floor: the audit VM loaded and a rule skipping every request, so its callbacks run
         // but record nothing. What a wasm filter costs here before it does any work.
@@ -295,6 +328,7 @@ fn scenarios() -> Vec<Scenario> {
             plugins: vec![("audit", json!({"rules": [{"skip": true}]}))],
             jwt: None,
             session: None,
+            post: false,
         },
         Scenario {
             name: "audit, proxy-log sink (defaults)",
@@ -302,6 +336,7 @@ fn scenarios() -> Vec<Scenario> {
             plugins: vec![("audit", json!({}))],
             jwt: None,
             session: None,
+            post: false,
         },
         Scenario {
             name: "audit, proxy-log sink, all headers + JSON bodies",
@@ -312,6 +347,7 @@ fn scenarios() -> Vec<Scenario> {
             )],
             jwt: None,
             session: None,
+            post: false,
         },
         Scenario {
             name: "audit, HTTP sink (JSON lines, batched)",
@@ -322,6 +358,7 @@ fn scenarios() -> Vec<Scenario> {
             )],
             jwt: None,
             session: None,
+            post: false,
         },
         // The upstream answers /cacheable with the same 1 KB body plus caching headers.
         Scenario {
@@ -330,6 +367,7 @@ fn scenarios() -> Vec<Scenario> {
             plugins: vec![("cache", json!({}))],
             jwt: None,
             session: None,
+            post: false,
         },
         Scenario {
             name: "cache miss (origin says no-store)",
@@ -337,6 +375,7 @@ fn scenarios() -> Vec<Scenario> {
             plugins: vec![("cache", json!({}))],
             jwt: None,
             session: None,
+            post: false,
         },
         jwt_scenario(
             "jwt RS256 same token: native jwt_authn",
@@ -366,12 +405,55 @@ fn scenarios() -> Vec<Scenario> {
             true,
         ),
         jwt_scenario("jwt ES256 10,000 tokens: kea auth", Verifier::Kea, "ES256", true),
+        // The validate plugin's own floor: loaded, every request skipped (mode off).
+        Scenario {
+            name: "validate loaded, mode off (GET skipped)",
+            path: "/pets/1?fields=name,tags,owner&limit=20&since=2024-01-01",
+            plugins: vec![("validate", validate_config_with(json!({"mode": "off"})))],
+            jwt: None,
+            session: None,
+            post: false,
+        },
+        Scenario {
+            name: "validate GET, path + query checked",
+            path: "/pets/1?fields=name,tags,owner&limit=20&since=2024-01-01",
+            plugins: vec![("validate", validate_config())],
+            jwt: None,
+            session: None,
+            post: false,
+        },
+        Scenario {
+            name: "bare Envoy, POST 1 KB JSON (validate baseline)",
+            path: "/pets",
+            plugins: vec![],
+            jwt: None,
+            session: None,
+            post: true,
+        },
+        // Isolates holding headers and buffering the body from checking it: JSON is not read.
+        Scenario {
+            name: "validate POST 1 KB JSON held, not parsed (bodies: [])",
+            path: "/pets",
+            plugins: vec![("validate", validate_config_with(json!({"bodies": []})))],
+            jwt: None,
+            session: None,
+            post: true,
+        },
+        Scenario {
+            name: "validate POST 1 KB JSON body checked",
+            path: "/pets",
+            plugins: vec![("validate", validate_config())],
+            jwt: None,
+            session: None,
+            post: true,
+        },
         Scenario {
             name: "sso one session: kea auth",
             path: "/pets/1",
             plugins: vec![],
             jwt: None,
             session: Some(SessionLoad::One),
+            post: false,
         },
         Scenario {
             name: "sso 10,000 sessions: kea auth",
@@ -379,6 +461,7 @@ fn scenarios() -> Vec<Scenario> {
             plugins: vec![],
             jwt: None,
             session: Some(SessionLoad::Distinct),
+            post: false,
         },
     ]
 }
@@ -513,6 +596,7 @@ fn main() -> Result<()> {
     } else {
         None
     };
+    let scripts = tempfile::tempdir()?;
     let mut results: Vec<Vec<Measurement>> = vec![Vec::new(); scenarios.len()];
     for round in 1..=rounds {
         for (i, scenario) in scenarios.iter().enumerate() {
@@ -531,6 +615,9 @@ fn main() -> Result<()> {
             if let (Some(load), Some(session)) = (scenario.session, session.as_ref()) {
                 builder = SessionFixture::gateway(builder, &session.provider, &session.config)?;
                 extra = session.wrk_args(load)?;
+            }
+            if scenario.post {
+                extra = post_args(scripts.path())?;
             }
             let envoy = builder.start()?;
             let url = envoy.url(scenario.path);
@@ -560,15 +647,25 @@ fn main() -> Result<()> {
          | configuration | req/s | ratio to bare | p50 ms | p99 ms | p99 vs bare |\n|---|---:|---:|---:|---:|---:|\n",
         machine()
     );
+    // POST scenarios compare with bare Envoy answering the same POST.
+    let bare_post = scenarios
+        .iter()
+        .position(|s| s.post && s.plugins.is_empty())
+        .and_then(|i| summary.get(i).copied());
     for (scenario, m) in scenarios.iter().zip(&summary) {
+        let base = if scenario.post {
+            bare_post.unwrap_or(bare)
+        } else {
+            bare
+        };
         table.push_str(&format!(
             "| {} | {:.0} | {:.2}× | {:.3} | {:.3} | {:+.3} ms |\n",
             scenario.name,
             m.requests_per_sec,
-            m.requests_per_sec / bare.requests_per_sec,
+            m.requests_per_sec / base.requests_per_sec,
             m.p50_ms,
             m.p99_ms,
-            m.p99_ms - bare.p99_ms
+            m.p99_ms - base.p99_ms
         ));
     }
     println!("{table}");

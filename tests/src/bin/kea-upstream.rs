@@ -1,15 +1,29 @@
 //! The test upstream as a process, for the benchmark and the example gateway.
-//! Usage: kea-upstream [PORT] (default 8081).
+//! Usage: kea-upstream [PORT] [--publish URL_PATH=FILE]...   (default port 8081)
+//! `--publish` serves a file (e.g. a validate-plugin bundle) at a path, with an ETag.
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 
 fn main() -> anyhow::Result<()> {
-    let port: u16 = std::env::args()
-        .nth(1)
-        .map(|p| p.parse())
-        .transpose()
-        .context("PORT must be a number")?
-        .unwrap_or(8081);
+    let mut port: u16 = 8081;
+    let mut published = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--publish" {
+            let spec = args.next().context("--publish needs URL_PATH=FILE")?;
+            let (path, file) = spec.split_once('=').context("--publish needs URL_PATH=FILE")?;
+            let body = std::fs::read(file).with_context(|| format!("cannot read {file}"))?;
+            published.push((path.to_string(), body));
+        } else if let Ok(number) = arg.parse() {
+            port = number;
+        } else {
+            bail!("unexpected argument {arg:?} (usage: kea-upstream [PORT] [--publish URL_PATH=FILE]...)");
+        }
+    }
+    let state = kea_e2e::upstream::State::counting();
+    for (path, body) in &published {
+        state.publish(path, body);
+    }
     // One worker: on a small machine the upstream must not compete with the proxy under test.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -20,7 +34,7 @@ fn main() -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot bind 127.0.0.1:{port}"))?;
         eprintln!("kea-upstream listening on 127.0.0.1:{port}");
-        kea_e2e::upstream::serve(listener, kea_e2e::upstream::State::counting()).await?;
+        kea_e2e::upstream::serve(listener, state).await?;
         Ok(())
     })
 }
