@@ -1,7 +1,7 @@
 //! OpenAPI 3.0 schema objects → JSON Schema (draft 7) for the `jsonschema` crate.
 //!
 //! What differs between the two, and what this does about it:
-//! - `nullable: true` → `null` added to `type` (and to `enum`), or `anyOf [null, …]` without a type;
+//! - `nullable: true` → `null` added to an explicit `type` (an `enum` must list `null` itself);
 //! - boolean `exclusiveMinimum`/`exclusiveMaximum` → the numeric draft-6+ form;
 //! - `readOnly` properties are forbidden in requests and `writeOnly` ones in responses, and are
 //!   not `required` there (OpenAPI 3.0.3 §4.7.24.1);
@@ -450,20 +450,15 @@ fn tighten_range(out: &mut Map<String, Value>, low: i64, high: i64) {
     }
 }
 
+/// `nullable: true` adds `null` to an explicitly declared `type` only; other keywords (`enum`,
+/// `allOf`, …) keep their meaning and may still refuse `null` (OpenAPI 3.0.3 §4.7.24.1, as clarified
+/// by the OpenAPI TSC).
 fn make_nullable(mut out: Map<String, Value>) -> Value {
-    match out.get_mut("type") {
-        Some(kind) => {
-            let name = kind.clone();
-            *kind = json!([name, "null"]);
-            if let Some(Value::Array(allowed)) = out.get_mut("enum") {
-                if !allowed.contains(&Value::Null) {
-                    allowed.push(Value::Null);
-                }
-            }
-            Value::Object(out)
-        }
-        None => json!({ "anyOf": [{ "type": "null" }, Value::Object(out)] }),
+    if let Some(kind) = out.get_mut("type") {
+        let name = kind.clone();
+        *kind = json!([name, "null"]);
     }
+    Value::Object(out)
 }
 
 #[cfg(test)]
@@ -486,17 +481,15 @@ mod tests {
         let (schema, _) = convert(doc, "/s", Direction::Request);
         assert_eq!(
             schema,
-            json!({"type": ["integer", "null"], "enum": [1, 2, null], "exclusiveMinimum": 0, "maximum": 2147483647})
+            json!({"type": ["integer", "null"], "enum": [1, 2], "exclusiveMinimum": 0, "maximum": 2147483647})
         );
         let (untyped, _) = convert(
             json!({"s": {"nullable": true, "allOf": [{"type": "string"}]}}),
             "/s",
             Direction::Request,
         );
-        assert_eq!(
-            untyped,
-            json!({"anyOf": [{"type": "null"}, {"allOf": [{"type": "string"}]}]})
-        );
+        // Without a type, nullable adds nothing: allOf still refuses null.
+        assert_eq!(untyped, json!({"allOf": [{"type": "string"}]}));
     }
 
     #[test]

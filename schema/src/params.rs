@@ -230,10 +230,17 @@ pub fn read_query(
         .filter(|(n, _)| *n == spec.name)
         .map(|(_, v)| v.as_str())
         .collect();
+    if !spec.allow_empty_value && values.iter().any(|v| v.is_empty()) {
+        return Some(Err("empty value is not allowed (allowEmptyValue is false)".into()));
+    }
+    // A value given twice where one is expected is refused: the upstream may read the other one.
+    let twice = || Some(Err("given more than once".into()));
     if spec.json {
-        return values
-            .first()
-            .map(|v| crate::json::parse_strict(v.as_bytes()).map_err(|e| format!("not JSON: {e}")));
+        return match values.as_slice() {
+            [] => None,
+            [one] => Some(crate::json::parse_strict(one.as_bytes()).map_err(|e| format!("not JSON: {e}"))),
+            _ => twice(),
+        };
     }
     if spec.style == Style::DeepObject {
         let mut object = Map::new();
@@ -245,7 +252,12 @@ pub fn read_query(
             else {
                 continue;
             };
-            object.insert(property.to_string(), coerce(value, shape.property(property)));
+            if object
+                .insert(property.to_string(), coerce(value, shape.property(property)))
+                .is_some()
+            {
+                return twice();
+            }
         }
         return (!object.is_empty()).then_some(Ok(Value::Object(object)));
     }
@@ -259,11 +271,15 @@ pub fn read_query(
             (!values.is_empty()).then(|| Ok(Value::Array(values.iter().map(|v| coerce(v, *item)).collect())))
         }
         Shape::Object { properties, .. } if spec.explode => {
-            let object: Map<String, Value> = pairs
-                .iter()
-                .filter(|(name, _)| properties.contains_key(name))
-                .map(|(name, value)| (name.clone(), coerce(value, shape.property(name))))
-                .collect();
+            let mut object = Map::new();
+            for (name, value) in pairs.iter().filter(|(name, _)| properties.contains_key(name)) {
+                if object
+                    .insert(name.clone(), coerce(value, shape.property(name)))
+                    .is_some()
+                {
+                    return twice();
+                }
+            }
             (!object.is_empty()).then_some(Ok(Value::Object(object)))
         }
         _ => match values.as_slice() {

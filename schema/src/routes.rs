@@ -7,7 +7,8 @@
 
 use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
-use std::cmp::Ordering;
+use std::borrow::Cow;
+use std::cmp::{Ordering, Reverse};
 
 /// A path template split into segments of literal text and variables.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,14 +72,23 @@ impl Template {
     }
 
     /// Per segment: 0 when literal, 1 when it has variables. Lower sorts first (more specific).
-    fn rank(&self) -> Vec<u8> {
+    /// Per segment: literal before templated, then more literal text first (`{name}.json` before
+    /// `{id}`). Lower sorts first (more specific).
+    fn rank(&self) -> Vec<(u8, Reverse<usize>)> {
         self.segments
             .iter()
-            .map(|s| u8::from(s.iter().any(|p| matches!(p, Piece::Var(_)))))
+            .map(|pieces| {
+                let templated = pieces.iter().any(|p| matches!(p, Piece::Var(_)));
+                let literal: usize = pieces
+                    .iter()
+                    .map(|p| if let Piece::Text(t) = p { t.len() } else { 0 })
+                    .sum();
+                (u8::from(templated), Reverse(literal))
+            })
             .collect()
     }
 
-    /// The variables' raw (still percent-encoded) values when `segments` match.
+    /// The variables' values when `segments` (decoded) match.
     pub fn captures<'p>(&self, segments: &[&'p str]) -> Option<Vec<(&str, &'p str)>> {
         if segments.len() != self.segments.len() {
             return None;
@@ -102,8 +112,12 @@ fn match_segment<'t, 'p>(
         match piece {
             Piece::Text(text) => rest = rest.strip_prefix(text.as_str())?,
             Piece::Var(name) => {
-                // A variable runs to the next literal's first occurrence, or to the segment's end.
+                // A variable runs to the next literal (to its last occurrence when that literal
+                // ends the segment: `{name}.json` matches `a.json.json`), or to the segment's end.
                 let value = match pieces.get(index + 1) {
+                    Some(Piece::Text(next)) if index + 2 == pieces.len() => {
+                        rest.strip_suffix(next.as_str())?
+                    }
                     Some(Piece::Text(next)) => rest.get(..rest.find(next.as_str())?)?,
                     _ => rest,
                 };
@@ -137,7 +151,7 @@ pub enum RouteMatch {
 #[derive(Debug, Clone)]
 struct Route {
     template: Template,
-    rank: Vec<u8>,
+    rank: Vec<(u8, Reverse<usize>)>,
     /// Upper-case method → operation index.
     methods: Vec<(String, usize)>,
 }
@@ -173,7 +187,13 @@ impl RouteTable {
         let Some(rest) = path.strip_prefix('/') else {
             return RouteMatch::NotFound;
         };
-        let segments: Vec<&str> = rest.split('/').collect();
+        // Segments are decoded before literals are compared (`/pets/%6Dine` is `/pets/mine`);
+        // callers refuse encoded slashes and dots, which decoding would turn into structure.
+        let decoded: Vec<Cow<'_, str>> = rest
+            .split('/')
+            .map(|s| percent_decode_str(s).decode_utf8_lossy())
+            .collect();
+        let segments: Vec<&str> = decoded.iter().map(|s| s.as_ref()).collect();
         {
             for route in &self.routes {
                 let Some(captures) = route.template.captures(&segments) else {
@@ -194,12 +214,7 @@ impl RouteTable {
                     Some((_, index)) => {
                         let params = captures
                             .into_iter()
-                            .map(|(name, raw)| {
-                                (
-                                    name.to_string(),
-                                    percent_decode_str(raw).decode_utf8_lossy().into_owned(),
-                                )
-                            })
+                            .map(|(name, value)| (name.to_string(), value.to_string()))
                             .collect();
                         return RouteMatch::Found {
                             operation: *index,
@@ -219,7 +234,7 @@ impl RouteTable {
     }
 }
 
-fn compare_rank(a: &[u8], b: &[u8]) -> Ordering {
+fn compare_rank(a: &[(u8, Reverse<usize>)], b: &[(u8, Reverse<usize>)]) -> Ordering {
     a.cmp(b).then(a.len().cmp(&b.len()))
 }
 
@@ -275,6 +290,14 @@ mod tests {
                 params: vec![]
             }
         );
+        // Percent-encoded literals are the same path.
+        assert_eq!(
+            t.find("GET", "/v1/pets/%6Dine"),
+            RouteMatch::Found {
+                operation: 1,
+                params: vec![]
+            }
+        );
         assert_eq!(
             t.find("GET", "/v1/pets/a%20b"),
             RouteMatch::Found {
@@ -316,6 +339,19 @@ mod tests {
             }
         );
         assert_eq!(t.find("GET", "/files/.gz"), RouteMatch::NotFound);
+        // The last literal of a segment is matched at its end; more literal text ranks first.
+        let json = table("", &[("get", "/files/{id}"), ("get", "/files/{name}.json")]);
+        assert_eq!(
+            json.find("GET", "/files/a.json.json"),
+            RouteMatch::Found {
+                operation: 1,
+                params: vec![("name".into(), "a.json".into())]
+            }
+        );
+        assert!(matches!(
+            json.find("GET", "/files/a.csv"),
+            RouteMatch::Found { operation: 0, .. }
+        ));
         assert!(Template::parse("/a/{x}{y}").is_err());
         assert!(Template::parse("/a/{x").is_err());
         assert!(Template::parse("a").is_err());

@@ -342,10 +342,14 @@ impl Api {
                     }
                     header(&spec.name.to_ascii_lowercase()).map(|v| read_simple(spec, shape, v.trim()))
                 }
-                ParameterIn::Cookie => cookies
-                    .iter()
-                    .find(|(n, _)| *n == spec.name)
-                    .map(|(_, v)| read_simple(spec, shape, v)),
+                ParameterIn::Cookie => {
+                    let mut named = cookies.iter().filter(|(n, _)| *n == spec.name);
+                    match (named.next(), named.next()) {
+                        (Some(_), Some(_)) => Some(Err("given more than once".to_string())),
+                        (Some((_, v)), None) => Some(read_simple(spec, shape, v)),
+                        _ => None,
+                    }
+                }
             };
             match value {
                 None if spec.required => {
@@ -353,15 +357,6 @@ impl Api {
                 }
                 None => {}
                 Some(Err(reason)) => issues.push(Issue::parameter(spec, None, reason)),
-                Some(Ok(Value::String(text)))
-                    if text.is_empty() && spec.location == ParameterIn::Query && !spec.allow_empty_value =>
-                {
-                    issues.push(Issue::parameter(
-                        spec,
-                        None,
-                        "empty value is not allowed (allowEmptyValue is false)",
-                    ));
-                }
                 Some(Ok(value)) => {
                     if let Some(checker) = &parameter.checker {
                         checker.check(
@@ -388,10 +383,24 @@ impl Api {
         body: &[u8],
         limit: usize,
     ) -> Result<(), BodyRejection> {
+        self.check_body_reading(id, content_type, body, limit, &|_| true)
+    }
+
+    /// [`Api::check_body`], parsing only media types `reads` accepts (the others are still
+    /// checked for being documented).
+    pub fn check_body_reading(
+        &self,
+        id: OperationId,
+        content_type: Option<&str>,
+        body: &[u8],
+        limit: usize,
+        reads: &dyn Fn(&str) -> bool,
+    ) -> Result<(), BodyRejection> {
         let Some((required, content)) = self.operation(id).and_then(|o| o.body.as_ref()) else {
             return Ok(());
         };
-        if body.is_empty() && content_type.is_none() {
+        // An empty body is no body, whatever Content-Type says (clients send one on empty POSTs).
+        if body.is_empty() {
             return if *required {
                 Err(BodyRejection::Invalid(vec![Issue::body(
                     "",
@@ -406,7 +415,11 @@ impl Api {
                 allowed: content.iter().map(|m| m.media_type.clone()).collect(),
             });
         };
-        check_media(media, content_type.unwrap_or(""), body, limit).map_err(BodyRejection::Invalid)
+        let content_type = content_type.unwrap_or("");
+        if !reads(content_type) {
+            return Ok(());
+        }
+        check_media(media, content_type, body, limit).map_err(BodyRejection::Invalid)
     }
 
     /// Checks a response (for report mode): the status must be documented, its media type and
@@ -434,7 +447,8 @@ impl Api {
                 vec![Issue::body("", format!("status {status} is not documented"))]
             };
         };
-        if content.is_empty() || (body.is_empty() && content_type.is_none()) {
+        // HEAD, 204 and 304 answers carry a Content-Type and no body: nothing to check.
+        if content.is_empty() || body.is_empty() {
             return Vec::new();
         }
         match content_type.and_then(|ct| select_media(content, ct)) {

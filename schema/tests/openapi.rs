@@ -222,7 +222,7 @@ fn parameters_in_every_location_and_style() {
             message: "required parameter is missing".into()
         }]
     );
-    let bad = "/api/items?limit=0&ids=1,x&filter[color]=green&since=2023-02-29&where=%7B%7D&limit=";
+    let bad = "/api/items?limit=0&ids=1,x&filter[color]=green&since=2023-02-29&where=%7B%7D&limit=7";
     let found = check(
         &api,
         "GET",
@@ -254,6 +254,28 @@ fn parameters_in_every_location_and_style() {
         "{found:#?}"
     );
     assert!(found[0].message.contains("more than once"));
+    // Values the upstream could read differently are refused: repeated JSON, deepObject keys, cookies.
+    for twice in [
+        "/api/items?where=%7B%22field%22%3A1%7D&where=%7B%7D",
+        "/api/items?filter[size]=1&filter[size]=2",
+    ] {
+        let found = check(&api, "GET", twice, &[id]).unwrap();
+        assert!(
+            found.len() == 1 && found[0].message.contains("more than once"),
+            "{twice}: {found:?}"
+        );
+    }
+    let cookies = check(
+        &api,
+        "GET",
+        "/api/items",
+        &[id, ("cookie", "session=abcd; session=efgh")],
+    )
+    .unwrap();
+    assert_eq!(cookies[0].message, "given more than once");
+    assert!(check(&api, "GET", "/api/items?ids=", &[id]).unwrap()[0]
+        .message
+        .contains("allowEmptyValue"));
     // Empty values need allowEmptyValue.
     assert_eq!(
         check(&api, "GET", "/api/items?since=", &[id]).unwrap()[0].message,
@@ -319,9 +341,20 @@ fn openapi_keywords_in_bodies() {
         ))),
         ["/price"]
     );
+    // A required body is required whatever Content-Type says; an optional one may be empty.
+    assert!(issues(body(
+        &api,
+        "POST",
+        "/api/items",
+        Some("application/octet-stream"),
+        ""
+    ))[0]
+        .message
+        .contains("required"));
     // PUT's body is optional: nothing sent is fine, something sent is checked.
     let uuid = "/api/items/7d444840-9dc0-11d1-b245-5ffdce74fad2";
     assert_eq!(body(&api, "PUT", uuid, None, ""), Ok(()));
+    assert_eq!(body(&api, "PUT", uuid, json, ""), Ok(()));
     assert!(body(&api, "PUT", uuid, json, "{}").is_err());
 
     // discriminator: petType picks the schema; unknown values are named.

@@ -222,6 +222,8 @@ const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
 const DEFAULT_MAX_ERRORS: u32 = 20;
 const DEFAULT_REFRESH: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_REFRESH: Duration = Duration::from_secs(24 * 3600);
+const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl ValidateConfig {
     /// Checks and compiles everything once; errors name the field.
@@ -372,13 +374,27 @@ fn compile_source(source: &ApiSource, field: &str) -> Result<Origin, ConfigError
             ));
         }
     }
+    let refresh = source.refresh.map_or(DEFAULT_REFRESH, |d| d.get());
+    if refresh.is_zero() || refresh > MAX_REFRESH {
+        return Err(ConfigError::new(
+            format!("{field}.refresh"),
+            "must be between 1ms and 24h",
+        ));
+    }
+    let timeout = source.timeout.map_or(DEFAULT_TIMEOUT, |d| d.get());
+    if timeout.is_zero() || timeout > MAX_TIMEOUT {
+        return Err(ConfigError::new(
+            format!("{field}.timeout"),
+            "must be between 1ms and 60s",
+        ));
+    }
     Ok(Origin::Fetched(Remote {
         cluster,
         authority: authority.to_string(),
         path: path.to_string(),
         sha256: source.sha256.as_ref().map(|s| s.to_ascii_lowercase()),
-        refresh: source.refresh.map_or(DEFAULT_REFRESH, |d| d.get()),
-        timeout: source.timeout.map_or(DEFAULT_TIMEOUT, |d| d.get()),
+        refresh,
+        timeout,
     }))
 }
 

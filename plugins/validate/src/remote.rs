@@ -15,6 +15,13 @@ const RETRY: Duration = Duration::from_secs(1);
 /// Largest bundle accepted.
 const MAX_BUNDLE_BYTES: usize = 16 * 1024 * 1024;
 
+/// What a fetch brought: a new bundle, or the one already loaded (304 or same digest), each with
+/// the answer's ETag.
+enum Answer {
+    New(Api, Option<String>),
+    Unchanged(Option<String>),
+}
+
 /// One fetched API on one worker.
 #[derive(Debug)]
 pub struct Fetched {
@@ -84,7 +91,7 @@ impl Fetched {
         self.in_flight = false;
         let now = host.now();
         match self.read_answer(host, body_size) {
-            Ok(Some((api, etag))) => {
+            Ok(Answer::New(api, etag)) => {
                 let line = format!(
                     "kea-validate: bundle {} ({} {}) loaded from {}",
                     api.sha256, api.title, api.version, self.remote.path
@@ -95,7 +102,13 @@ impl Fetched {
                 metrics.bundle_updates.add(host, 1);
                 self.schedule_refresh(now);
             }
-            Ok(None) => self.schedule_refresh(now),
+            Ok(Answer::Unchanged(etag)) => {
+                // A server may rotate ETags for the same content: revalidate with the newest.
+                if etag.is_some() {
+                    self.etag = etag;
+                }
+                self.schedule_refresh(now);
+            }
             Err(reason) => {
                 let keeping = if self.api.is_some() {
                     "keeping the last good bundle"
@@ -115,16 +128,16 @@ impl Fetched {
         }
     }
 
-    /// A new API (and its ETag), `None` when unchanged (304).
-    fn read_answer(
-        &self,
-        host: &impl Host,
-        body_size: usize,
-    ) -> Result<Option<(Api, Option<String>)>, String> {
+    /// What a fetch brought.
+    fn read_answer(&self, host: &impl Host, body_size: usize) -> Result<Answer, String> {
         let headers = host.headers(HeaderMap::CallResponseHeaders);
         let status = status_of(&headers).ok_or("no answer (timeout or connection failure)")?;
+        let etag = headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("etag"))
+            .map(|(_, value)| String::from_utf8_lossy(value).into_owned());
         if status == 304 && self.api.is_some() {
-            return Ok(None);
+            return Ok(Answer::Unchanged(etag));
         }
         if status != 200 {
             return Err(format!("status {status}"));
@@ -144,19 +157,16 @@ impl Fetched {
             }
         }
         if self.api.as_ref().is_some_and(|api| api.sha256 == bundle.sha256) {
-            return Ok(None);
+            return Ok(Answer::Unchanged(etag));
         }
         let api = compile_api(&bundle, "bundle").map_err(|e| e.to_string())?;
-        let etag = headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case("etag"))
-            .map(|(_, value)| String::from_utf8_lossy(value).into_owned());
-        Ok(Some((api, etag)))
+        Ok(Answer::New(api, etag))
     }
 
     fn schedule_refresh(&mut self, now: SystemTime) {
         self.failures = 0;
-        self.next_fetch = Some(now + self.remote.refresh);
+        // Bounded by the configuration (refresh ≤ 24h), so this cannot overflow.
+        self.next_fetch = Some(now.checked_add(self.remote.refresh).unwrap_or(now));
     }
 
     fn schedule_retry(&mut self, now: SystemTime) {
@@ -164,6 +174,6 @@ impl Fetched {
             .saturating_mul(1 << self.failures.min(8))
             .min(self.remote.refresh);
         self.failures = self.failures.saturating_add(1);
-        self.next_fetch = Some(now + backoff);
+        self.next_fetch = Some(now.checked_add(backoff).unwrap_or(now));
     }
 }

@@ -9,7 +9,7 @@ use crate::config::{Effective, Mode, Unknown};
 use crate::plugin::Runtime;
 use kea_plugin_sdk::host::request_header;
 use kea_plugin_sdk::identity::VALIDATION;
-use kea_plugin_sdk::matcher::split_path;
+use kea_plugin_sdk::matcher::{is_ambiguous_path, split_path};
 use kea_plugin_sdk::{Buffer, HeaderMap, Host, Phase, Problem, RequestView};
 use kea_schema::{Api, BodyRejection, Issue, OperationId, RouteMatch};
 use serde_json::{json, Value};
@@ -103,6 +103,11 @@ impl ValidateStream {
         let Some(api) = runtime.api(api_index) else {
             return self.unavailable(host, runtime, settings);
         };
+        if is_ambiguous_path(path) {
+            // Dot-segments and encoded dots or slashes: the upstream may resolve them to another
+            // operation than the one checked.
+            return self.ambiguous(host, runtime, settings, path);
+        }
         let (operation, path_params) = match api.route(&method, path) {
             Ok(found) => found,
             Err(miss) => return self.unknown_operation(host, runtime, settings, &api, &method, path, miss),
@@ -295,13 +300,15 @@ impl ValidateStream {
         body: &[u8],
     ) -> Action {
         let content_type = checked.content_type.as_deref();
-        if content_type.is_some_and(|ct| !checked.settings.bodies.covers(ct)) && !body.is_empty() {
-            return self.decide(host, runtime, checked, issues);
-        }
-        match checked
-            .api
-            .check_body(checked.operation, content_type, body, checked.settings.max_errors)
-        {
+        let bodies = checked.settings.bodies;
+        let reads = move |media_type: &str| bodies.covers(media_type);
+        match checked.api.check_body_reading(
+            checked.operation,
+            content_type,
+            body,
+            checked.settings.max_errors,
+            &reads,
+        ) {
             Ok(()) => self.decide(host, runtime, checked, issues),
             Err(BodyRejection::Invalid(found)) => {
                 issues.extend(found);
@@ -472,6 +479,27 @@ impl ValidateStream {
                 api.title
             ),
         );
+        host.set_header(HeaderMap::RequestHeaders, VALIDATION, Some(b"reported"));
+        self.state = State::Finished;
+        Action::Continue
+    }
+
+    fn ambiguous(&mut self, host: &impl Host, runtime: &Runtime, settings: Effective, path: &str) -> Action {
+        if settings.mode == Mode::Enforce {
+            let problem = Problem::new(400)
+                .with_type(INVALID_REQUEST, "Request does not match the API description")
+                .with_detail("the path has dot-segments or encoded dots or slashes; send it normalised")
+                .with_extension(
+                    "errors",
+                    json!([{"in": "path", "message": "not a normalised path"}]),
+                );
+            return self.reject(host, runtime, &problem, &[]);
+        }
+        host.log(
+            log::Level::Warn,
+            &format!("kea-validate: {path} is not a normalised path (report mode)"),
+        );
+        runtime.metrics.reported.add(host, 1);
         host.set_header(HeaderMap::RequestHeaders, VALIDATION, Some(b"reported"));
         self.state = State::Finished;
         Action::Continue

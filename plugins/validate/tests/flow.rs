@@ -216,6 +216,36 @@ fn unknown_paths_methods_sizes_and_media_types() {
         );
         assert_eq!(reply(&host).status, 400, "{body}");
     }
+    // Paths the upstream could resolve to another operation are refused.
+    for ambiguous in [
+        "/api/items/../pets",
+        "/api/items/%2e%2e/pets",
+        "/api/items%2Flatest",
+    ] {
+        let (host, _) = send(&runtime, "GET", ambiguous, &[], None);
+        assert_eq!(reply(&host).status, 400, "{ambiguous}");
+    }
+    // Media types outside `bodies` are not read, but must still be documented.
+    let json_only = self::runtime(json!({"defaults": {"bodies": ["json"]}}));
+    let (host, _) = send(
+        &json_only,
+        "POST",
+        "/api/items",
+        &[("content-type", "text/plain")],
+        Some("{}"),
+    );
+    assert_eq!(reply(&host).status, 415);
+    let (host, actions) = send(
+        &json_only,
+        "POST",
+        "/api/items",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        Some("x=1"),
+    );
+    assert_eq!(
+        (actions[1], outcome(&host).as_deref()),
+        (Action::Continue, Some("passed"))
+    );
     // Unknown operations may pass.
     let passing = self::runtime(json!({"defaults": {"unknownOperations": "pass"}}));
     let (host, actions) = send(&passing, "GET", "/api/nothing", &[], None);
@@ -342,6 +372,19 @@ fn fetched_bundles_fail_closed_until_loaded_then_refresh_with_etags() {
     assert_eq!(
         root.calls().last().unwrap().header("if-none-match"),
         Some("\"v1\"")
+    );
+    root.answer_call(304, &[], b"");
+    runtime.on_fetch_answer(root, 0, 0);
+    // Same content under a rotated ETag: not reloaded, and the new ETag is used from now on.
+    root.advance(Duration::from_secs(11));
+    runtime.on_tick(root);
+    root.answer_call(200, &[("etag", "\"v2\"")], &bundle);
+    runtime.on_fetch_answer(root, 0, bundle.len());
+    root.advance(Duration::from_secs(11));
+    runtime.on_tick(root);
+    assert_eq!(
+        root.calls().last().unwrap().header("if-none-match"),
+        Some("\"v2\"")
     );
     root.answer_call(304, &[], b"");
     runtime.on_fetch_answer(root, 0, 0);
