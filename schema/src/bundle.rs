@@ -210,7 +210,7 @@ impl<'s> Compiler<'s> {
             title: info.title,
             version: info.version,
             operations,
-            definitions: self.converter.into_definitions(),
+            definitions: self.converter.into_definitions()?,
         };
         bundle.sha256 = bundle.digest();
         Ok(bundle)

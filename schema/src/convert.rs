@@ -68,9 +68,44 @@ impl<'s> Converter<'s> {
         }
     }
 
-    /// Every definition referenced so far, by key.
-    pub fn into_definitions(self) -> BTreeMap<String, Value> {
-        self.definitions
+    /// Every definition referenced so far, by key. Refuses definitions that refer back to
+    /// themselves without going deeper into the value (`A: {allOf: [{$ref: A}]}`): checking them
+    /// would recurse forever on any request.
+    pub fn into_definitions(self) -> Result<BTreeMap<String, Value>, DocumentError> {
+        for ((at, _), key) in &self.keys {
+            let mut path = vec![key.clone()];
+            if self.loops_back(key, &mut path) {
+                return Err(at.error(format!(
+                    "schema refers to itself without nesting: {}",
+                    path.join(" → ")
+                )));
+            }
+        }
+        Ok(self.definitions)
+    }
+
+    /// Depth-first over references reached without descending into properties or items.
+    fn loops_back(&self, start: &str, path: &mut Vec<String>) -> bool {
+        let Some(current) = path.last().and_then(|k| self.definitions.get(k)) else {
+            return false;
+        };
+        let mut next = Vec::new();
+        unguarded_refs(current, &mut next);
+        for key in next {
+            if key == start {
+                path.push(key);
+                return true;
+            }
+            if path.contains(&key) {
+                continue;
+            }
+            path.push(key);
+            if self.loops_back(start, path) {
+                return true;
+            }
+            path.pop();
+        }
+        false
     }
 
     /// Converts the schema object at `at` for `direction`.
@@ -438,6 +473,29 @@ fn check_keyword(at: &Location, keyword: &str, value: &Value) -> Result<(), Docu
     }
 }
 
+/// Definition keys a schema refers to at the same depth of the value: through `$ref`, `allOf`,
+/// `anyOf`, `oneOf`, `not`, `if`/`then`, not through `properties`, `items`, `additionalProperties`.
+fn unguarded_refs(schema: &Value, out: &mut Vec<String>) {
+    let Some(map) = schema.as_object() else { return };
+    if let Some(key) = map
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/definitions/"))
+    {
+        out.push(key.to_string());
+    }
+    for list in ["allOf", "anyOf", "oneOf"] {
+        if let Some(Value::Array(items)) = map.get(list) {
+            items.iter().for_each(|item| unguarded_refs(item, out));
+        }
+    }
+    for single in ["not", "if", "then"] {
+        if let Some(sub) = map.get(single) {
+            unguarded_refs(sub, out);
+        }
+    }
+}
+
 /// Narrows `minimum`/`maximum` to the range of an integer format.
 fn tighten_range(out: &mut Map<String, Value>, low: i64, high: i64) {
     let below = |v: &Value| v.as_f64().is_some_and(|m| m >= low as f64);
@@ -471,7 +529,7 @@ mod tests {
         let schema = converter
             .schema(&Location::new("api.json", pointer), direction)
             .unwrap();
-        (schema, converter.into_definitions())
+        (schema, converter.into_definitions().unwrap())
     }
 
     #[test]

@@ -490,6 +490,18 @@ fn invalid_documents_are_rejected_with_a_pointer() {
     );
     schema_cycle["components"] = json!({"schemas": {"A": {"$ref": "#/components/schemas/B"}, "B": {"$ref": "#/components/schemas/A"}}});
     assert!(compile_error(schema_cycle).reason.contains("reference cycle"));
+    // A schema that is its own allOf member never reaches a value to check: refused, not a trap.
+    let mut unguarded = base(
+        json!({"/a": {"post": {"requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/A"}}}}, "responses": {}}}}),
+    );
+    unguarded["components"] = json!({"schemas": {"A": {"type": "object", "allOf": [{"$ref": "#/components/schemas/B"}]},
+        "B": {"anyOf": [{"$ref": "#/components/schemas/A"}, {"type": "string"}]}}});
+    let error = compile_error(unguarded);
+    assert!(
+        error.reason.contains("refers to itself without nesting"),
+        "{error}"
+    );
+    assert!(error.pointer.starts_with("/components/schemas/"), "{error}");
 
     let error = compile_error(base(json!({"/a/{id}": {"get": {"responses": {}}}})));
     assert_eq!(
