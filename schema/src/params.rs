@@ -230,7 +230,8 @@ pub fn read_query(
         .filter(|(n, _)| *n == spec.name)
         .map(|(_, v)| v.as_str())
         .collect();
-    if !spec.allow_empty_value && values.iter().any(|v| v.is_empty()) {
+    // An empty scalar is an empty-valued parameter; an array may hold an empty string item.
+    if !spec.allow_empty_value && matches!(shape, Shape::Scalar(_)) && values.iter().any(|v| v.is_empty()) {
         return Some(Err("empty value is not allowed (allowEmptyValue is false)".into()));
     }
     // A value given twice where one is expected is refused: the upstream may read the other one.
@@ -252,11 +253,20 @@ pub fn read_query(
             else {
                 continue;
             };
-            if object
-                .insert(property.to_string(), coerce(value, shape.property(property)))
-                .is_some()
-            {
-                return twice();
+            let declared =
+                matches!(shape, Shape::Object { properties, .. } if properties.contains_key(property));
+            let coerced = coerce(value, shape.property(property));
+            match object.get_mut(property) {
+                // A declared property given twice is ambiguous; an undeclared one repeats as a list.
+                Some(_) if declared => return twice(),
+                Some(Value::Array(items)) => items.push(coerced),
+                Some(existing) => {
+                    let first = existing.take();
+                    *existing = Value::Array(vec![first, coerced]);
+                }
+                None => {
+                    object.insert(property.to_string(), coerced);
+                }
             }
         }
         return (!object.is_empty()).then_some(Ok(Value::Object(object)));
