@@ -367,12 +367,7 @@ impl<'s> Compiler<'s> {
                 Some(_) => Some(self.converter.schema(&media_at.child("schema"), direction)?),
                 None => None,
             };
-            let essence = media_type
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
+            let essence = essence(media_type);
             if !essence.contains('/') {
                 return Err(media_at.error("a media type is type/subtype"));
             }
@@ -403,14 +398,19 @@ impl<'s> Compiler<'s> {
     }
 }
 
-/// JSON media types: `application/json` and any `+json` suffix.
-pub fn is_json(media_type: &str) -> bool {
-    let essence = media_type
+/// A media type without parameters, lower case: `Application/JSON; charset=utf-8` → `application/json`.
+pub fn essence(media_type: &str) -> String {
+    media_type
         .split(';')
         .next()
         .unwrap_or("")
         .trim()
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+/// JSON media types: `application/json` and any `+json` suffix.
+pub fn is_json(media_type: &str) -> bool {
+    let essence = essence(media_type);
     essence == "application/json" || essence.ends_with("+json")
 }
 

@@ -2,7 +2,7 @@
 //! parameter and media type. Checks return every problem found (capped by the caller), each with
 //! where it is (`in` + parameter name or JSON pointer) and what is wrong.
 
-use crate::bundle::{is_json, with_definitions, Bundle, MediaSpec, ParameterSpec};
+use crate::bundle::{essence, is_json, with_definitions, Bundle, MediaSpec, ParameterSpec};
 use crate::model::ParameterIn;
 use crate::params::{cookie_pairs, query_pairs, read_form, read_query, read_simple, Shape};
 use crate::routes::{RouteMatch, RouteTable, Template};
@@ -494,15 +494,6 @@ fn check_media(media: &Media, content_type: &str, body: &[u8], limit: usize) -> 
     } else {
         Err(issues)
     }
-}
-
-fn essence(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
 }
 
 /// The most specific media type entry for a content type: exact, then `type/*`, then `*/*`.

@@ -155,12 +155,7 @@ impl BodyKinds {
 
     /// Whether a body of this content type is read and checked.
     pub fn covers(self, content_type: &str) -> bool {
-        let essence = content_type
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
+        let essence = kea_schema::bundle::essence(content_type);
         if kea_schema::bundle::is_json(&essence) {
             self.json
         } else if essence == "application/x-www-form-urlencoded" {
