@@ -50,13 +50,13 @@ fn mixed_request(i: usize, envoy: &Envoy) -> Result<Response> {
         0 => http::send(
             "GET",
             &envoy.url("/pets?limit=5"),
-            &[("x-correlation-id", &id), ("authorization", &auth)],
+            &[("x-request-id", &id), ("authorization", &auth)],
             None,
         ),
         1 => {
             let body = format!(r#"{{"user":"u{i}","password":"{}"}}"#, SECRETS[4]);
             let headers = [
-                ("x-correlation-id", id.as_str()),
+                ("x-request-id", id.as_str()),
                 ("content-type", "application/json"),
                 ("cookie", cookie.as_str()),
             ];
@@ -65,21 +65,16 @@ fn mixed_request(i: usize, envoy: &Envoy) -> Result<Response> {
         2 => http::send(
             "PUT",
             &envoy.url(&format!("/status/404?access_token={}", SECRETS[2])),
-            &[("x-correlation-id", &id)],
+            &[("x-request-id", &id)],
             Some(b"{}"),
         ),
         3 => http::send(
             "DELETE",
             &envoy.url("/status/500"),
-            &[("x-correlation-id", &id), ("x-api-key", SECRETS[3])],
+            &[("x-request-id", &id), ("x-api-key", SECRETS[3])],
             None,
         ),
-        _ => http::send(
-            "GET",
-            &envoy.url("/status/204"),
-            &[("x-correlation-id", &id)],
-            None,
-        ),
+        _ => http::send("GET", &envoy.url("/status/204"), &[("x-request-id", &id)], None),
     }
 }
 
@@ -268,7 +263,7 @@ fn a_log_store_outage_never_slows_requests_and_the_buffer_stays_bounded() -> Res
             &envoy.url("/after"),
             &[
                 ("user-agent", "after-outage"),
-                ("x-correlation-id", &format!("after-{i}")),
+                ("x-request-id", &format!("after-{i}")),
             ],
             None,
         )?;
@@ -347,10 +342,7 @@ fn log_sink_records_and_identity_headers_cannot_be_spoofed() -> Result<()> {
         echoed["headers"].get("x-kea-sub").is_none(),
         "spoofed identity reached the upstream"
     );
-    let request_id = echoed["headers"]["x-correlation-id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let request_id = echoed["headers"]["x-request-id"].as_str().unwrap().to_string();
 
     let record = envoy.wait_for_record("url.path", "/echo/me")?;
     assert_eq!(record["http.request.id"], request_id.as_str());
@@ -526,7 +518,7 @@ fn send_ids(envoy: &Envoy, prefix: &str, n: usize) -> Result<()> {
         let response = http::send(
             "GET",
             &envoy.url("/pets/1"),
-            &[("x-correlation-id", &format!("{prefix}-{i}"))],
+            &[("x-request-id", &format!("{prefix}-{i}"))],
             None,
         )?;
         assert_eq!(response.status, 200);
@@ -626,7 +618,7 @@ fn a_log_store_that_resets_connections_and_clients_that_hang_up_do_not_break_the
     // Clients that hang up before the response: the exchange ends without response headers.
     for _ in 0..5 {
         let mut stream = TcpStream::connect(("127.0.0.1", envoy.spec.listen_port))?;
-        stream.write_all(b"GET /delay/300 HTTP/1.1\r\nhost: x\r\nx-correlation-id: hung-up\r\n\r\n")?;
+        stream.write_all(b"GET /delay/300 HTTP/1.1\r\nhost: x\r\nx-request-id: hung-up\r\n\r\n")?;
         drop(stream);
     }
     std::thread::sleep(Duration::from_millis(600));

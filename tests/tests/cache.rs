@@ -292,7 +292,7 @@ fn audit_and_cache_in_one_chain() -> Result<()> {
         http::send(
             "GET",
             &envoy.url("/cacheable/chain"),
-            &[("x-correlation-id", id)],
+            &[("x-request-id", id)],
             None,
         )
     };
