@@ -68,6 +68,8 @@ fn run(envoy: &Envoy, spec: &std::path::Path, base_path: &str, mode: &str, check
             &har.display().to_string(),
         ])
         .env("SCHEMATHESIS_HOOKS", "")
+        // Its caches go to the temporary folder, not into the repository.
+        .current_dir(report.path())
         .output()
         .context("running schemathesis")?;
     let text = format!(
