@@ -52,6 +52,10 @@ enum OpenApiCommand {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Entry and exit of every instrumented step, when its level is enabled (RUST_LOG=debug).
+        .with_span_events(
+            tracing_subscriber::fmt::format::FmtSpan::NEW | tracing_subscriber::fmt::format::FmtSpan::CLOSE,
+        )
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
     }
 }
 
+#[tracing::instrument(level = "debug", err(level = "debug", Display))]
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Openapi { command } => match command {

@@ -37,6 +37,7 @@ fn located(dir: &Path, error: &kea_schema::DocumentError) -> String {
 }
 
 /// One line about a compiled bundle.
+#[instrument(level = "debug", skip_all)]
 pub fn summary(bundle: &Bundle) -> String {
     format!(
         "{} {}: {} operations, {} schema definitions, sha256 {}",
