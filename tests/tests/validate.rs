@@ -331,3 +331,34 @@ fn invalid_documents_are_refused_at_load_with_the_pointer() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn the_audit_record_says_what_validation_decided() -> Result<()> {
+    // The documented chain: audit first (it sees rejections too), then validate.
+    let upstream = Upstream::start()?;
+    let envoy = EnvoyBuilder::new(upstream.port)
+        .plugin("audit", json!({}))?
+        .plugin(
+            "validate",
+            json!({"apis": [{"name": "edge", "bundle": bundle_value("edge", "api.yaml")?}]}),
+        )?
+        .start()?;
+    // A client cannot claim the outcome: audit strips x-kea-* before validate sets it.
+    let rejected = http::send(
+        "GET",
+        &envoy.url("/api/items?limit=0"),
+        &[("x-kea-validation", "passed")],
+        None,
+    )?;
+    assert_problem(&rejected, 400);
+    let record = envoy.wait_for_record("url.query", "limit=0")?;
+    assert_eq!(record["kea.validation.result"], "failed", "{record}");
+    assert_eq!(record["http.response.status_code"], 400, "{record}");
+    let passed = http::send("GET", &envoy.url("/api/items?limit=7"), &[ID], None)?;
+    assert_eq!(passed.status, 200);
+    assert_eq!(
+        envoy.wait_for_record("url.query", "limit=7")?["kea.validation.result"],
+        "passed"
+    );
+    Ok(())
+}
