@@ -18,10 +18,13 @@ fi
 
 rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1 || die "cannot install the wasm32-wasip1 target with rustup"
 
-packages=()
-for p in "${plugins[@]}"; do packages+=(-p "kea-$p"); done
-log "building ${plugins[*]} for wasm32-wasip1 (release)"
-cargo build --release --target wasm32-wasip1 --locked "${packages[@]}"
+# One cargo invocation per plugin: features of shared crates are resolved per plugin, so one
+# plugin's dependencies (validate's jsonschema turns on serde_json's float_roundtrip) do not grow
+# the others. Crates with the same features are built once and reused.
+for p in "${plugins[@]}"; do
+  log "building $p for wasm32-wasip1 (release)"
+  cargo build --release --target wasm32-wasip1 --locked -p "kea-$p"
+done
 
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 mkdir -p dist
