@@ -257,7 +257,10 @@ fn bundles_fetched_over_http_fail_closed_then_update() -> Result<()> {
             all.then_some(())
         },
     )?;
-    // Unchanged bundles are revalidated (304), not reloaded.
+    // A worker whose fetch failed before the bundle was published retries within a second: after
+    // 2.5 s every root context has loaded it. Unchanged bundles are then revalidated (304), not
+    // reloaded.
+    std::thread::sleep(Duration::from_millis(2500));
     let loads = envoy.stat("wasmcustom.kea_validate_bundle_updates_total");
     let fetches = upstream.file_fetches();
     std::thread::sleep(Duration::from_millis(2500));
@@ -267,25 +270,34 @@ fn bundles_fetched_over_http_fail_closed_then_update() -> Result<()> {
         loads,
         "revalidation reloaded the bundle"
     );
-    // A new version replaces it; a corrupt one is refused and the last good one kept.
+    // A new version replaces it; a corrupt one is refused and the last good one kept. Every root
+    // context (one per worker, plus Envoy's main thread) loaded the first bundle once by now.
+    let updates = "wasmcustom.kea_validate_bundle_updates_total";
+    let failures = "wasmcustom.kea_validate_bundle_fetch_failures_total";
+    let contexts = loads.unwrap_or(0);
+    assert!(contexts >= 2, "every worker loads the bundle");
     upstream.publish(
         "/bundles/edge.json",
         &kea_e2e::openapi::bundle("openapi", "petstore.yaml")?.to_json(),
     );
-    wait_for(Duration::from_secs(10), "the new bundle", || {
-        let all = (0..6).all(|_| http::get(&envoy.url("/v1/pets")).is_ok_and(|r| r.status == 200));
-        all.then_some(())
-    })?;
+    wait_for(
+        Duration::from_secs(10),
+        "every root context to load the new bundle",
+        || envoy.stat(updates).filter(|n| *n >= 2 * contexts),
+    )?;
+    let failed = envoy.stat(failures).unwrap_or(0);
     upstream.publish(
         "/bundles/edge.json",
         b"{\"format\": \"kea.dev/openapi-bundle/v1\"}",
     );
-    wait_for(Duration::from_secs(10), "a refused fetch", || {
-        envoy
-            .stat("wasmcustom.kea_validate_bundle_fetch_failures_total")
-            .filter(|n| *n >= 2)
-    })?;
-    assert_eq!(http::get(&envoy.url("/v1/pets"))?.status, 200);
+    wait_for(
+        Duration::from_secs(10),
+        "every root context to refuse the corrupt bundle",
+        || envoy.stat(failures).filter(|n| *n >= failed + contexts),
+    )?;
+    for _ in 0..6 {
+        assert_eq!(http::get(&envoy.url("/v1/pets"))?.status, 200);
+    }
     assert!(envoy.logs().contains("keeping the last good bundle"));
     Ok(())
 }
