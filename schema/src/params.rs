@@ -256,18 +256,11 @@ pub fn read_query(
             let declared =
                 matches!(shape, Shape::Object { properties, .. } if properties.contains_key(property));
             let coerced = coerce(value, shape.property(property));
-            match object.get_mut(property) {
-                // A declared property given twice is ambiguous; an undeclared one repeats as a list.
-                Some(_) if declared => return twice(),
-                Some(Value::Array(items)) => items.push(coerced),
-                Some(existing) => {
-                    let first = existing.take();
-                    *existing = Value::Array(vec![first, coerced]);
-                }
-                None => {
-                    object.insert(property.to_string(), coerced);
-                }
+            // A declared property given twice is ambiguous; an undeclared one repeats as a list.
+            if declared && object.contains_key(property) {
+                return twice();
             }
+            push_repeated(&mut object, property, coerced, false);
         }
         return (!object.is_empty()).then_some(Ok(Value::Object(object)));
     }
@@ -369,6 +362,23 @@ fn split_value(text: &str, shape: &Shape, delimiter: char, exploded_pairs: bool)
     }
 }
 
+/// Adds a value under `name`: a second value turns the first into a list; `array` starts a list.
+fn push_repeated(object: &mut Map<String, Value>, name: &str, value: Value, array: bool) {
+    match object.get_mut(name) {
+        Some(Value::Array(items)) => items.push(value),
+        Some(existing) => {
+            let first = existing.take();
+            *existing = Value::Array(vec![first, value]);
+        }
+        None => {
+            object.insert(
+                name.to_string(),
+                if array { Value::Array(vec![value]) } else { value },
+            );
+        }
+    }
+}
+
 /// Cookie pairs from a `Cookie` header.
 pub fn cookie_pairs(header: &str) -> Vec<(String, String)> {
     header
@@ -408,19 +418,8 @@ pub fn read_form(body: &str, shape: &Shape) -> Value {
             continue;
         }
         let coerced = coerce(&value, shape.property(&name));
-        match (object.get_mut(&name), properties.get(&name)) {
-            (Some(Value::Array(items)), _) => items.push(coerced),
-            (Some(existing), _) => {
-                let first = existing.take();
-                *existing = Value::Array(vec![first, coerced]);
-            }
-            (None, Some(Field::Array(_))) => {
-                object.insert(name, Value::Array(vec![coerced]));
-            }
-            (None, _) => {
-                object.insert(name, coerced);
-            }
-        }
+        let array = matches!(properties.get(&name), Some(Field::Array(_)));
+        push_repeated(&mut object, &name, coerced, array);
     }
     Value::Object(object)
 }

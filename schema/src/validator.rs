@@ -335,12 +335,11 @@ impl Api {
                     .map(|(_, v)| read_simple(spec, shape, v)),
                 ParameterIn::Header => {
                     // Accept, Content-Type and Authorization are described elsewhere (§4.7.12.1).
-                    let ignored = ["accept", "content-type", "authorization"]
-                        .contains(&spec.name.to_ascii_lowercase().as_str());
-                    if ignored {
+                    let name = spec.name.to_ascii_lowercase();
+                    if ["accept", "content-type", "authorization"].contains(&name.as_str()) {
                         continue;
                     }
-                    header(&spec.name.to_ascii_lowercase()).map(|v| read_simple(spec, shape, v.trim()))
+                    header(&name).map(|v| read_simple(spec, shape, v.trim()))
                 }
                 ParameterIn::Cookie => {
                     let mut named = cookies.iter().filter(|(n, _)| *n == spec.name);
@@ -470,12 +469,13 @@ fn check_media(media: &Media, content_type: &str, body: &[u8], limit: usize) -> 
     let Some(checker) = &media.checker else {
         return Ok(());
     };
-    let value = if is_json(content_type) {
+    let media_type = essence(content_type);
+    let value = if is_json(&media_type) {
         crate::json::parse_strict(body).map_err(|e| vec![Issue::body("", format!("not valid JSON: {e}"))])?
-    } else if essence(content_type) == "application/x-www-form-urlencoded" {
+    } else if media_type == "application/x-www-form-urlencoded" {
         let text = std::str::from_utf8(body).map_err(|_| vec![Issue::body("", "form body is not UTF-8")])?;
         read_form(text, &checker.shape)
-    } else if essence(content_type).starts_with("text/") {
+    } else if media_type.starts_with("text/") {
         let text = std::str::from_utf8(body).map_err(|_| vec![Issue::body("", "text body is not UTF-8")])?;
         Value::String(text.to_string())
     } else {
