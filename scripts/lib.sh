@@ -21,3 +21,5 @@ export KEA_OIDC_DIR="${KEA_OIDC_DIR:-$KEA_CACHE/oidc-provider}"
 export KEA_DIST="${KEA_DIST:-$KEA_ROOT/dist}"
 log() { printf '\033[1;34m[kea]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[kea] error:\033[0m %s\n' "$*" >&2; exit 1; }
+# Kubernetes v1.20.2 kube-apiserver + kube-controller-manager, built once per machine by scripts/kube-build.sh.
+export KEA_KUBE_BIN="${KEA_KUBE_BIN:-$KEA_CACHE/kubernetes-1.20.2/bin}"

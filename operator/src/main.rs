@@ -3,10 +3,13 @@
 //! ```text
 //! kea openapi check FILE            compile FILE (and the files it refers to); report what is wrong
 //! kea openapi bundle FILE [-o OUT]  write the validate plugin's bundle (JSON) to OUT or stdout
+//! kea crd                           print KEA's CustomResourceDefinitions (manifests/crds.yaml)
+//! kea render FILE... [-o OUT]       GatewayBinding + ApiDefinitions (YAML) → a complete Envoy config
+//! kea operator                      run the operator against the cluster of the kubeconfig
 //! ```
 //! Logs go to stderr; `RUST_LOG=debug` shows each step.
 
-mod openapi;
+use kea_operator::openapi;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -31,6 +34,13 @@ enum Command {
         #[command(subcommand)]
         command: OpenApiCommand,
     },
+    /// Print the CustomResourceDefinitions of KEA's resources (YAML).
+    Crd,
+    /// Render a GatewayBinding and its ApiDefinitions (YAML files) into a complete Envoy
+    /// configuration: listener, weighted clusters, the four plugins with their configurations.
+    Render(kea_operator::offline::RenderArgs),
+    /// Run the operator: watch KEA's resources and write WasmPlugins, routes and bundles.
+    Operator(kea_operator::controller::Settings),
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +103,14 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         },
+        Command::Crd => {
+            print!("{}", kea_operator::crd::crds_yaml()?);
+        }
+        Command::Render(args) => kea_operator::offline::run(&args)?,
+        Command::Operator(settings) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(kea_operator::controller::run(settings))?;
+        }
     }
     Ok(())
 }

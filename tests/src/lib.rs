@@ -1,7 +1,8 @@
 //! End-to-end harness: starts the real components KEA's tests and benchmarks need, on loopback,
 //! with generated configuration: Envoy loading the built `dist/*.wasm`, a local upstream that
 //! counts requests, ClickHouse as the audit log store, and for the auth tests a local identity
-//! provider (`idp`) and tokens minted by PyJWT (`jose`).
+//! provider (`idp`) and tokens minted by PyJWT (`jose`). `kube` runs a real Kubernetes 1.20.2
+//! control plane (etcd, kube-apiserver, kube-controller-manager) for the operator's tests.
 //!
 //! Components are found through environment variables that `scripts/lib.sh` sets (`KEA_ENVOY`,
 //! `KEA_DIST`, `KEA_PYTHON_JOSE`); a missing component is an error that says how to install it,
@@ -13,6 +14,7 @@ pub mod envoy;
 pub mod http;
 pub mod idp;
 pub mod jose;
+pub mod kube;
 pub mod oidc;
 pub mod openapi;
 pub mod upstream;

@@ -1,0 +1,422 @@
+//! The ApiDefinition controller: checks the spec against its gateway, compiles the schema, writes
+//! the bundle ConfigMap and the weighted routes, hands the compiled API to the gateway controller
+//! and reports conditions. A bad spec is a condition, never an error loop.
+
+use super::registry::{Compiled, Entry};
+use super::Context;
+use crate::crd::{
+    condition, ApiDefinition, ApiDefinitionStatus, CommonStatus, Conditions, GatewayBinding, Verdict,
+};
+use crate::render::objects::{self, HTTP_ROUTE_API_VERSION, VIRTUAL_SERVICE_API_VERSION};
+use crate::render::plugins::{self, BoundApi};
+use crate::render::{schema, spec, Key, Problem};
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::instrument;
+
+/// Transient failures (the API server): retried with backoff; the gateway keeps what it serves.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+/// The GatewayBinding an API names.
+pub fn gateway_key(api: &ApiDefinition) -> Key {
+    let namespace = api
+        .spec
+        .gateway_namespace
+        .clone()
+        .or_else(|| api.namespace())
+        .unwrap_or_default();
+    Key::new(namespace, api.spec.gateway.clone())
+}
+
+pub fn owner(api: &ApiDefinition) -> OwnerReference {
+    api.controller_owner_ref(&()).unwrap_or_default()
+}
+
+#[instrument(level = "debug", skip_all, fields(api = %format!("{}/{}", api.namespace().unwrap_or_default(), api.name_any())), err(Display))]
+pub async fn reconcile(api: Arc<ApiDefinition>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(&api, &ctx).await;
+    let outcome = match &result {
+        Ok((_, true)) => "ok",
+        Ok((_, false)) => "rejected",
+        Err(_) => "error",
+    };
+    ctx.metrics.observe("api", outcome, started.elapsed());
+    result.map(|(action, _)| action)
+}
+
+pub fn error_policy(_api: Arc<ApiDefinition>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(%error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// Returns the next action and whether the API is ready.
+async fn reconcile_inner(api: &ApiDefinition, ctx: &Context) -> Result<(Action, bool), Error> {
+    let key = Key::new(api.namespace().unwrap_or_default(), api.name_any());
+    let generation = api.metadata.generation.unwrap_or(0);
+    let gateway_key = gateway_key(api);
+    let binding = ctx
+        .gateways
+        .get(&ObjectRef::new(&gateway_key.name).within(&gateway_key.namespace));
+    let config_map = read_config_map(api, ctx).await?;
+    let inputs = fingerprint(generation, binding.as_deref(), config_map.as_ref());
+
+    let cached = ctx.registry.lock().ok().and_then(|registry| {
+        registry.apis.get(&key).and_then(|entry| {
+            let fresh = entry.evaluated == generation
+                && entry.inputs == inputs
+                && !entry.retry
+                && entry.evaluated_at.elapsed() < ctx.settings.resync;
+            fresh.then(|| entry.verdicts.clone())
+        })
+    });
+    let verdicts = match cached {
+        Some(verdicts) => verdicts,
+        None => {
+            let (verdicts, compiled, retry) =
+                evaluate(api, &key, binding.as_deref(), config_map.as_ref(), ctx).await?;
+            if let Ok(mut registry) = ctx.registry.lock() {
+                let entry = registry.apis.entry(key.clone()).or_insert_with(|| Entry {
+                    gateway: gateway_key.clone(),
+                    evaluated: generation,
+                    inputs,
+                    evaluated_at: Instant::now(),
+                    verdicts: Vec::new(),
+                    retry,
+                    serving: None,
+                    included: None,
+                });
+                let previous_gateway = std::mem::replace(&mut entry.gateway, gateway_key.clone());
+                entry.evaluated = generation;
+                entry.inputs = inputs;
+                entry.evaluated_at = Instant::now();
+                entry.verdicts = verdicts.clone();
+                entry.retry = retry;
+                if let Some(compiled) = compiled {
+                    entry.serving = Some(Arc::new(compiled));
+                }
+                if previous_gateway != gateway_key {
+                    let _ = ctx.gateway_trigger.unbounded_send(
+                        ObjectRef::new(&previous_gateway.name).within(&previous_gateway.namespace),
+                    );
+                }
+            }
+            let _ = ctx
+                .gateway_trigger
+                .unbounded_send(ObjectRef::new(&gateway_key.name).within(&gateway_key.namespace));
+            verdicts
+        }
+    };
+    let (included, serving) = ctx
+        .registry
+        .lock()
+        .ok()
+        .and_then(|registry| {
+            registry
+                .apis
+                .get(&key)
+                .map(|entry| (entry.included, entry.serving.as_ref().map(|s| s.generation)))
+        })
+        .unwrap_or((None, None));
+    let mut all = verdicts.clone();
+    all.push(plugins_verdict(generation, included, serving, binding.is_some()));
+    let ready = Conditions::ready(&all, "served by the gateway as written");
+    let is_ready = ready.ok;
+    all.insert(0, ready);
+    let retry = all.iter().any(|verdict| verdict.reason == "ServiceNotFound");
+    write_status(api, &key, &all, serving_compiled(ctx, &key), ctx).await?;
+    let action = if retry {
+        Action::requeue(Duration::from_secs(10))
+    } else {
+        Action::requeue(ctx.settings.resync)
+    };
+    Ok((action, is_ready))
+}
+
+fn serving_compiled(ctx: &Context, key: &Key) -> Option<Arc<Compiled>> {
+    ctx.registry
+        .lock()
+        .ok()
+        .and_then(|registry| registry.apis.get(key).and_then(|entry| entry.serving.clone()))
+}
+
+fn plugins_verdict(
+    generation: i64,
+    included: Option<i64>,
+    serving: Option<i64>,
+    gateway_found: bool,
+) -> Verdict {
+    match (included, serving) {
+        _ if !gateway_found => Verdict::failed(
+            condition::PLUGINS_READY,
+            "GatewayNotFound",
+            "no GatewayBinding to attach to",
+        ),
+        (Some(included), _) if included == generation => Verdict::ok(
+            condition::PLUGINS_READY,
+            "Configured",
+            "the gateway's WasmPlugins carry this generation",
+        ),
+        (Some(included), _) => Verdict::failed(
+            condition::PLUGINS_READY,
+            "ServingPreviousGeneration",
+            format!("the gateway's WasmPlugins still carry generation {included}"),
+        ),
+        (None, Some(_)) | (None, None) => Verdict::failed(
+            condition::PLUGINS_READY,
+            "Pending",
+            "waiting for the gateway's WasmPlugins to be written",
+        ),
+    }
+}
+
+/// The referenced ConfigMap, when the schema names one (absent is a verdict, not an error).
+async fn read_config_map(api: &ApiDefinition, ctx: &Context) -> Result<Option<ConfigMap>, Error> {
+    let Some(reference) = &api.spec.schema.config_map_ref else {
+        return Ok(None);
+    };
+    let config_maps: Api<ConfigMap> =
+        Api::namespaced(ctx.client.clone(), &api.namespace().unwrap_or_default());
+    Ok(config_maps.get_opt(&reference.name).await?)
+}
+
+fn fingerprint(generation: i64, binding: Option<&GatewayBinding>, config_map: Option<&ConfigMap>) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    generation.hash(&mut hasher);
+    binding
+        .map(|binding| (binding.metadata.uid.clone(), binding.metadata.generation))
+        .hash(&mut hasher);
+    config_map
+        .map(|config_map| config_map.metadata.resource_version.clone())
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Checks, compiles and writes one API. Returns the verdicts (Accepted, SchemaValid,
+/// RoutesReady), the compiled version when everything passed, and whether to retry soon.
+#[instrument(level = "debug", skip_all, fields(api = %key), err(Display))]
+async fn evaluate(
+    api: &ApiDefinition,
+    key: &Key,
+    binding: Option<&GatewayBinding>,
+    config_map: Option<&ConfigMap>,
+    ctx: &Context,
+) -> Result<(Vec<Verdict>, Option<Compiled>, bool), Error> {
+    let spec = &api.spec;
+    let config_map_text = spec.schema.config_map_ref.as_ref().and_then(|reference| {
+        let wanted = reference
+            .key
+            .clone()
+            .unwrap_or_else(|| schema::DEFAULT_CONFIG_MAP_KEY.into());
+        config_map
+            .and_then(|config_map| config_map.data.as_ref())
+            .and_then(|data| data.get(&wanted))
+            .cloned()
+    });
+    let compiled_schema =
+        schema::document(&key.to_string(), spec, config_map_text.as_deref()).and_then(|document| {
+            schema::compile(&key.to_string(), document.clone()).map(|bundle| (document, bundle))
+        });
+    let schema_verdict = match &compiled_schema {
+        Ok((_, bundle)) => Verdict::ok(
+            condition::SCHEMA_VALID,
+            "Compiled",
+            format!(
+                "{} operations, bundle sha256 {}",
+                bundle.operations.len(),
+                bundle.sha256
+            ),
+        ),
+        Err(problem) if problem.condition == condition::SCHEMA_VALID => verdict_of(problem),
+        Err(problem) => Verdict::failed(condition::SCHEMA_VALID, &problem.reason, problem.message.clone()),
+    };
+    let accepted = match binding {
+        None => Err(Problem::invalid(
+            "GatewayNotFound",
+            format!(
+                "spec.gateway: no GatewayBinding {}/{}",
+                gateway_key(api).namespace,
+                gateway_key(api).name
+            ),
+        )),
+        Some(binding) => spec::check(spec, &binding.spec).and_then(|checked| {
+            // The API alone through the plugins' own compilers: its rules are attributed to it.
+            if let Ok((_, bundle)) = &compiled_schema {
+                let bound = BoundApi { key, spec, bundle };
+                plugins::render(&binding.spec, &[bound], Some(&ctx.endpoint(binding)))?;
+            }
+            Ok(checked)
+        }),
+    };
+    let accepted_verdict = match &accepted {
+        Ok(_) => Verdict::ok(condition::ACCEPTED, "Accepted", "the spec is consistent"),
+        Err(problem) => Verdict::failed(condition::ACCEPTED, &problem.reason, problem.message.clone()),
+    };
+    let (Ok(checked), Ok((document, bundle)), Some(binding)) = (accepted, compiled_schema, binding) else {
+        let routes = Verdict::failed(
+            condition::ROUTES_READY,
+            "NotAccepted",
+            "routes are written once the spec and schema are valid",
+        );
+        return Ok((vec![accepted_verdict, schema_verdict, routes], None, false));
+    };
+    if let Some(missing) = missing_service(api, ctx).await? {
+        let routes = Verdict::failed(
+            condition::ROUTES_READY,
+            "ServiceNotFound",
+            format!(
+                "spec.backends: Service {}/{missing} does not exist",
+                key.namespace
+            ),
+        );
+        return Ok((vec![accepted_verdict, schema_verdict, routes], None, true));
+    }
+    let owner = owner(api);
+    write(
+        &ctx.applier,
+        &objects::bundle_config_map(key, &bundle, &document, &owner),
+        ctx,
+    )
+    .await?;
+    let routing = &binding.spec.routing;
+    let virtual_service = routing.virtual_service.is_some() || routing.http_route.is_none();
+    let route_name = objects::api_object_name(&key.name);
+    if virtual_service {
+        let gateways = routing
+            .virtual_service
+            .as_ref()
+            .map(|vs| vs.gateways.clone())
+            .unwrap_or_default();
+        write(
+            &ctx.applier,
+            &objects::virtual_service(key, spec, &checked, &gateways, &owner),
+            ctx,
+        )
+        .await?;
+    } else {
+        ctx.applier
+            .delete(
+                VIRTUAL_SERVICE_API_VERSION,
+                "VirtualService",
+                &key.namespace,
+                &route_name,
+            )
+            .await?;
+    }
+    if let Some(http_route) = &routing.http_route {
+        write(
+            &ctx.applier,
+            &objects::http_route(key, spec, &checked, &http_route.parent_refs, &owner),
+            ctx,
+        )
+        .await?;
+    } else {
+        ctx.applier
+            .delete(HTTP_ROUTE_API_VERSION, "HTTPRoute", &key.namespace, &route_name)
+            .await?;
+    }
+    let split = checked
+        .backends
+        .iter()
+        .map(|backend| format!("{}:{} {}%", backend.service, backend.port, backend.weight))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let routes = Verdict::ok(
+        condition::ROUTES_READY,
+        "Applied",
+        format!("{} → {split}", spec.base_path),
+    );
+    let compiled = Compiled {
+        generation: api.metadata.generation.unwrap_or(0),
+        spec: spec.clone(),
+        checked,
+        bundle,
+        document,
+    };
+    Ok((
+        vec![accepted_verdict, schema_verdict, routes],
+        Some(compiled),
+        false,
+    ))
+}
+
+async fn write(applier: &super::Applier, object: &serde_json::Value, ctx: &Context) -> Result<(), Error> {
+    if applier.apply(object).await? {
+        ctx.metrics.writes.inc();
+    }
+    Ok(())
+}
+
+fn verdict_of(problem: &Problem) -> Verdict {
+    Verdict::failed(problem.condition, &problem.reason, problem.message.clone())
+}
+
+/// The first backend Service that does not exist.
+async fn missing_service(api: &ApiDefinition, ctx: &Context) -> Result<Option<String>, Error> {
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &api.namespace().unwrap_or_default());
+    for backend in &api.spec.backends {
+        if services.get_opt(&backend.service).await?.is_none() {
+            return Ok(Some(backend.service.clone()));
+        }
+    }
+    Ok(None)
+}
+
+/// Writes the status when it differs from what the object shows.
+#[instrument(level = "debug", skip_all, fields(api = %key), err(Display))]
+async fn write_status(
+    api: &ApiDefinition,
+    key: &Key,
+    verdicts: &[Verdict],
+    serving: Option<Arc<Compiled>>,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let previous = api.status.clone().unwrap_or_default();
+    let generation = api.metadata.generation;
+    let status = ApiDefinitionStatus {
+        common: CommonStatus {
+            observed_generation: generation,
+            conditions: Conditions::merge(&previous.common.conditions, verdicts, generation),
+        },
+        bundle_sha256: serving.as_ref().map(|compiled| compiled.bundle.sha256.clone()),
+        operations: serving
+            .as_ref()
+            .map(|compiled| u32::try_from(compiled.bundle.operations.len()).unwrap_or(u32::MAX)),
+        bundle_url: serving.as_ref().and_then(|_| {
+            let key_ref = gateway_key(api);
+            let binding = ctx
+                .gateways
+                .get(&ObjectRef::new(&key_ref.name).within(&key_ref.namespace))?;
+            Some(ctx.endpoint(&binding).bundle_url(key))
+        }),
+    };
+    if status == previous {
+        return Ok(());
+    }
+    let patch = serde_json::json!({
+        "apiVersion": ApiDefinition::api_version(&()),
+        "kind": ApiDefinition::kind(&()),
+        "status": status,
+    });
+    let apis: Api<ApiDefinition> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    apis.patch_status(
+        &key.name,
+        &PatchParams::apply(super::apply::FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    ctx.metrics.writes.inc();
+    Ok(())
+}

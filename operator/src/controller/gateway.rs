@@ -1,0 +1,279 @@
+//! The GatewayBinding controller: once every API bound to the gateway has been evaluated, renders
+//! the four plugins' configurations from all of them and writes one WasmPlugin per plugin (and the
+//! docs route), then tells the API controller which APIs the plugins now carry.
+
+use super::api::{self as api_controller, Error};
+use super::Context;
+use crate::crd::{condition, CommonStatus, Conditions, GatewayBinding, GatewayBindingStatus, Verdict};
+use crate::render::objects::{self, VIRTUAL_SERVICE_API_VERSION, WASM_PLUGIN_API_VERSION};
+use crate::render::plugins::{self, BoundApi, Plugin};
+use crate::render::Key;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::instrument;
+
+#[instrument(level = "debug", skip_all, fields(gateway = %format!("{}/{}", binding.namespace().unwrap_or_default(), binding.name_any())), err(Display))]
+pub async fn reconcile(binding: Arc<GatewayBinding>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let result = reconcile_inner(&binding, &ctx).await;
+    let outcome = match &result {
+        Ok(Some(true)) => "ok",
+        Ok(Some(false)) => "rejected",
+        Ok(None) => "waiting",
+        Err(_) => "error",
+    };
+    ctx.metrics.observe("gateway", outcome, started.elapsed());
+    result.map(|done| match done {
+        // Some APIs are not evaluated yet: their reconciles trigger this one again.
+        None => Action::requeue(Duration::from_secs(2)),
+        Some(_) => Action::requeue(ctx.settings.resync),
+    })
+}
+
+pub fn error_policy(_binding: Arc<GatewayBinding>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(%error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(5))
+}
+
+/// `None` while APIs bound to the gateway wait for evaluation; else whether the plugins are ready.
+async fn reconcile_inner(binding: &GatewayBinding, ctx: &Context) -> Result<Option<bool>, Error> {
+    let key = Key::new(binding.namespace().unwrap_or_default(), binding.name_any());
+    let bound: Vec<_> = ctx
+        .apis
+        .state()
+        .into_iter()
+        .filter(|api| api_controller::gateway_key(api) == key)
+        .collect();
+    let live: HashSet<Key> = ctx
+        .apis
+        .state()
+        .iter()
+        .map(|api| Key::new(api.namespace().unwrap_or_default(), api.name_any()))
+        .collect();
+
+    // The compiled versions to serve; stop if any API is not evaluated at its current generation
+    // (rendering without it would drop its rules from a live gateway).
+    let (serving, pending) = {
+        let Ok(mut registry) = ctx.registry.lock() else {
+            return Ok(None);
+        };
+        registry.apis.retain(|api_key, _| live.contains(api_key));
+        let mut pending = 0usize;
+        let mut serving = Vec::new();
+        for api in &bound {
+            let api_key = Key::new(api.namespace().unwrap_or_default(), api.name_any());
+            match registry.apis.get(&api_key) {
+                Some(entry) if entry.evaluated == api.metadata.generation.unwrap_or(0) => {
+                    if let Some(compiled) = &entry.serving {
+                        serving.push((api_key, compiled.clone()));
+                    }
+                }
+                _ => pending += 1,
+            }
+        }
+        let unevaluated = ctx
+            .apis
+            .state()
+            .iter()
+            .filter(|api| {
+                let api_key = Key::new(api.namespace().unwrap_or_default(), api.name_any());
+                registry.apis.get(&api_key).map(|entry| entry.evaluated)
+                    != Some(api.metadata.generation.unwrap_or(0))
+            })
+            .count();
+        ctx.metrics
+            .queue_depth
+            .set(i64::try_from(unevaluated).unwrap_or(i64::MAX));
+        (serving, pending)
+    };
+    if pending > 0 {
+        tracing::debug!(pending, "waiting for APIs to be evaluated");
+        return Ok(None);
+    }
+
+    let bound_apis: Vec<BoundApi<'_>> = serving
+        .iter()
+        .map(|(api_key, compiled)| BoundApi {
+            key: api_key,
+            spec: &compiled.spec,
+            bundle: &compiled.bundle,
+        })
+        .collect();
+    let owner = binding.controller_owner_ref(&()).unwrap_or_default();
+    let mut verdicts = Vec::new();
+    let attachment = if binding.spec.selector.is_empty() == binding.spec.target_refs.is_empty() {
+        Err("give exactly one of spec.selector and spec.targetRefs".to_string())
+    } else {
+        Ok(())
+    };
+    let rendered = attachment
+        .clone()
+        .map_err(|message| crate::render::Problem::invalid("InvalidAttachment", message))
+        .and_then(|()| plugins::render(&binding.spec, &bound_apis, Some(&ctx.endpoint(binding))));
+    let mut written = Vec::new();
+    match &rendered {
+        Err(problem) => {
+            verdicts.push(Verdict::failed(
+                condition::ACCEPTED,
+                &problem.reason,
+                problem.message.clone(),
+            ));
+            verdicts.push(Verdict::failed(
+                condition::PLUGINS_READY,
+                "NotAccepted",
+                "the WasmPlugins keep their previous configuration",
+            ));
+        }
+        Ok(configs) => {
+            verdicts.push(Verdict::ok(
+                condition::ACCEPTED,
+                "Accepted",
+                "the spec is consistent",
+            ));
+            let sources = |plugin: Plugin| ctx.source(binding, plugin);
+            let wanted = objects::wasm_plugins(&key, &binding.spec, configs, &sources, &owner);
+            for (_, object) in &wanted {
+                if ctx.applier.apply(object).await? {
+                    ctx.metrics.writes.inc();
+                }
+            }
+            for plugin in Plugin::ALL {
+                let name = objects::wasm_plugin_name(&key.name, plugin);
+                if wanted.iter().any(|(wanted_plugin, _)| *wanted_plugin == plugin) {
+                    written.push(format!("{}/{name}", key.namespace));
+                } else {
+                    ctx.applier
+                        .delete(WASM_PLUGIN_API_VERSION, "WasmPlugin", &key.namespace, &name)
+                        .await?;
+                }
+            }
+            write_docs_route(binding, &key, &owner, ctx).await?;
+            verdicts.push(Verdict::ok(
+                condition::PLUGINS_READY,
+                "Configured",
+                format!(
+                    "{} WasmPlugins carry the rules of {} APIs",
+                    wanted.len(),
+                    serving.len()
+                ),
+            ));
+            mark_included(&serving, ctx);
+        }
+    }
+    let ready = Conditions::ready(&verdicts, "the gateway's plugins are configured");
+    let is_ready = ready.ok;
+    verdicts.insert(0, ready);
+    write_status(binding, &key, &verdicts, serving.len(), written, ctx).await?;
+    Ok(Some(is_ready))
+}
+
+/// Records which generation of each API the WasmPlugins now carry, and has the API controller
+/// update the APIs whose `PluginsReady` changes.
+fn mark_included(serving: &[(Key, Arc<super::registry::Compiled>)], ctx: &Context) {
+    let Ok(mut registry) = ctx.registry.lock() else {
+        return;
+    };
+    for (api_key, compiled) in serving {
+        if let Some(entry) = registry.apis.get_mut(api_key) {
+            if entry.included != Some(compiled.generation) {
+                entry.included = Some(compiled.generation);
+                let _ = ctx
+                    .api_trigger
+                    .unbounded_send(ObjectRef::new(&api_key.name).within(&api_key.namespace));
+            }
+        }
+    }
+}
+
+async fn write_docs_route(
+    binding: &GatewayBinding,
+    key: &Key,
+    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let name = format!("kea-{}-docs", key.name);
+    let Some(host) = &binding.spec.docs_host else {
+        return Ok(ctx
+            .applier
+            .delete(
+                VIRTUAL_SERVICE_API_VERSION,
+                "VirtualService",
+                &key.namespace,
+                &name,
+            )
+            .await?);
+    };
+    let endpoint = ctx.endpoint(binding);
+    let authority = endpoint
+        .url
+        .split("://")
+        .nth(1)
+        .unwrap_or_default()
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let (operator_host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host.to_string(), port.parse().unwrap_or(80)),
+        None => (authority.to_string(), 80),
+    };
+    let gateways = binding
+        .spec
+        .routing
+        .virtual_service
+        .as_ref()
+        .map(|vs| vs.gateways.clone())
+        .unwrap_or_default();
+    let object = objects::docs_virtual_service(key, host, &operator_host, port, &gateways, owner);
+    if ctx.applier.apply(&object).await? {
+        ctx.metrics.writes.inc();
+    }
+    Ok(())
+}
+
+#[instrument(level = "debug", skip_all, fields(gateway = %key), err(Display))]
+async fn write_status(
+    binding: &GatewayBinding,
+    key: &Key,
+    verdicts: &[Verdict],
+    apis: usize,
+    plugins: Vec<String>,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let previous = binding.status.clone().unwrap_or_default();
+    let generation = binding.metadata.generation;
+    let status = GatewayBindingStatus {
+        common: CommonStatus {
+            observed_generation: generation,
+            conditions: Conditions::merge(&previous.common.conditions, verdicts, generation),
+        },
+        apis: u32::try_from(apis).unwrap_or(u32::MAX),
+        plugins: if plugins.is_empty() {
+            previous.plugins.clone()
+        } else {
+            plugins
+        },
+    };
+    if status == previous {
+        return Ok(());
+    }
+    let patch = serde_json::json!({
+        "apiVersion": GatewayBinding::api_version(&()),
+        "kind": GatewayBinding::kind(&()),
+        "status": status,
+    });
+    let bindings: Api<GatewayBinding> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    bindings
+        .patch_status(
+            &key.name,
+            &PatchParams::apply(super::apply::FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    ctx.metrics.writes.inc();
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! The operator's HTTP endpoint, served by every replica (leader or not): `/healthz`, `/readyz`,
+//! `/metrics` (Prometheus), `/bundles/<namespace>/<api>` (the validate plugin's bundles, with
+//! `ETag` = the bundle's sha256 and `If-None-Match` → 304) and `/docs/<namespace>/<api>/openapi.json`
+//! (the API's OpenAPI document), read from the bundle ConfigMaps.
+
+use super::metrics::{Metrics, ResultLabel};
+use crate::render::objects::{api_object_name, BUNDLE_KEY, BUNDLE_SHA_ANNOTATION, DOCUMENT_KEY};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::reflector::{ObjectRef, Store};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tracing::instrument;
+
+#[derive(Debug, Clone)]
+pub struct HttpState {
+    pub bundles: Store<ConfigMap>,
+    pub metrics: Arc<Metrics>,
+    /// Set once the bundle ConfigMaps are listed.
+    pub ready: Arc<AtomicBool>,
+}
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/bundles/{namespace}/{api}", get(bundle))
+        .route("/docs/{namespace}/{api}/openapi.json", get(document))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves.
+#[instrument(level = "info", skip(state, shutdown), err(Display))]
+pub async fn serve(
+    address: SocketAddr,
+    state: HttpState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    tracing::info!(%address, "serving /healthz /readyz /metrics /bundles /docs");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn readyz(State(state): State<HttpState>) -> Response {
+    if state.ready.load(Ordering::Relaxed) {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "bundles not listed yet").into_response()
+    }
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+#[instrument(level = "debug", skip(state, headers))]
+async fn bundle(
+    State(state): State<HttpState>,
+    Path((namespace, api)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let found = state
+        .bundles
+        .get(&ObjectRef::new(&api_object_name(&api)).within(&namespace));
+    let Some(config_map) = found else {
+        state
+            .metrics
+            .bundle_requests
+            .get_or_create(&ResultLabel { result: "not_found" })
+            .inc();
+        return problem(
+            StatusCode::NOT_FOUND,
+            &format!("no bundle for API {namespace}/{api}"),
+        );
+    };
+    let sha256 = config_map
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|annotations| annotations.get(BUNDLE_SHA_ANNOTATION))
+        .cloned()
+        .unwrap_or_default();
+    let etag = format!("\"{sha256}\"");
+    let matches = headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|tag| tag.trim() == etag || tag.trim() == "*");
+    if matches {
+        state
+            .metrics
+            .bundle_requests
+            .get_or_create(&ResultLabel {
+                result: "not_modified",
+            })
+            .inc();
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    let body = config_map
+        .data
+        .as_ref()
+        .and_then(|data| data.get(BUNDLE_KEY))
+        .cloned()
+        .unwrap_or_default();
+    state
+        .metrics
+        .bundle_requests
+        .get_or_create(&ResultLabel { result: "ok" })
+        .inc();
+    (
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::ETAG, etag),
+            (header::CACHE_CONTROL, "no-cache".to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[instrument(level = "debug", skip(state))]
+async fn document(
+    State(state): State<HttpState>,
+    Path((namespace, api)): Path<(String, String)>,
+) -> Response {
+    let found = state
+        .bundles
+        .get(&ObjectRef::new(&api_object_name(&api)).within(&namespace));
+    match found
+        .as_ref()
+        .and_then(|config_map| config_map.data.as_ref())
+        .and_then(|data| data.get(DOCUMENT_KEY))
+    {
+        Some(document) => ([(header::CONTENT_TYPE, "application/json")], document.clone()).into_response(),
+        None => problem(
+            StatusCode::NOT_FOUND,
+            &format!("no document for API {namespace}/{api}"),
+        ),
+    }
+}
+
+/// An RFC 9457 problem+json answer.
+fn problem(status: StatusCode, detail: &str) -> Response {
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": status.canonical_reason().unwrap_or("error"),
+        "status": status.as_u16(),
+        "detail": detail,
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/problem+json")],
+        body.to_string(),
+    )
+        .into_response()
+}

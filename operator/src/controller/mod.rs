@@ -1,0 +1,367 @@
+//! The operator: two controllers (ApiDefinition, GatewayBinding) run by the replica holding the
+//! leader Lease; every replica serves `/healthz`, `/readyz`, `/metrics` and the bundles.
+
+mod api;
+pub mod apply;
+mod gateway;
+pub mod http;
+pub mod lease;
+pub mod metrics;
+mod registry;
+
+use crate::crd::{ApiDefinition, GatewayBinding, PluginSettings, PluginSource};
+use crate::render::objects::BUNDLE_LABEL;
+use crate::render::plugins::{BundleEndpoint, Plugin};
+use anyhow::Context as _;
+use apply::Applier;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, Controller, WatchStreamExt};
+use kube::{Api, Client};
+use metrics::Metrics;
+use registry::Registry;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::instrument;
+
+/// `kea operator` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Namespace of the leader-election Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "kea-system")]
+    pub namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "kea-operator")]
+    pub lease_name: String,
+    /// This replica's identity in the Lease (default: the host name and process id).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Lease duration: a standby takes over this long after the leader stops renewing.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "15s")]
+    pub lease_duration: Duration,
+    /// Address of the HTTP endpoint (health, metrics, bundles, docs).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// URL of the plugin modules; `{plugin}` becomes audit, auth, validate or cache.
+    #[arg(long, default_value = "oci://ghcr.io/kea-gateway/kea-{plugin}:0.1.0")]
+    pub plugin_url: String,
+    /// `sha256sum` output for the modules (`dist/SHA256SUMS`), pinned into the WasmPlugins.
+    #[arg(long)]
+    pub plugin_digests: Option<PathBuf>,
+    /// Base URL at which gateways reach this operator's bundle endpoint.
+    #[arg(long, default_value = "http://kea-operator.kea-system.svc.cluster.local:8080")]
+    pub bundle_url: String,
+    /// Envoy cluster that reaches it from the gateway.
+    #[arg(
+        long,
+        default_value = "outbound|8080||kea-operator.kea-system.svc.cluster.local"
+    )]
+    pub bundle_cluster: String,
+    /// Objects are re-applied (repairing hand edits) and APIs re-evaluated at least this often.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+    pub resync: Duration,
+    /// Reconciles running at once, per controller.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: u16,
+}
+
+/// What both controllers share during one leadership term.
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub applier: Applier,
+    pub metrics: Arc<Metrics>,
+    pub registry: Mutex<Registry>,
+    pub apis: Store<ApiDefinition>,
+    pub gateways: Store<GatewayBinding>,
+    pub digests: BTreeMap<String, String>,
+    /// Triggers: the API controller asks for its gateway's reconcile and vice versa.
+    pub gateway_trigger: futures::channel::mpsc::UnboundedSender<ObjectRef<GatewayBinding>>,
+    pub api_trigger: futures::channel::mpsc::UnboundedSender<ObjectRef<ApiDefinition>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    pub fn endpoint(&self, binding: &GatewayBinding) -> BundleEndpoint {
+        BundleEndpoint {
+            url: binding
+                .spec
+                .bundles
+                .url
+                .clone()
+                .unwrap_or_else(|| self.settings.bundle_url.clone()),
+            cluster: binding
+                .spec
+                .bundles
+                .cluster
+                .clone()
+                .unwrap_or_else(|| self.settings.bundle_cluster.clone()),
+        }
+    }
+
+    /// Where `plugin`'s module is for `binding`: its own setting, else the operator's default.
+    pub fn source(&self, binding: &GatewayBinding, plugin: Plugin) -> PluginSource {
+        let sources = &binding.spec.plugins;
+        let settings: Option<&PluginSettings> = match plugin {
+            Plugin::Audit => sources.audit.as_ref(),
+            Plugin::Auth => sources.auth.as_ref(),
+            Plugin::Validate => sources.validate.as_ref(),
+            Plugin::Cache => sources.cache.as_ref(),
+        };
+        match settings.and_then(|settings| settings.url.clone()) {
+            Some(url) => PluginSource {
+                url,
+                sha256: settings.and_then(|settings| settings.sha256.clone()),
+            },
+            None => PluginSource {
+                url: self.settings.plugin_url.replace("{plugin}", plugin.name()),
+                sha256: self.digests.get(plugin.name()).cloned(),
+            },
+        }
+    }
+}
+
+/// Reads `sha256sum` output: `<hex>  <plugin>.wasm` per line.
+fn read_digests(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let (hex, file) = line.split_once(char::is_whitespace)?;
+            let plugin = file.trim().trim_start_matches('*').strip_suffix(".wasm")?;
+            Some((plugin.to_string(), hex.to_string()))
+        })
+        .collect())
+}
+
+/// Runs the operator until SIGTERM/SIGINT.
+#[instrument(level = "info", skip_all, err(Display))]
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let client = Client::try_default()
+        .await
+        .context("no Kubernetes configuration (KUBECONFIG or in-cluster)")?;
+    let digests = match &settings.plugin_digests {
+        Some(path) => read_digests(path)?,
+        None => BTreeMap::new(),
+    };
+    let metrics = Arc::new(Metrics::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+
+    // Every replica serves bundles from the bundle ConfigMaps.
+    let ready = Arc::new(AtomicBool::new(false));
+    let (bundles, writer) = reflector::store();
+    let config_maps: Api<ConfigMap> = Api::all(client.clone());
+    let bundle_watch = watcher(
+        config_maps,
+        watcher::Config::default().labels(&format!("{BUNDLE_LABEL}=true")),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .for_each(|_| async {});
+    tokio::spawn(bundle_watch);
+    {
+        let (bundles, ready) = (bundles.clone(), ready.clone());
+        tokio::spawn(async move {
+            if bundles.wait_until_ready().await.is_ok() {
+                ready.store(true, Ordering::Relaxed);
+            }
+        });
+    }
+    let http_state = http::HttpState {
+        bundles,
+        metrics: metrics.clone(),
+        ready,
+    };
+    let server = tokio::spawn(http::serve(settings.listen, http_state, stopped(stop_rx.clone())));
+
+    let identity = settings.identity.clone().unwrap_or_else(default_identity);
+    let elector = lease::Elector::new(
+        client.clone(),
+        &settings.namespace,
+        &settings.lease_name,
+        &identity,
+        settings.lease_duration,
+    );
+    tracing::info!(identity, lease = %format!("{}/{}", settings.namespace, settings.lease_name), "candidate for leadership");
+    while !*stop_rx.borrow() {
+        match elector.try_acquire_or_renew().await {
+            Ok(true) => {
+                tracing::info!(identity, "leading");
+                metrics.leader.set(1);
+                lead(&client, &settings, &digests, &metrics, &elector, stop_rx.clone()).await;
+                metrics.leader.set(0);
+                tracing::info!(identity, "no longer leading");
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "cannot reach the leader Lease"),
+        }
+        let mut stop = stop_rx.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(elector.retry_period()) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    if let Err(error) = elector.release().await {
+        tracing::warn!(%error, "could not release the leader Lease");
+    }
+    let _ = server.await;
+    Ok(())
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    format!("{host}-{}", std::process::id())
+}
+
+/// One leadership term: runs both controllers while renewing the lease; returns when the lease is
+/// lost (not renewed within the deadline) or on shutdown, after the controllers stopped.
+#[instrument(level = "info", skip_all)]
+async fn lead(
+    client: &Client,
+    settings: &Settings,
+    digests: &BTreeMap<String, String>,
+    metrics: &Arc<Metrics>,
+    elector: &lease::Elector,
+    stop: watch::Receiver<bool>,
+) {
+    let (term_tx, term_rx) = watch::channel(false);
+    let api_api: Api<ApiDefinition> = Api::all(client.clone());
+    let gateway_api: Api<GatewayBinding> = Api::all(client.clone());
+    let config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
+    let api_controller =
+        Controller::new(api_api.clone(), watcher::Config::default()).with_config(config.clone());
+    let gateway_controller = Controller::new(gateway_api.clone(), watcher::Config::default())
+        // Bursts of API changes become one gateway render.
+        .with_config(config.debounce(Duration::from_millis(300)));
+    let (gateway_trigger, gateway_triggers) = futures::channel::mpsc::unbounded();
+    let (api_trigger, api_triggers) = futures::channel::mpsc::unbounded();
+    let context = Arc::new(Context {
+        client: client.clone(),
+        settings: settings.clone(),
+        applier: Applier::new(client.clone(), settings.resync),
+        metrics: metrics.clone(),
+        registry: Mutex::new(Registry::default()),
+        apis: api_controller.store(),
+        gateways: gateway_controller.store(),
+        digests: digests.clone(),
+        gateway_trigger,
+        api_trigger,
+    });
+
+    let apis_of_gateway = {
+        let apis = context.apis.clone();
+        move |binding: GatewayBinding| {
+            let namespace = binding.metadata.namespace.clone().unwrap_or_default();
+            let name = binding.metadata.name.clone().unwrap_or_default();
+            apis.state()
+                .iter()
+                .filter(|api| {
+                    api::gateway_key(api).name == name && api::gateway_key(api).namespace == namespace
+                })
+                .map(|api| ObjectRef::from(api.as_ref()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let api_run = api_controller
+        .watches(gateway_api, watcher::Config::default(), apis_of_gateway)
+        .reconcile_on(api_triggers)
+        .graceful_shutdown_on(stopped(term_rx.clone()))
+        .run(api::reconcile, api::error_policy, context.clone())
+        .for_each(|_| async {});
+    let gateway_run = gateway_controller
+        .watches(api_api, watcher::Config::default(), |api: ApiDefinition| {
+            let key = api::gateway_key(&api);
+            Some(ObjectRef::<GatewayBinding>::new(&key.name).within(&key.namespace))
+        })
+        .reconcile_on(gateway_triggers)
+        .graceful_shutdown_on(stopped(term_rx.clone()))
+        .run(gateway::reconcile, gateway::error_policy, context.clone())
+        .for_each(|_| async {});
+    let controllers = futures::future::join(api_run, gateway_run);
+    tokio::pin!(controllers);
+
+    let keep_lease = async {
+        let mut stop = stop.clone();
+        let mut last_renewal = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(elector.retry_period()) => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+            match elector.try_acquire_or_renew().await {
+                Ok(true) => last_renewal = tokio::time::Instant::now(),
+                Ok(false) => {
+                    tracing::warn!("another replica holds the lease");
+                    return;
+                }
+                Err(error) => tracing::warn!(%error, "cannot renew the leader lease"),
+            }
+            if last_renewal.elapsed() > elector.renew_deadline() {
+                tracing::warn!("lease not renewed within the deadline: stepping down");
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = &mut controllers => {}
+        _ = keep_lease => {
+            let _ = term_tx.send(true);
+            // Finish the reconciles in flight (they stop writing within a few seconds).
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut controllers).await;
+        }
+    }
+    context.applier.forget();
+}

@@ -1,0 +1,45 @@
+//! What the API controller learned about each ApiDefinition, for the gateway controller: the
+//! compiled version each gateway should serve (the last good one when a newer spec is invalid) and
+//! which generation the gateway's WasmPlugins carry. In memory: a new leader rebuilds it by
+//! evaluating every API before any gateway is rendered.
+
+use crate::crd::{ApiDefinitionSpec, Verdict};
+use crate::render::spec::Checked;
+use crate::render::Key;
+use kea_schema::Bundle;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// An API version that passed every check.
+#[derive(Debug)]
+pub struct Compiled {
+    pub generation: i64,
+    pub spec: ApiDefinitionSpec,
+    pub checked: Checked,
+    pub bundle: Bundle,
+    pub document: Value,
+}
+
+#[derive(Debug)]
+pub struct Entry {
+    pub gateway: Key,
+    /// The generation last evaluated, and what went into that evaluation.
+    pub evaluated: i64,
+    pub inputs: u64,
+    pub evaluated_at: Instant,
+    /// Verdicts of that evaluation (Accepted, SchemaValid, RoutesReady).
+    pub verdicts: Vec<Verdict>,
+    /// Whether the evaluation should be repeated soon (a Service was missing).
+    pub retry: bool,
+    /// The version the gateway serves: the evaluated one if it passed, else the last good one.
+    pub serving: Option<Arc<Compiled>>,
+    /// Generation of `serving` the gateway's WasmPlugins carry.
+    pub included: Option<i64>,
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    pub apis: HashMap<Key, Entry>,
+}

@@ -1,0 +1,9 @@
+//! KEA's operator: Custom Resources (`crd`), the renderers that turn them into plugin
+//! configurations, routes and bundles (`render`, shared with `kea render`), and the `kea` CLI's
+//! OpenAPI commands (`openapi`).
+
+pub mod controller;
+pub mod crd;
+pub mod offline;
+pub mod openapi;
+pub mod render;

@@ -1,0 +1,661 @@
+//! `kea render`: the operator's renderers, run offline on YAML files. One GatewayBinding and the
+//! ApiDefinitions bound to it (with the ConfigMaps their schemas name) become a complete Envoy
+//! configuration: the listener, a route per API split across its backends by weight, the
+//! clusters, and the four plugins with the configurations the operator would write — bundles
+//! inline, so the result runs without the operator.
+//!
+//! Every document is read with the CRD types; an invalid one is an error naming its file, its
+//! place in the file and the field. A resource the operator would refuse is an error naming the
+//! resource and the reason (the condition's reason and message the operator would set).
+
+use crate::crd::{ApiDefinitionSpec, GatewayBindingSpec};
+use crate::render::envoy::{self, Named, Options, RoutedApi};
+use crate::render::plugins::{self, BoundApi, Plugin, PluginConfigs};
+use crate::render::schema::DEFAULT_CONFIG_MAP_KEY;
+use crate::render::{schema, spec, Key};
+use anyhow::{anyhow, bail, Context, Result};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tracing::instrument;
+
+/// Arguments of `kea render`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RenderArgs {
+    /// YAML files (several documents each) holding one GatewayBinding, the ApiDefinitions bound to
+    /// it and the ConfigMaps their `schema.configMapRef`s name.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Write the Envoy configuration (YAML) here instead of stdout.
+    #[arg(short, long, value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// The gateway's listener.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Envoy's admin interface.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9901")]
+    pub admin: SocketAddr,
+    /// Where a backend Service is, instead of `NAME.NAMESPACE.svc.cluster.local:PORT`. NAME is the
+    /// service, optionally with `.NAMESPACE` and/or `:PORT` (the most specific wins). Repeatable.
+    #[arg(long = "service", value_name = "NAME=HOST:PORT")]
+    pub services: Vec<Named>,
+    /// Where a cluster the plugins call is (an identity provider's, the audit sink's), instead of
+    /// the host and port of its URL. Repeatable.
+    #[arg(long = "cluster", value_name = "NAME=HOST:PORT")]
+    pub clusters: Vec<Named>,
+    /// Directory of audit.wasm, auth.wasm, validate.wasm and cache.wasm as Envoy sees it
+    /// (relative to Envoy's working directory).
+    #[arg(long, value_name = "DIR", default_value = "dist")]
+    pub plugins_dir: PathBuf,
+    /// Namespace of documents that name none.
+    #[arg(short, long, value_name = "NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// CA bundle that verifies the servers of TLS clusters (`https` JWKS or issuer URLs).
+    #[arg(long, value_name = "FILE", default_value = envoy::DEFAULT_CA_FILE)]
+    pub ca_file: PathBuf,
+}
+
+impl RenderArgs {
+    /// The defaults of the command line, for `files`.
+    pub fn new(files: Vec<PathBuf>) -> Self {
+        Self {
+            files,
+            output: None,
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            admin: SocketAddr::from(([127, 0, 0, 1], 9901)),
+            services: Vec::new(),
+            clusters: Vec::new(),
+            plugins_dir: PathBuf::from("dist"),
+            namespace: "default".into(),
+            ca_file: PathBuf::from(envoy::DEFAULT_CA_FILE),
+        }
+    }
+}
+
+/// `kea render`: writes the configuration to `--output` (or stdout) and a summary to stderr.
+pub fn run(args: &RenderArgs) -> Result<()> {
+    let rendered = render(args)?;
+    for warning in &rendered.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let yaml = rendered.yaml(&args.files)?;
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, yaml).with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("{}: {}", path.display(), rendered.summary());
+        }
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(yaml.as_bytes())
+                .context("writing the configuration")?;
+            eprintln!("{}", rendered.summary());
+        }
+    }
+    Ok(())
+}
+
+/// What `kea render` made.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub gateway: Key,
+    /// The APIs served, by namespace/name, with their base paths.
+    pub apis: Vec<(Key, String)>,
+    pub plugins: PluginConfigs,
+    /// The Envoy bootstrap.
+    pub envoy: Value,
+    /// Things that are probably mistakes but do not stop the rendering.
+    pub warnings: Vec<String>,
+    listen: SocketAddr,
+}
+
+impl Rendered {
+    /// The configuration as YAML, headed by where it comes from.
+    pub fn yaml(&self, files: &[PathBuf]) -> Result<String> {
+        let sources: Vec<String> = files.iter().map(|file| file.display().to_string()).collect();
+        let body = serde_yaml_ng::to_string(&self.envoy).context("writing the configuration as YAML")?;
+        Ok(format!(
+            "# Envoy configuration rendered by `kea render` from {}; edit those, not this.\n# {}\n{body}",
+            sources.join(", "),
+            self.summary()
+        ))
+    }
+
+    /// One line: the gateway, its APIs, the plugins, the listener.
+    pub fn summary(&self) -> String {
+        let apis: Vec<String> = self
+            .apis
+            .iter()
+            .map(|(key, base)| format!("{key} {base}"))
+            .collect();
+        let plugins: Vec<&str> = Plugin::ALL
+            .iter()
+            .filter(|plugin| self.plugins.json(**plugin).is_some())
+            .map(|plugin| plugin.name())
+            .collect();
+        format!(
+            "GatewayBinding {} on {}: {} API(s) ({}); plugins: {}",
+            self.gateway,
+            self.listen,
+            self.apis.len(),
+            apis.join(", "),
+            if plugins.is_empty() {
+                "none".to_string()
+            } else {
+                plugins.join(", ")
+            },
+        )
+    }
+}
+
+/// Reads the files and renders the Envoy configuration.
+#[instrument(level = "debug", skip_all, err(level = "debug", Display))]
+pub fn render(args: &RenderArgs) -> Result<Rendered> {
+    let mut documents = Documents::default();
+    for file in &args.files {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        documents.read(file, &text, &args.namespace)?;
+    }
+    let (gateway, apis) = documents.select(&args.files)?;
+    let mut warnings = Vec::new();
+    if apis.is_empty() {
+        warnings.push(format!(
+            "no ApiDefinition is bound to GatewayBinding {}: every request gets 404",
+            gateway.key
+        ));
+    }
+
+    let mut checked = Vec::with_capacity(apis.len());
+    let mut bundles = Vec::with_capacity(apis.len());
+    for api in &apis {
+        let refused = |problem: crate::render::Problem| {
+            anyhow!("ApiDefinition {} ({}): {problem}", api.key, api.origin)
+        };
+        checked.push(spec::check(&api.spec, &gateway.spec).map_err(refused)?);
+        let text = documents.schema_text(api)?;
+        let name = api.key.to_string();
+        let document = schema::document(&name, &api.spec, text).map_err(refused)?;
+        bundles.push(schema::compile(&name, document).map_err(refused)?);
+    }
+    let bound: Vec<BoundApi<'_>> = apis
+        .iter()
+        .zip(&bundles)
+        .map(|(api, bundle)| BoundApi {
+            key: &api.key,
+            spec: &api.spec,
+            bundle,
+        })
+        .collect();
+    let refused = |problem: crate::render::Problem| {
+        anyhow!("GatewayBinding {} ({}): {problem}", gateway.key, gateway.origin)
+    };
+    let configs = plugins::render(&gateway.spec, &bound, None).map_err(refused)?;
+
+    let routed: Vec<RoutedApi<'_>> = apis
+        .iter()
+        .zip(&checked)
+        .map(|(api, checked)| RoutedApi {
+            key: &api.key,
+            spec: &api.spec,
+            checked,
+        })
+        .collect();
+    let options = Options {
+        listen: args.listen,
+        admin: args.admin,
+        plugins_dir: args.plugins_dir.display().to_string(),
+        services: args.services.clone(),
+        clusters: args.clusters.clone(),
+        ca_file: args.ca_file.display().to_string(),
+    };
+    let bootstrap = envoy::bootstrap(&gateway.key, &routed, &configs, &options).map_err(refused)?;
+    warnings.extend(
+        bootstrap
+            .unused
+            .iter()
+            .map(|flag| format!("{flag} is not used by any backend or plugin")),
+    );
+    for plugin in Plugin::ALL {
+        let module = args.plugins_dir.join(format!("{}.wasm", plugin.name()));
+        if configs.json(plugin).is_some() && !module.exists() {
+            warnings.push(format!(
+                "{} does not exist here (Envoy loads it from its working directory)",
+                module.display()
+            ));
+        }
+    }
+    Ok(Rendered {
+        gateway: gateway.key.clone(),
+        apis: apis
+            .iter()
+            .map(|api| (api.key.clone(), api.spec.base_path.clone()))
+            .collect(),
+        plugins: configs,
+        envoy: bootstrap.config,
+        warnings,
+        listen: args.listen,
+    })
+}
+
+/// Where a document is: its file and its position there (1 = the first document).
+#[derive(Debug, Clone)]
+struct Origin {
+    file: PathBuf,
+    index: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}, document {}", self.file.display(), self.index)
+    }
+}
+
+/// A resource read from the files.
+#[derive(Debug, Clone)]
+struct Found<S> {
+    key: Key,
+    spec: S,
+    origin: Origin,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Object<S> {
+    metadata: Metadata,
+    spec: S,
+}
+
+#[derive(Debug, Deserialize)]
+struct Metadata {
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConfigMap {
+    metadata: Metadata,
+    #[serde(default)]
+    data: BTreeMap<String, String>,
+}
+
+/// Everything the files hold.
+#[derive(Debug, Default)]
+struct Documents {
+    gateways: Vec<Found<GatewayBindingSpec>>,
+    apis: Vec<Found<ApiDefinitionSpec>>,
+    config_maps: BTreeMap<Key, (BTreeMap<String, String>, Origin)>,
+}
+
+const KEA_API_VERSION: &str = "kea.dev/v1alpha1";
+
+impl Documents {
+    fn read(&mut self, file: &Path, text: &str, namespace: &str) -> Result<()> {
+        for (index, document) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+            let origin = Origin {
+                file: file.to_path_buf(),
+                index: index + 1,
+            };
+            let mut yaml =
+                serde_yaml_ng::Value::deserialize(document).with_context(|| format!("{origin}: not YAML"))?;
+            if yaml.is_null() {
+                continue;
+            }
+            yaml.apply_merge()
+                .with_context(|| format!("{origin}: YAML merge keys"))?;
+            // Through JSON, as the API server reads it (numeric map keys such as `200:` become strings).
+            let json = serde_json::to_value(&yaml)
+                .with_context(|| format!("{origin}: not a JSON-compatible document"))?;
+            let field = |name: &str| {
+                json.get(name)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let (api_version, kind) = (field("apiVersion"), field("kind"));
+            match (api_version.as_str(), kind.as_str()) {
+                (KEA_API_VERSION, "GatewayBinding") => {
+                    let found = resource(&json, &origin, &kind, namespace)?;
+                    self.gateways.push(found);
+                }
+                (KEA_API_VERSION, "ApiDefinition") => {
+                    let found = resource(&json, &origin, &kind, namespace)?;
+                    self.apis.push(found);
+                }
+                ("v1", "ConfigMap") => {
+                    let config_map: ConfigMap = typed(&json, &origin, &kind)?;
+                    let key = key(&config_map.metadata, &origin, &kind, namespace)?;
+                    if let Some((_, first)) = self.config_maps.get(&key) {
+                        bail!("{origin}: ConfigMap {key} is also in {first}");
+                    }
+                    self.config_maps.insert(key, (config_map.data, origin));
+                }
+                _ => bail!(
+                    "{origin}: kind {kind:?} (apiVersion {api_version:?}) is not what kea render reads: GatewayBinding \
+                     and ApiDefinition ({KEA_API_VERSION}), ConfigMap (v1)"
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// The one GatewayBinding and the ApiDefinitions bound to it, by namespace/name.
+    fn select(
+        &self,
+        files: &[PathBuf],
+    ) -> Result<(&Found<GatewayBindingSpec>, Vec<&Found<ApiDefinitionSpec>>)> {
+        let gateway = match self.gateways.as_slice() {
+            [gateway] => gateway,
+            [] => {
+                let files: Vec<String> = files.iter().map(|file| file.display().to_string()).collect();
+                bail!("no GatewayBinding in {}: give exactly one", files.join(", "))
+            }
+            several => {
+                let found: Vec<String> = several
+                    .iter()
+                    .map(|gateway| format!("{} ({})", gateway.key, gateway.origin))
+                    .collect();
+                bail!(
+                    "several GatewayBindings: {}; kea render renders one gateway, give exactly one",
+                    found.join(", ")
+                )
+            }
+        };
+        let mut apis: Vec<&Found<ApiDefinitionSpec>> = Vec::with_capacity(self.apis.len());
+        for api in &self.apis {
+            let namespace = api
+                .spec
+                .gateway_namespace
+                .as_deref()
+                .unwrap_or(&api.key.namespace);
+            if api.spec.gateway != gateway.key.name || namespace != gateway.key.namespace {
+                bail!(
+                    "{}: ApiDefinition {} is bound to GatewayBinding {}/{}, not to {} ({})",
+                    api.origin,
+                    api.key,
+                    namespace,
+                    api.spec.gateway,
+                    gateway.key,
+                    gateway.origin
+                );
+            }
+            if let Some(first) = apis.iter().find(|known| known.key == api.key) {
+                bail!(
+                    "{}: ApiDefinition {} is also in {}",
+                    api.origin,
+                    api.key,
+                    first.origin
+                );
+            }
+            apis.push(api);
+        }
+        apis.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok((gateway, apis))
+    }
+
+    /// The text of the ConfigMap key an API's schema names, if it names one.
+    fn schema_text(&self, api: &Found<ApiDefinitionSpec>) -> Result<Option<&str>> {
+        let Some(reference) = &api.spec.schema.config_map_ref else {
+            return Ok(None);
+        };
+        let key = Key::new(api.key.namespace.clone(), reference.name.clone());
+        let Some((data, origin)) = self.config_maps.get(&key) else {
+            bail!(
+                "ApiDefinition {} ({}): spec.schema.configMapRef: ConfigMap {key} is not in the files given",
+                api.key,
+                api.origin
+            );
+        };
+        let entry = reference.key.as_deref().unwrap_or(DEFAULT_CONFIG_MAP_KEY);
+        match data.get(entry) {
+            Some(text) => Ok(Some(text)),
+            None => {
+                let keys: Vec<&str> = data.keys().map(String::as_str).collect();
+                bail!(
+                    "ApiDefinition {} ({}): spec.schema.configMapRef: ConfigMap {key} ({origin}) has no key {entry:?} \
+                     (it has: {})",
+                    api.key,
+                    api.origin,
+                    if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
+                )
+            }
+        }
+    }
+}
+
+/// A GatewayBinding or ApiDefinition: read with its CRD type; fields the type does not know are
+/// errors (the API server would drop them, silently changing what the resource means).
+fn resource<S>(json: &Value, origin: &Origin, kind: &str, namespace: &str) -> Result<Found<S>>
+where
+    S: DeserializeOwned + serde::Serialize,
+{
+    let object: Object<S> = typed(json, origin, kind)?;
+    let key = key(&object.metadata, origin, kind, namespace)?;
+    let written = serde_json::to_value(&object.spec).with_context(|| format!("{origin}: {kind} {key}"))?;
+    let mut unknown = Vec::new();
+    unknown_fields(
+        json.get("spec").unwrap_or(&Value::Null),
+        &written,
+        "spec",
+        &mut unknown,
+    );
+    if !unknown.is_empty() {
+        bail!("{origin}: {kind} {key}: unknown field(s) {}", unknown.join(", "));
+    }
+    Ok(Found {
+        key,
+        spec: object.spec,
+        origin: origin.clone(),
+    })
+}
+
+fn typed<T: DeserializeOwned>(json: &Value, origin: &Origin, kind: &str) -> Result<T> {
+    serde_path_to_error::deserialize(json.clone()).map_err(|error| {
+        let path = error.path().to_string();
+        if path == "." {
+            anyhow!("{origin}: {kind}: {}", error.inner())
+        } else {
+            anyhow!("{origin}: {kind}: {path}: {}", error.inner())
+        }
+    })
+}
+
+fn key(metadata: &Metadata, origin: &Origin, kind: &str, namespace: &str) -> Result<Key> {
+    if metadata.name.is_empty() {
+        bail!("{origin}: {kind}: metadata.name is empty");
+    }
+    let namespace = metadata
+        .namespace
+        .clone()
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or_else(|| namespace.to_string());
+    Ok(Key::new(namespace, metadata.name.clone()))
+}
+
+/// Paths of members of `input` that reading and writing it back lost: fields the type does not
+/// have. Empty values (`null`, `[]`, `{}`) are not reported: written back, they are left out.
+fn unknown_fields(input: &Value, written: &Value, path: &str, out: &mut Vec<String>) {
+    match (input, written) {
+        (Value::Object(input), Value::Object(written)) => {
+            for (name, value) in input {
+                let at = format!("{path}.{name}");
+                match written.get(name) {
+                    Some(kept) => unknown_fields(value, kept, &at, out),
+                    None if is_empty(value) => {}
+                    None => out.push(at),
+                }
+            }
+        }
+        (Value::Array(input), Value::Array(written)) => {
+            for (index, (value, kept)) in input.iter().zip(written).enumerate() {
+                unknown_fields(value, kept, &format!("{path}[{index}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Array(items) => items.is_empty(),
+        Value::Object(map) => map.is_empty(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+
+    const GATEWAY: &str = r#"
+apiVersion: kea.dev/v1alpha1
+kind: GatewayBinding
+metadata: {name: edge}
+spec:
+  selector: {istio: ingressgateway}
+"#;
+
+    fn api(name: &str, extra: &str) -> String {
+        format!(
+            r#"
+apiVersion: kea.dev/v1alpha1
+kind: ApiDefinition
+metadata: {{name: {name}}}
+spec:
+  gateway: edge
+  hosts: [api.example.com]
+  basePath: /{name}
+  backends: [{{service: {name}, port: 8080}}]
+{extra}"#
+        )
+    }
+
+    fn write(dir: &Path, name: &str, documents: &[&str]) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, documents.join("\n---\n")).unwrap();
+        path
+    }
+
+    fn render_text(documents: &[&str]) -> Result<Rendered> {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "all.yaml", documents);
+        render(&RenderArgs::new(vec![file]))
+    }
+
+    fn error(documents: &[&str]) -> String {
+        format!("{:#}", render_text(documents).unwrap_err())
+    }
+
+    #[test]
+    fn renders_a_gateway_with_a_config_map_schema() {
+        let config_map = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: pets-openapi}
+data:
+  openapi.yaml: |
+    openapi: 3.0.3
+    info: {title: pets, version: "1"}
+    paths:
+      /{id}:
+        get:
+          parameters: [{name: id, in: path, required: true, schema: {type: integer}}]
+          responses:
+            200: {description: ok}
+"#;
+        let pets = api("pets", "  schema: {configMapRef: {name: pets-openapi}}\n");
+        let rendered = render_text(&[GATEWAY, &pets, config_map]).unwrap();
+        assert_eq!(rendered.gateway, Key::new("default", "edge"));
+        assert_eq!(
+            rendered.apis,
+            [(Key::new("default", "pets"), "/pets".to_string())]
+        );
+        let validate = rendered.plugins.validate.as_ref().unwrap();
+        assert!(validate.apis[0].bundle.is_some(), "bundles are inline");
+        let yaml = rendered.yaml(&[PathBuf::from("all.yaml")]).unwrap();
+        assert!(yaml.starts_with("# Envoy configuration rendered by `kea render` from all.yaml"));
+        let back: Value = serde_yaml_ng::from_str(&yaml).unwrap();
+        assert_eq!(back, rendered.envoy);
+    }
+
+    #[test]
+    fn invalid_documents_name_the_file_the_document_and_the_field() {
+        let bad_port =
+            api("pets", "  schema: {operations: [{path: /, method: GET}]}\n").replace("8080", "eighty");
+        let message = error(&[GATEWAY, &bad_port]);
+        assert!(
+            message.contains("all.yaml, document 2: ApiDefinition: spec.backends[0].port"),
+            "{message}"
+        );
+
+        let typo = api(
+            "pets",
+            "  schema: {operations: [{path: /, method: GET}]}\n  validaton: {mode: report}\n",
+        );
+        let message = error(&[GATEWAY, &typo]);
+        assert!(
+            message.contains("document 2: ApiDefinition default/pets: unknown field(s) spec.validaton"),
+            "{message}"
+        );
+
+        let message = error(&[GATEWAY, "apiVersion: v1\nkind: Service\nmetadata: {name: x}\n"]);
+        assert!(message.contains("document 2: kind \"Service\""), "{message}");
+    }
+
+    #[test]
+    fn exactly_one_gateway_and_only_its_apis() {
+        let message = error(&[&api("pets", "  schema: {operations: [{path: /, method: GET}]}\n")]);
+        assert!(message.contains("no GatewayBinding"), "{message}");
+        let other = GATEWAY.replace("name: edge", "name: other");
+        let message = error(&[GATEWAY, &other]);
+        assert!(message.contains("several GatewayBindings"), "{message}");
+        let elsewhere = api("pets", "  schema: {operations: [{path: /, method: GET}]}\n")
+            .replace("gateway: edge", "gateway: other");
+        let message = error(&[GATEWAY, &elsewhere]);
+        assert!(
+            message
+                .contains("document 2: ApiDefinition default/pets is bound to GatewayBinding default/other"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn problems_name_the_resource_and_the_reason() {
+        let missing = api("pets", "  schema: {configMapRef: {name: nowhere}}\n");
+        let message = error(&[GATEWAY, &missing]);
+        assert!(
+            message.contains("ApiDefinition default/pets (")
+                && message.contains("ConfigMap default/nowhere is not in"),
+            "{message}"
+        );
+
+        let weights = api("pets", "  schema: {operations: [{path: /, method: GET}]}\n").replace(
+            "backends: [{service: pets, port: 8080}]",
+            "backends: [{service: a, port: 1, weight: 50}, {service: b, port: 1, weight: 40}]",
+        );
+        let message = error(&[GATEWAY, &weights]);
+        assert!(
+            message.contains("ApiDefinition default/pets") && message.contains("WeightsDoNotSumTo100"),
+            "{message}"
+        );
+
+        let schema = api("pets", "  schema: {openapi: {openapi: 3.0.3, info: {title: t, version: '1'}, paths: {/x: {get: {responses: {}, parameters: [{in: body}]}}}}}\n");
+        let message = error(&[GATEWAY, &schema]);
+        assert!(
+            message.contains("ApiDefinition default/pets") && message.contains("InvalidOpenAPI"),
+            "{message}"
+        );
+    }
+}

@@ -1,0 +1,279 @@
+//! Kubernetes objects the operator writes: one Istio `WasmPlugin` per plugin per gateway, an
+//! Istio `VirtualService` and/or Gateway API `HTTPRoute` per API with its weighted backends, and
+//! a ConfigMap per API holding its compiled bundle.
+
+use super::plugins::{Plugin, PluginConfigs};
+use super::spec::Checked;
+use super::Key;
+use crate::crd::{ApiDefinitionSpec, GatewayBindingSpec, PluginSource};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kea_schema::Bundle;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tracing::instrument;
+
+/// Label on everything the operator writes.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "kea-operator");
+/// Label naming the GatewayBinding an object belongs to.
+pub const GATEWAY_LABEL: &str = "kea.dev/gateway";
+/// Label naming the ApiDefinition an object belongs to.
+pub const API_LABEL: &str = "kea.dev/api";
+/// Label marking bundle ConfigMaps (the bundle endpoint serves exactly these).
+pub const BUNDLE_LABEL: &str = "kea.dev/bundle";
+/// Key of the bundle in its ConfigMap.
+pub const BUNDLE_KEY: &str = "bundle.json";
+/// Key of the API's OpenAPI document (as served on the gateway) in the same ConfigMap.
+pub const DOCUMENT_KEY: &str = "openapi.json";
+/// Annotation holding a bundle's sha256 (the ETag of the bundle endpoint).
+pub const BUNDLE_SHA_ANNOTATION: &str = "kea.dev/bundle-sha256";
+
+pub const WASM_PLUGIN_API_VERSION: &str = "extensions.istio.io/v1alpha1";
+pub const VIRTUAL_SERVICE_API_VERSION: &str = "networking.istio.io/v1beta1";
+pub const HTTP_ROUTE_API_VERSION: &str = "gateway.networking.k8s.io/v1";
+
+/// Where a plugin's module is, and its phase and priority in Istio's chain. Order in the chain:
+/// audit (AUTHN, first, so it also records requests auth rejects) → auth (AUTHN) → validate
+/// (AUTHZ) → cache (STATS, last before the router, so only authorised, valid requests hit it).
+pub fn placement(plugin: Plugin) -> (&'static str, i32) {
+    match plugin {
+        Plugin::Audit => ("AUTHN", 1000),
+        Plugin::Auth => ("AUTHN", 100),
+        Plugin::Validate => ("AUTHZ", 100),
+        Plugin::Cache => ("STATS", 100),
+    }
+}
+
+/// Name of a gateway's WasmPlugin for `plugin`.
+pub fn wasm_plugin_name(gateway: &str, plugin: Plugin) -> String {
+    format!("kea-{gateway}-{}", plugin.name())
+}
+
+/// Name of an API's route objects and bundle ConfigMap.
+pub fn api_object_name(api: &str) -> String {
+    format!("kea-{api}")
+}
+
+fn metadata(name: &str, namespace: &str, labels: Value, owner: &OwnerReference) -> Value {
+    json!({
+        "name": name,
+        "namespace": namespace,
+        "labels": labels,
+        "ownerReferences": [owner],
+    })
+}
+
+/// The WasmPlugins of a gateway: one per plugin it needs, with its configuration.
+#[instrument(level = "debug", skip_all, fields(gateway = %gateway_key))]
+pub fn wasm_plugins(
+    gateway_key: &Key,
+    gateway: &GatewayBindingSpec,
+    configs: &PluginConfigs,
+    sources: &dyn Fn(Plugin) -> PluginSource,
+    owner: &OwnerReference,
+) -> Vec<(Plugin, Value)> {
+    Plugin::ALL
+        .iter()
+        .filter_map(|&plugin| {
+            let config = configs.json(plugin)?;
+            let (phase, priority) = placement(plugin);
+            let source = sources(plugin);
+            let mut spec = json!({
+                "url": source.url,
+                "phase": phase,
+                "priority": priority,
+                "failStrategy": "FAIL_CLOSE",
+                "type": "HTTP",
+                "pluginConfig": config,
+            });
+            if let Some(map) = spec.as_object_mut() {
+                if let Some(sha256) = source.sha256 {
+                    map.insert("sha256".into(), json!(sha256));
+                }
+                if !gateway.selector.is_empty() {
+                    map.insert("selector".into(), json!({"matchLabels": gateway.selector}));
+                }
+                if !gateway.target_refs.is_empty() {
+                    let refs: Vec<Value> = gateway
+                        .target_refs
+                        .iter()
+                        .map(|target| {
+                            json!({
+                                "group": target.group.clone().unwrap_or_else(|| "gateway.networking.k8s.io".into()),
+                                "kind": target.kind.clone().unwrap_or_else(|| "Gateway".into()),
+                                "name": target.name,
+                            })
+                        })
+                        .collect();
+                    map.insert("targetRefs".into(), Value::Array(refs));
+                }
+            }
+            let labels = json!({MANAGED_BY.0: MANAGED_BY.1, GATEWAY_LABEL: gateway_key.name});
+            let name = wasm_plugin_name(&gateway_key.name, plugin);
+            Some((
+                plugin,
+                json!({
+                    "apiVersion": WASM_PLUGIN_API_VERSION,
+                    "kind": "WasmPlugin",
+                    "metadata": metadata(&name, &gateway_key.namespace, labels, owner),
+                    "spec": spec,
+                }),
+            ))
+        })
+        .collect()
+}
+
+fn service_host(service: &str, namespace: &str) -> String {
+    format!("{service}.{namespace}.svc.cluster.local")
+}
+
+/// Istio's duration format (`5s`, `1.5s`).
+pub fn istio_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis % 1000 == 0 {
+        format!("{}s", millis / 1000)
+    } else {
+        format!("{}ms", millis)
+    }
+}
+
+/// The API's VirtualService: one HTTP route for its base path, split across its backends by
+/// weight. Written whole with server-side apply, so a weight change replaces the split.
+#[instrument(level = "debug", skip_all, fields(api = %api_key))]
+pub fn virtual_service(
+    api_key: &Key,
+    spec: &ApiDefinitionSpec,
+    checked: &Checked,
+    gateways: &[String],
+    owner: &OwnerReference,
+) -> Value {
+    let destinations: Vec<Value> = checked
+        .backends
+        .iter()
+        .map(|backend| {
+            let mut route = json!({
+                "destination": {"host": service_host(&backend.service, &api_key.namespace), "port": {"number": backend.port}},
+                "weight": backend.weight,
+            });
+            if let (Some(version), Some(map)) = (&backend.version, route.as_object_mut()) {
+                map.insert("headers".into(), json!({"response": {"set": {"x-kea-backend-version": version}}}));
+            }
+            route
+        })
+        .collect();
+    let mut vs_spec = json!({
+        "hosts": spec.hosts,
+        "http": [{
+            "name": api_key.name,
+            "match": [{"uri": {"prefix": spec.base_path}}],
+            "route": destinations,
+            "timeout": istio_duration(checked.timeout),
+        }],
+    });
+    if let (false, Some(map)) = (gateways.is_empty(), vs_spec.as_object_mut()) {
+        map.insert("gateways".into(), json!(gateways));
+    }
+    let labels = json!({MANAGED_BY.0: MANAGED_BY.1, API_LABEL: api_key.name});
+    json!({
+        "apiVersion": VIRTUAL_SERVICE_API_VERSION,
+        "kind": "VirtualService",
+        "metadata": metadata(&api_object_name(&api_key.name), &api_key.namespace, labels, owner),
+        "spec": vs_spec,
+    })
+}
+
+/// The API's HTTPRoute (Gateway API): the same split as the VirtualService.
+#[instrument(level = "debug", skip_all, fields(api = %api_key))]
+pub fn http_route(
+    api_key: &Key,
+    spec: &ApiDefinitionSpec,
+    checked: &Checked,
+    parents: &[crate::crd::ParentRef],
+    owner: &OwnerReference,
+) -> Value {
+    let backend_refs: Vec<Value> = checked
+        .backends
+        .iter()
+        .map(|backend| json!({"name": backend.service, "port": backend.port, "weight": backend.weight}))
+        .collect();
+    let parent_refs: Vec<Value> = parents
+        .iter()
+        .map(|parent| {
+            let mut value = json!({"name": parent.name});
+            if let Some(map) = value.as_object_mut() {
+                if let Some(namespace) = &parent.namespace {
+                    map.insert("namespace".into(), json!(namespace));
+                }
+                if let Some(section) = &parent.section_name {
+                    map.insert("sectionName".into(), json!(section));
+                }
+            }
+            value
+        })
+        .collect();
+    let labels = json!({MANAGED_BY.0: MANAGED_BY.1, API_LABEL: api_key.name});
+    json!({
+        "apiVersion": HTTP_ROUTE_API_VERSION,
+        "kind": "HTTPRoute",
+        "metadata": metadata(&api_object_name(&api_key.name), &api_key.namespace, labels, owner),
+        "spec": {
+            "parentRefs": parent_refs,
+            "hostnames": spec.hosts,
+            "rules": [{
+                "matches": [{"path": {"type": "PathPrefix", "value": spec.base_path}}],
+                "backendRefs": backend_refs,
+                "timeouts": {"request": istio_duration(checked.timeout)},
+            }],
+        },
+    })
+}
+
+/// The ConfigMap holding an API's compiled bundle (what the bundle endpoint serves) and its
+/// OpenAPI document (what `/docs/` serves).
+#[instrument(level = "debug", skip_all, fields(api = %api_key))]
+pub fn bundle_config_map(api_key: &Key, bundle: &Bundle, document: &Value, owner: &OwnerReference) -> Value {
+    let text = String::from_utf8_lossy(&bundle.to_json()).into_owned();
+    let labels = json!({MANAGED_BY.0: MANAGED_BY.1, API_LABEL: api_key.name, BUNDLE_LABEL: "true"});
+    let mut metadata = metadata(&api_object_name(&api_key.name), &api_key.namespace, labels, owner);
+    if let Some(map) = metadata.as_object_mut() {
+        map.insert(
+            "annotations".into(),
+            json!({BUNDLE_SHA_ANNOTATION: bundle.sha256}),
+        );
+    }
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata,
+        "data": {BUNDLE_KEY: text, DOCUMENT_KEY: document.to_string()},
+    })
+}
+
+/// The docs route of a gateway: `docsHost` → the operator's HTTP endpoint.
+pub fn docs_virtual_service(
+    gateway_key: &Key,
+    docs_host: &str,
+    operator_host: &str,
+    operator_port: u16,
+    gateways: &[String],
+    owner: &OwnerReference,
+) -> Value {
+    let labels = json!({MANAGED_BY.0: MANAGED_BY.1, GATEWAY_LABEL: gateway_key.name});
+    let mut spec = json!({
+        "hosts": [docs_host],
+        "http": [{
+            "name": "docs",
+            "match": [{"uri": {"prefix": "/docs/"}}],
+            "route": [{"destination": {"host": operator_host, "port": {"number": operator_port}}, "weight": 100}],
+            "timeout": "5s",
+        }],
+    });
+    if let (false, Some(map)) = (gateways.is_empty(), spec.as_object_mut()) {
+        map.insert("gateways".into(), json!(gateways));
+    }
+    json!({
+        "apiVersion": VIRTUAL_SERVICE_API_VERSION,
+        "kind": "VirtualService",
+        "metadata": metadata(&format!("kea-{}-docs", gateway_key.name), &gateway_key.namespace, labels, owner),
+        "spec": spec,
+    })
+}

@@ -1,0 +1,467 @@
+//! The four plugins' configurations for one gateway, aggregating every API bound to it. Built from
+//! the plugins' own config types and compiled with the plugins' own code before anything is
+//! written, so what the operator accepts is what the plugins load.
+
+use super::{Key, Problem};
+use crate::crd::ApiDefinitionSpec;
+use crate::crd::{
+    AuditPolicy, AuthPolicy, CachePolicy, GatewayBindingSpec, IdentityProvider, PluginSettings, Policies,
+    ValidationPolicy,
+};
+use kea_audit::config::{AuditConfig, AuditRule, BodyCapture, HttpSink, Sampling};
+use kea_auth::config::{
+    AuthConfig, ClaimHeader, DiscoveryJwks, JwksSource, ProviderConfig, RemoteJwks, Requirement, RuleConfig,
+};
+use kea_cache::config::{CacheConfig, CacheRule, RuleSettings};
+use kea_plugin_sdk::{ByteSize, ConfigDuration, MatchSpec};
+use kea_schema::Bundle;
+use kea_validate::config::{ApiSource, Mode, Rule as ValidateRule, Settings, ValidateConfig};
+use tracing::instrument;
+
+/// An API as the plugin renderer sees it: its spec and its compiled bundle.
+#[derive(Debug, Clone, Copy)]
+pub struct BoundApi<'a> {
+    pub key: &'a Key,
+    pub spec: &'a ApiDefinitionSpec,
+    pub bundle: &'a Bundle,
+}
+
+/// Where the validate plugin fetches bundles: the operator's `/bundles/` endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleEndpoint {
+    /// Base URL, e.g. `http://kea-operator.kea-system:8080`.
+    pub url: String,
+    /// Envoy cluster that reaches it.
+    pub cluster: String,
+}
+
+impl BundleEndpoint {
+    /// The URL of one API's bundle.
+    pub fn bundle_url(&self, key: &Key) -> String {
+        format!(
+            "{}/bundles/{}/{}",
+            self.url.trim_end_matches('/'),
+            key.namespace,
+            key.name
+        )
+    }
+}
+
+/// One configuration per plugin; `None` when the gateway does not need that plugin.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PluginConfigs {
+    pub audit: Option<AuditConfig>,
+    pub auth: Option<AuthConfig>,
+    pub validate: Option<ValidateConfig>,
+    pub cache: Option<CacheConfig>,
+}
+
+/// A plugin, in chain order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Plugin {
+    Audit,
+    Auth,
+    Validate,
+    Cache,
+}
+
+impl Plugin {
+    pub const ALL: [Plugin; 4] = [Plugin::Audit, Plugin::Auth, Plugin::Validate, Plugin::Cache];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Plugin::Audit => "audit",
+            Plugin::Auth => "auth",
+            Plugin::Validate => "validate",
+            Plugin::Cache => "cache",
+        }
+    }
+}
+
+impl PluginConfigs {
+    /// The configuration of `plugin` as the JSON the plugin reads.
+    pub fn json(&self, plugin: Plugin) -> Option<serde_json::Value> {
+        let value = match plugin {
+            Plugin::Audit => self.audit.as_ref().map(serde_json::to_value),
+            Plugin::Auth => self.auth.as_ref().map(serde_json::to_value),
+            Plugin::Validate => self.validate.as_ref().map(serde_json::to_value),
+            Plugin::Cache => self.cache.as_ref().map(serde_json::to_value),
+        };
+        value.and_then(Result::ok)
+    }
+}
+
+/// Renders and compiles the plugin configurations of a gateway. APIs with longer base paths come
+/// first (first match wins in every plugin), each API's operation rules before its own.
+/// `endpoint` is where bundles are fetched; without it (or with `bundles.inline`) they are inline.
+#[instrument(level = "debug", skip_all, fields(apis = apis.len()), err(level = "debug", Display))]
+pub fn render(
+    gateway: &GatewayBindingSpec,
+    apis: &[BoundApi<'_>],
+    endpoint: Option<&BundleEndpoint>,
+) -> Result<PluginConfigs, Problem> {
+    let mut ordered: Vec<&BoundApi<'_>> = apis.iter().collect();
+    ordered.sort_by(|a, b| {
+        b.spec
+            .base_path
+            .len()
+            .cmp(&a.spec.base_path.len())
+            .then_with(|| a.key.cmp(b.key))
+    });
+    let endpoint = if gateway.bundles.inline { None } else { endpoint };
+
+    let bases = &gateway.plugins;
+    let mut audit = match gateway.audit.enabled {
+        true => Some(audit_base(gateway, base("audit", bases.audit.as_ref())?)?),
+        false => None,
+    };
+    let auth_config: Option<AuthConfig> = base("auth", bases.auth.as_ref())?;
+    let mut auth = match (gateway.identity_providers.is_empty(), auth_config) {
+        (true, None) => None,
+        (_, config) => Some(auth_base(gateway, config.unwrap_or_default())),
+    };
+    let validate_config: Option<ValidateConfig> = base("validate", bases.validate.as_ref())?;
+    let mut validate = match (apis.is_empty(), validate_config) {
+        (true, None) => None,
+        (_, config) => Some(validate_base(gateway, config.unwrap_or_default())),
+    };
+    let cache_config: Option<CacheConfig> = base("cache", bases.cache.as_ref())?;
+    let mut caching = cache_config.is_some();
+    let mut cache = cache_config.unwrap_or_default();
+    // The APIs' rules go before the base configuration's own (first match wins).
+    let audit_rules = audit
+        .as_mut()
+        .map(|config| std::mem::take(&mut config.rules))
+        .unwrap_or_default();
+    let auth_rules = auth
+        .as_mut()
+        .map(|config| std::mem::take(&mut config.rules))
+        .unwrap_or_default();
+    let validate_rules = validate
+        .as_mut()
+        .map(|config| std::mem::take(&mut config.rules))
+        .unwrap_or_default();
+    let cache_rules = std::mem::take(&mut cache.rules);
+
+    for api in &ordered {
+        for (matcher, policies) in scopes(api.spec) {
+            let effective = |pick: fn(&Policies) -> bool| -> &Policies {
+                if pick(policies) {
+                    policies
+                } else if pick(&api.spec.policies) {
+                    &api.spec.policies
+                } else {
+                    &gateway.defaults
+                }
+            };
+            if let Some(config) = auth.as_mut() {
+                let policy = effective(|p| p.auth.is_some()).auth.clone().unwrap_or_default();
+                config.rules.push(RuleConfig {
+                    match_spec: matcher.clone(),
+                    requirement: requirement(&policy),
+                });
+            }
+            if let Some(config) = audit.as_mut() {
+                if let Some(policy) = &effective(|p| p.audit.is_some()).audit {
+                    config.rules.push(audit_rule(matcher.clone(), policy));
+                }
+            }
+            if let Some(config) = validate.as_mut() {
+                let policy = policies
+                    .validation
+                    .clone()
+                    .or_else(|| api.spec.policies.validation.clone())
+                    .unwrap_or_default();
+                config
+                    .rules
+                    .push(validate_rule(matcher.clone(), api.key, &policy)?);
+            }
+            let policy = effective(|p| p.cache.is_some()).cache.clone().unwrap_or_default();
+            let settings = cache_settings(&policy);
+            caching |= settings.enabled;
+            cache.rules.push(CacheRule {
+                match_spec: matcher,
+                settings,
+            });
+        }
+        if let Some(config) = validate.as_mut() {
+            config.apis.push(api_source(api, endpoint));
+        }
+    }
+    if let Some(config) = audit.as_mut() {
+        config.rules.extend(audit_rules);
+    }
+    if let Some(config) = auth.as_mut() {
+        config.rules.extend(auth_rules);
+    }
+    if let Some(config) = validate.as_mut() {
+        config.rules.extend(validate_rules);
+    }
+    cache.rules.extend(cache_rules);
+    let configs = PluginConfigs {
+        audit,
+        auth,
+        validate,
+        cache: caching.then_some(cache),
+    };
+    compile(&configs)?;
+    Ok(configs)
+}
+
+/// Each plugin's own compiler, so a configuration the plugin would refuse is never written.
+fn compile(configs: &PluginConfigs) -> Result<(), Problem> {
+    let refused = |plugin: &str, error: kea_plugin_sdk::ConfigError| {
+        Problem::invalid(
+            "PluginConfigRejected",
+            format!("the {plugin} plugin refuses the configuration: {error}"),
+        )
+    };
+    if let Some(config) = &configs.audit {
+        config.compile().map_err(|e| refused("audit", e))?;
+    }
+    if let Some(config) = &configs.auth {
+        config.compile().map_err(|e| refused("auth", e))?;
+    }
+    if let Some(config) = &configs.validate {
+        config.compile().map_err(|e| refused("validate", e))?;
+    }
+    if let Some(config) = &configs.cache {
+        config.compile().map_err(|e| refused("cache", e))?;
+    }
+    Ok(())
+}
+
+/// The request scopes of an API: its operations with policies of their own (from
+/// `operationPolicies` and from operations written as fields), then the whole API.
+fn scopes(spec: &ApiDefinitionSpec) -> Vec<(MatchSpec, &Policies)> {
+    let mut out = Vec::new();
+    for policy in &spec.operation_policies {
+        out.push((
+            operation_match(spec, &policy.path, &policy.methods),
+            &policy.policies,
+        ));
+    }
+    for operation in &spec.schema.operations {
+        if operation.policies != Policies::default() {
+            let methods = std::slice::from_ref(&operation.method);
+            out.push((
+                operation_match(spec, &operation.path, methods),
+                &operation.policies,
+            ));
+        }
+    }
+    out.push((
+        MatchSpec {
+            hosts: spec.hosts.clone(),
+            path_prefix: Some(spec.base_path.clone()),
+            ..MatchSpec::default()
+        },
+        &spec.policies,
+    ));
+    out
+}
+
+fn operation_match(spec: &ApiDefinitionSpec, path: &str, methods: &[String]) -> MatchSpec {
+    MatchSpec {
+        hosts: spec.hosts.clone(),
+        path_template: Some(join_path(&spec.base_path, path)),
+        methods: methods.to_vec(),
+        ..MatchSpec::default()
+    }
+}
+
+/// `base` + `path`, with exactly one `/` between them.
+pub fn join_path(base: &str, path: &str) -> String {
+    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+}
+
+/// A plugin's base configuration (`spec.plugins.<plugin>.config`), read with the plugin's type.
+fn base<T: serde::de::DeserializeOwned>(
+    plugin: &str,
+    settings: Option<&PluginSettings>,
+) -> Result<Option<T>, Problem> {
+    let Some(config) = settings.and_then(|settings| settings.config.as_ref()) else {
+        return Ok(None);
+    };
+    let text = config.to_string();
+    let mut deserializer = serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(&mut deserializer)
+        .map(Some)
+        .map_err(|error| {
+            Problem::invalid(
+                "InvalidPluginConfig",
+                format!("spec.plugins.{plugin}.config.{}: {}", error.path(), error.inner()),
+            )
+        })
+}
+
+fn audit_base(gateway: &GatewayBindingSpec, base: Option<AuditConfig>) -> Result<AuditConfig, Problem> {
+    let mut config = base.unwrap_or_default();
+    config
+        .redact
+        .headers
+        .extend(gateway.audit.redact_headers.iter().cloned());
+    if let Some(sink) = &gateway.audit.sink {
+        let sink: HttpSink = serde_json::from_value(sink.clone())
+            .map_err(|error| Problem::invalid("InvalidAuditSink", format!("spec.audit.sink: {error}")))?;
+        config.sinks.http = Some(sink);
+    }
+    Ok(config)
+}
+
+fn audit_rule(match_spec: MatchSpec, policy: &AuditPolicy) -> AuditRule {
+    let sampling = policy.sampling_percent.map(|percent| Sampling {
+        percent,
+        ..Sampling::default()
+    });
+    let body = (policy.request_body.is_some() || policy.response_body.is_some()).then(|| BodyCapture {
+        request: policy.request_body.unwrap_or(false),
+        response: policy.response_body.unwrap_or(false),
+        ..BodyCapture::default()
+    });
+    AuditRule {
+        match_spec,
+        skip: policy.skip.unwrap_or(false),
+        sampling,
+        body,
+    }
+}
+
+fn auth_base(gateway: &GatewayBindingSpec, mut config: AuthConfig) -> AuthConfig {
+    config
+        .providers
+        .extend(gateway.identity_providers.iter().map(provider));
+    if let Some(policy) = &gateway.defaults.auth {
+        config.defaults = requirement(policy);
+    }
+    config
+}
+
+fn provider(provider: &IdentityProvider) -> ProviderConfig {
+    let jwks = match &provider.jwks_uri {
+        Some(uri) => JwksSource::Remote(RemoteJwks {
+            cluster: provider.cluster.clone(),
+            uri: uri.clone(),
+            cache_duration: None,
+        }),
+        None => JwksSource::Discovery(DiscoveryJwks {
+            cluster: provider.cluster.clone(),
+            cache_duration: None,
+        }),
+    };
+    ProviderConfig {
+        name: provider.name.clone(),
+        issuer: provider.issuer.clone(),
+        audiences: provider.audiences.clone(),
+        jwks: Some(jwks),
+        algorithms: provider.algorithms.clone(),
+        claim_headers: provider
+            .claim_headers
+            .iter()
+            .map(|mapping| ClaimHeader {
+                claim: mapping.claim.clone(),
+                header: mapping.header.clone(),
+            })
+            .collect(),
+        ..ProviderConfig::default()
+    }
+}
+
+fn requirement(policy: &AuthPolicy) -> Requirement {
+    Requirement {
+        allow_anonymous: policy.anonymous,
+        any_of: policy.providers.clone(),
+        scopes: policy.scopes.clone(),
+        ..Requirement::default()
+    }
+}
+
+fn validate_base(gateway: &GatewayBindingSpec, mut config: ValidateConfig) -> ValidateConfig {
+    if let Some(policy) = &gateway.defaults.validation {
+        // Sizes and modes were checked with the spec; an unparsable one cannot reach here.
+        config.defaults = Settings {
+            mode: policy.mode.as_deref().and_then(mode),
+            responses: policy.responses,
+            max_body_bytes: policy
+                .max_body_bytes
+                .as_deref()
+                .and_then(|size| size.parse::<ByteSize>().ok()),
+            ..Settings::default()
+        };
+    }
+    config
+}
+
+fn validate_rule(
+    match_spec: MatchSpec,
+    key: &Key,
+    policy: &ValidationPolicy,
+) -> Result<ValidateRule, Problem> {
+    let mode = match policy.mode.as_deref() {
+        None => None,
+        Some(text) => Some(mode(text).ok_or_else(|| {
+            Problem::invalid(
+                "InvalidValidationMode",
+                format!("validation.mode {text:?}: must be enforce, report or off"),
+            )
+        })?),
+    };
+    let max_body_bytes = match policy.max_body_bytes.as_deref() {
+        None => None,
+        Some(size) => Some(size.parse::<ByteSize>().map_err(|error| {
+            Problem::invalid(
+                "InvalidSize",
+                format!("validation.maxBodyBytes {size:?}: {error}"),
+            )
+        })?),
+    };
+    Ok(ValidateRule {
+        match_spec,
+        api: Some(key.to_string()),
+        mode,
+        responses: policy.responses,
+        max_body_bytes,
+        ..ValidateRule::default()
+    })
+}
+
+fn mode(text: &str) -> Option<Mode> {
+    match text {
+        "enforce" => Some(Mode::Enforce),
+        "report" => Some(Mode::Report),
+        "off" => Some(Mode::Off),
+        _ => None,
+    }
+}
+
+fn api_source(api: &BoundApi<'_>, endpoint: Option<&BundleEndpoint>) -> ApiSource {
+    let name = api.key.to_string();
+    match endpoint {
+        Some(endpoint) => ApiSource {
+            name,
+            url: Some(endpoint.bundle_url(api.key)),
+            cluster: Some(endpoint.cluster.clone()),
+            sha256: Some(api.bundle.sha256.clone()),
+            ..ApiSource::default()
+        },
+        None => ApiSource {
+            name,
+            bundle: serde_json::to_value(api.bundle).ok(),
+            ..ApiSource::default()
+        },
+    }
+}
+
+fn cache_settings(policy: &CachePolicy) -> RuleSettings {
+    RuleSettings {
+        enabled: policy.enabled.unwrap_or(false),
+        // Checked with the spec.
+        default_ttl: policy
+            .default_ttl
+            .as_deref()
+            .and_then(|ttl| ttl.parse::<ConfigDuration>().ok()),
+        key_headers: policy.key_headers.clone(),
+        per_user: policy.per_user.unwrap_or(false),
+        ..RuleSettings::default()
+    }
+}

@@ -1,0 +1,388 @@
+//! The operator against a real Kubernetes v1.20.2 API server (+ etcd + kube-controller-manager for
+//! owner-reference garbage collection): the objects it writes, weight edits, invalid specs,
+//! deletion, restarts, leader election and an API server restart.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const READY: Duration = Duration::from_secs(30);
+
+fn binding() -> Value {
+    json!({
+        "apiVersion": "kea.dev/v1alpha1", "kind": "GatewayBinding",
+        "metadata": {"name": "edge", "namespace": NAMESPACE},
+        "spec": {
+            "selector": {"istio": "ingressgateway"},
+            "routing": {"virtualService": {"gateways": ["istio-system/public"]}},
+            "identityProviders": [{"name": "corp", "issuer": "https://idp.example.com", "cluster": "outbound|443||idp.example.com",
+                                   "jwksUri": "https://idp.example.com/keys"}],
+        },
+    })
+}
+
+fn pets_api(weights: (u32, u32)) -> Value {
+    json!({
+        "apiVersion": "kea.dev/v1alpha1", "kind": "ApiDefinition",
+        "metadata": {"name": "pets", "namespace": NAMESPACE},
+        "spec": {
+            "gateway": "edge",
+            "hosts": ["pets.example.com"],
+            "basePath": "/pets",
+            "backends": [
+                {"service": "pets-v1", "port": 8080, "version": "v1", "weight": weights.0},
+                {"service": "pets-v2", "port": 8080, "version": "v2", "weight": weights.1},
+            ],
+            "schema": {"operations": [
+                {"path": "/{id}", "method": "GET",
+                 "parameters": [{"name": "id", "in": "path", "schema": {"type": "integer", "minimum": 1}}],
+                 "responses": {"200": {"description": "a pet", "schema": {"type": "object"}}},
+                 "auth": {"anonymous": true}},
+                {"path": "/", "method": "POST",
+                 "requestBody": {"required": true, "schema": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}},
+            ]},
+            "auth": {"providers": ["corp"], "scopes": ["pets:write"]},
+            "cache": {"enabled": true, "defaultTtl": "30s"},
+        },
+    })
+}
+
+async fn routes(client: &kube::Client) -> anyhow::Result<Value> {
+    Ok(get(
+        client,
+        "networking.istio.io/v1beta1",
+        "VirtualService",
+        NAMESPACE,
+        "kea-pets",
+    )
+    .await?
+    .map(|vs| vs["spec"].clone())
+    .unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apis_become_wasm_plugins_routes_and_bundles() {
+    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (plane, client) = cluster().await.unwrap();
+    let operator = Operator::start(&plane, "solo").unwrap();
+    for name in ["pets-v1", "pets-v2"] {
+        apply(&client, &service(name, 8080)).await.unwrap();
+    }
+    apply(&client, &binding()).await.unwrap();
+    apply(&client, &pets_api((90, 10))).await.unwrap();
+    let api = wait_ready(&client, "ApiDefinition", "pets", READY)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    for kind in ["Accepted", "SchemaValid", "RoutesReady", "PluginsReady"] {
+        assert_eq!(condition(&api, kind).unwrap().0, "True", "{kind}: {api}");
+    }
+    let sha = api["status"]["bundleSha256"].as_str().unwrap().to_string();
+    assert_eq!(api["status"]["operations"], 2);
+    wait_ready(&client, "GatewayBinding", "edge", READY)
+        .await
+        .unwrap();
+
+    // The VirtualService, exactly.
+    assert_eq!(
+        routes(&client).await.unwrap(),
+        json!({
+            "hosts": ["pets.example.com"],
+            "gateways": ["istio-system/public"],
+            "http": [{
+                "name": "pets",
+                "match": [{"uri": {"prefix": "/pets"}}],
+                "route": [
+                    {"destination": {"host": "pets-v1.shop.svc.cluster.local", "port": {"number": 8080}}, "weight": 90,
+                     "headers": {"response": {"set": {"x-kea-backend-version": "v1"}}}},
+                    {"destination": {"host": "pets-v2.shop.svc.cluster.local", "port": {"number": 8080}}, "weight": 10,
+                     "headers": {"response": {"set": {"x-kea-backend-version": "v2"}}}},
+                ],
+                "timeout": "5s",
+            }],
+        })
+    );
+    let vs = get(
+        &client,
+        "networking.istio.io/v1beta1",
+        "VirtualService",
+        NAMESPACE,
+        "kea-pets",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(vs["metadata"]["ownerReferences"][0]["kind"], "ApiDefinition");
+    assert_eq!(vs["metadata"]["managedFields"][0]["manager"], "kea-operator");
+
+    // One WasmPlugin per plugin, in Istio's phases, pinned to the built modules.
+    let digests = std::fs::read_to_string(kea_e2e::repo_root().join("dist/SHA256SUMS")).unwrap();
+    let mut plugins = list(&client, "extensions.istio.io/v1alpha1", "WasmPlugin", NAMESPACE)
+        .await
+        .unwrap();
+    plugins.sort_by_key(|plugin| plugin["metadata"]["name"].as_str().unwrap().to_string());
+    let names: Vec<&str> = plugins
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "kea-edge-audit",
+            "kea-edge-auth",
+            "kea-edge-cache",
+            "kea-edge-validate"
+        ]
+    );
+    let placement: Vec<(&str, i64)> = plugins
+        .iter()
+        .map(|p| {
+            (
+                p["spec"]["phase"].as_str().unwrap(),
+                p["spec"]["priority"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        placement,
+        [("AUTHN", 1000), ("AUTHN", 100), ("STATS", 100), ("AUTHZ", 100)]
+    );
+    for plugin in &plugins {
+        let spec = &plugin["spec"];
+        let name = plugin["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("kea-edge-");
+        assert_eq!(
+            spec["selector"],
+            json!({"matchLabels": {"istio": "ingressgateway"}})
+        );
+        assert!(
+            spec["url"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/dist/{name}.wasm")),
+            "{spec}"
+        );
+        assert!(
+            digests.contains(&format!("{}  {name}.wasm", spec["sha256"].as_str().unwrap())),
+            "{spec}"
+        );
+        assert_eq!(spec["failStrategy"], "FAIL_CLOSE");
+        assert_eq!(plugin["metadata"]["ownerReferences"][0]["kind"], "GatewayBinding");
+    }
+    let config = |name: &str| {
+        plugins.iter().find(|p| p["metadata"]["name"] == name).unwrap()["spec"]["pluginConfig"].clone()
+    };
+    let auth = config("kea-edge-auth");
+    assert_eq!(
+        auth["providers"][0]["jwks"]["remote"]["uri"],
+        "https://idp.example.com/keys"
+    );
+    assert_eq!(
+        auth["rules"],
+        json!([
+            {"match": {"hosts": ["pets.example.com"], "pathTemplate": "/pets/{id}", "methods": ["GET"]},
+             "allowAnonymous": true},
+            {"match": {"hosts": ["pets.example.com"], "pathPrefix": "/pets"},
+             "allowAnonymous": false, "anyOf": ["corp"], "scopes": ["pets:write"]},
+        ])
+    );
+    let validate = config("kea-edge-validate");
+    assert_eq!(
+        validate["apis"],
+        json!([{"name": "shop/pets", "url": format!("http://127.0.0.1:{}/bundles/shop/pets", operator.port),
+                "cluster": "kea-operator", "sha256": sha}])
+    );
+    assert_eq!(
+        config("kea-edge-cache")["rules"][1]["settings"]["defaultTtl"],
+        "30s"
+    );
+
+    // The bundle: in a ConfigMap and on the operator's endpoint, with its sha256 as ETag.
+    let config_map = get(&client, "v1", "ConfigMap", NAMESPACE, "kea-pets")
+        .await
+        .unwrap()
+        .unwrap();
+    let bundle: Value = serde_json::from_str(config_map["data"]["bundle.json"].as_str().unwrap()).unwrap();
+    assert_eq!(bundle["sha256"], sha.as_str());
+    let served = kea_e2e::http::get(&operator.url("/bundles/shop/pets")).unwrap();
+    assert_eq!(served.status, 200);
+    assert_eq!(served.header("etag"), Some(format!("\"{sha}\"").as_str()));
+    let etag = format!("\"{sha}\"");
+    let again = kea_e2e::http::send(
+        "GET",
+        &operator.url("/bundles/shop/pets"),
+        &[("if-none-match", &etag)],
+        None,
+    )
+    .unwrap();
+    assert_eq!(again.status, 304);
+    assert_eq!(
+        kea_e2e::http::get(&operator.url("/bundles/shop/nope"))
+            .unwrap()
+            .status,
+        404
+    );
+    let metrics = kea_e2e::http::get(&operator.url("/metrics")).unwrap();
+    assert!(
+        metrics
+            .body
+            .contains("kea_operator_reconciles_total{controller=\"api\",outcome=\"ok\"}"),
+        "{}",
+        metrics.body
+    );
+
+    // Weights edited three times: one route set each time, replaced, never appended.
+    for weights in [(50, 50), (0, 100), (75, 25)] {
+        apply(&client, &pets_api(weights)).await.unwrap();
+        let spec = eventually(READY, "the new weights", || async {
+            let spec = routes(&client).await?;
+            let current: Vec<u64> = spec["http"][0]["route"]
+                .as_array()
+                .map(|r| r.iter().map(|d| d["weight"].as_u64().unwrap_or(0)).collect())
+                .unwrap_or_default();
+            Ok((current == [u64::from(weights.0), u64::from(weights.1)]).then_some(spec))
+        })
+        .await
+        .unwrap();
+        assert_eq!(spec["http"].as_array().unwrap().len(), 1, "{spec}");
+        assert_eq!(spec["http"][0]["route"].as_array().unwrap().len(), 2, "{spec}");
+        wait_ready(&client, "ApiDefinition", "pets", READY).await.unwrap();
+    }
+
+    // Invalid specs: a condition with the reason, the last good routes kept, no crash.
+    let mut broken = pets_api((60, 30));
+    apply(&client, &broken).await.unwrap();
+    let reason = |kind: &'static str, reason: &'static str| {
+        let client = client.clone();
+        async move {
+            eventually(READY, reason, || async {
+                let api = get(&client, "kea.dev/v1alpha1", "ApiDefinition", NAMESPACE, "pets")
+                    .await?
+                    .unwrap_or_default();
+                let fresh = api.pointer("/status/observedGeneration") == api.pointer("/metadata/generation");
+                Ok(condition(&api, kind)
+                    .filter(|(status, found, _)| fresh && status == "False" && found == reason))
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let (_, _, message) = reason("Accepted", "WeightsDoNotSumTo100").await;
+    assert!(message.contains("sum to 90"), "{message}");
+    assert_eq!(
+        routes(&client).await.unwrap()["http"][0]["route"][0]["weight"],
+        75,
+        "last good routes kept"
+    );
+
+    broken = pets_api((75, 25));
+    broken["spec"]["schema"] = json!({"openapi": {"openapi": "3.0.3", "info": {"title": "x", "version": "1"},
+        "paths": {"/a": {"get": {"responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"type": "object", "minimum": "ten"}}}}}}}}}});
+    apply(&client, &broken).await.unwrap();
+    let (_, _, message) = reason("SchemaValid", "InvalidOpenAPI").await;
+    assert!(message.contains("minimum"), "{message}");
+
+    broken = pets_api((75, 25));
+    broken["spec"]["backends"][1]["service"] = json!("pets-v3");
+    apply(&client, &broken).await.unwrap();
+    let (_, _, message) = reason("RoutesReady", "ServiceNotFound").await;
+    assert!(message.contains("pets-v3"), "{message}");
+    // The Service appears: the API converges on its own.
+    apply(&client, &service("pets-v3", 8080)).await.unwrap();
+    wait_ready(&client, "ApiDefinition", "pets", READY).await.unwrap();
+
+    broken = pets_api((75, 25));
+    broken["spec"]["auth"] = json!({"providers": ["nobody"]});
+    apply(&client, &broken).await.unwrap();
+    let (_, _, message) = reason("Accepted", "UnknownIdentityProvider").await;
+    assert!(message.contains("nobody"), "{message}");
+
+    broken = pets_api((75, 25));
+    broken["spec"]["gateway"] = json!("missing");
+    apply(&client, &broken).await.unwrap();
+    reason("Accepted", "GatewayNotFound").await;
+
+    // A schema from a ConfigMap.
+    let document = "openapi: 3.0.3\ninfo: {title: pets, version: '2'}\npaths:\n  /{id}:\n    get:\n      parameters: [{name: id, in: path, required: true, schema: {type: integer}}]\n      responses: {'200': {description: ok}}\n";
+    apply(&client, &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "pets-openapi", "namespace": NAMESPACE},
+                           "data": {"openapi.yaml": document}})).await.unwrap();
+    let mut from_config_map = pets_api((75, 25));
+    from_config_map["spec"]["schema"] = json!({"configMapRef": {"name": "pets-openapi"}});
+    apply(&client, &from_config_map).await.unwrap();
+    let api = wait_ready(&client, "ApiDefinition", "pets", READY).await.unwrap();
+    assert_eq!(api["status"]["operations"], 1);
+    assert_ne!(api["status"]["bundleSha256"], sha.as_str());
+
+    // Deleting the API: its routes and bundle are garbage-collected, its rules leave the plugins.
+    delete(&client, "kea.dev/v1alpha1", "ApiDefinition", NAMESPACE, "pets")
+        .await
+        .unwrap();
+    eventually(READY, "routes and bundle collected", || async {
+        let vs = get(
+            &client,
+            "networking.istio.io/v1beta1",
+            "VirtualService",
+            NAMESPACE,
+            "kea-pets",
+        )
+        .await?;
+        let cm = get(&client, "v1", "ConfigMap", NAMESPACE, "kea-pets").await?;
+        Ok((vs.is_none() && cm.is_none()).then_some(()))
+    })
+    .await
+    .unwrap();
+    eventually(READY, "the plugins without the API", || async {
+        let validate = get(
+            &client,
+            "extensions.istio.io/v1alpha1",
+            "WasmPlugin",
+            NAMESPACE,
+            "kea-edge-validate",
+        )
+        .await?;
+        let auth = get(
+            &client,
+            "extensions.istio.io/v1alpha1",
+            "WasmPlugin",
+            NAMESPACE,
+            "kea-edge-auth",
+        )
+        .await?;
+        let no_rules = auth
+            .map(|a| {
+                a["spec"]["pluginConfig"]["rules"]
+                    .as_array()
+                    .map_or(true, Vec::is_empty)
+            })
+            .unwrap_or(false);
+        Ok((validate.is_none() && no_rules).then_some(()))
+    })
+    .await
+    .unwrap();
+
+    // Deleting the binding: its WasmPlugins are garbage-collected.
+    delete(&client, "kea.dev/v1alpha1", "GatewayBinding", NAMESPACE, "edge")
+        .await
+        .unwrap();
+    eventually(READY, "WasmPlugins collected", || async {
+        Ok(
+            list(&client, "extensions.istio.io/v1alpha1", "WasmPlugin", NAMESPACE)
+                .await?
+                .is_empty()
+                .then_some(()),
+        )
+    })
+    .await
+    .unwrap();
+    let logs = operator.logs();
+    assert!(!logs.contains("panicked"), "{logs}");
+}
