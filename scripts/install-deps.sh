@@ -8,7 +8,9 @@
 #   schemathesis (PyPI, pinned, in a venv under ~/.cache/kea) to fuzz the validate plugin;
 #   Debian: binaryen (wasm-opt), wrk (bench), clickhouse-server (audit log store for e2e tests),
 #   nodejs/npm, chromium; npm oidc-provider (a real OpenID Provider for the auth tests) and
-#   playwright-core (drives headless Chromium through the single sign-on flow), locked in tests/oidc.
+#   playwright-core (drives headless Chromium through the single sign-on flow), locked in tests/oidc;
+#   a Kubernetes v1.20.2 kube-apiserver + kube-controller-manager and etcd for the operator's tests
+#   (scripts/kube-build.sh: built once per machine from Debian's source package).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 scope="${1:-all}"
@@ -77,4 +79,8 @@ if ! cmp -s "$KEA_ROOT/tests/oidc/package-lock.json" "$KEA_OIDC_DIR/package-lock
   mkdir -p "$KEA_OIDC_DIR"
   cp "$KEA_ROOT/tests/oidc/package.json" "$KEA_ROOT/tests/oidc/package-lock.json" "$KEA_OIDC_DIR/"
   (cd "$KEA_OIDC_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci of tests/oidc failed"
+fi
+# The operator's end-to-end tests run against a real Kubernetes API server.
+if [ "$scope" = all ]; then
+  "$KEA_ROOT/scripts/kube-build.sh"
 fi

@@ -17,5 +17,5 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo clippy (wasm32-wasip1)"
 cargo clippy --target wasm32-wasip1 --locked -p kea-plugin-sdk -p kea-schema -p kea-audit -p kea-cache -p kea-auth -p kea-validate --all-targets -- -D warnings
 
-log "tests: unit, flow and end-to-end (real Envoy, ClickHouse, a JWKS server, an OpenID Provider, schemathesis)"
+log "tests: unit, flow and end-to-end (real Envoy, a real Kubernetes API server, ClickHouse, a JWKS server, an OpenID Provider, schemathesis)"
 cargo test --workspace --locked

@@ -192,7 +192,18 @@ pub fn render(args: &RenderArgs) -> Result<Rendered> {
         })
         .collect();
     let refused = |problem: crate::render::Problem| {
-        anyhow!("GatewayBinding {} ({}): {problem}", gateway.key, gateway.origin)
+        // The plugins' compilers read the secrets their `...Env` fields name from this process.
+        let hint = if problem.message.contains("the VM environment has no variable") {
+            " (kea render checks the configuration with its own environment: export the variable, which \
+             Envoy's environment needs too)"
+        } else {
+            ""
+        };
+        anyhow!(
+            "GatewayBinding {} ({}): {problem}{hint}",
+            gateway.key,
+            gateway.origin
+        )
     };
     let configs = plugins::render(&gateway.spec, &bound, None).map_err(refused)?;
 
@@ -588,6 +599,51 @@ data:
         assert!(yaml.starts_with("# Envoy configuration rendered by `kea render` from all.yaml"));
         let back: Value = serde_yaml_ng::from_str(&yaml).unwrap();
         assert_eq!(back, rendered.envoy);
+    }
+
+    #[test]
+    fn the_demo_gateway_renders() {
+        // The secrets its single sign-on names, as run.sh exports them (only this test reads them).
+        std::env::set_var("KEA_OIDC_CLIENT_SECRET", "kea-web-secret-kea-web-secret-kea-web");
+        std::env::set_var(
+            "KEA_SESSION_KEY",
+            "demo-session-key-replace-with-openssl-rand-base64-32",
+        );
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../envoy-examples/gateway");
+        let mut args = RenderArgs::new(vec![demo.join("gateway.yaml"), demo.join("apis.yaml")]);
+        args.services = vec!["sample-api=127.0.0.1:8081".parse().unwrap()];
+        args.clusters = vec!["demo-idp=127.0.0.1:8082".parse().unwrap()];
+        let rendered = render(&args).unwrap();
+        let apis: Vec<String> = rendered
+            .apis
+            .iter()
+            .map(|(key, base)| format!("{key} {base}"))
+            .collect();
+        assert_eq!(
+            apis,
+            ["default/admin /admin", "default/pets /pets", "default/sample /"]
+        );
+        assert!(Plugin::ALL
+            .iter()
+            .all(|plugin| rendered.plugins.json(*plugin).is_some()));
+        let auth = rendered.plugins.auth.as_ref().unwrap();
+        let paths: Vec<String> = auth
+            .rules
+            .iter()
+            .map(|rule| {
+                rule.match_spec
+                    .path_prefix
+                    .clone()
+                    .or(rule.match_spec.path_template.clone())
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(paths, ["/admin", "/pets", "/echo/me", "/"]);
+        assert!(
+            rendered.warnings.iter().all(|warning| !warning.contains("--")),
+            "{:?}",
+            rendered.warnings
+        );
     }
 
     #[test]

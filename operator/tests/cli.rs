@@ -79,3 +79,24 @@ fn errors_name_the_file_and_pointer() {
         "{stderr}"
     );
 }
+
+#[test]
+fn committed_crds_match_the_code() {
+    let (ok, stdout, stderr) = kea(&["crd"]);
+    assert!(ok, "{stderr}");
+    let committed =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/crds.yaml"))
+            .unwrap();
+    assert!(
+        stdout == committed,
+        "manifests/crds.yaml is out of date: run `cargo run -p kea-operator --bin kea -- crd > manifests/crds.yaml`"
+    );
+    for needle in [
+        "shortNames:\n    - kgw",
+        "shortNames:\n    - kapi",
+        "x-kubernetes-list-map-keys",
+        "subresources:\n      status: {}",
+    ] {
+        assert!(committed.contains(needle), "{needle}");
+    }
+}

@@ -74,7 +74,6 @@ async fn all_ready(client: &kube::Client, count: usize) -> anyhow::Result<Option
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_leader_failover_restart_and_api_server_restart() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let (mut plane, client) = cluster().await.unwrap();
     apply(&client, &service("backend", 8080)).await.unwrap();
     apply(&client, &binding()).await.unwrap();

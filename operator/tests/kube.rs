@@ -70,7 +70,6 @@ async fn routes(client: &kube::Client) -> anyhow::Result<Value> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn apis_become_wasm_plugins_routes_and_bundles() {
-    let _serial = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let (plane, client) = cluster().await.unwrap();
     let operator = Operator::start(&plane, "solo").unwrap();
     for name in ["pets-v1", "pets-v2"] {
@@ -361,7 +360,7 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
             .map(|a| {
                 a["spec"]["pluginConfig"]["rules"]
                     .as_array()
-                    .map_or(true, Vec::is_empty)
+                    .is_none_or(Vec::is_empty)
             })
             .unwrap_or(false);
         Ok((validate.is_none() && no_rules).then_some(()))

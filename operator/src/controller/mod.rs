@@ -150,6 +150,8 @@ fn read_digests(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, Strin
 /// Runs the operator until SIGTERM/SIGINT.
 #[instrument(level = "info", skip_all, err(Display))]
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    // Secrets the plugin configurations name (`...Env`) are in the gateways' VMs, not here.
+    kea_plugin_sdk::config::check_without_secrets();
     let client = Client::try_default()
         .await
         .context("no Kubernetes configuration (KUBECONFIG or in-cluster)")?;

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
     group = "kea.dev",
     version = "v1alpha1",
     kind = "ApiDefinition",
+    doc = "An API (or model endpoint) served through a KEA gateway: hosts, base path, weighted backends, timeout, its OpenAPI 3.0 schema (inline, from a ConfigMap, or written as operations) and its auth, validation, cache and audit policies.",
     namespaced,
     status = "ApiDefinitionStatus",
     shortname = "kapi",

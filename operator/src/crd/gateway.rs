@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
     group = "kea.dev",
     version = "v1alpha1",
     kind = "GatewayBinding",
+    doc = "A gateway served by KEA: the workload its four WasmPlugins (audit, auth, validate, cache) attach to, how its APIs are routed, its identity providers, audit sink and defaults. One per gateway.",
     namespaced,
     status = "GatewayBindingStatus",
     shortname = "kgw",

@@ -229,6 +229,13 @@ fn route(
     clusters: &mut Clusters,
     used: &mut BTreeSet<String>,
 ) -> Result<Value, Problem> {
+    if api.spec.hosts.is_empty() {
+        // The CRD requires one; without, the plugins' rules would match every host and no route any.
+        return Err(Problem::invalid(
+            "NoHosts",
+            format!("ApiDefinition {}: spec.hosts: give at least one host", api.key),
+        ));
+    }
     let base = &api.spec.base_path;
     if !base.starts_with('/') || base.contains(['?', '#']) {
         return Err(Problem::invalid(

@@ -129,7 +129,7 @@ fn service_host(service: &str, namespace: &str) -> String {
 /// Istio's duration format (`5s`, `1.5s`).
 pub fn istio_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         format!("{}s", millis / 1000)
     } else {
         format!("{}ms", millis)

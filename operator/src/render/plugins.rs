@@ -465,3 +465,158 @@ fn cache_settings(policy: &CachePolicy) -> RuleSettings {
         ..RuleSettings::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::crd::{ApiSchema, Backend, Operation, OperationPolicy};
+    use serde_json::{json, Value};
+
+    fn api(base_path: &str, policies: Policies) -> ApiDefinitionSpec {
+        ApiDefinitionSpec {
+            gateway: "edge".into(),
+            hosts: vec!["api.example.com".into()],
+            base_path: base_path.into(),
+            backends: vec![Backend {
+                service: "svc".into(),
+                port: 80,
+                version: None,
+                weight: None,
+            }],
+            schema: ApiSchema {
+                operations: vec![Operation {
+                    path: "/items".into(),
+                    method: "GET".into(),
+                    ..Operation::default()
+                }],
+                ..ApiSchema::default()
+            },
+            policies,
+            ..ApiDefinitionSpec::default()
+        }
+    }
+
+    fn bundle(spec: &ApiDefinitionSpec) -> Bundle {
+        let document = super::super::schema::document("t", spec, None).unwrap();
+        super::super::schema::compile("t", document).unwrap()
+    }
+
+    fn gateway() -> GatewayBindingSpec {
+        GatewayBindingSpec {
+            identity_providers: vec![IdentityProvider {
+                name: "corp".into(),
+                issuer: "https://idp.example.com".into(),
+                cluster: "idp".into(),
+                ..IdentityProvider::default()
+            }],
+            ..GatewayBindingSpec::default()
+        }
+    }
+
+    #[test]
+    fn longer_base_paths_first_operation_rules_before_api_rules() {
+        let root = api(
+            "/",
+            Policies {
+                auth: Some(AuthPolicy {
+                    anonymous: true,
+                    ..AuthPolicy::default()
+                }),
+                ..Policies::default()
+            },
+        );
+        let mut admin = api("/admin", Policies::default());
+        admin.operation_policies.push(OperationPolicy {
+            path: "/items".into(),
+            methods: vec!["GET".into()],
+            policies: Policies {
+                auth: Some(AuthPolicy {
+                    scopes: vec!["read".into()],
+                    ..AuthPolicy::default()
+                }),
+                ..Policies::default()
+            },
+        });
+        let (root_key, admin_key) = (Key::new("ns", "root"), Key::new("ns", "admin"));
+        let (root_bundle, admin_bundle) = (bundle(&root), bundle(&admin));
+        let apis = [
+            BoundApi {
+                key: &root_key,
+                spec: &root,
+                bundle: &root_bundle,
+            },
+            BoundApi {
+                key: &admin_key,
+                spec: &admin,
+                bundle: &admin_bundle,
+            },
+        ];
+        let endpoint = BundleEndpoint {
+            url: "http://kea:8080/".into(),
+            cluster: "kea".into(),
+        };
+        let configs = render(&gateway(), &apis, Some(&endpoint)).unwrap();
+        let auth = serde_json::to_value(configs.auth.unwrap()).unwrap();
+        let rules: Vec<Value> = auth["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|rule| rule["match"].clone())
+            .collect();
+        assert_eq!(
+            rules,
+            [
+                json!({"hosts": ["api.example.com"], "pathTemplate": "/admin/items", "methods": ["GET"]}),
+                json!({"hosts": ["api.example.com"], "pathPrefix": "/admin"}),
+                json!({"hosts": ["api.example.com"], "pathPrefix": "/"}),
+            ]
+        );
+        assert_eq!(auth["rules"][0]["scopes"], json!(["read"]));
+        assert_eq!(auth["rules"][2]["allowAnonymous"], true);
+        // No API enables caching: no cache plugin. Audit is on by default.
+        assert!(configs.cache.is_none());
+        assert!(configs.audit.is_some());
+        let validate = configs.validate.unwrap();
+        assert_eq!(
+            validate.apis[0].url.as_deref(),
+            Some("http://kea:8080/bundles/ns/admin")
+        );
+        assert_eq!(
+            validate.apis[0].sha256.as_deref(),
+            Some(admin_bundle.sha256.as_str())
+        );
+        // Without an endpoint, bundles are inline.
+        let inline = render(&gateway(), &apis, None).unwrap().validate.unwrap();
+        assert!(inline
+            .apis
+            .iter()
+            .all(|source| source.bundle.is_some() && source.url.is_none()));
+    }
+
+    #[test]
+    fn base_configs_are_read_with_the_plugins_own_types() {
+        let mut gateway = gateway();
+        gateway.plugins.cache = Some(PluginSettings {
+            config: Some(json!({"store": {"maxEntries": "many"}})),
+            ..PluginSettings::default()
+        });
+        let problem = render(&gateway, &[], None).unwrap_err();
+        assert_eq!(problem.reason, "InvalidPluginConfig");
+        assert!(
+            problem
+                .message
+                .starts_with("spec.plugins.cache.config.store.maxEntries"),
+            "{problem}"
+        );
+        gateway.plugins.cache = Some(PluginSettings {
+            config: Some(json!({"store": {"maxEntries": 10}})),
+            ..PluginSettings::default()
+        });
+        let configs = render(&gateway, &[], None).unwrap();
+        assert_eq!(configs.cache.unwrap().store.max_entries, 10);
+        // A sink the audit plugin refuses is reported, not written.
+        gateway.audit.sink = Some(json!({"cluster": "", "format": "jsonLines"}));
+        assert!(render(&gateway, &[], None).is_err());
+    }
+}

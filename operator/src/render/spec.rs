@@ -105,23 +105,47 @@ fn weights(spec: &ApiDefinitionSpec) -> Result<Vec<WeightedBackend>, Problem> {
     Ok(out)
 }
 
+/// Credential names a policy may give: the identity providers, and the providers, API-key sets
+/// and single sign-on of the auth plugin's base configuration.
+fn credentials(gateway: &GatewayBindingSpec) -> Vec<String> {
+    let mut names: Vec<String> = gateway
+        .identity_providers
+        .iter()
+        .map(|provider| provider.name.clone())
+        .collect();
+    if let Some(base) = gateway
+        .plugins
+        .auth
+        .as_ref()
+        .and_then(|auth| auth.config.as_ref())
+    {
+        let listed = ["providers", "apiKeys"]
+            .iter()
+            .filter_map(|list| base.get(*list).and_then(|items| items.as_array()))
+            .flatten();
+        for named in listed.chain(base.get("sso")) {
+            if let Some(name) = named.get("name").and_then(|name| name.as_str()) {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names
+}
+
 fn policies(at: &str, policies: &Policies, gateway: &GatewayBindingSpec) -> Result<(), Problem> {
     if let Some(auth) = &policies.auth {
+        let known = credentials(gateway);
         for (index, provider) in auth.providers.iter().enumerate() {
-            if !gateway
-                .identity_providers
-                .iter()
-                .any(|known| &known.name == provider)
-            {
+            if !known.contains(provider) {
                 return Err(Problem::invalid(
                     "UnknownIdentityProvider",
                     format!(
-                        "{at}.auth.providers[{index}]: the gateway has no identity provider {provider:?}"
+                        "{at}.auth.providers[{index}]: the gateway has no identity provider, API-key set or single sign-on named {provider:?}"
                     ),
                 ));
             }
         }
-        if !auth.anonymous && gateway.identity_providers.is_empty() {
+        if !auth.anonymous && known.is_empty() {
             return Err(Problem::invalid(
                 "NoIdentityProviders",
                 format!("{at}.auth: the gateway has no identityProviders to check tokens with"),
@@ -129,6 +153,16 @@ fn policies(at: &str, policies: &Policies, gateway: &GatewayBindingSpec) -> Resu
         }
     }
     if let Some(validation) = &policies.validation {
+        if let Some(mode) = validation
+            .mode
+            .as_deref()
+            .filter(|mode| !["enforce", "report", "off"].contains(mode))
+        {
+            return Err(Problem::invalid(
+                "InvalidValidationMode",
+                format!("{at}.validation.mode {mode:?}: must be enforce, report or off"),
+            ));
+        }
         if let Some(size) = &validation.max_body_bytes {
             size.parse::<ByteSize>().map_err(|error| {
                 Problem::invalid(
@@ -158,4 +192,88 @@ fn duration(at: &str, text: &str) -> Result<Duration, Problem> {
     text.parse::<ConfigDuration>()
         .map(ConfigDuration::get)
         .map_err(|error| Problem::invalid("InvalidDuration", format!("{at} {text:?}: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::crd::{AuthPolicy, Backend, IdentityProvider};
+
+    fn spec(weights: &[Option<u32>]) -> ApiDefinitionSpec {
+        ApiDefinitionSpec {
+            gateway: "edge".into(),
+            hosts: vec!["api.example.com".into()],
+            base_path: "/v1".into(),
+            backends: weights
+                .iter()
+                .enumerate()
+                .map(|(index, weight)| Backend {
+                    service: format!("svc-{index}"),
+                    port: 80,
+                    version: None,
+                    weight: *weight,
+                })
+                .collect(),
+            ..ApiDefinitionSpec::default()
+        }
+    }
+
+    #[test]
+    fn weights_must_sum_to_100() {
+        let gateway = GatewayBindingSpec::default();
+        let checked = check(&spec(&[None]), &gateway).unwrap();
+        assert_eq!(checked.backends[0].weight, 100);
+        assert_eq!(checked.timeout, DEFAULT_TIMEOUT);
+        let split = check(&spec(&[Some(80), Some(20)]), &gateway).unwrap();
+        assert_eq!(
+            split.backends.iter().map(|b| b.weight).collect::<Vec<_>>(),
+            [80, 20]
+        );
+        let problem = check(&spec(&[Some(80), Some(10)]), &gateway).unwrap_err();
+        assert_eq!(problem.reason, "WeightsDoNotSumTo100");
+        assert!(problem.message.contains("sum to 90"), "{problem}");
+        let problem = check(&spec(&[Some(100), None]), &gateway).unwrap_err();
+        assert!(problem.message.contains("backends[1].weight"), "{problem}");
+        assert_eq!(check(&spec(&[]), &gateway).unwrap_err().reason, "NoBackends");
+    }
+
+    #[test]
+    fn durations_sizes_and_providers_are_checked_with_their_field() {
+        let mut gateway = GatewayBindingSpec::default();
+        let mut api = spec(&[None]);
+        api.timeout = Some("soon".into());
+        let problem = check(&api, &gateway).unwrap_err();
+        assert!(problem.message.starts_with("spec.timeout"), "{problem}");
+        api.timeout = Some("0s".into());
+        assert_eq!(check(&api, &gateway).unwrap_err().reason, "InvalidTimeout");
+        api.timeout = Some("1500ms".into());
+        assert_eq!(
+            check(&api, &gateway).unwrap().timeout,
+            Duration::from_millis(1500)
+        );
+
+        api.policies.auth = Some(AuthPolicy {
+            providers: vec!["corp".into()],
+            ..AuthPolicy::default()
+        });
+        assert_eq!(
+            check(&api, &gateway).unwrap_err().reason,
+            "UnknownIdentityProvider"
+        );
+        gateway.identity_providers.push(IdentityProvider {
+            name: "corp".into(),
+            ..IdentityProvider::default()
+        });
+        check(&api, &gateway).unwrap();
+        api.policies.auth = Some(AuthPolicy::default());
+        check(&api, &gateway).unwrap();
+        gateway.identity_providers.clear();
+        assert_eq!(check(&api, &gateway).unwrap_err().reason, "NoIdentityProviders");
+        api.policies.auth = Some(AuthPolicy {
+            anonymous: true,
+            ..AuthPolicy::default()
+        });
+        check(&api, &gateway).unwrap();
+    }
 }

@@ -12,12 +12,7 @@ use std::fs::File;
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// One control plane at a time: each is etcd + kube-apiserver + kube-controller-manager, and this
-/// machine has two cores.
-pub static SERIAL: Mutex<()> = Mutex::new(());
 
 pub const NAMESPACE: &str = "shop";
 pub const OPERATOR_NAMESPACE: &str = "kea-system";
@@ -40,14 +35,54 @@ pub async fn cluster() -> Result<(ControlPlane, Client)> {
         ])
         .await?;
     let client = plane.client().await?;
-    for namespace in [NAMESPACE, OPERATOR_NAMESPACE] {
-        apply(
-            &client,
-            &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
-        )
+    apply(
+        &client,
+        &serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
+    )
+    .await?;
+    // The install manifests as written (the Deployment's pods stay Pending: there is no kubelet);
+    // the operator under test runs with the service account's token, so its RBAC is tested too.
+    plane
+        .apply_manifests(&root.join("manifests/install.yaml"))
         .await?;
-    }
+    write_operator_kubeconfig(&plane, &client).await?;
     Ok((plane, client))
+}
+
+/// A kubeconfig with the `kea-operator` service account's token (created by the controller-manager).
+async fn write_operator_kubeconfig(plane: &ControlPlane, client: &Client) -> Result<()> {
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+        Api::namespaced(client.clone(), OPERATOR_NAMESPACE);
+    let token = eventually(
+        Duration::from_secs(30),
+        "the operator's service account token",
+        || async {
+            let list = secrets.list(&Default::default()).await?;
+            Ok(list.items.into_iter().find_map(|secret| {
+                let annotations = secret.metadata.annotations.unwrap_or_default();
+                let owner = annotations
+                    .get("kubernetes.io/service-account.name")
+                    .map(String::as_str);
+                (owner == Some("kea-operator")).then_some(())?;
+                let token = secret.data?.get("token")?.0.clone();
+                String::from_utf8(token).ok()
+            }))
+        },
+    )
+    .await?;
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\n\
+         users:\n- name: kea-operator\n  user:\n    token: {token}\ncontexts:\n- name: test\n  context:\n    cluster: test\n    user: kea-operator\n\
+         current-context: test\n",
+        plane.server(),
+        plane.ca_path().display()
+    );
+    std::fs::write(operator_kubeconfig(plane), kubeconfig)?;
+    Ok(())
+}
+
+fn operator_kubeconfig(plane: &ControlPlane) -> PathBuf {
+    plane.dir().join("operator-kubeconfig")
 }
 
 /// A `kea operator` process.
@@ -69,7 +104,10 @@ impl Operator {
         let dir = tempfile::tempdir()?;
         let log = dir.path().join("operator.log");
         let dist = repo_root().join("dist");
-        let child = Command::new(env!("CARGO_BIN_EXE_kea"))
+        // The benchmark points this at a release build.
+        let binary = std::env::var_os("KEA_OPERATOR_BIN")
+            .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kea")), PathBuf::from);
+        let child = Command::new(binary)
             .args([
                 "operator",
                 "--namespace",
@@ -92,7 +130,7 @@ impl Operator {
                 "--bundle-cluster",
                 "kea-operator",
             ])
-            .env("KUBECONFIG", plane.kubeconfig_path())
+            .env("KUBECONFIG", operator_kubeconfig(plane))
             .env("RUST_LOG", "info,kea_operator=debug")
             .stdout(Stdio::null())
             .stderr(File::create(&log)?)
@@ -105,6 +143,10 @@ impl Operator {
             log,
             _dir: dir,
         })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn logs(&self) -> String {

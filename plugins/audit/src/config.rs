@@ -518,12 +518,7 @@ fn compile_redactor(config: &RedactConfig) -> Result<Redactor, ConfigError> {
             ));
         }
         (Some(key), None) => Some(key.clone()),
-        (None, Some(name)) => Some(std::env::var(name).map_err(|_| {
-            ConfigError::new(
-                "redact.hashKeyEnv",
-                format!("the VM environment has no variable {name:?}"),
-            )
-        })?),
+        (None, Some(name)) => Some(kea_plugin_sdk::config::env_secret("redact.hashKeyEnv", name)?),
         (None, None) => None,
     };
     if let Some(key) = &key {

@@ -570,12 +570,7 @@ fn compile_provider(at: &str, config: &ProviderConfig) -> Result<Provider, Confi
             ))
         }
         (Some(name), true) => {
-            let secret = std::env::var(name).map_err(|_| {
-                ConfigError::new(
-                    field("hmacSecretEnv"),
-                    format!("the VM environment has no variable {name:?}"),
-                )
-            })?;
+            let secret = kea_plugin_sdk::config::env_secret(&field("hmacSecretEnv"), name)?;
             // RFC 7518 3.2: the key must be at least as long as the hash output.
             if secret.len() < 32 {
                 return Err(ConfigError::new(

@@ -3,6 +3,7 @@
 
 use crate::config::{KeySource, Provider};
 use crate::fetch::split_url;
+use kea_plugin_sdk::config::env_secret;
 use kea_plugin_sdk::host::is_token;
 use kea_plugin_sdk::{ByteSize, ConfigDuration, ConfigError};
 use serde::{Deserialize, Serialize};
@@ -220,11 +221,6 @@ impl Sso {
     pub fn key(&self, id: &str) -> Option<&SessionKey> {
         self.keys.iter().find(|k| k.id == id)
     }
-}
-
-fn env_secret(at: &str, name: &str) -> Result<String, ConfigError> {
-    std::env::var(name)
-        .map_err(|_| ConfigError::new(at, format!("the VM environment has no variable {name:?}")))
 }
 
 fn local_path(at: &str, path: &str) -> Result<(), ConfigError> {

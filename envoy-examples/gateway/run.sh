@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Starts the sample API (kea-upstream, :8081, also serving the compiled OpenAPI bundle), a demo
-# OpenID Provider (npm oidc-provider, :8082) and Envoy with the audit, auth, validate and cache
-# plugins (:8080, admin :9901).
-# Audit records appear on this terminal as JSON lines. Ctrl-C stops both.
+# Renders gateway.yaml + apis.yaml into an Envoy configuration with `kea render`, then starts the
+# sample API (kea-upstream, :8081), a demo OpenID Provider (npm oidc-provider, :8082) and Envoy
+# with the audit, auth, validate and cache plugins (:8080, admin :9901).
+# Audit records appear on this terminal as JSON lines. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
@@ -14,22 +14,36 @@ done
 
 cargo build --release --locked -q -p kea-e2e --bin kea-upstream -p kea-operator --bin kea
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-bundle_dir=$(mktemp -d)
-"$target_dir/release/kea" openapi bundle bench/pets-api.yaml -o "$bundle_dir/pets.json"
-"$target_dir/release/kea-upstream" 8081 --publish "/bundles/pets.json=$bundle_dir/pets.json" &
+
+# Secrets the auth plugin's configuration names (sso.clientSecretEnv, sso.sessionKeys[].secretEnv):
+# the rendered configuration passes these variables from Envoy's environment to the plugin, and
+# `kea render` compiles the configuration with them. Demo values; generate real ones.
+export KEA_OIDC_CLIENT_SECRET=kea-web-secret-kea-web-secret-kea-web
+export KEA_SESSION_KEY=demo-session-key-replace-with-openssl-rand-base64-32
+
+tmp=$(mktemp -d)
+# The same resources the operator reads in a cluster; here the Service sample-api and the identity
+# provider's cluster are local processes.
+"$target_dir/release/kea" render envoy-examples/gateway/gateway.yaml envoy-examples/gateway/apis.yaml \
+  --service sample-api=127.0.0.1:8081 --cluster demo-idp=127.0.0.1:8082 \
+  --listen 127.0.0.1:8080 -o "$tmp/envoy.yaml"
+
+"$target_dir/release/kea-upstream" 8081 &
 upstream=$!
 # The provider's script runs next to its node_modules; it accepts logins from both gateway origins.
 idp_dir=$(mktemp -d "$KEA_OIDC_DIR/demo-XXXXXX")
 cp tests/oidc/provider.mjs "$idp_dir/"
 node "$idp_dir/provider.mjs" 8082 http://localhost:8080,http://127.0.0.1:8080 >/dev/null &
 idp=$!
-trap 'kill $upstream $idp 2>/dev/null || true; rm -rf "$idp_dir" "$bundle_dir"' EXIT
+trap 'kill $upstream $idp 2>/dev/null || true; rm -rf "$idp_dir" "$tmp"' EXIT
 
-cat >&2 <<'MSG'
+cat >&2 <<MSG
 
   KEA gateway (audit + auth + validate + cache) on http://localhost:8080  (Envoy admin: http://127.0.0.1:9901)
+  Envoy runs $tmp/envoy.yaml, rendered from envoy-examples/gateway/{gateway,apis}.yaml.
   Try, in another terminal:
-    curl -s localhost:8080/pets/1 -H 'authorization: Bearer my-secret-token' | head -c 80; echo
+    curl -s localhost:8080/pets/1 | head -c 80; echo
+    curl -si localhost:8080/pets/1 -H 'authorization: Bearer my-secret-token' | head -n 1   # 401: a token sent must be valid
     curl -s localhost:8080/echo/login -H 'content-type: application/json' -d '{"user":"ann","password":"hunter2"}'
     curl -s 'localhost:8080/status/404?access_token=abc123'
     curl -s localhost:8080/healthz > /dev/null          # skipped by a rule: no record
@@ -38,11 +52,11 @@ cat >&2 <<'MSG'
     curl -si localhost:8080/admin/users | head -n 1       # 401: /admin needs an API key
     curl -si localhost:8080/admin/users -H 'x-api-key: demo-api-key' | head -n 1  # 200; the record says user.id demo-operator
     curl -s 'localhost:8080/pets/0?limit=500&fields=name,age'   # 400 problem+json: every problem listed
-    curl -s localhost:8080/pets -H 'content-type: application/json' -d '{"name": "Rex"}'   # 400: body checked first
+    curl -s localhost:8080/pets/ -H 'content-type: application/json' -d '{"name": "Rex"}'   # 400: body checked first
     curl -s localhost:9901/stats | grep kea_             # the plugins' metrics
   Single sign-on: open http://localhost:8080/echo/me in a browser, log in at the demo provider
   with any name; the echoed request shows x-kea-sub. Log out at http://localhost:8080/oauth2/logout
   Each request prints one audit record below (secrets redacted).
 
 MSG
-"$KEA_ENVOY" -c envoy-examples/audit/envoy.yaml --concurrency 1 -l warning --component-log-level wasm:info --use-dynamic-base-id
+"$KEA_ENVOY" -c "$tmp/envoy.yaml" --concurrency 1 -l warning --component-log-level wasm:info --use-dynamic-base-id
