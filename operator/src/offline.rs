@@ -549,6 +549,7 @@ spec:
   hosts: [api.example.com]
   basePath: /{name}
   backends: [{{service: {name}, port: 8080}}]
+  auth: {{anonymous: true}}
 {extra}"#
         )
     }

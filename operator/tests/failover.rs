@@ -30,6 +30,7 @@ fn api(name: &str, generation_tag: &str) -> Value {
             "gateway": "edge", "hosts": [format!("{name}.example.com")], "basePath": "/",
             "backends": [{"service": "backend", "port": 8080}],
             "schema": {"operations": [{"path": "/items", "method": "GET", "summary": generation_tag}]},
+            "auth": {"anonymous": true},
         },
     })
 }

@@ -97,7 +97,7 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
             "gateways": ["istio-system/public"],
             "http": [{
                 "name": "pets",
-                "match": [{"uri": {"prefix": "/pets"}}],
+                "match": [{"uri": {"exact": "/pets"}}, {"uri": {"prefix": "/pets/"}}],
                 "route": [
                     {"destination": {"host": "pets-v1.shop.svc.cluster.local", "port": {"number": 8080}}, "weight": 90,
                      "headers": {"response": {"set": {"x-kea-backend-version": "v1"}}}},
@@ -309,6 +309,12 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
     broken["spec"]["gateway"] = json!("missing");
     apply(&client, &broken).await.unwrap();
     reason("Accepted", "GatewayNotFound").await;
+    // No gateway's plugins cover the API any more: its routes are withdrawn, not left unchecked.
+    eventually(READY, "the routes withdrawn", || async {
+        Ok(routes(&client).await?.is_null().then_some(()))
+    })
+    .await
+    .unwrap();
 
     // A schema from a ConfigMap.
     let document = "openapi: 3.0.3\ninfo: {title: pets, version: '2'}\npaths:\n  /{id}:\n    get:\n      parameters: [{name: id, in: path, required: true, schema: {type: integer}}]\n      responses: {'200': {description: ok}}\n";

@@ -38,6 +38,7 @@ spec:
   backends:
     - {service: catalog, port: 8080, version: v1, weight: 80}
     - {service: catalog-canary, port: 8080, version: v2, weight: 20}
+  auth: {anonymous: true}
   schema:
     operations:
       - {path: /items, method: GET}
@@ -51,6 +52,7 @@ spec:
   hosts: [api.test]
   basePath: /orders
   timeout: 2s
+  auth: {anonymous: true}
   backends:
     - {service: orders, port: 8080}
   schema:
@@ -212,7 +214,7 @@ fn a_rendered_gateway_routes_splits_and_validates() -> Result<()> {
     let gateway = start(&v1, &v2, &orders)?;
 
     // The plugins the resources need, in chain order: audit (on by default) and validate (there
-    // are APIs); no identity providers and no cache settings, so no auth and no cache.
+    // are APIs); public APIs without identity providers and no cache settings, so no auth and no cache.
     let hcm =
         &gateway.config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
     let filters: Vec<&str> = hcm["http_filters"]

@@ -40,6 +40,14 @@ pub fn gateway_key(api: &ApiDefinition) -> Key {
     Key::new(namespace, api.spec.gateway.clone())
 }
 
+/// Which version of a GatewayBinding an evaluation saw.
+pub fn binding_stamp(binding: &GatewayBinding) -> (String, i64) {
+    (
+        binding.metadata.uid.clone().unwrap_or_default(),
+        binding.metadata.generation.unwrap_or(0),
+    )
+}
+
 pub fn owner(api: &ApiDefinition) -> OwnerReference {
     api.controller_owner_ref(&()).unwrap_or_default()
 }
@@ -47,7 +55,14 @@ pub fn owner(api: &ApiDefinition) -> OwnerReference {
 #[instrument(level = "debug", skip_all, fields(api = %format!("{}/{}", api.namespace().unwrap_or_default(), api.name_any())), err(Display))]
 pub async fn reconcile(api: Arc<ApiDefinition>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
+    let in_flight = ctx
+        .metrics
+        .in_flight
+        .get_or_create(&super::metrics::ControllerLabel { controller: "api" })
+        .clone();
+    in_flight.inc();
     let result = reconcile_inner(&api, &ctx).await;
+    in_flight.dec();
     let outcome = match &result {
         Ok((_, true)) => "ok",
         Ok((_, false)) => "rejected",
@@ -57,13 +72,17 @@ pub async fn reconcile(api: Arc<ApiDefinition>, ctx: Arc<Context>) -> Result<Act
     result.map(|(action, _)| action)
 }
 
+#[instrument(level = "debug", skip_all)]
 pub fn error_policy(_api: Arc<ApiDefinition>, error: &Error, _ctx: Arc<Context>) -> Action {
     tracing::warn!(%error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }
 
 /// Returns the next action and whether the API is ready.
+#[instrument(level = "debug", skip_all)]
 async fn reconcile_inner(api: &ApiDefinition, ctx: &Context) -> Result<(Action, bool), Error> {
+    // Both caches must be listed: an empty gateway cache would read as "GatewayNotFound".
+    super::caches_ready(ctx).await;
     let key = Key::new(api.namespace().unwrap_or_default(), api.name_any());
     let generation = api.metadata.generation.unwrap_or(0);
     let gateway_key = gateway_key(api);
@@ -71,7 +90,7 @@ async fn reconcile_inner(api: &ApiDefinition, ctx: &Context) -> Result<(Action, 
         .gateways
         .get(&ObjectRef::new(&gateway_key.name).within(&gateway_key.namespace));
     let config_map = read_config_map(api, ctx).await?;
-    let inputs = fingerprint(generation, binding.as_deref(), config_map.as_ref());
+    let inputs = fingerprint(api, binding.as_deref(), config_map.as_ref());
 
     let cached = ctx.registry.lock().ok().and_then(|registry| {
         registry.apis.get(&key).and_then(|entry| {
@@ -87,9 +106,22 @@ async fn reconcile_inner(api: &ApiDefinition, ctx: &Context) -> Result<(Action, 
         None => {
             let (verdicts, compiled, retry) =
                 evaluate(api, &key, binding.as_deref(), config_map.as_ref(), ctx).await?;
+            let covered = compiled.is_some()
+                || ctx.registry.lock().ok().is_some_and(|registry| {
+                    registry
+                        .apis
+                        .get(&key)
+                        .and_then(|entry| entry.serving.as_ref())
+                        .is_some_and(|serving| serving.gateway == gateway_key)
+                });
+            if !covered {
+                // No version of this API is in its gateway's plugins: routes would serve it unchecked.
+                withdraw_routes(&key, ctx).await?;
+            }
             if let Ok(mut registry) = ctx.registry.lock() {
                 let entry = registry.apis.entry(key.clone()).or_insert_with(|| Entry {
                     gateway: gateway_key.clone(),
+                    binding: None,
                     evaluated: generation,
                     inputs,
                     evaluated_at: Instant::now(),
@@ -100,6 +132,7 @@ async fn reconcile_inner(api: &ApiDefinition, ctx: &Context) -> Result<(Action, 
                 });
                 let previous_gateway = std::mem::replace(&mut entry.gateway, gateway_key.clone());
                 entry.evaluated = generation;
+                entry.binding = binding.as_deref().map(binding_stamp);
                 entry.inputs = inputs;
                 entry.evaluated_at = Instant::now();
                 entry.verdicts = verdicts.clone();
@@ -152,6 +185,7 @@ fn serving_compiled(ctx: &Context, key: &Key) -> Option<Arc<Compiled>> {
         .and_then(|registry| registry.apis.get(key).and_then(|entry| entry.serving.clone()))
 }
 
+#[instrument(level = "debug", ret)]
 fn plugins_verdict(
     generation: i64,
     included: Option<i64>,
@@ -183,6 +217,7 @@ fn plugins_verdict(
 }
 
 /// The referenced ConfigMap, when the schema names one (absent is a verdict, not an error).
+#[instrument(level = "debug", skip_all, err(Display))]
 async fn read_config_map(api: &ApiDefinition, ctx: &Context) -> Result<Option<ConfigMap>, Error> {
     let Some(reference) = &api.spec.schema.config_map_ref else {
         return Ok(None);
@@ -192,9 +227,15 @@ async fn read_config_map(api: &ApiDefinition, ctx: &Context) -> Result<Option<Co
     Ok(config_maps.get_opt(&reference.name).await?)
 }
 
-fn fingerprint(generation: i64, binding: Option<&GatewayBinding>, config_map: Option<&ConfigMap>) -> u64 {
+/// What an evaluation depended on: the API (uid: a re-created API is a new one), its gateway's
+/// spec, the ConfigMap holding its schema.
+pub fn fingerprint(
+    api: &ApiDefinition,
+    binding: Option<&GatewayBinding>,
+    config_map: Option<&ConfigMap>,
+) -> u64 {
     let mut hasher = DefaultHasher::new();
-    generation.hash(&mut hasher);
+    (api.metadata.uid.clone(), api.metadata.generation).hash(&mut hasher);
     binding
         .map(|binding| (binding.metadata.uid.clone(), binding.metadata.generation))
         .hash(&mut hasher);
@@ -283,49 +324,11 @@ async fn evaluate(
         );
         return Ok((vec![accepted_verdict, schema_verdict, routes], None, true));
     }
-    let owner = owner(api);
-    write(
-        &ctx.applier,
-        &objects::bundle_config_map(key, &bundle, &document, &owner),
-        ctx,
-    )
-    .await?;
-    let routing = &binding.spec.routing;
-    let virtual_service = routing.virtual_service.is_some() || routing.http_route.is_none();
-    let route_name = objects::api_object_name(&key.name);
-    if virtual_service {
-        let gateways = routing
-            .virtual_service
-            .as_ref()
-            .map(|vs| vs.gateways.clone())
-            .unwrap_or_default();
-        write(
-            &ctx.applier,
-            &objects::virtual_service(key, spec, &checked, &gateways, &owner),
-            ctx,
-        )
-        .await?;
-    } else {
-        ctx.applier
-            .delete(
-                VIRTUAL_SERVICE_API_VERSION,
-                "VirtualService",
-                &key.namespace,
-                &route_name,
-            )
-            .await?;
-    }
-    if let Some(http_route) = &routing.http_route {
-        write(
-            &ctx.applier,
-            &objects::http_route(key, spec, &checked, &http_route.parent_refs, &owner),
-            ctx,
-        )
-        .await?;
-    } else {
-        ctx.applier
-            .delete(HTTP_ROUTE_API_VERSION, "HTTPRoute", &key.namespace, &route_name)
-            .await?;
+    if let Err(rejected) = write_objects(api, key, binding, &checked, &bundle, &document, ctx).await? {
+        // The API server refused an object (too large, a host Gateway API does not allow, ...):
+        // a condition, not a retry loop.
+        let routes = Verdict::failed(condition::ROUTES_READY, "ApplyRejected", rejected);
+        return Ok((vec![accepted_verdict, schema_verdict, routes], None, false));
     }
     let split = checked
         .backends
@@ -340,6 +343,7 @@ async fn evaluate(
     );
     let compiled = Compiled {
         generation: api.metadata.generation.unwrap_or(0),
+        gateway: gateway_key(api),
         spec: spec.clone(),
         checked,
         bundle,
@@ -352,6 +356,109 @@ async fn evaluate(
     ))
 }
 
+/// Writes the bundle ConfigMap and the routes. `Ok(Err(message))` when the API server refuses one
+/// of them for good (4xx other than conflicts and throttling).
+#[instrument(level = "debug", skip_all, err(Display))]
+async fn write_objects(
+    api: &ApiDefinition,
+    key: &Key,
+    binding: &GatewayBinding,
+    checked: &spec::Checked,
+    bundle: &kea_schema::Bundle,
+    document: &serde_json::Value,
+    ctx: &Context,
+) -> Result<Result<(), String>, Error> {
+    let owner = owner(api);
+    let binding_namespace = binding.namespace().unwrap_or_default();
+    let routing = &binding.spec.routing;
+    let route_name = objects::api_object_name(&key.name);
+    let mut wanted = vec![objects::bundle_config_map(key, bundle, document, &owner)];
+    if routing.virtual_service.is_some() || routing.http_route.is_none() {
+        // Istio resolves a gateway name without a namespace in the VirtualService's namespace.
+        let gateways: Vec<String> = routing
+            .virtual_service
+            .iter()
+            .flat_map(|vs| vs.gateways.iter())
+            .map(|gateway| {
+                if gateway.contains('/') {
+                    gateway.clone()
+                } else {
+                    format!("{binding_namespace}/{gateway}")
+                }
+            })
+            .collect();
+        wanted.push(objects::virtual_service(
+            key, &api.spec, checked, &gateways, &owner,
+        ));
+    } else {
+        ctx.applier
+            .delete(
+                VIRTUAL_SERVICE_API_VERSION,
+                "VirtualService",
+                &key.namespace,
+                &route_name,
+            )
+            .await?;
+    }
+    if let Some(http_route) = &routing.http_route {
+        let parents: Vec<crate::crd::ParentRef> = http_route
+            .parent_refs
+            .iter()
+            .map(|parent| crate::crd::ParentRef {
+                namespace: parent
+                    .namespace
+                    .clone()
+                    .or_else(|| Some(binding_namespace.clone())),
+                ..parent.clone()
+            })
+            .collect();
+        wanted.push(objects::http_route(key, &api.spec, checked, &parents, &owner));
+    } else {
+        ctx.applier
+            .delete(HTTP_ROUTE_API_VERSION, "HTTPRoute", &key.namespace, &route_name)
+            .await?;
+    }
+    for object in &wanted {
+        match write(&ctx.applier, object, ctx).await {
+            Ok(()) => {}
+            Err(Error::Kube(kube::Error::Api(status)))
+                if (400..500).contains(&status.code) && status.code != 409 && status.code != 429 =>
+            {
+                let kind = object
+                    .pointer("/kind")
+                    .and_then(|kind| kind.as_str())
+                    .unwrap_or_default();
+                return Ok(Err(format!(
+                    "the API server refused the {kind}: {}",
+                    status.message
+                )));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// Removes the API's routes: used when no gateway's plugins cover the API any more, so that it
+/// is not served unchecked.
+#[instrument(level = "debug", skip_all, fields(api = %key), err(Display))]
+async fn withdraw_routes(key: &Key, ctx: &Context) -> Result<(), Error> {
+    let route_name = objects::api_object_name(&key.name);
+    ctx.applier
+        .delete(
+            VIRTUAL_SERVICE_API_VERSION,
+            "VirtualService",
+            &key.namespace,
+            &route_name,
+        )
+        .await?;
+    ctx.applier
+        .delete(HTTP_ROUTE_API_VERSION, "HTTPRoute", &key.namespace, &route_name)
+        .await?;
+    Ok(())
+}
+
+#[instrument(level = "debug", skip_all, err(Display))]
 async fn write(applier: &super::Applier, object: &serde_json::Value, ctx: &Context) -> Result<(), Error> {
     if applier.apply(object).await? {
         ctx.metrics.writes.inc();
@@ -364,6 +471,7 @@ fn verdict_of(problem: &Problem) -> Verdict {
 }
 
 /// The first backend Service that does not exist.
+#[instrument(level = "debug", skip_all, ret, err(Display))]
 async fn missing_service(api: &ApiDefinition, ctx: &Context) -> Result<Option<String>, Error> {
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &api.namespace().unwrap_or_default());
     for backend in &api.spec.backends {

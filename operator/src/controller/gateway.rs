@@ -20,7 +20,16 @@ use tracing::instrument;
 #[instrument(level = "debug", skip_all, fields(gateway = %format!("{}/{}", binding.namespace().unwrap_or_default(), binding.name_any())), err(Display))]
 pub async fn reconcile(binding: Arc<GatewayBinding>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
+    let in_flight = ctx
+        .metrics
+        .in_flight
+        .get_or_create(&super::metrics::ControllerLabel {
+            controller: "gateway",
+        })
+        .clone();
+    in_flight.inc();
     let result = reconcile_inner(&binding, &ctx).await;
+    in_flight.dec();
     let outcome = match &result {
         Ok(Some(true)) => "ok",
         Ok(Some(false)) => "rejected",
@@ -31,17 +40,23 @@ pub async fn reconcile(binding: Arc<GatewayBinding>, ctx: Arc<Context>) -> Resul
     result.map(|done| match done {
         // Some APIs are not evaluated yet: their reconciles trigger this one again.
         None => Action::requeue(Duration::from_secs(2)),
-        Some(_) => Action::requeue(ctx.settings.resync),
+        // Also a safety net for watch events that reach this controller before the API cache.
+        Some(_) => Action::requeue(ctx.settings.resync.min(Duration::from_secs(60))),
     })
 }
 
+#[instrument(level = "debug", skip_all)]
 pub fn error_policy(_binding: Arc<GatewayBinding>, error: &Error, _ctx: Arc<Context>) -> Action {
     tracing::warn!(%error, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
 }
 
 /// `None` while APIs bound to the gateway wait for evaluation; else whether the plugins are ready.
+#[instrument(level = "debug", skip_all)]
 async fn reconcile_inner(binding: &GatewayBinding, ctx: &Context) -> Result<Option<bool>, Error> {
+    // Rendering from a cache that is not listed yet would drop every API.
+    super::caches_ready(ctx).await;
+    let stamp = api_controller::binding_stamp(binding);
     let key = Key::new(binding.namespace().unwrap_or_default(), binding.name_any());
     let bound: Vec<_> = ctx
         .apis
@@ -58,7 +73,7 @@ async fn reconcile_inner(binding: &GatewayBinding, ctx: &Context) -> Result<Opti
 
     // The compiled versions to serve; stop if any API is not evaluated at its current generation
     // (rendering without it would drop its rules from a live gateway).
-    let (serving, pending) = {
+    let (mut serving, pending) = {
         let Ok(mut registry) = ctx.registry.lock() else {
             return Ok(None);
         };
@@ -68,9 +83,16 @@ async fn reconcile_inner(binding: &GatewayBinding, ctx: &Context) -> Result<Opti
         for api in &bound {
             let api_key = Key::new(api.namespace().unwrap_or_default(), api.name_any());
             match registry.apis.get(&api_key) {
-                Some(entry) if entry.evaluated == api.metadata.generation.unwrap_or(0) => {
-                    if let Some(compiled) = &entry.serving {
-                        serving.push((api_key, compiled.clone()));
+                // Evaluated at its generation, against this version of the binding.
+                Some(entry)
+                    if entry.evaluated == api.metadata.generation.unwrap_or(0)
+                        && entry.binding.as_ref() == Some(&stamp) =>
+                {
+                    // A last good version checked against another gateway is not served here.
+                    if let Some(compiled) = entry.serving.as_ref().filter(|compiled| compiled.gateway == key)
+                    {
+                        let current = compiled.generation == entry.evaluated;
+                        serving.push((api_key, compiled.clone(), current));
                     }
                 }
                 _ => pending += 1,
@@ -96,25 +118,28 @@ async fn reconcile_inner(binding: &GatewayBinding, ctx: &Context) -> Result<Opti
         return Ok(None);
     }
 
-    let bound_apis: Vec<BoundApi<'_>> = serving
-        .iter()
-        .map(|(api_key, compiled)| BoundApi {
-            key: api_key,
-            spec: &compiled.spec,
-            bundle: &compiled.bundle,
-        })
-        .collect();
     let owner = binding.controller_owner_ref(&()).unwrap_or_default();
     let mut verdicts = Vec::new();
-    let attachment = if binding.spec.selector.is_empty() == binding.spec.target_refs.is_empty() {
-        Err("give exactly one of spec.selector and spec.targetRefs".to_string())
-    } else {
-        Ok(())
+    let endpoint = ctx.endpoint(binding);
+    let render = |apis: &[(Key, Arc<super::registry::Compiled>, bool)]| {
+        let bound: Vec<BoundApi<'_>> = apis
+            .iter()
+            .map(|(api_key, compiled, _)| BoundApi {
+                key: api_key,
+                spec: &compiled.spec,
+                bundle: &compiled.bundle,
+            })
+            .collect();
+        crate::render::spec::check_gateway(&binding.spec)
+            .and_then(|()| plugins::render(&binding.spec, &bound, Some(&endpoint)))
     };
-    let rendered = attachment
-        .clone()
-        .map_err(|message| crate::render::Problem::invalid("InvalidAttachment", message))
-        .and_then(|()| plugins::render(&binding.spec, &bound_apis, Some(&ctx.endpoint(binding))));
+    let mut rendered = render(&serving);
+    if rendered.is_err() && serving.iter().any(|(_, _, current)| !current) {
+        // A last good version kept for an API whose new spec is invalid may not fit the binding
+        // as it is now: serve the APIs whose current version passed.
+        serving.retain(|(_, _, current)| *current);
+        rendered = render(&serving);
+    }
     let mut written = Vec::new();
     match &rendered {
         Err(problem) => {
@@ -174,11 +199,12 @@ async fn reconcile_inner(binding: &GatewayBinding, ctx: &Context) -> Result<Opti
 
 /// Records which generation of each API the WasmPlugins now carry, and has the API controller
 /// update the APIs whose `PluginsReady` changes.
-fn mark_included(serving: &[(Key, Arc<super::registry::Compiled>)], ctx: &Context) {
+#[instrument(level = "debug", skip_all, fields(apis = serving.len()))]
+fn mark_included(serving: &[(Key, Arc<super::registry::Compiled>, bool)], ctx: &Context) {
     let Ok(mut registry) = ctx.registry.lock() else {
         return;
     };
-    for (api_key, compiled) in serving {
+    for (api_key, compiled, _) in serving {
         if let Some(entry) = registry.apis.get_mut(api_key) {
             if entry.included != Some(compiled.generation) {
                 entry.included = Some(compiled.generation);
@@ -190,6 +216,7 @@ fn mark_included(serving: &[(Key, Arc<super::registry::Compiled>)], ctx: &Contex
     }
 }
 
+#[instrument(level = "debug", skip_all, err(Display))]
 async fn write_docs_route(
     binding: &GatewayBinding,
     key: &Key,

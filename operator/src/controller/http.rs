@@ -101,7 +101,9 @@ async fn bundle(
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .any(|tag| tag.trim() == etag || tag.trim() == "*");
+        // Weak comparison (RFC 9110 13.1.2): `W/"x"` matches `"x"`.
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == etag || tag == "*");
     if matches {
         state
             .metrics
@@ -110,7 +112,14 @@ async fn bundle(
                 result: "not_modified",
             })
             .inc();
-        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+        return (
+            StatusCode::NOT_MODIFIED,
+            [
+                (header::ETAG, etag),
+                (header::CACHE_CONTROL, "no-cache".to_string()),
+            ],
+        )
+            .into_response();
     }
     let body = config_map
         .data

@@ -32,8 +32,7 @@ pub struct Metrics {
     /// Reconciles that failed with an error (API server unreachable, conflicts...), retried.
     pub errors: Family<ControllerLabel, Counter>,
     pub duration: Family<ControllerLabel, Histogram>,
-    /// Work waiting: API definitions whose current generation is not evaluated yet, plus
-    /// reconciles in flight.
+    /// Work waiting: API definitions whose current generation is not evaluated yet.
     pub queue_depth: Gauge,
     pub in_flight: Family<ControllerLabel, Gauge>,
     /// 1 while this replica holds the lease.
@@ -74,7 +73,7 @@ impl Metrics {
         );
         registry.register(
             "queue_depth",
-            "API definitions waiting to be evaluated plus reconciles in flight",
+            "API definitions whose current generation is not evaluated yet",
             queue_depth.clone(),
         );
         registry.register(

@@ -134,6 +134,24 @@ impl Context {
     }
 }
 
+/// Waits until both controllers' caches hold their first list: each controller only waits for
+/// its own, and each reads the other's.
+pub async fn caches_ready(ctx: &Context) {
+    // `Store::wait_until_ready` keeps the waker of only the last task that polled it (a oneshot
+    // underneath), so with several reconciles waiting some would never wake: poll it again.
+    for store_ready in [
+        Box::pin(async { ctx.apis.wait_until_ready().await.is_ok() })
+            as std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + '_>>,
+        Box::pin(async { ctx.gateways.wait_until_ready().await.is_ok() }),
+    ] {
+        let mut store_ready = store_ready;
+        while tokio::time::timeout(Duration::from_millis(100), &mut store_ready)
+            .await
+            .is_err()
+        {}
+    }
+}
+
 /// Reads `sha256sum` output: `<hex>  <plugin>.wasm` per line.
 fn read_digests(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -204,11 +222,26 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     );
     tracing::info!(identity, lease = %format!("{}/{}", settings.namespace, settings.lease_name), "candidate for leadership");
     while !*stop_rx.borrow() {
-        match elector.try_acquire_or_renew().await {
+        // The lease counts from before the request: the server may have written it long before
+        // the answer arrives.
+        let attempt = tokio::time::Instant::now();
+        match tokio::time::timeout(elector.renew_deadline(), elector.try_acquire_or_renew())
+            .await
+            .unwrap_or(Ok(false))
+        {
             Ok(true) => {
                 tracing::info!(identity, "leading");
                 metrics.leader.set(1);
-                lead(&client, &settings, &digests, &metrics, &elector, stop_rx.clone()).await;
+                lead(
+                    &client,
+                    &settings,
+                    &digests,
+                    &metrics,
+                    &elector,
+                    attempt,
+                    stop_rx.clone(),
+                )
+                .await;
                 metrics.leader.set(0);
                 tracing::info!(identity, "no longer leading");
             }
@@ -274,6 +307,7 @@ async fn lead(
     digests: &BTreeMap<String, String>,
     metrics: &Arc<Metrics>,
     elector: &lease::Elector,
+    acquired: tokio::time::Instant,
     stop: watch::Receiver<bool>,
 ) {
     let (term_tx, term_rx) = watch::channel(false);
@@ -332,37 +366,45 @@ async fn lead(
     let controllers = futures::future::join(api_run, gateway_run);
     tokio::pin!(controllers);
 
+    // Ends with `true` on shutdown, `false` when the lease is lost.
     let keep_lease = async {
         let mut stop = stop.clone();
-        let mut last_renewal = tokio::time::Instant::now();
+        let mut last_renewal = acquired;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(elector.retry_period()) => {}
-                _ = stop.changed() => return,
+                _ = stop.changed() => return true,
             }
             if *stop.borrow() {
-                return;
+                return true;
             }
-            match elector.try_acquire_or_renew().await {
-                Ok(true) => last_renewal = tokio::time::Instant::now(),
-                Ok(false) => {
+            // A renewal that hangs must not outlive the deadline either.
+            let left = elector.renew_deadline().saturating_sub(last_renewal.elapsed());
+            let attempt = tokio::time::Instant::now();
+            match tokio::time::timeout(left, elector.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => last_renewal = attempt,
+                Ok(Ok(false)) => {
                     tracing::warn!("another replica holds the lease");
-                    return;
+                    return false;
                 }
-                Err(error) => tracing::warn!(%error, "cannot renew the leader lease"),
+                Ok(Err(error)) => tracing::warn!(%error, "cannot renew the leader lease"),
+                Err(_) => tracing::warn!("renewing the leader lease timed out"),
             }
-            if last_renewal.elapsed() > elector.renew_deadline() {
+            if last_renewal.elapsed() >= elector.renew_deadline() {
                 tracing::warn!("lease not renewed within the deadline: stepping down");
-                return;
+                return false;
             }
         }
     };
     tokio::select! {
         _ = &mut controllers => {}
-        _ = keep_lease => {
-            let _ = term_tx.send(true);
-            // Finish the reconciles in flight (they stop writing within a few seconds).
-            let _ = tokio::time::timeout(Duration::from_secs(5), &mut controllers).await;
+        shutdown = keep_lease => {
+            if shutdown {
+                // Let the reconciles in flight finish; the lease is still ours until released.
+                let _ = term_tx.send(true);
+                let _ = tokio::time::timeout(Duration::from_secs(5), &mut controllers).await;
+            }
+            // Lost: the controllers are dropped at once, before another replica can lead.
         }
     }
     context.applier.forget();

@@ -16,6 +16,8 @@ use std::time::Instant;
 #[derive(Debug)]
 pub struct Compiled {
     pub generation: i64,
+    /// The gateway this version was checked against (and is served by).
+    pub gateway: Key,
     pub spec: ApiDefinitionSpec,
     pub checked: Checked,
     pub bundle: Bundle,
@@ -25,6 +27,9 @@ pub struct Compiled {
 #[derive(Debug)]
 pub struct Entry {
     pub gateway: Key,
+    /// The GatewayBinding (uid, generation) the evaluation saw; a changed binding means the API
+    /// must be evaluated again before the gateway renders.
+    pub binding: Option<(String, i64)>,
     /// The generation last evaluated, and what went into that evaluation.
     pub evaluated: i64,
     pub inputs: u64,

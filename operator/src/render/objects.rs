@@ -126,13 +126,24 @@ fn service_host(service: &str, namespace: &str) -> String {
     format!("{service}.{namespace}.svc.cluster.local")
 }
 
-/// Istio's duration format (`5s`, `1.5s`).
+/// Istio's duration format (`5s`, `1500ms`); never rounds a positive duration down to `0s`,
+/// which would mean "no timeout".
 pub fn istio_duration(duration: Duration) -> String {
-    let millis = duration.as_millis();
+    let millis = duration.as_nanos().div_ceil(1_000_000).max(1);
     if millis.is_multiple_of(1000) {
         format!("{}s", millis / 1000)
     } else {
-        format!("{}ms", millis)
+        format!("{millis}ms")
+    }
+}
+
+/// Route matches for a base path by whole segments: `/pets` serves `/pets` and `/pets/...`, not
+/// `/petshop` (the plugins' rules match the same way).
+pub fn base_path_matches(base_path: &str) -> Value {
+    if base_path == "/" || base_path.ends_with('/') {
+        json!([{"uri": {"prefix": base_path}}])
+    } else {
+        json!([{"uri": {"exact": base_path}}, {"uri": {"prefix": format!("{base_path}/")}}])
     }
 }
 
@@ -164,7 +175,7 @@ pub fn virtual_service(
         "hosts": spec.hosts,
         "http": [{
             "name": api_key.name,
-            "match": [{"uri": {"prefix": spec.base_path}}],
+            "match": base_path_matches(&spec.base_path),
             "route": destinations,
             "timeout": istio_duration(checked.timeout),
         }],

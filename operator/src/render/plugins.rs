@@ -116,10 +116,10 @@ pub fn render(
         false => None,
     };
     let auth_config: Option<AuthConfig> = base("auth", bases.auth.as_ref())?;
-    let mut auth = match (gateway.identity_providers.is_empty(), auth_config) {
-        (true, None) => None,
-        (_, config) => Some(auth_base(gateway, config.unwrap_or_default())),
-    };
+    let has_credentials = !gateway.identity_providers.is_empty() || auth_config.is_some();
+    // Always built: a gateway without credentials drops the plugin below only when every rule
+    // lets anonymous requests through; otherwise the plugin's compiler refuses it (fail closed).
+    let mut auth = Some(auth_base(gateway, auth_config.unwrap_or_default()));
     let validate_config: Option<ValidateConfig> = base("validate", bases.validate.as_ref())?;
     let mut validate = match (apis.is_empty(), validate_config) {
         (true, None) => None,
@@ -198,6 +198,12 @@ pub fn render(
         config.rules.extend(validate_rules);
     }
     cache.rules.extend(cache_rules);
+    let all_anonymous = auth
+        .as_ref()
+        .is_none_or(|config| config.rules.iter().all(|rule| rule.requirement.allow_anonymous));
+    if !has_credentials && all_anonymous {
+        auth = None;
+    }
     let configs = PluginConfigs {
         audit,
         auth,

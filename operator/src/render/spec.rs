@@ -47,6 +47,20 @@ pub fn check(spec: &ApiDefinitionSpec, gateway: &GatewayBindingSpec) -> Result<C
         ));
     }
     policies("spec", &spec.policies, gateway)?;
+    // Without an auth policy of its own the API gets the gateway's default, else a credential is
+    // required: a gateway without any cannot serve it (fail closed, never open).
+    let effective = spec
+        .policies
+        .auth
+        .clone()
+        .or_else(|| gateway.defaults.auth.clone())
+        .unwrap_or_default();
+    if !effective.anonymous && credentials(gateway).is_empty() {
+        return Err(Problem::invalid(
+            "NoIdentityProviders",
+            "spec.auth: requests need a credential (no auth policy, and none in the gateway's defaults) but the gateway has no identityProviders; set auth.anonymous: true to serve the API publicly",
+        ));
+    }
     for (index, operation) in spec.schema.operations.iter().enumerate() {
         policies(
             &format!("spec.schema.operations[{index}]"),
@@ -62,6 +76,18 @@ pub fn check(spec: &ApiDefinitionSpec, gateway: &GatewayBindingSpec) -> Result<C
         )?;
     }
     Ok(Checked { backends, timeout })
+}
+
+/// Checks a GatewayBinding's own spec: how its plugins attach and its default policies.
+#[instrument(level = "debug", skip_all, err(level = "debug", Display))]
+pub fn check_gateway(gateway: &GatewayBindingSpec) -> Result<(), Problem> {
+    if gateway.selector.is_empty() == gateway.target_refs.is_empty() {
+        return Err(Problem::invalid(
+            "InvalidAttachment",
+            "give exactly one of spec.selector and spec.targetRefs",
+        ));
+    }
+    policies("spec.defaults", &gateway.defaults, gateway)
 }
 
 /// Weights in percent: a single backend may omit its weight; otherwise every backend gives one
@@ -215,6 +241,13 @@ mod tests {
                     weight: *weight,
                 })
                 .collect(),
+            policies: Policies {
+                auth: Some(AuthPolicy {
+                    anonymous: true,
+                    ..AuthPolicy::default()
+                }),
+                ..Policies::default()
+            },
             ..ApiDefinitionSpec::default()
         }
     }
@@ -271,6 +304,14 @@ mod tests {
         gateway.identity_providers.clear();
         assert_eq!(check(&api, &gateway).unwrap_err().reason, "NoIdentityProviders");
         api.policies.auth = Some(AuthPolicy {
+            anonymous: true,
+            ..AuthPolicy::default()
+        });
+        check(&api, &gateway).unwrap();
+        // No auth policy: a credential is required, and this gateway has none (fail closed).
+        api.policies.auth = None;
+        assert_eq!(check(&api, &gateway).unwrap_err().reason, "NoIdentityProviders");
+        gateway.defaults.auth = Some(AuthPolicy {
             anonymous: true,
             ..AuthPolicy::default()
         });
