@@ -15,6 +15,9 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 const READY: Duration = Duration::from_secs(30);
+/// kube-controller-manager's garbage collector learns about new CRDs on its periodic discovery
+/// (every 30 s), so collection of objects owned by custom resources can take that long to start.
+const COLLECTED: Duration = Duration::from_secs(90);
 
 fn binding() -> Value {
     json!({
@@ -257,6 +260,66 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
         wait_ready(&client, "ApiDefinition", "pets", READY).await.unwrap();
     }
 
+    // The binding asks for Gateway API routes: an HTTPRoute with the same split replaces the
+    // VirtualService.
+    let mut gateway_api = binding();
+    gateway_api["spec"]["routing"] = json!({"httpRoute": {"parentRefs": [{"name": "public"}]}});
+    apply(&client, &gateway_api).await.unwrap();
+    let route = eventually(READY, "the HTTPRoute", || async {
+        let route = get(
+            &client,
+            "gateway.networking.k8s.io/v1",
+            "HTTPRoute",
+            NAMESPACE,
+            "kea-pets",
+        )
+        .await?;
+        let vs_gone = routes(&client).await?.is_null();
+        Ok(route.filter(|_| vs_gone))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.warnings()));
+    let spec = &route["spec"];
+    assert_eq!(spec["hostnames"], json!(["pets.example.com"]));
+    assert_eq!(spec["parentRefs"][0]["name"], "public");
+    assert_eq!(
+        spec["parentRefs"][0]["namespace"], NAMESPACE,
+        "qualified with the binding's namespace"
+    );
+    let rule = &spec["rules"][0];
+    assert_eq!(
+        rule["matches"][0]["path"],
+        json!({"type": "PathPrefix", "value": "/pets"})
+    );
+    assert_eq!(rule["timeouts"]["request"], "5s");
+    let split: Vec<(String, i64)> = rule["backendRefs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|backend| {
+            (
+                backend["name"].as_str().unwrap().to_string(),
+                backend["weight"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(split, [("pets-v1".to_string(), 75), ("pets-v2".to_string(), 25)]);
+    apply(&client, &binding()).await.unwrap();
+    eventually(READY, "back to a VirtualService", || async {
+        let route = get(
+            &client,
+            "gateway.networking.k8s.io/v1",
+            "HTTPRoute",
+            NAMESPACE,
+            "kea-pets",
+        )
+        .await?;
+        Ok((route.is_none() && !routes(&client).await?.is_null()).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.warnings()));
+    wait_ready(&client, "ApiDefinition", "pets", READY).await.unwrap();
+
     // Invalid specs: a condition with the reason, the last good routes kept, no crash.
     let mut broken = pets_api((60, 30));
     apply(&client, &broken).await.unwrap();
@@ -331,7 +394,7 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
     delete(&client, "kea.dev/v1alpha1", "ApiDefinition", NAMESPACE, "pets")
         .await
         .unwrap();
-    eventually(READY, "routes and bundle collected", || async {
+    eventually(COLLECTED, "routes and bundle collected", || async {
         let vs = get(
             &client,
             "networking.istio.io/v1beta1",
@@ -344,7 +407,13 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
         Ok((vs.is_none() && cm.is_none()).then_some(()))
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}\n{}\n{}",
+            operator.warnings(),
+            plane.log_tail(kea_e2e::kube::Component::ControllerManager, 40)
+        )
+    });
     eventually(READY, "the plugins without the API", || async {
         let validate = get(
             &client,
@@ -378,7 +447,7 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
     delete(&client, "kea.dev/v1alpha1", "GatewayBinding", NAMESPACE, "edge")
         .await
         .unwrap();
-    eventually(READY, "WasmPlugins collected", || async {
+    eventually(COLLECTED, "WasmPlugins collected", || async {
         Ok(
             list(&client, "extensions.istio.io/v1alpha1", "WasmPlugin", NAMESPACE)
                 .await?

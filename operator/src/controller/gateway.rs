@@ -95,7 +95,14 @@ async fn reconcile_inner(binding: &GatewayBinding, ctx: &Context) -> Result<Opti
                         serving.push((api_key, compiled.clone(), current));
                     }
                 }
-                _ => pending += 1,
+                // Evaluated against an older binding (the API controller may have read its cache
+                // before this binding change reached it): ask for a new evaluation.
+                Some(_) => {
+                    pending += 1;
+                    let _ = ctx.api_trigger.unbounded_send(ObjectRef::from(api.as_ref()));
+                }
+                // Not evaluated yet: its own watch event has queued it.
+                None => pending += 1,
             }
         }
         let unevaluated = ctx

@@ -149,6 +149,15 @@ impl Operator {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The warnings and errors the operator logged (without colour codes).
+    pub fn warnings(&self) -> String {
+        self.logs()
+            .lines()
+            .filter(|line| line.contains("WARN") || line.contains("ERROR"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
