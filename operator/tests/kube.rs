@@ -58,6 +58,17 @@ fn pets_api(weights: (u32, u32)) -> Value {
     })
 }
 
+async fn http_route(client: &kube::Client) -> anyhow::Result<Option<Value>> {
+    get(
+        client,
+        "gateway.networking.k8s.io/v1",
+        "HTTPRoute",
+        NAMESPACE,
+        "kea-pets",
+    )
+    .await
+}
+
 async fn routes(client: &kube::Client) -> anyhow::Result<Value> {
     Ok(get(
         client,
@@ -266,14 +277,7 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
     gateway_api["spec"]["routing"] = json!({"httpRoute": {"parentRefs": [{"name": "public"}]}});
     apply(&client, &gateway_api).await.unwrap();
     let route = eventually(READY, "the HTTPRoute", || async {
-        let route = get(
-            &client,
-            "gateway.networking.k8s.io/v1",
-            "HTTPRoute",
-            NAMESPACE,
-            "kea-pets",
-        )
-        .await?;
+        let route = http_route(&client).await?;
         let vs_gone = routes(&client).await?.is_null();
         Ok(route.filter(|_| vs_gone))
     })
@@ -306,14 +310,7 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
     assert_eq!(split, [("pets-v1".to_string(), 75), ("pets-v2".to_string(), 25)]);
     apply(&client, &binding()).await.unwrap();
     eventually(READY, "back to a VirtualService", || async {
-        let route = get(
-            &client,
-            "gateway.networking.k8s.io/v1",
-            "HTTPRoute",
-            NAMESPACE,
-            "kea-pets",
-        )
-        .await?;
+        let route = http_route(&client).await?;
         Ok((route.is_none() && !routes(&client).await?.is_null()).then_some(()))
     })
     .await
