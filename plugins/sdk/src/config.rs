@@ -52,7 +52,7 @@ pub fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Set by tools that check configurations away from the proxy (the operator, `kea render`):
+/// Set by tools that check configurations away from the proxy (the operator):
 /// secrets named by environment variable live in the gateway's VM (Istio `vmConfig.env`), not
 /// in the checking process.
 static SECRETS_ELSEWHERE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
