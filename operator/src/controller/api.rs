@@ -12,7 +12,6 @@ use crate::render::plugins::{self, BoundApi};
 use crate::render::{schema, spec, Key, Problem};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
@@ -513,18 +512,7 @@ async fn write_status(
     if status == previous {
         return Ok(());
     }
-    let patch = serde_json::json!({
-        "apiVersion": ApiDefinition::api_version(&()),
-        "kind": ApiDefinition::kind(&()),
-        "status": status,
-    });
-    let apis: Api<ApiDefinition> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    apis.patch_status(
-        &key.name,
-        &PatchParams::apply(super::apply::FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    super::apply::apply_status::<ApiDefinition>(&ctx.client, &key.namespace, &key.name, &status).await?;
     ctx.metrics.writes.inc();
     Ok(())
 }

@@ -8,10 +8,9 @@ use crate::crd::{condition, CommonStatus, Conditions, GatewayBinding, GatewayBin
 use crate::render::objects::{self, VIRTUAL_SERVICE_API_VERSION, WASM_PLUGIN_API_VERSION};
 use crate::render::plugins::{self, BoundApi, Plugin};
 use crate::render::Key;
-use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -295,19 +294,7 @@ async fn write_status(
     if status == previous {
         return Ok(());
     }
-    let patch = serde_json::json!({
-        "apiVersion": GatewayBinding::api_version(&()),
-        "kind": GatewayBinding::kind(&()),
-        "status": status,
-    });
-    let bindings: Api<GatewayBinding> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    bindings
-        .patch_status(
-            &key.name,
-            &PatchParams::apply(super::apply::FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
+    super::apply::apply_status::<GatewayBinding>(&ctx.client, &key.namespace, &key.name, &status).await?;
     ctx.metrics.writes.inc();
     Ok(())
 }

@@ -149,14 +149,7 @@ pub fn bootstrap(
     options: &Options,
 ) -> Result<Bootstrap, Problem> {
     let mut ordered: Vec<&RoutedApi<'_>> = apis.iter().collect();
-    // The plugins' order (plugins::render): longer base paths first, then namespace/name.
-    ordered.sort_by(|a, b| {
-        b.spec
-            .base_path
-            .len()
-            .cmp(&a.spec.base_path.len())
-            .then_with(|| a.key.cmp(b.key))
-    });
+    ordered.sort_by(|a, b| super::precedence((a.spec, a.key), (b.spec, b.key)));
     let mut used = BTreeSet::new();
     let mut clusters = Clusters::default();
     let mut routes = Vec::with_capacity(ordered.len());

@@ -40,6 +40,18 @@ impl Problem {
     }
 }
 
+/// The order in which APIs are matched, the same in every plugin's rules and in Envoy's routes
+/// (first match wins): longer base paths first, then by namespace/name.
+pub fn precedence(
+    a: (&crate::crd::ApiDefinitionSpec, &Key),
+    b: (&crate::crd::ApiDefinitionSpec, &Key),
+) -> std::cmp::Ordering {
+    b.0.base_path
+        .len()
+        .cmp(&a.0.base_path.len())
+        .then_with(|| a.1.cmp(b.1))
+}
+
 /// An object's namespace and name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key {

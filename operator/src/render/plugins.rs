@@ -101,13 +101,7 @@ pub fn render(
     endpoint: Option<&BundleEndpoint>,
 ) -> Result<PluginConfigs, Problem> {
     let mut ordered: Vec<&BoundApi<'_>> = apis.iter().collect();
-    ordered.sort_by(|a, b| {
-        b.spec
-            .base_path
-            .len()
-            .cmp(&a.spec.base_path.len())
-            .then_with(|| a.key.cmp(b.key))
-    });
+    ordered.sort_by(|a, b| super::precedence((a.spec, a.key), (b.spec, b.key)));
     let endpoint = if gateway.bundles.inline { None } else { endpoint };
 
     let bases = &gateway.plugins;
