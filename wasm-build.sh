@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds every KEA plugin for wasm32-wasip1 in release, optimises with wasm-opt when available,
+# Builds every KEA plugin for wasm32-wasip1 (cargo profile `wasm`: fat LTO, one codegen unit), optimises with wasm-opt when available,
 # and writes dist/<plugin>.wasm plus dist/SHA256SUMS. Installs the Rust target if it is missing.
 #   ./wasm-build.sh            all plugins
 #   ./wasm-build.sh audit      only the named ones
@@ -22,14 +22,14 @@ rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add was
 # plugin's dependencies (validate's jsonschema turns on serde_json's float_roundtrip) do not grow
 # the others. Crates with the same features are built once and reused.
 for p in "${plugins[@]}"; do
-  log "building $p for wasm32-wasip1 (release)"
-  cargo build --release --target wasm32-wasip1 --locked -p "kea-$p"
+  log "building $p for wasm32-wasip1 (profile wasm)"
+  cargo build --profile wasm --target wasm32-wasip1 --locked -p "kea-$p"
 done
 
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 mkdir -p dist
 for p in "${plugins[@]}"; do
-  built="$target_dir/wasm32-wasip1/release/kea_${p//-/_}.wasm"
+  built="$target_dir/wasm32-wasip1/wasm/kea_${p//-/_}.wasm"
   [ -f "$built" ] || die "expected $built"
   if command -v wasm-opt >/dev/null; then
     # Rust enables bulk-memory, sign-ext, mutable-globals and nontrapping float-to-int by default
@@ -47,5 +47,5 @@ done
 (cd dist && sha256sum ./*.wasm | sed 's| \./| |' > SHA256SUMS)
 for p in "${plugins[@]}"; do
   printf '  dist/%-14s %8d bytes  (unoptimised %d)\n' "$p.wasm" "$(stat -c %s "dist/$p.wasm")" \
-    "$(stat -c %s "$target_dir/wasm32-wasip1/release/kea_${p//-/_}.wasm")"
+    "$(stat -c %s "$target_dir/wasm32-wasip1/wasm/kea_${p//-/_}.wasm")"
 done

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds a real Kubernetes v1.20.2 kube-apiserver and kube-controller-manager (the oldest version
-# KEA supports) from Debian's source package, once per machine, into $KEA_KUBE_BIN.
+# Builds a real Kubernetes v1.20.2 (the oldest version KEA supports) from Debian's source package,
+# once per machine, into $KEA_KUBE_BIN: kube-apiserver and kube-controller-manager (the operator's
+# API-server tests), kubelet, kube-proxy and kube-scheduler (the local cluster, scripts/cluster.sh)
+# and a matching kubectl, all in one `make` so the shared packages compile once.
 # Also installs etcd (Debian etcd-server). Idempotent: a cached build is reused.
 # Kubernetes 1.20 vendors github.com/modern-go/reflect2 v1.0.1, which crashes under Go >= 1.18
 # ("fatal error: fault" in map iteration as soon as a custom resource is written); the vendored copy
@@ -8,8 +10,9 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-if [ -x "$KEA_KUBE_BIN/kube-apiserver" ] && [ -x "$KEA_KUBE_BIN/kube-controller-manager" ] \
-    && command -v etcd >/dev/null; then
+KUBE_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+have_all() { for b in "${KUBE_BINARIES[@]}"; do [ -x "$KEA_KUBE_BIN/$b" ] || return 1; done; [ -f "$KEA_KUBE_BIN/pause.c" ]; }
+if have_all && command -v etcd >/dev/null; then
   exit 0
 fi
 
@@ -34,7 +37,7 @@ fi
 # The package may start a system-wide etcd on :2379; the tests run their own on free ports.
 if command -v service >/dev/null; then $sudo service etcd stop >/dev/null 2>&1 || true; fi
 
-if [ ! -x "$KEA_KUBE_BIN/kube-apiserver" ] || [ ! -x "$KEA_KUBE_BIN/kube-controller-manager" ]; then
+if ! have_all; then
   work="$KEA_CACHE/kubernetes-src"
   rm -rf "$work"
   mkdir -p "$work"
@@ -47,12 +50,15 @@ if [ ! -x "$KEA_KUBE_BIN/kube-apiserver" ] || [ ! -x "$KEA_KUBE_BIN/kube-control
   log "replacing vendored reflect2 1.0.1 with Debian's 1.0.2 (Go >= 1.18 fix)"
   rm -rf "$work/src/vendor/github.com/modern-go/reflect2"
   cp -r /usr/share/gocode/src/github.com/modern-go/reflect2 "$work/src/vendor/github.com/modern-go/reflect2"
-  log "building kube-apiserver and kube-controller-manager (6-9 minutes on 2 cores)"
+  log "building ${KUBE_BINARIES[*]} (8-15 minutes on 2 cores)"
+  what=$(printf 'cmd/%s ' "${KUBE_BINARIES[@]}")
   (cd "$work/src" && env GOPATH="$work/gopath" GOCACHE="$work/gocache" HOME="$work" CGO_ENABLED=0 \
-      make WHAT="cmd/kube-apiserver cmd/kube-controller-manager" >"$work/build.log" 2>&1) \
+      make WHAT="$what" >"$work/build.log" 2>&1) \
     || { tail -n 30 "$work/build.log" >&2; die "building Kubernetes failed (log: $work/build.log)"; }
   mkdir -p "$KEA_KUBE_BIN"
-  cp "$work/src/_output/bin/kube-apiserver" "$work/src/_output/bin/kube-controller-manager" "$KEA_KUBE_BIN/"
+  for b in "${KUBE_BINARIES[@]}"; do cp "$work/src/_output/bin/$b" "$KEA_KUBE_BIN/"; done
+  # The local cluster's pause image is built from the same tree's pause.c (scripts/images.sh).
+  cp "$work/src/build/pause/linux/pause.c" "$KEA_KUBE_BIN/pause.c"
   rm -rf "$work"
 fi
 "$KEA_KUBE_BIN/kube-apiserver" --version >/dev/null || die "kube-apiserver at $KEA_KUBE_BIN does not run"

@@ -223,6 +223,7 @@ pub fn render(args: &RenderArgs) -> Result<Rendered> {
         services: args.services.clone(),
         clusters: args.clusters.clone(),
         ca_file: args.ca_file.display().to_string(),
+        ..Options::default()
     };
     let bootstrap = envoy::bootstrap(&gateway.key, &routed, &configs, &options).map_err(refused)?;
     warnings.extend(

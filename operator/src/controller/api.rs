@@ -372,7 +372,10 @@ async fn write_objects(
     let routing = &binding.spec.routing;
     let route_name = objects::api_object_name(&key.name);
     let mut wanted = vec![objects::bundle_config_map(key, bundle, document, &owner)];
-    if routing.virtual_service.is_some() || routing.http_route.is_none() {
+    // A standalone gateway routes by itself (its Envoy configuration): Istio objects only when
+    // the binding asks for them.
+    let standalone = binding.spec.standalone.is_some();
+    if routing.virtual_service.is_some() || (routing.http_route.is_none() && !standalone) {
         // Istio resolves a gateway name without a namespace in the VirtualService's namespace.
         let gateways: Vec<String> = routing
             .virtual_service

@@ -39,8 +39,10 @@ pub async fn reconcile(binding: Arc<GatewayBinding>, ctx: Arc<Context>) -> Resul
     result.map(|done| match done {
         // Some APIs are not evaluated yet: their reconciles trigger this one again.
         None => Action::requeue(Duration::from_secs(2)),
+        // A gateway not ready yet (Pods starting, failing): look again soon.
+        Some(false) => Action::requeue(Duration::from_secs(5)),
         // Also a safety net for watch events that reach this controller before the API cache.
-        Some(_) => Action::requeue(ctx.settings.resync.min(Duration::from_secs(60))),
+        Some(true) => Action::requeue(ctx.settings.resync.min(Duration::from_secs(60))),
     })
 }
 
@@ -147,6 +149,7 @@ async fn reconcile_inner(binding: &GatewayBinding, ctx: &Context) -> Result<Opti
         rendered = render(&serving);
     }
     let mut written = Vec::new();
+    let mut gateway_status = None;
     match &rendered {
         Err(problem) => {
             verdicts.push(Verdict::failed(
@@ -166,41 +169,146 @@ async fn reconcile_inner(binding: &GatewayBinding, ctx: &Context) -> Result<Opti
                 "Accepted",
                 "the spec is consistent",
             ));
-            let sources = |plugin: Plugin| ctx.source(binding, plugin);
-            let wanted = objects::wasm_plugins(&key, &binding.spec, configs, &sources, &owner);
-            for (_, object) in &wanted {
-                if ctx.applier.apply(object).await? {
-                    ctx.metrics.writes.inc();
+            match &binding.spec.standalone {
+                Some(standalone) => {
+                    // The operator runs this gateway: no WasmPlugins, no docs VirtualService.
+                    for plugin in Plugin::ALL {
+                        let name = objects::wasm_plugin_name(&key.name, plugin);
+                        ctx.applier
+                            .delete(WASM_PLUGIN_API_VERSION, "WasmPlugin", &key.namespace, &name)
+                            .await?;
+                    }
+                    delete_docs_route(&key, ctx).await?;
+                    let outcome = super::standalone::reconcile(
+                        binding, &key, standalone, configs, &serving, &owner, ctx,
+                    )
+                    .await?;
+                    if outcome.configured {
+                        let plugins = Plugin::ALL.iter().filter(|&&p| configs.json(p).is_some()).count();
+                        verdicts.push(Verdict::ok(
+                            condition::PLUGINS_READY,
+                            "Configured",
+                            format!(
+                                "{plugins} plugins carry the rules of {} APIs, served to the gateway over xDS",
+                                serving.len()
+                            ),
+                        ));
+                        mark_included(&serving, ctx);
+                    } else if !outcome
+                        .verdicts
+                        .iter()
+                        .any(|v| v.kind == condition::PLUGINS_READY)
+                    {
+                        verdicts.push(Verdict::failed(
+                            condition::PLUGINS_READY,
+                            "NotConfigured",
+                            "the gateway keeps its previous configuration",
+                        ));
+                    }
+                    verdicts.extend(outcome.verdicts);
+                    gateway_status = outcome.status;
+                }
+                None => {
+                    if let Some(verdict) =
+                        write_wasm_plugins(binding, &key, configs, &owner, &mut written, ctx).await?
+                    {
+                        verdicts.push(verdict);
+                    } else {
+                        write_docs_route(binding, &key, &owner, ctx).await?;
+                        verdicts.push(Verdict::ok(
+                            condition::PLUGINS_READY,
+                            "Configured",
+                            format!(
+                                "{} WasmPlugins carry the rules of {} APIs",
+                                written.len(),
+                                serving.len()
+                            ),
+                        ));
+                        mark_included(&serving, ctx);
+                    }
                 }
             }
-            for plugin in Plugin::ALL {
-                let name = objects::wasm_plugin_name(&key.name, plugin);
-                if wanted.iter().any(|(wanted_plugin, _)| *wanted_plugin == plugin) {
-                    written.push(format!("{}/{name}", key.namespace));
-                } else {
-                    ctx.applier
-                        .delete(WASM_PLUGIN_API_VERSION, "WasmPlugin", &key.namespace, &name)
-                        .await?;
-                }
-            }
-            write_docs_route(binding, &key, &owner, ctx).await?;
-            verdicts.push(Verdict::ok(
-                condition::PLUGINS_READY,
-                "Configured",
-                format!(
-                    "{} WasmPlugins carry the rules of {} APIs",
-                    wanted.len(),
-                    serving.len()
-                ),
-            ));
-            mark_included(&serving, ctx);
         }
     }
     let ready = Conditions::ready(&verdicts, "the gateway's plugins are configured");
     let is_ready = ready.ok;
     verdicts.insert(0, ready);
-    write_status(binding, &key, &verdicts, serving.len(), written, ctx).await?;
+    write_status(
+        binding,
+        &key,
+        &verdicts,
+        serving.len(),
+        written,
+        gateway_status,
+        ctx,
+    )
+    .await?;
     Ok(Some(is_ready))
+}
+
+/// Writes one WasmPlugin per plugin the gateway needs (deleting the others) and lists them in
+/// `written`; a `PluginsReady` verdict instead when a module has no published source.
+#[instrument(level = "debug", skip_all, fields(gateway = %key), err(Display))]
+async fn write_wasm_plugins(
+    binding: &GatewayBinding,
+    key: &Key,
+    configs: &plugins::PluginConfigs,
+    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    written: &mut Vec<String>,
+    ctx: &Context,
+) -> Result<Option<Verdict>, Error> {
+    let mut sources = std::collections::BTreeMap::new();
+    for plugin in Plugin::ALL {
+        if configs.json(plugin).is_none() {
+            continue;
+        }
+        match ctx.source(binding, plugin) {
+            Some(source) => {
+                sources.insert(plugin.name(), source);
+            }
+            None => {
+                return Ok(Some(Verdict::failed(
+                    condition::PLUGINS_READY,
+                    "NoPluginSource",
+                    format!(
+                        "spec.plugins.{}.url: where is the module published? (the operator was started without --plugin-url); the WasmPlugins keep their previous configuration",
+                        plugin.name()
+                    ),
+                )))
+            }
+        }
+    }
+    let source_of = |plugin: Plugin| sources.get(plugin.name()).cloned().unwrap_or_default();
+    let wanted = objects::wasm_plugins(key, &binding.spec, configs, &source_of, owner);
+    for (_, object) in &wanted {
+        if ctx.applier.apply(object).await? {
+            ctx.metrics.writes.inc();
+        }
+    }
+    for plugin in Plugin::ALL {
+        let name = objects::wasm_plugin_name(&key.name, plugin);
+        if wanted.iter().any(|(wanted_plugin, _)| *wanted_plugin == plugin) {
+            written.push(format!("{}/{name}", key.namespace));
+        } else {
+            ctx.applier
+                .delete(WASM_PLUGIN_API_VERSION, "WasmPlugin", &key.namespace, &name)
+                .await?;
+        }
+    }
+    Ok(None)
+}
+
+#[instrument(level = "debug", skip_all, fields(gateway = %key), err(Display))]
+async fn delete_docs_route(key: &Key, ctx: &Context) -> Result<(), Error> {
+    Ok(ctx
+        .applier
+        .delete(
+            VIRTUAL_SERVICE_API_VERSION,
+            "VirtualService",
+            &key.namespace,
+            &format!("kea-{}-docs", key.name),
+        )
+        .await?)
 }
 
 /// Records which generation of each API the WasmPlugins now carry, and has the API controller
@@ -229,17 +337,8 @@ async fn write_docs_route(
     owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
     ctx: &Context,
 ) -> Result<(), Error> {
-    let name = format!("kea-{}-docs", key.name);
     let Some(host) = &binding.spec.docs_host else {
-        return Ok(ctx
-            .applier
-            .delete(
-                VIRTUAL_SERVICE_API_VERSION,
-                "VirtualService",
-                &key.namespace,
-                &name,
-            )
-            .await?);
+        return delete_docs_route(key, ctx).await;
     };
     let endpoint = ctx.endpoint(binding);
     let authority = endpoint
@@ -275,6 +374,7 @@ async fn write_status(
     verdicts: &[Verdict],
     apis: usize,
     plugins: Vec<String>,
+    gateway: Option<crate::crd::StandaloneStatus>,
     ctx: &Context,
 ) -> Result<(), Error> {
     let previous = binding.status.clone().unwrap_or_default();
@@ -285,10 +385,14 @@ async fn write_status(
             conditions: Conditions::merge(&previous.common.conditions, verdicts, generation),
         },
         apis: u32::try_from(apis).unwrap_or(u32::MAX),
-        plugins: if plugins.is_empty() {
+        plugins: if plugins.is_empty() && binding.spec.standalone.is_none() {
             previous.plugins.clone()
         } else {
             plugins
+        },
+        gateway: match binding.spec.standalone {
+            Some(_) => gateway.or(previous.gateway.clone()),
+            None => None,
         },
     };
     if status == previous {

@@ -1,14 +1,19 @@
 //! The operator's HTTP endpoint, served by every replica (leader or not): `/healthz`, `/readyz`,
 //! `/metrics` (Prometheus), `/bundles/<namespace>/<api>` (the validate plugin's bundles, with
 //! `ETag` = the bundle's sha256 and `If-None-Match` → 304) and `/docs/<namespace>/<api>/openapi.json`
-//! (the API's OpenAPI document), read from the bundle ConfigMaps.
+//! (the API's OpenAPI document), read from the bundle ConfigMaps, and `POST
+//! /v3/discovery:listeners|clusters`: the xDS resources of standalone gateways (Envoy's REST-JSON
+//! transport), read from their xDS ConfigMaps.
 
 use super::metrics::{Metrics, ResultLabel};
 use crate::render::objects::{api_object_name, BUNDLE_KEY, BUNDLE_SHA_ANNOTATION, DOCUMENT_KEY};
+use crate::render::standalone::{
+    self, CLUSTERS_KEY, CLUSTER_TYPE, LISTENERS_KEY, LISTENER_TYPE, XDS_VERSION_ANNOTATION,
+};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -20,6 +25,8 @@ use tracing::instrument;
 #[derive(Debug, Clone)]
 pub struct HttpState {
     pub bundles: Store<ConfigMap>,
+    /// Standalone gateways' listeners and clusters.
+    pub xds: Store<ConfigMap>,
     pub metrics: Arc<Metrics>,
     /// Set once the bundle ConfigMaps are listed.
     pub ready: Arc<AtomicBool>,
@@ -32,6 +39,8 @@ pub fn router(state: HttpState) -> Router {
         .route("/metrics", get(metrics))
         .route("/bundles/{namespace}/{api}", get(bundle))
         .route("/docs/{namespace}/{api}/openapi.json", get(document))
+        .route("/v3/discovery:listeners", post(listeners))
+        .route("/v3/discovery:clusters", post(clusters))
         .with_state(state)
 }
 
@@ -43,7 +52,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(address).await?;
-    tracing::info!(%address, "serving /healthz /readyz /metrics /bundles /docs");
+    tracing::info!(%address, "serving /healthz /readyz /metrics /bundles /docs /v3/discovery");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await
@@ -162,6 +171,76 @@ async fn document(
             &format!("no document for API {namespace}/{api}"),
         ),
     }
+}
+
+async fn listeners(State(state): State<HttpState>, body: axum::body::Bytes) -> Response {
+    discovery(&state, &body, LISTENERS_KEY, LISTENER_TYPE)
+}
+
+async fn clusters(State(state): State<HttpState>, body: axum::body::Bytes) -> Response {
+    discovery(&state, &body, CLUSTERS_KEY, CLUSTER_TYPE)
+}
+
+/// Answers an Envoy `DiscoveryRequest` (REST-JSON): the resources of the gateway its
+/// `node.cluster` names (`namespace/name`), with their version. Envoy keeps what it has when the
+/// answer is an error, so an unknown gateway or a missing ConfigMap never empties a gateway.
+#[instrument(level = "debug", skip(state, body))]
+fn discovery(state: &HttpState, body: &[u8], key: &str, type_url: &str) -> Response {
+    let count = |result: &'static str| {
+        state
+            .metrics
+            .xds_requests
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    };
+    let request: serde_json::Value = match serde_json::from_slice(body) {
+        Ok(request) => request,
+        Err(error) => {
+            count("bad_request");
+            return problem(
+                StatusCode::BAD_REQUEST,
+                &format!("not a DiscoveryRequest: {error}"),
+            );
+        }
+    };
+    let node_cluster = request
+        .pointer("/node/cluster")
+        .and_then(|cluster| cluster.as_str())
+        .unwrap_or_default();
+    let Some(gateway) = standalone::gateway_of_node_cluster(node_cluster) else {
+        count("bad_request");
+        return problem(
+            StatusCode::BAD_REQUEST,
+            &format!("node.cluster {node_cluster:?} is not NAMESPACE/GATEWAY (Envoy's --service-cluster)"),
+        );
+    };
+    let found = state
+        .xds
+        .get(&ObjectRef::new(&standalone::xds_object_name(&gateway.name)).within(&gateway.namespace));
+    let resources = found.as_ref().and_then(|config_map| {
+        let text = config_map.data.as_ref()?.get(key)?;
+        serde_json::from_str::<serde_json::Value>(text).ok()
+    });
+    let version = found
+        .as_ref()
+        .and_then(|config_map| config_map.metadata.annotations.as_ref())
+        .and_then(|annotations| annotations.get(XDS_VERSION_ANNOTATION))
+        .cloned();
+    let (Some(resources), Some(version)) = (resources, version) else {
+        count("not_found");
+        return problem(
+            StatusCode::NOT_FOUND,
+            &format!("no configuration for gateway {gateway} yet"),
+        );
+    };
+    count("ok");
+    let answer = serde_json::json!({
+        "version_info": version,
+        "resources": resources,
+        "type_url": type_url,
+        "nonce": version,
+    });
+    ([(header::CONTENT_TYPE, "application/json")], answer.to_string()).into_response()
 }
 
 /// An RFC 9457 problem+json answer.

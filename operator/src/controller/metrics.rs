@@ -41,6 +41,8 @@ pub struct Metrics {
     pub writes: Counter,
     /// Bundle requests by result (`ok`, `not_modified`, `not_found`).
     pub bundle_requests: Family<ResultLabel, Counter>,
+    /// xDS requests of standalone gateways by result (`ok`, `not_found`, `bad_request`).
+    pub xds_requests: Family<ResultLabel, Counter>,
 }
 
 impl Metrics {
@@ -56,6 +58,7 @@ impl Metrics {
         let leader = Gauge::default();
         let writes = Counter::default();
         let bundle_requests = Family::<ResultLabel, Counter>::default();
+        let xds_requests = Family::<ResultLabel, Counter>::default();
         registry.register(
             "reconciles",
             "Reconciles by controller and outcome",
@@ -92,6 +95,11 @@ impl Metrics {
             "Bundle endpoint requests by result",
             bundle_requests.clone(),
         );
+        registry.register(
+            "xds_requests",
+            "xDS requests of standalone gateways by result",
+            xds_requests.clone(),
+        );
         Self {
             registry,
             reconciles,
@@ -102,6 +110,7 @@ impl Metrics {
             leader,
             writes,
             bundle_requests,
+            xds_requests,
         }
     }
 

@@ -8,10 +8,12 @@ pub mod http;
 pub mod lease;
 pub mod metrics;
 mod registry;
+mod standalone;
 
 use crate::crd::{ApiDefinition, GatewayBinding, PluginSettings, PluginSource};
 use crate::render::objects::BUNDLE_LABEL;
 use crate::render::plugins::{BundleEndpoint, Plugin};
+use crate::render::standalone::XDS_LABEL;
 use anyhow::Context as _;
 use apply::Applier;
 use futures::StreamExt;
@@ -48,9 +50,12 @@ pub struct Settings {
     /// Address of the HTTP endpoint (health, metrics, bundles, docs).
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
-    /// URL of the plugin modules; `{plugin}` becomes audit, auth, validate or cache.
-    #[arg(long, default_value = "oci://ghcr.io/kea-gateway/kea-{plugin}:0.1.0")]
-    pub plugin_url: String,
+    /// URL of the published plugin modules; `{plugin}` becomes audit, auth, validate or cache
+    /// (e.g. `oci://registry.example.com/kea/plugins/{plugin}:0.1.0`, pushed by
+    /// `scripts/publish-plugins.sh`). Without it, Istio gateways need `spec.plugins.<p>.url` and
+    /// standalone gateways load the modules in their image.
+    #[arg(long, env = "KEA_PLUGIN_URL")]
+    pub plugin_url: Option<String>,
     /// `sha256sum` output for the modules (`dist/SHA256SUMS`), pinned into the WasmPlugins.
     #[arg(long)]
     pub plugin_digests: Option<PathBuf>,
@@ -69,6 +74,13 @@ pub struct Settings {
     /// Reconciles running at once, per controller.
     #[arg(long, default_value_t = 16)]
     pub concurrency: u16,
+    /// Image of standalone gateways (Envoy with the KEA plugins), unless their binding names one.
+    #[arg(long, env = "KEA_GATEWAY_IMAGE")]
+    pub gateway_image: Option<String>,
+    /// Registries (`HOST:PORT`) reached over plain HTTP when plugin modules are checked and
+    /// downloaded (a registry inside the cluster without TLS).
+    #[arg(long, value_delimiter = ',', env = "KEA_INSECURE_REGISTRIES")]
+    pub insecure_registry: Vec<String>,
 }
 
 /// What both controllers share during one leadership term.
@@ -84,6 +96,8 @@ pub struct Context {
     /// Triggers: the API controller asks for its gateway's reconcile and vice versa.
     pub gateway_trigger: futures::channel::mpsc::UnboundedSender<ObjectRef<GatewayBinding>>,
     pub api_trigger: futures::channel::mpsc::UnboundedSender<ObjectRef<ApiDefinition>>,
+    /// Which PodDisruptionBudget API the server has (asked once).
+    pub pdb_version: tokio::sync::OnceCell<crate::render::standalone::PdbVersion>,
 }
 
 impl std::fmt::Debug for Context {
@@ -112,8 +126,9 @@ impl Context {
         }
     }
 
-    /// Where `plugin`'s module is for `binding`: its own setting, else the operator's default.
-    pub fn source(&self, binding: &GatewayBinding, plugin: Plugin) -> PluginSource {
+    /// Where `plugin`'s module is for `binding`: its own setting, else the operator's default;
+    /// `None` when neither gives one.
+    pub fn source(&self, binding: &GatewayBinding, plugin: Plugin) -> Option<PluginSource> {
         let sources = &binding.spec.plugins;
         let settings: Option<&PluginSettings> = match plugin {
             Plugin::Audit => sources.audit.as_ref(),
@@ -122,14 +137,14 @@ impl Context {
             Plugin::Cache => sources.cache.as_ref(),
         };
         match settings.and_then(|settings| settings.url.clone()) {
-            Some(url) => PluginSource {
+            Some(url) => Some(PluginSource {
                 url,
                 sha256: settings.and_then(|settings| settings.sha256.clone()),
-            },
-            None => PluginSource {
-                url: self.settings.plugin_url.replace("{plugin}", plugin.name()),
+            }),
+            None => self.settings.plugin_url.as_ref().map(|url| PluginSource {
+                url: url.replace("{plugin}", plugin.name()),
                 sha256: self.digests.get(plugin.name()).cloned(),
-            },
+            }),
         }
     }
 }
@@ -185,28 +200,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     });
 
-    // Every replica serves bundles from the bundle ConfigMaps.
+    // Every replica serves bundles and standalone gateways' xDS resources from ConfigMaps.
     let ready = Arc::new(AtomicBool::new(false));
-    let (bundles, writer) = reflector::store();
-    let config_maps: Api<ConfigMap> = Api::all(client.clone());
-    let bundle_watch = watcher(
-        config_maps,
-        watcher::Config::default().labels(&format!("{BUNDLE_LABEL}=true")),
-    )
-    .default_backoff()
-    .reflect(writer)
-    .for_each(|_| async {});
-    tokio::spawn(bundle_watch);
+    let bundles = watch_config_maps(&client, BUNDLE_LABEL);
+    let xds = watch_config_maps(&client, XDS_LABEL);
     {
-        let (bundles, ready) = (bundles.clone(), ready.clone());
+        let (bundles, xds, ready) = (bundles.clone(), xds.clone(), ready.clone());
         tokio::spawn(async move {
-            if bundles.wait_until_ready().await.is_ok() {
+            if bundles.wait_until_ready().await.is_ok() && xds.wait_until_ready().await.is_ok() {
                 ready.store(true, Ordering::Relaxed);
             }
         });
     }
     let http_state = http::HttpState {
         bundles,
+        xds,
         metrics: metrics.clone(),
         ready,
     };
@@ -259,6 +267,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let _ = server.await;
     Ok(())
+}
+
+/// A cache of the ConfigMaps labelled `<label>=true` in every namespace, kept by a watch.
+fn watch_config_maps(client: &Client, label: &str) -> Store<ConfigMap> {
+    let (store, writer) = reflector::store();
+    let config_maps: Api<ConfigMap> = Api::all(client.clone());
+    let watch = watcher(
+        config_maps,
+        watcher::Config::default().labels(&format!("{label}=true")),
+    )
+    .default_backoff()
+    .reflect(writer)
+    .for_each(|_| async {});
+    tokio::spawn(watch);
+    store
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -332,6 +355,7 @@ async fn lead(
         digests: digests.clone(),
         gateway_trigger,
         api_trigger,
+        pdb_version: tokio::sync::OnceCell::new(),
     });
 
     let apis_of_gateway = {
@@ -354,7 +378,17 @@ async fn lead(
         .graceful_shutdown_on(stopped(term_rx.clone()))
         .run(api::reconcile, api::error_policy, context.clone())
         .for_each(|_| async {});
+    // A standalone gateway's Deployment changing (Pods ready, failing) updates its binding.
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::all(client.clone());
     let gateway_run = gateway_controller
+        .owns(
+            deployments,
+            watcher::Config::default().labels(&format!(
+                "{}={}",
+                crate::render::standalone::APP_LABEL.0,
+                crate::render::standalone::APP_LABEL.1
+            )),
+        )
         .watches(api_api, watcher::Config::default(), |api: ApiDefinition| {
             let key = api::gateway_key(&api);
             Some(ObjectRef::<GatewayBinding>::new(&key.name).within(&key.namespace))

@@ -50,13 +50,87 @@ pub struct GatewayBindingSpec {
     #[serde(default)]
     pub bundles: BundleDelivery,
     /// Where the plugins' `.wasm` modules are published; unset ones use the operator's defaults
-    /// (`--plugin-url-base`, `--plugin-digests`).
+    /// (`--plugin-url`, `--plugin-digests`).
     #[serde(default)]
     pub plugins: PluginSources,
     /// Host name on which the gateway serves the APIs' OpenAPI documents (`/docs/...`, routed to
     /// the operator); none means not served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub docs_host: Option<String>,
+    /// Run the gateway itself, for clusters without Istio: an Envoy Deployment + Service +
+    /// PodDisruptionBudget that the operator configures over xDS (no restart on change). With
+    /// it, `selector`/`targetRefs` are not needed and no WasmPlugins or Istio routes are written
+    /// (unless `routing` names them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standalone: Option<StandaloneGateway>,
+}
+
+/// A gateway the operator runs: Envoy with the KEA plugins, configured from the APIs bound to it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StandaloneGateway {
+    /// Gateway image (Envoy 1.40 with the KEA plugins under `/kea/plugins`); default: the
+    /// operator's `--gateway-image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
+    pub image: Option<String>,
+    /// `Always`, `IfNotPresent` (default) or `Never`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<PullPolicy>,
+    /// Envoy Pods (default 2; a PodDisruptionBudget keeps one available).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub replicas: Option<i32>,
+    /// Port of the gateway's listener and Service (default 8080).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: Option<u16>,
+    /// Service type: `ClusterIP` (default), `NodePort` or `LoadBalancer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_type: Option<ServiceType>,
+    /// Envoy worker threads per Pod (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 64))]
+    pub concurrency: Option<u32>,
+    /// CPU and memory of the Envoy container (default requests 100m / 128Mi, limit 512Mi).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<GatewayResources>,
+}
+
+/// Container image pull policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+/// How the standalone gateway's Service is exposed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ServiceType {
+    ClusterIP,
+    NodePort,
+    LoadBalancer,
+}
+
+/// Requests and limits of the gateway container, as Kubernetes quantities (`250m`, `256Mi`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayResources {
+    /// `cpu` and `memory` requests.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<ResourceName, String>,
+    /// `cpu` and `memory` limits.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<ResourceName, String>,
+}
+
+/// A resource the gateway container asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ResourceName {
+    Cpu,
+    Memory,
 }
 
 /// A Gateway API object a WasmPlugin attaches to.
@@ -248,4 +322,26 @@ pub struct GatewayBindingStatus {
     /// The WasmPlugins written, `namespace/name`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub plugins: Vec<String>,
+    /// The standalone gateway: its Service address and the configuration version it was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<StandaloneStatus>,
+}
+
+/// What the operator runs for a standalone gateway.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StandaloneStatus {
+    /// The gateway's Service, `namespace/name`.
+    pub service: String,
+    /// Its cluster IP and port, once assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Pods ready / wanted.
+    #[serde(default)]
+    pub ready_replicas: i32,
+    #[serde(default)]
+    pub replicas: i32,
+    /// sha256 (first 16 hex digits) of the listeners and clusters served over xDS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_version: Option<String>,
 }

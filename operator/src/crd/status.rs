@@ -17,6 +17,8 @@ pub mod condition {
     pub const ROUTES_READY: &str = "RoutesReady";
     /// The gateway's WasmPlugins carry this resource's rules.
     pub const PLUGINS_READY: &str = "PluginsReady";
+    /// The standalone gateway's Pods run the current configuration.
+    pub const GATEWAY_READY: &str = "GatewayReady";
 }
 
 /// One condition as the reconciler decides it; turned into a Kubernetes [`Condition`] with

@@ -106,6 +106,21 @@ pub struct Options {
     pub clusters: Vec<Named>,
     /// CA bundle verifying the TLS clusters' servers.
     pub ca_file: String,
+    /// Host names with a known address (in-cluster Service names → their cluster IPs): a
+    /// cluster reaching one of them connects to the address instead of resolving the name.
+    pub hosts: BTreeMap<String, IpAddr>,
+    /// Plugins fetched over HTTP (an OCI registry's blob URL) instead of read from
+    /// `plugins_dir`, by plugin name.
+    pub remote_plugins: BTreeMap<String, RemoteModule>,
+}
+
+/// A plugin module Envoy downloads and checks against its sha256 before loading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteModule {
+    /// `http(s)://` URL of the module's bytes.
+    pub url: String,
+    /// Hex sha256 of the module.
+    pub sha256: String,
 }
 
 impl Default for Options {
@@ -117,6 +132,8 @@ impl Default for Options {
             services: Vec::new(),
             clusters: Vec::new(),
             ca_file: DEFAULT_CA_FILE.into(),
+            hosts: BTreeMap::new(),
+            remote_plugins: BTreeMap::new(),
         }
     }
 }
@@ -158,7 +175,7 @@ pub fn bootstrap(
     }
     let virtual_hosts = virtual_hosts(&ordered, &routes)?;
     referenced_clusters(&references(configs), &mut clusters, options, &mut used)?;
-    let filters = http_filters(configs, options);
+    let filters = http_filters(configs, options, &mut clusters)?;
     let unused = options
         .services
         .iter()
@@ -425,8 +442,8 @@ fn references(configs: &PluginConfigs) -> Vec<Reference> {
     out
 }
 
-/// A URL's scheme, host and port (default 80/443).
-fn split_url(url: &str) -> Option<(bool, Address)> {
+/// A URL's scheme (`true` for https), host and port (default 80/443).
+pub fn split_url(url: &str) -> Option<(bool, Address)> {
     let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
         (true, rest)
     } else {
@@ -509,7 +526,10 @@ impl Clusters {
                 port,
             },
         };
-        self.insert(name.clone(), cluster(&name, &address, None, options));
+        self.insert(
+            name.clone(),
+            single_address_cluster(&name, &address, None, options),
+        );
         name
     }
 }
@@ -568,12 +588,15 @@ fn referenced_clusters(
             used.insert(format!("--cluster {name}"));
             clusters.insert(
                 name.to_string(),
-                cluster(name, &named.address, sni.as_deref(), options),
+                single_address_cluster(name, &named.address, sni.as_deref(), options),
             );
         } else if clusters.by_name.contains_key(name) {
             // A backend's cluster: the plugin calls a Service the routes use too.
         } else if let Some((_, address, _)) = derived {
-            clusters.insert(name.to_string(), cluster(name, &address, sni.as_deref(), options));
+            clusters.insert(
+                name.to_string(),
+                single_address_cluster(name, &address, sni.as_deref(), options),
+            );
         } else {
             let at = unnamed.unwrap_or("a plugin configuration");
             return Err(Problem::invalid(
@@ -585,16 +608,26 @@ fn referenced_clusters(
     Ok(())
 }
 
-/// A cluster with one address: STATIC for an IP, STRICT_DNS for a name; TLS with SNI and
-/// certificate checks against `options.ca_file` when `tls_host` is given.
-fn cluster(name: &str, address: &Address, tls_host: Option<&str>, options: &Options) -> Value {
-    let ip = address.host.parse::<IpAddr>().is_ok();
+/// A cluster with one address: STATIC for an IP (or a host `options.hosts` knows), STRICT_DNS
+/// for a name; TLS with SNI and certificate checks against `options.ca_file` when `tls_host` is
+/// given.
+pub fn single_address_cluster(
+    name: &str,
+    address: &Address,
+    tls_host: Option<&str>,
+    options: &Options,
+) -> Value {
+    let host = match options.hosts.get(&address.host.to_ascii_lowercase()) {
+        Some(ip) => ip.to_string(),
+        None => address.host.clone(),
+    };
+    let ip = host.parse::<IpAddr>().is_ok();
     let mut cluster = json!({
         "name": name,
         "type": if ip { "STATIC" } else { "STRICT_DNS" },
         "connect_timeout": "2s",
         "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [
-            {"endpoint": {"address": {"socket_address": {"address": address.host, "port_value": address.port}}}}
+            {"endpoint": {"address": {"socket_address": {"address": host, "port_value": address.port}}}}
         ]}]},
     });
     if let (Some(host), Some(map)) = (tls_host, cluster.as_object_mut()) {
@@ -635,34 +668,64 @@ fn env_names(value: &Value, out: &mut BTreeSet<String>) {
     }
 }
 
-/// The plugins that have a configuration, in chain order, then the router.
-fn http_filters(configs: &PluginConfigs, options: &Options) -> Vec<Value> {
-    let mut filters: Vec<Value> = Plugin::ALL
-        .iter()
-        .filter_map(|&plugin| {
-            configs
-                .json(plugin)
-                .map(|config| wasm_filter(plugin, &config, options))
-        })
-        .collect();
+/// The plugins that have a configuration, in chain order, then the router. A plugin fetched
+/// over HTTP gets a cluster for its host.
+fn http_filters(
+    configs: &PluginConfigs,
+    options: &Options,
+    clusters: &mut Clusters,
+) -> Result<Vec<Value>, Problem> {
+    let mut filters = Vec::new();
+    for plugin in Plugin::ALL {
+        let Some(config) = configs.json(plugin) else {
+            continue;
+        };
+        let code = match options.remote_plugins.get(plugin.name()) {
+            None => json!({"local": {"filename": format!(
+                "{}/{}.wasm",
+                options.plugins_dir.trim_end_matches('/'),
+                plugin.name()
+            )}}),
+            Some(module) => {
+                let (tls, address) = split_url(&module.url).ok_or_else(|| {
+                    Problem::invalid(
+                        "InvalidPluginUrl",
+                        format!(
+                            "plugin {}: {:?} is not an absolute http(s) URL",
+                            plugin.name(),
+                            module.url
+                        ),
+                    )
+                })?;
+                let name = format!("kea-modules|{address}");
+                let tls_host = tls.then_some(address.host.as_str());
+                clusters.insert(
+                    name.clone(),
+                    single_address_cluster(&name, &address, tls_host, options),
+                );
+                json!({"remote": {
+                    "http_uri": {"uri": module.url, "cluster": name, "timeout": "10s"},
+                    "sha256": module.sha256,
+                    // Envoy retries the download with backoff; the listener waits for it.
+                    "retry_policy": {"num_retries": 10},
+                }})
+            }
+        };
+        filters.push(wasm_filter(plugin, &config, code));
+    }
     filters.push(json!({
         "name": "envoy.filters.http.router",
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
     }));
-    filters
+    Ok(filters)
 }
 
-fn wasm_filter(plugin: Plugin, config: &Value, options: &Options) -> Value {
+fn wasm_filter(plugin: Plugin, config: &Value, code: Value) -> Value {
     let id = format!("kea.{}", plugin.name());
-    let filename = format!(
-        "{}/{}.wasm",
-        options.plugins_dir.trim_end_matches('/'),
-        plugin.name()
-    );
     let mut vm = json!({
         "vm_id": id,
         "runtime": "envoy.wasm.runtime.v8",
-        "code": {"local": {"filename": filename}},
+        "code": code,
     });
     let mut env = BTreeSet::new();
     env_names(config, &mut env);

@@ -7,6 +7,7 @@ pub mod objects;
 pub mod plugins;
 pub mod schema;
 pub mod spec;
+pub mod standalone;
 
 use crate::crd::condition;
 

@@ -81,13 +81,48 @@ pub fn check(spec: &ApiDefinitionSpec, gateway: &GatewayBindingSpec) -> Result<C
 /// Checks a GatewayBinding's own spec: how its plugins attach and its default policies.
 #[instrument(level = "debug", skip_all, err(level = "debug", Display))]
 pub fn check_gateway(gateway: &GatewayBindingSpec) -> Result<(), Problem> {
-    if gateway.selector.is_empty() == gateway.target_refs.is_empty() {
-        return Err(Problem::invalid(
-            "InvalidAttachment",
-            "give exactly one of spec.selector and spec.targetRefs",
-        ));
+    match &gateway.standalone {
+        Some(standalone) => {
+            if !gateway.selector.is_empty() || !gateway.target_refs.is_empty() {
+                return Err(Problem::invalid(
+                    "InvalidAttachment",
+                    "spec.standalone: the operator runs this gateway; give neither spec.selector nor spec.targetRefs",
+                ));
+            }
+            standalone_resources(standalone)?;
+        }
+        None if gateway.selector.is_empty() == gateway.target_refs.is_empty() => {
+            return Err(Problem::invalid(
+                "InvalidAttachment",
+                "give exactly one of spec.selector and spec.targetRefs (or spec.standalone)",
+            ));
+        }
+        None => {}
     }
     policies("spec.defaults", &gateway.defaults, gateway)
+}
+
+/// Requests and limits must be Kubernetes quantities: a typo becomes a condition naming the field
+/// rather than a Deployment the API server refuses (it still judges requests against limits).
+fn standalone_resources(standalone: &crate::crd::StandaloneGateway) -> Result<(), Problem> {
+    let Some(resources) = &standalone.resources else {
+        return Ok(());
+    };
+    for (field, entries) in [("requests", &resources.requests), ("limits", &resources.limits)] {
+        for (resource, quantity) in entries {
+            if !super::standalone::is_quantity(quantity) {
+                let name = serde_json::to_value(resource)
+                    .ok()
+                    .and_then(|value| value.as_str().map(String::from))
+                    .unwrap_or_default();
+                return Err(Problem::invalid(
+                    "InvalidResources",
+                    format!("spec.standalone.resources.{field}.{name}: {quantity:?} is not a Kubernetes quantity (e.g. 250m, 256Mi)"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Weights in percent: a single backend may omit its weight; otherwise every backend gives one
