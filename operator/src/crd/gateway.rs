@@ -75,8 +75,8 @@ pub struct StandaloneGateway {
     #[schemars(length(min = 1))]
     pub image: Option<String>,
     /// `Always`, `IfNotPresent` (default) or `Never`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub image_pull_policy: Option<PullPolicy>,
+    #[serde(default)]
+    pub image_pull_policy: PullPolicy,
     /// Envoy Pods (default 2; a PodDisruptionBudget keeps one available).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
@@ -86,8 +86,8 @@ pub struct StandaloneGateway {
     #[schemars(range(min = 1, max = 65535))]
     pub port: Option<u16>,
     /// Service type: `ClusterIP` (default), `NodePort` or `LoadBalancer`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub service_type: Option<ServiceType>,
+    #[serde(default)]
+    pub service_type: ServiceType,
     /// Envoy worker threads per Pod (default 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 64))]
@@ -98,16 +98,18 @@ pub struct StandaloneGateway {
 }
 
 /// Container image pull policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum PullPolicy {
     Always,
+    #[default]
     IfNotPresent,
     Never,
 }
 
 /// How the standalone gateway's Service is exposed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ServiceType {
+    #[default]
     ClusterIP,
     NodePort,
     LoadBalancer,

@@ -223,12 +223,12 @@ pub fn objects(
     let bootstrap_sha = hex(&Sha256::digest(bootstrap_text.as_bytes()));
     let port = standalone.port.unwrap_or(DEFAULT_PORT);
     let replicas = standalone.replicas.unwrap_or(DEFAULT_REPLICAS);
-    let pull_policy = match standalone.image_pull_policy.unwrap_or(PullPolicy::IfNotPresent) {
+    let pull_policy = match standalone.image_pull_policy {
         PullPolicy::Always => "Always",
         PullPolicy::IfNotPresent => "IfNotPresent",
         PullPolicy::Never => "Never",
     };
-    let service_type = match standalone.service_type.unwrap_or(ServiceType::ClusterIP) {
+    let service_type = match standalone.service_type {
         ServiceType::ClusterIP => "ClusterIP",
         ServiceType::NodePort => "NodePort",
         ServiceType::LoadBalancer => "LoadBalancer",
