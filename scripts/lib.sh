@@ -23,3 +23,7 @@ log() { printf '\033[1;34m[kea]\033[0m %s\n' "$*" >&2; }
 die() { printf '\033[1;31m[kea] error:\033[0m %s\n' "$*" >&2; exit 1; }
 # Kubernetes v1.20.2 kube-apiserver + kube-controller-manager, built once per machine by scripts/kube-build.sh.
 export KEA_KUBE_BIN="${KEA_KUBE_BIN:-$KEA_CACHE/kubernetes-1.20.2/bin}"
+# The local cluster's image registry (scripts/cluster.sh): on the node address, so the kubelet
+# (through containerd) and Pods (the operator checking plugin artifacts, gateways downloading them)
+# reach it alike. Plain HTTP.
+export KEA_REGISTRY_ADDR="${KEA_REGISTRY_ADDR:-10.250.0.1:15000}"

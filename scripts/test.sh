@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every KEA check and test: formatting, clippy (native and wasm32), unit tests, and the
-# end-to-end suites against real Envoy (loading the built dist/*.wasm) and a real ClickHouse.
+# end-to-end suites against real Envoy (loading the built dist/*.wasm), a real ClickHouse, a real
+# Kubernetes API server, and a local cluster with a kubelet (scripts/cluster.sh) running KEA's images.
 # Installs what it needs first (scripts/install-deps.sh). Fails if anything fails.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -17,5 +18,17 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo clippy (wasm32-wasip1)"
 cargo clippy --target wasm32-wasip1 --locked -p kea-plugin-sdk -p kea-schema -p kea-audit -p kea-cache -p kea-auth -p kea-validate --all-targets -- -D warnings
 
-log "tests: unit, flow and end-to-end (real Envoy, a real Kubernetes API server, ClickHouse, a JWKS server, an OpenID Provider, schemathesis)"
+# The cluster suites (tests/tests/cluster.rs) run in the machine's local cluster, with KEA installed
+# from its images. Brought up here (the suites would do it themselves) so its cost shows in the log;
+# taken down when the run ends, failed or not, unless it was already up before.
+if ! scripts/cluster.sh status >/dev/null 2>&1; then
+  trap 'log "taking the local cluster down"; scripts/cluster.sh down' EXIT
+fi
+log "local cluster (kubelet, containerd, kube-proxy, registry), KEA's images, KEA installed"
+scripts/cluster.sh up
+scripts/images.sh
+scripts/publish-plugins.sh
+scripts/install-kea.sh
+
+log "tests: unit, flow and end-to-end (real Envoy, a real Kubernetes API server and cluster, ClickHouse, a JWKS server, an OpenID Provider, schemathesis)"
 cargo test --workspace --locked

@@ -63,7 +63,19 @@ pub fn agent() -> ureq::Agent {
 
 /// Sends a request; `headers` as pairs, optional body.
 pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&[u8]>) -> Result<Response> {
-    let mut request = agent().request(method, url);
+    send_on(&agent(), method, url, headers, body)
+}
+
+/// Sends a request with `agent`, whose kept-alive connection it may reuse (the same proxy
+/// instance behind a load balancer).
+pub fn send_on(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<Response> {
+    let mut request = agent.request(method, url);
     for (name, value) in headers {
         request = request.set(name, value);
     }

@@ -449,7 +449,8 @@ fn etcd_binary() -> Result<PathBuf> {
         })
 }
 
-async fn client_from(kubeconfig: &Path) -> Result<kube::Client> {
+/// A client for the cluster of a kubeconfig file.
+pub async fn client_from(kubeconfig: &Path) -> Result<kube::Client> {
     let config = Kubeconfig::read_from(kubeconfig)?;
     let config = kube::Config::from_custom_kubeconfig(config, &KubeConfigOptions::default()).await?;
     Ok(kube::Client::try_from(config)?)
@@ -481,7 +482,9 @@ async fn default_service_account_has_token(kubeconfig: &Path) -> bool {
     }
 }
 
-async fn apply(client: &kube::Client, value: serde_json::Value) -> Result<DynamicObject> {
+/// Server-side applies one object (field manager [`FIELD_MANAGER`], forced) to the resource its
+/// `apiVersion`/`kind` name; namespaced objects without a namespace go to `default`.
+pub async fn apply(client: &kube::Client, value: serde_json::Value) -> Result<DynamicObject> {
     let object: DynamicObject = serde_json::from_value(value)?;
     let types = object.types.clone().context("document has no apiVersion/kind")?;
     let name = object

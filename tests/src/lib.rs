@@ -10,6 +10,7 @@
 
 pub mod browser;
 pub mod clickhouse;
+pub mod cluster;
 pub mod envoy;
 pub mod http;
 pub mod idp;

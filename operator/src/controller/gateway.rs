@@ -138,8 +138,14 @@ async fn reconcile_inner(binding: &GatewayBinding, ctx: &Context) -> Result<Opti
                 bundle: &compiled.bundle,
             })
             .collect();
+        // A standalone gateway gets its bundles inline: a changed configuration starts new plugin
+        // instances, which would answer 503 until they had fetched the bundles again.
+        let fetched_from = match binding.spec.standalone {
+            Some(_) => None,
+            None => Some(&endpoint),
+        };
         crate::render::spec::check_gateway(&binding.spec)
-            .and_then(|()| plugins::render(&binding.spec, &bound, Some(&endpoint)))
+            .and_then(|()| plugins::render(&binding.spec, &bound, fetched_from))
     };
     let mut rendered = render(&serving);
     if rendered.is_err() && serving.iter().any(|(_, _, current)| !current) {

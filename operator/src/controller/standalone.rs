@@ -11,7 +11,7 @@ use crate::render::plugins::{Plugin, PluginConfigs};
 use crate::render::standalone::{self as render, PdbVersion, Xds};
 use crate::render::Key;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::ListParams;
 use kube::Api;
@@ -131,6 +131,7 @@ pub async fn reconcile(
         }
     };
     let xds = Xds::from_bootstrap(&rendered.config);
+    make_clusters_first(key, &xds, owner, ctx).await?;
     let bootstrap = render::envoy_bootstrap(&xds_address, &options);
     let pdb = pdb_version(ctx).await;
     let mut wanted = vec![render::xds_config_map(key, &xds, owner)];
@@ -172,6 +173,53 @@ pub async fn reconcile(
         status: Some(status),
         configured: true,
     })
+}
+
+/// Envoy polls listeners and clusters separately, so a listener routing to a cluster it does not
+/// have yet would answer 503 for up to a poll interval. When `xds` adds clusters, the gateway first
+/// gets them next to its current listeners, and the new listeners only after every Pod has polled
+/// the clusters (make before break, as xDS asks of a management server).
+#[instrument(level = "debug", skip_all, fields(gateway = %key), err(Display))]
+async fn make_clusters_first(
+    key: &Key,
+    xds: &Xds,
+    owner: &OwnerReference,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &key.namespace);
+    let Some(current) = config_maps.get_opt(&render::xds_object_name(&key.name)).await? else {
+        return Ok(());
+    };
+    let parse = |name: &str| -> Vec<Value> {
+        current
+            .data
+            .as_ref()
+            .and_then(|data| data.get(name))
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or_default()
+    };
+    let (listeners, mut clusters) = (parse(render::LISTENERS_KEY), parse(render::CLUSTERS_KEY));
+    let known: Vec<Value> = clusters.iter().map(|cluster| cluster["name"].clone()).collect();
+    let added: Vec<&Value> = xds
+        .clusters
+        .iter()
+        .filter(|cluster| !known.contains(&cluster["name"]))
+        .collect();
+    if added.is_empty() || listeners.is_empty() {
+        return Ok(());
+    }
+    clusters.extend(added.into_iter().cloned());
+    let step = Xds::new(listeners, clusters);
+    if ctx
+        .applier
+        .apply(&render::xds_config_map(key, &step, owner))
+        .await?
+    {
+        ctx.metrics.writes.inc();
+    }
+    // Two poll intervals and a margin: every Pod has asked for clusters since.
+    tokio::time::sleep(render::POLL_PERIOD * 2 + Duration::from_millis(500)).await;
+    Ok(())
 }
 
 /// Host names of the rendered clusters that name an in-cluster Service

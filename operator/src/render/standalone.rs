@@ -36,7 +36,7 @@ pub const DEFAULT_PORT: u16 = 8080;
 const DEFAULT_REPLICAS: i32 = 2;
 const DEFAULT_CONCURRENCY: u32 = 2;
 /// How often the Envoys poll the operator for a new configuration.
-pub const POLL_INTERVAL: &str = "1s";
+pub const POLL_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 pub const LISTENER_TYPE: &str = "type.googleapis.com/envoy.config.listener.v3.Listener";
 pub const CLUSTER_TYPE: &str = "type.googleapis.com/envoy.config.cluster.v3.Cluster";
 /// Label selecting a gateway's Pods (with [`GATEWAY_LABEL`]).
@@ -88,8 +88,21 @@ pub struct Xds {
 }
 
 impl Xds {
+    /// Resources and their version (the sha256 of their JSON, so equal resources have equal
+    /// versions).
+    pub fn new(listeners: Vec<Value>, clusters: Vec<Value>) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(json!([listeners, clusters]).to_string());
+        let version = hex(&hasher.finalize())[..16].to_string();
+        Self {
+            listeners,
+            clusters,
+            version,
+        }
+    }
+
     /// The dynamic part of a bootstrap [`envoy::bootstrap`] rendered: its listeners and clusters,
-    /// typed for xDS. The version is their sha256, so equal configurations have equal versions.
+    /// typed for xDS.
     pub fn from_bootstrap(config: &Value) -> Self {
         let typed = |pointer: &str, type_url: &str| -> Vec<Value> {
             config
@@ -110,16 +123,10 @@ impl Xds {
                 })
                 .unwrap_or_default()
         };
-        let listeners = typed("/static_resources/listeners", LISTENER_TYPE);
-        let clusters = typed("/static_resources/clusters", CLUSTER_TYPE);
-        let mut hasher = Sha256::new();
-        hasher.update(json!([listeners, clusters]).to_string());
-        let version = hex(&hasher.finalize())[..16].to_string();
-        Self {
-            listeners,
-            clusters,
-            version,
-        }
+        Self::new(
+            typed("/static_resources/listeners", LISTENER_TYPE),
+            typed("/static_resources/clusters", CLUSTER_TYPE),
+        )
     }
 }
 
@@ -136,7 +143,7 @@ pub fn envoy_bootstrap(xds: &Address, options: &Options) -> Value {
             "api_type": "REST",
             "transport_api_version": "V3",
             "cluster_names": [XDS_CLUSTER],
-            "refresh_delay": POLL_INTERVAL,
+            "refresh_delay": envoy::duration(POLL_PERIOD),
             "request_timeout": "5s",
         },
     });
@@ -278,8 +285,9 @@ pub fn objects(
                             ],
                             "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
                             "ports": [
-                                {"name": "http", "containerPort": port},
-                                {"name": "health", "containerPort": HEALTH_PORT},
+                                // (`protocol` spelled out: server-side apply on 1.20 needs every key of the list)
+                                {"name": "http", "containerPort": port, "protocol": "TCP"},
+                                {"name": "health", "containerPort": HEALTH_PORT, "protocol": "TCP"},
                             ],
                             // Ready once the operator's listener is there (it listens on `http`).
                             "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 2, "failureThreshold": 2},
