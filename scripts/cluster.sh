@@ -4,6 +4,8 @@
 #   scripts/cluster.sh down       stop it and undo every change it made to the machine; prints what is left
 #   scripts/cluster.sh status     which components run (exit 0 only when all of them do)
 #   scripts/cluster.sh registry   start only the image registry (scripts/images.sh does this itself)
+#   scripts/cluster.sh restart C  kill component C (e.g. kube-apiserver) and start it again (failure drills)
+#   scripts/cluster.sh kill-containers   kill every container the kubelet runs (failure drills)
 # Needs root. One cluster per machine (fixed link names and ports); `up` and `down` take a lock.
 #
 # Components (all started here, none as a system service): Debian's containerd (private socket, CRI,
@@ -687,10 +689,39 @@ cmd_status() {
   return $ok
 }
 
+# Failure drills (tests/tests/cluster_drills.rs): a component killed and started again with the
+# same arguments, or every container of the kubelet killed as a runtime crash would.
+cmd_restart() {
+  need_root
+  local name=${1:-} pid args=()
+  case "$name" in kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy|etcd) ;;
+    *) die "usage: scripts/cluster.sh restart kube-apiserver|kube-controller-manager|kube-scheduler|kubelet|kube-proxy|etcd" ;;
+  esac
+  alive "$name" || die "$name is not running"
+  pid=$(pid_of "$name")
+  mapfile -d '' args <"/proc/$pid/cmdline"
+  kill -9 "$pid"
+  for _ in $(seq 50); do running "$pid" || break; sleep 0.1; done
+  start "$name" "${args[@]}"
+  if [ "$name" = kube-apiserver ]; then wait_until 60 "the API server" kube-apiserver api_ready; fi
+  log "$name restarted (pid $(pid_of "$name"))"
+}
+
+cmd_kill_containers() {
+  need_root
+  local task n=0
+  for task in $(ctr --address "$SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
+    ctr --address "$SOCK" -n k8s.io tasks kill -s KILL "$task" >/dev/null 2>&1 && n=$((n + 1))
+  done
+  log "killed $n containers; the kubelet restarts them"
+}
+
 case "${1:-}" in
   up) cmd_up ;;
+  restart) cmd_restart "${2:-}" ;;
+  kill-containers) cmd_kill_containers ;;
   down) cmd_down ;;
   status) cmd_status ;;
   registry) need_root; take_lock; start_registry; log "registry on http://$REGISTRY_ADDR (data: $REGISTRY_DATA)" ;;
-  *) die "usage: scripts/cluster.sh up|down|status|registry" ;;
+  *) die "usage: scripts/cluster.sh up|down|status|registry|restart COMPONENT|kill-containers" ;;
 esac
