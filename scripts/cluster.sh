@@ -101,7 +101,7 @@ take_lock() {
 pid_of() { local f="$PIDS/$1.pid"; [ -s "$f" ] && cat "$f"; }
 # Running and not a zombie (nobody may reap our daemons quickly once this script has exited).
 running() { local st; st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) && [ -n "$st" ] && [ "$st" != Z ]; }
-ours() { [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$H/"; }
+ours() { [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -F -- "$H/" >/dev/null; }
 alive() { local p; p=$(pid_of "$1") || return 1; running "$p" && ours "$p"; }
 start() { # NAME COMMAND...: in the background, log in $LOGS/NAME.log
   local name=$1; shift
@@ -371,7 +371,8 @@ kubernetes_endpoint() {
   [ "$(kube get endpoints kubernetes -o 'jsonpath={.subsets[0].addresses[0].ip}:{.subsets[0].ports[0].port}')" = "$NODE_IP:$API_PORT" ]
 }
 default_sa_token() { [ -n "$(kube get serviceaccount default -o 'jsonpath={.secrets[0].name}')" ]; }
-service_rule() { iptables -t nat -S KUBE-SERVICES 2>/dev/null | grep -qF -- "-d $API_SERVICE_IP/32"; }
+# (grep reads all its input: `grep -q` leaving early would fail the pipeline under pipefail)
+service_rule() { iptables -t nat -S KUBE-SERVICES 2>/dev/null | grep -F -- "-d $API_SERVICE_IP/32" >/dev/null; }
 service_path() { curl -fsS --max-time 2 --cacert "$RUN/apiserver/apiserver.crt" -H "Authorization: Bearer $(admin_token)" "https://$API_SERVICE_IP/version"; }
 
 cmd_up() {
@@ -435,7 +436,7 @@ cmd_up() {
   # start now and wait for it themselves.
   wait_until 60 "kube-apiserver's certificate" kube-apiserver test -s "$RUN/apiserver/apiserver.crt"
   openssl x509 -in "$RUN/apiserver/apiserver.crt" -noout -ext subjectAltName 2>/dev/null \
-    | grep -q "IP Address:$API_SERVICE_IP" || die "the API server's certificate does not cover $API_SERVICE_IP"
+    | grep "IP Address:$API_SERVICE_IP" >/dev/null || die "the API server's certificate does not cover $API_SERVICE_IP"
   write_kubeconfig
 
   start kube-controller-manager "$KEA_KUBE_BIN/kube-controller-manager" --kubeconfig="$KUBECONFIG_FILE" \

@@ -149,7 +149,8 @@ if want operator || want upstream || want gateway; then
   UPSTREAM_BIN="$target_dir/release/kea-upstream"
   [ -x "$KEA_ENVOY" ] || "$KEA_ROOT/scripts/install-deps.sh" demo
   ENVOY_BIN=$(readlink -f "$KEA_ENVOY")
-  "$ENVOY_BIN" --version | grep -q "/$ENVOY_VERSION/" || die "$KEA_ENVOY is not Envoy $ENVOY_VERSION"
+  # (not `| grep -q`: grep leaving early would fail the pipeline under pipefail)
+  [[ "$("$ENVOY_BIN" --version)" == *"/$ENVOY_VERSION/"* ]] || die "$KEA_ENVOY is not Envoy $ENVOY_VERSION"
   [ -f "$KEA_DIST/SHA256SUMS" ] || (cd "$KEA_ROOT" && ./wasm-build.sh)
   (cd "$KEA_DIST" && sha256sum --quiet -c SHA256SUMS) || die "$KEA_DIST does not match its SHA256SUMS (run ./wasm-build.sh)"
 fi
@@ -308,7 +309,7 @@ set_env KEA_IMAGE_VERSION "$VERSION"
 # Storage hygiene (vfs keeps full copies): replaced images, and bases of tarballs that are gone.
 b rmi --prune >/dev/null 2>&1 || true
 for ref in $(b images --format '{{.Name}}:{{.Tag}}' 2>/dev/null | grep '^localhost/kea-rootfs/' || true); do
-  cat "$IMG"/rootfs/*.sha256 2>/dev/null | grep -q "^${ref##*:}" || b rmi "$ref" >/dev/null 2>&1 || true
+  cat "$IMG"/rootfs/*.sha256 2>/dev/null | grep "^${ref##*:}" >/dev/null || b rmi "$ref" >/dev/null 2>&1 || true
 done
 printf '  %s\n' "${summary[@]}" >&2
 log "images done in $(since "$t_all") s; $IMAGES_ENV:"

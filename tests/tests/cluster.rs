@@ -9,6 +9,7 @@ use kea_e2e::cluster::{Cluster, Namespace};
 use kea_e2e::http;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::Value;
+use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -452,6 +453,43 @@ async fn a_standalone_gateway_serves_apis_from_pods_and_takes_changes_without_fa
     );
     assert!(served < Duration::from_secs(5), "the new API took {served:?}");
 
+    // Bad input: a plugin artifact whose module is not the pinned one is refused before any
+    // gateway loads it; the previous configuration keeps serving.
+    let client = ClientLoop::start(url("/pets/9"), keyed(), 200);
+    let auth = cluster.setting("KEA_PLUGIN_AUTH")?;
+    let wrong = "0".repeat(64);
+    ns.apply(&binding("").replace(
+        "    auth:\n      config:",
+        &format!("    auth:\n      url: {auth}\n      sha256: \"{wrong}\"\n      config:"),
+    ))
+    .await?;
+    let message = wait_condition(
+        &ns,
+        BINDING,
+        "PluginsReady",
+        "False",
+        Some("PluginDigestMismatch"),
+        Duration::from_secs(30),
+    )
+    .await?;
+    assert!(message.contains(&wrong), "{message}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (sent, failed, failures) = client.finish();
+    assert_eq!(
+        failed, 0,
+        "the gateway stopped serving on a bad plugin artifact: {failures:?} of {sent}"
+    );
+    ns.apply(&binding("")).await?;
+    wait_condition(
+        &ns,
+        BINDING,
+        "PluginsReady",
+        "True",
+        None,
+        Duration::from_secs(30),
+    )
+    .await?;
+
     // Bad input: a gateway image that cannot be pulled is reported, the previous Pods serve on.
     let client = ClientLoop::start(url("/pets/9"), keyed(), 200);
     let registry = cluster.setting("KEA_REGISTRY")?;
@@ -503,5 +541,55 @@ async fn a_standalone_gateway_serves_apis_from_pods_and_takes_changes_without_fa
     // Back to a good spec: ready again.
     ns.apply(&binding("")).await?;
     wait_condition(&ns, BINDING, "Ready", "True", None, Duration::from_secs(120)).await?;
+    Ok(())
+}
+
+/// The plugin artifacts `scripts/publish-plugins.sh` pushed can be pulled back from the registry,
+/// and the module in each is byte for byte the one in `dist/` (its sha256 in `dist/SHA256SUMS`).
+#[test]
+fn published_plugin_artifacts_pull_back_as_the_built_modules() -> Result<()> {
+    use sha2::Digest;
+    let cluster = Cluster::shared()?;
+    let sums = std::fs::read_to_string(kea_e2e::repo_root().join("dist/SHA256SUMS"))?;
+    let mut checked = 0;
+    for line in sums.lines() {
+        let (sha256, file) = line.split_once(char::is_whitespace).context("SHA256SUMS line")?;
+        let plugin = file.trim().trim_start_matches('*').trim_end_matches(".wasm");
+        let reference = cluster.setting(&format!("KEA_PLUGIN_{}", plugin.to_uppercase()))?;
+        let (host, rest) = reference
+            .strip_prefix("oci://")
+            .and_then(|r| r.split_once('/'))
+            .context("oci://HOST/REPO:TAG")?;
+        let (repository, tag) = rest.rsplit_once(':').context("a tag")?;
+        let manifest: Value = http::agent()
+            .get(&format!("http://{host}/v2/{repository}/manifests/{tag}"))
+            .set("Accept", "application/vnd.oci.image.manifest.v1+json")
+            .call()?
+            .into_json()?;
+        let layers = manifest["layers"].as_array().context("layers")?;
+        let modules: Vec<&Value> = layers
+            .iter()
+            .filter(|layer| layer["mediaType"] == "application/vnd.module.wasm.content.layer.v1+wasm")
+            .collect();
+        assert_eq!(modules.len(), 1, "{plugin}: {manifest}");
+        let digest = modules[0]["digest"].as_str().context("digest")?;
+        let mut blob = Vec::new();
+        http::agent()
+            .get(&format!("http://{host}/v2/{repository}/blobs/{digest}"))
+            .call()?
+            .into_reader()
+            .read_to_end(&mut blob)?;
+        let pulled: String = sha2::Sha256::digest(&blob)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            pulled, sha256,
+            "{plugin}: the pulled module differs from dist/{plugin}.wasm"
+        );
+        assert_eq!(digest, format!("sha256:{sha256}"));
+        checked += 1;
+    }
+    assert_eq!(checked, 4, "expected the four plugins in dist/SHA256SUMS");
     Ok(())
 }

@@ -270,7 +270,19 @@ async fn write_wasm_plugins(
         }
         match ctx.source(binding, plugin) {
             Some(source) => {
-                sources.insert(plugin.name(), source);
+                let field = format!("spec.plugins.{}", plugin.name());
+                match super::standalone::istio_source(source, &field, ctx).await {
+                    Ok(source) => {
+                        sources.insert(plugin.name(), source);
+                    }
+                    Err(problem) => {
+                        return Ok(Some(Verdict::failed(
+                            condition::PLUGINS_READY,
+                            &problem.reason,
+                            format!("{}; the WasmPlugins keep their previous configuration", problem.message),
+                        )))
+                    }
+                }
             }
             None => {
                 return Ok(Some(Verdict::failed(

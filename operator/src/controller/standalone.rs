@@ -5,7 +5,7 @@
 use super::api::Error;
 use super::registry::Compiled;
 use super::Context;
-use crate::crd::{condition, GatewayBinding, StandaloneGateway, StandaloneStatus, Verdict};
+use crate::crd::{condition, GatewayBinding, PluginSource, StandaloneGateway, StandaloneStatus, Verdict};
 use crate::render::envoy::{self, Options, RemoteModule, RoutedApi};
 use crate::render::plugins::{Plugin, PluginConfigs};
 use crate::render::standalone::{self as render, PdbVersion, Xds};
@@ -16,6 +16,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::ListParams;
 use kube::Api;
 use serde_json::Value;
+use sha2::Digest;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -409,12 +410,17 @@ impl OciReference {
     }
 }
 
-/// Checks that the artifact exists and that its module layer is the module pinned by `sha256`.
+/// Checks that the artifact exists and that its module layer is the module pinned by `sha256`;
+/// returns the manifest's own sha256 (hex), which is what Istio checks an `oci://` module against.
 /// Blocking HTTP on a worker thread, 5 s at most.
-async fn check_artifact(reference: OciReference, sha256: String, plain: bool) -> Result<(), ModuleProblem> {
+async fn check_artifact(
+    reference: OciReference,
+    sha256: String,
+    plain: bool,
+) -> Result<String, ModuleProblem> {
     let url = reference.manifest_url(plain);
     let fetched = tokio::task::spawn_blocking(move || {
-        ureq::AgentBuilder::new()
+        let response = ureq::AgentBuilder::new()
             .timeout(Duration::from_secs(5))
             .build()
             .get(&url)
@@ -426,23 +432,55 @@ async fn check_artifact(reference: OciReference, sha256: String, plain: bool) ->
             .map_err(|error| match error {
                 ureq::Error::Status(status, _) => format!("the registry answered {status} for {url}"),
                 ureq::Error::Transport(transport) => format!("cannot reach {url}: {transport}"),
-            })
-            .and_then(|response| {
-                response
-                    .into_json::<Value>()
-                    .map_err(|error| format!("{url} is not a JSON manifest: {error}"))
-            })
+            })?;
+        let mut bytes = Vec::new();
+        let mut limited = std::io::Read::take(response.into_reader(), 4 * 1024 * 1024);
+        std::io::Read::read_to_end(&mut limited, &mut bytes).map_err(|error| format!("reading {url}: {error}"))?;
+        let manifest: Value =
+            serde_json::from_slice(&bytes).map_err(|error| format!("{url} is not a JSON manifest: {error}"))?;
+        let digest: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        Ok::<_, String>((manifest, digest))
     })
     .await
     .map_err(|error| ModuleProblem {
         reason: "PluginArtifactUnavailable".into(),
         message: error.to_string(),
     })?;
-    let manifest = fetched.map_err(|message| ModuleProblem {
+    let (manifest, digest) = fetched.map_err(|message| ModuleProblem {
         reason: "PluginArtifactUnavailable".into(),
         message,
     })?;
-    artifact_matches(&manifest, &sha256)
+    artifact_matches(&manifest, &sha256)?;
+    Ok(digest)
+}
+
+/// The `url` and `sha256` an Istio WasmPlugin needs for `source`: for a pinned `oci://` module,
+/// the artifact is checked in its registry and `sha256` becomes the manifest's digest (Istio
+/// verifies an OCI image by its manifest, not by the module inside).
+#[instrument(level = "debug", skip(ctx), err(level = "debug", Debug))]
+pub async fn istio_source(
+    source: PluginSource,
+    field: &str,
+    ctx: &Context,
+) -> Result<PluginSource, ModuleProblem> {
+    let (Some(reference), Some(sha256)) = (source.url.strip_prefix("oci://"), source.sha256.clone()) else {
+        return Ok(source);
+    };
+    let reference = OciReference::parse(reference).ok_or_else(|| ModuleProblem {
+        reason: "InvalidPluginUrl".into(),
+        message: format!("{field}.url: {:?} is not oci://HOST/REPOSITORY[:TAG]", source.url),
+    })?;
+    let plain = ctx.settings.insecure_registry.contains(&reference.host);
+    let manifest = check_artifact(reference, sha256, plain)
+        .await
+        .map_err(|problem| ModuleProblem {
+            reason: problem.reason,
+            message: format!("{field} ({}): {}", source.url, problem.message),
+        })?;
+    Ok(PluginSource {
+        url: source.url,
+        sha256: Some(manifest),
+    })
 }
 
 /// Whether a manifest's wasm layer is the module `sha256` names.
