@@ -102,6 +102,14 @@ async fn ready_gateway(ns: &Namespace) -> Result<String> {
     ns.service_address("kea-gateway-drill").await
 }
 
+/// Waits until both gateway Pods are ready again and kube-proxy has dropped the endpoints of
+/// the killed ones (a connection to one of those is refused), before the next drill.
+async fn settle(ns: &Namespace) -> Result<()> {
+    ready_gateway(ns).await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    Ok(())
+}
+
 async fn kill_all(ns: &Namespace, selector: &str) -> Result<usize> {
     let pods = ns.pods(selector).await?;
     for pod in &pods {
@@ -131,6 +139,7 @@ async fn the_gateway_restores_itself_after_pods_operator_containers_and_api_serv
         "gateway Pods killed: served again after {:.1} s",
         took.as_secs_f64()
     ));
+    settle(&ns).await?;
 
     // 2. The operator's Pods crash: the gateway keeps serving meanwhile; once an operator leads
     //    again, changes are applied.
@@ -167,6 +176,7 @@ async fn the_gateway_restores_itself_after_pods_operator_containers_and_api_serv
         "every container killed: served again after {:.1} s",
         started.elapsed().as_secs_f64()
     ));
+    settle(&ns).await?;
 
     // 4. The API server restarts: the gateway serves from its configuration meanwhile, and the
     //    operator picks up changes once the server is back.
