@@ -191,6 +191,16 @@ pub fn render(
     if let Some(config) = validate.as_mut() {
         config.rules.extend(validate_rules);
     }
+    // Every rule `off` and no default API: the plugin would check nothing, so it is not loaded
+    // (a wasm filter costs every request its VM crossings).
+    let checks_nothing = validate.as_ref().is_some_and(|config| {
+        config.defaults.api.is_none()
+            && !config.rules.is_empty()
+            && config.rules.iter().all(|rule| rule.mode == Some(Mode::Off))
+    });
+    if checks_nothing {
+        validate = None;
+    }
     cache.rules.extend(cache_rules);
     let all_anonymous = auth
         .as_ref()
@@ -512,6 +522,35 @@ mod tests {
             }],
             ..GatewayBindingSpec::default()
         }
+    }
+
+    #[test]
+    fn a_validate_plugin_that_would_check_nothing_is_not_loaded() {
+        let policies = |mode: &str| Policies {
+            validation: Some(ValidationPolicy {
+                mode: Some(mode.into()),
+                ..ValidationPolicy::default()
+            }),
+            ..Policies::default()
+        };
+        let (off, on) = (api("/off", policies("off")), api("/on", policies("enforce")));
+        let (off_key, on_key) = (Key::new("ns", "off"), Key::new("ns", "on"));
+        let (off_bundle, on_bundle) = (bundle(&off), bundle(&on));
+        let off_only = [BoundApi {
+            key: &off_key,
+            spec: &off,
+            bundle: &off_bundle,
+        }];
+        assert!(render(&gateway(), &off_only, None).unwrap().validate.is_none());
+        let both = [
+            off_only[0],
+            BoundApi {
+                key: &on_key,
+                spec: &on,
+                bundle: &on_bundle,
+            },
+        ];
+        assert!(render(&gateway(), &both, None).unwrap().validate.is_some());
     }
 
     #[test]
