@@ -183,6 +183,7 @@ async fn wait_condition(
 }
 
 const BINDING: (&str, &str, &str) = ("GatewayBinding", "gatewaybindings", GATEWAY);
+const PETS: (&str, &str, &str) = ("ApiDefinition", "apidefinitions", "pets");
 
 /// Requests that reached the sample API's Pods of `service` (read from each Pod directly).
 async fn upstream_hits(ns: &Namespace, app: &str) -> Result<u64> {
@@ -299,15 +300,7 @@ async fn a_standalone_gateway_serves_apis_from_pods_and_takes_changes_without_fa
     ns.wait_deployment_ready("kea-gateway-edge", Duration::from_secs(180))
         .await?;
     wait_condition(&ns, BINDING, "Ready", "True", None, Duration::from_secs(60)).await?;
-    wait_condition(
-        &ns,
-        ("ApiDefinition", "apidefinitions", "pets"),
-        "Ready",
-        "True",
-        None,
-        Duration::from_secs(60),
-    )
-    .await?;
+    wait_condition(&ns, PETS, "Ready", "True", None, Duration::from_secs(60)).await?;
     eprintln!(
         "gateway ready {:.1} s after the resources were applied",
         started.elapsed().as_secs_f64()
@@ -385,15 +378,7 @@ async fn a_standalone_gateway_serves_apis_from_pods_and_takes_changes_without_fa
     let v2_before = upstream_hits(&ns, "pets-v2").await?;
     ns.apply(&pets_api(50, 50)).await?;
     let applied = Instant::now();
-    wait_condition(
-        &ns,
-        ("ApiDefinition", "apidefinitions", "pets"),
-        "PluginsReady",
-        "True",
-        None,
-        Duration::from_secs(30),
-    )
-    .await?;
+    wait_condition(&ns, PETS, "PluginsReady", "True", None, Duration::from_secs(30)).await?;
     // The new split is served: version 2 gets requests (the cache holds /pets/8: use other ids).
     let mut seen_v2 = None;
     for id in 100..400 {
