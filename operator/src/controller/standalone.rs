@@ -438,7 +438,7 @@ async fn check_artifact(
         std::io::Read::read_to_end(&mut limited, &mut bytes).map_err(|error| format!("reading {url}: {error}"))?;
         let manifest: Value =
             serde_json::from_slice(&bytes).map_err(|error| format!("{url} is not a JSON manifest: {error}"))?;
-        let digest: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let digest = render::hex(&sha2::Sha256::digest(&bytes));
         Ok::<_, String>((manifest, digest))
     })
     .await

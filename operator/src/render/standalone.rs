@@ -130,7 +130,8 @@ impl Xds {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes` (sha256 digests as Kubernetes objects and OCI registries spell them).
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
