@@ -15,7 +15,8 @@
 #   (scripts/kube-build.sh: built once per machine from Debian's source package);
 #   the local cluster and image builds (scope `cluster`, part of `all`): Debian containerd, runc,
 #   containernetworking-plugins, iptables, conntrack, nftables (to drop the tables the cluster made),
-#   docker-registry, buildah, mmdebstrap, skopeo, gcc + libc6-dev (the static pause binary), openssl, curl.
+#   docker-registry, buildah, mmdebstrap, skopeo, gcc + libc6-dev (the static pause binary), openssl, curl,
+#   python3-pip (scripts/images.sh downloads the runtime images' wheels with Debian's pip).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 scope="${1:-all}"
@@ -24,7 +25,7 @@ scope="${1:-all}"
 install_cluster_deps() {
   local pkg need=()
   for pkg in containerd runc containernetworking-plugins iptables conntrack nftables iproute2 procps \
-      docker-registry buildah mmdebstrap skopeo gcc libc6-dev binutils openssl curl; do
+      docker-registry buildah mmdebstrap skopeo gcc libc6-dev binutils openssl curl python3-pip; do
     [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" = "install ok installed" ] || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then

@@ -36,6 +36,24 @@ settings=(--from-literal=KEA_GATEWAY_IMAGE="$KEA_IMAGE_GATEWAY")
 if [ -n "${KEA_PLUGIN_URL:-}" ]; then
   settings+=(--from-literal=KEA_PLUGIN_URL="$KEA_PLUGIN_URL")
 fi
+# Models: images are built on the runtime images by build Jobs (kea/builder) and pushed to the
+# local registry.
+runtimes=()
+for framework in sklearn xgboost onnx pytorch tensorflow custom; do
+  var="KEA_IMAGE_RUNTIME_$(echo "$framework" | tr 'a-z' 'A-Z')"
+  [ -z "${!var:-}" ] || runtimes+=("$framework=${!var}")
+done
+if [ ${#runtimes[@]} -gt 0 ] && [ -n "${KEA_IMAGE_BUILDER:-}" ]; then
+  settings+=(--from-literal=KEA_RUNTIME_IMAGES="$(IFS=,; echo "${runtimes[*]}")"
+    --from-literal=KEA_BUILDER_IMAGE="$KEA_IMAGE_BUILDER"
+    --from-literal=KEA_MODEL_REGISTRY="${KEA_MODEL_REGISTRY:-$KEA_REGISTRY_ADDR/kea/models}")
+  case "${KEA_MODEL_REGISTRY:-$KEA_REGISTRY_ADDR}" in
+    "$KEA_REGISTRY_ADDR"*) case ",${KEA_INSECURE_REGISTRIES:-}," in
+        *",$KEA_REGISTRY_ADDR,"*) ;;
+        *) KEA_INSECURE_REGISTRIES="${KEA_INSECURE_REGISTRIES:+$KEA_INSECURE_REGISTRIES,}$KEA_REGISTRY_ADDR" ;;
+      esac ;;
+  esac
+fi
 if [ -n "${KEA_INSECURE_REGISTRIES:-}" ]; then
   settings+=(--from-literal=KEA_INSECURE_REGISTRIES="$KEA_INSECURE_REGISTRIES")
 fi

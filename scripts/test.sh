@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every KEA check and test: formatting, clippy (native and wasm32), unit tests, and the
-# end-to-end suites against real Envoy (loading the built dist/*.wasm), a real ClickHouse, a real
+# Runs every KEA check and test: formatting, clippy (native and wasm32), unit tests, the Python
+# model runtime's lint and tests (scripts/runtime-test.sh), and the end-to-end suites against real Envoy (loading the built dist/*.wasm), a real ClickHouse, a real
 # Kubernetes API server, and a local cluster with a kubelet (scripts/cluster.sh) running KEA's images.
 # Installs what it needs first (scripts/install-deps.sh). Fails if anything fails.
 set -euo pipefail
@@ -17,6 +17,9 @@ log "cargo clippy (native)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo clippy (wasm32-wasip1)"
 cargo clippy --target wasm32-wasip1 --locked -p kea-plugin-sdk -p kea-schema -p kea-audit -p kea-cache -p kea-auth -p kea-validate --all-targets -- -D warnings
+
+log "Python model runtime (runtime/): ruff, pytest against real MLServer processes and real models"
+scripts/runtime-test.sh
 
 # The cluster suites (tests/tests/cluster.rs) run in the machine's local cluster, with KEA installed
 # from its images. Brought up here (the suites would do it themselves) so its cost shows in the log;

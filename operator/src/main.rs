@@ -4,6 +4,8 @@
 //! kea openapi check FILE            compile FILE (and the files it refers to); report what is wrong
 //! kea openapi bundle FILE [-o OUT]  write the validate plugin's bundle (JSON) to OUT or stdout
 //! kea crd                           print KEA's CustomResourceDefinitions (manifests/crds.yaml)
+//! kea model package FILE -o DIR     a Model's serving packages (class, settings, lock, Dockerfile)
+//! kea model openapi FILE            a Model's OpenAPI document
 //! kea render FILE... [-o OUT]       GatewayBinding + ApiDefinitions (YAML) → a complete Envoy config
 //! kea operator                      run the operator against the cluster of the kubeconfig
 //! ```
@@ -36,11 +38,28 @@ enum Command {
     },
     /// Print the CustomResourceDefinitions of KEA's resources (YAML).
     Crd,
+    /// ML models: serving packages and OpenAPI documents from a Model resource.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
     /// Render a GatewayBinding and its ApiDefinitions (YAML files) into a complete Envoy
     /// configuration: listener, weighted clusters, the four plugins with their configurations.
     Render(kea_operator::offline::RenderArgs),
     /// Run the operator: watch KEA's resources and write WasmPlugins, routes and bundles.
     Operator(kea_operator::controller::Settings),
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Write each version's serving package — the generated serving class, MLServer's settings,
+    /// the runtime's locked requirements and a Dockerfile — and the model's OpenAPI document.
+    Package(kea_operator::package::PackageArgs),
+    /// Print the model's OpenAPI document (JSON), as the gateway enforces it.
+    Openapi {
+        /// A YAML file holding one Model.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +125,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Crd => {
             print!("{}", kea_operator::crd::crds_yaml()?);
         }
+        Command::Model { command } => match command {
+            ModelCommand::Package(args) => {
+                for path in kea_operator::package::package(&args)? {
+                    println!("{}", path.display());
+                }
+            }
+            ModelCommand::Openapi { file } => print!("{}", kea_operator::package::document(&file)?),
+        },
         Command::Render(args) => kea_operator::offline::run(&args)?,
         Command::Operator(settings) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -254,6 +254,13 @@ impl Api {
                 let template =
                     Template::parse(&format!("{base}{}", spec.path)).map_err(|e| fail("path".into(), e))?;
                 templates.push((spec.method.clone(), template, index));
+                // Path `/` under a base path also serves the base path itself (`/v1` as `/v1/`):
+                // resources addressed by the base path (an OIP model's metadata at
+                // `/v2/models/<name>`) have no other way to be described.
+                if spec.path == "/" && !base.is_empty() && base != "/" {
+                    let bare = Template::parse(base).map_err(|e| fail("path".into(), e))?;
+                    templates.push((spec.method.clone(), bare, index));
+                }
             }
             operations.push(Operation {
                 label,

@@ -10,7 +10,9 @@ use crate::repo_root;
 use anyhow::{anyhow, bail, Context, Result};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace as NamespaceObject, Pod, Service};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, LogParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, LogParams, PostParams,
+};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -152,6 +154,61 @@ impl Namespace {
             applied.push(crate::kube::apply(&client, value).await?);
         }
         Ok(applied)
+    }
+
+    /// A KEA resource's condition `type_` — `(kind, plural, name)` names the resource — as
+    /// (status, reason, message).
+    pub async fn condition(
+        &self,
+        (kind, plural, name): (&str, &str, &str),
+        type_: &str,
+    ) -> Result<Option<(String, String, String)>> {
+        let client = self.cluster.client().await?;
+        let gvk = GroupVersionKind::gvk("kea.dev", "v1alpha1", kind);
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            client,
+            &self.name,
+            &ApiResource::from_gvk_with_plural(&gvk, plural),
+        );
+        let object = api.get(name).await?;
+        let conditions = object
+            .data
+            .pointer("/status/conditions")
+            .and_then(serde_json::Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok(conditions.iter().find(|c| c["type"] == type_).map(|c| {
+            let text = |key: &str| c[key].as_str().unwrap_or_default().to_string();
+            (text("status"), text("reason"), text("message"))
+        }))
+    }
+
+    /// Waits until a condition has `status` (and `reason`, when given); returns its message.
+    pub async fn wait_condition(
+        &self,
+        resource: (&str, &str, &str),
+        type_: &str,
+        status: &str,
+        reason: Option<&str>,
+        timeout: Duration,
+    ) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self.condition(resource, type_).await?;
+            if let Some((s, r, m)) = &found {
+                if s == status && reason.is_none_or(|wanted| wanted == r) {
+                    return Ok(m.clone());
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "{} {}: {type_} is {found:?} after {timeout:?}, wanted {status} {reason:?}",
+                    resource.0,
+                    resource.2
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
     }
 
     /// Waits until the Deployment has all its replicas updated and ready.

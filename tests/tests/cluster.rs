@@ -7,7 +7,6 @@
 use anyhow::{bail, Context, Result};
 use kea_e2e::cluster::{Cluster, Namespace};
 use kea_e2e::http;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::Value;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -133,53 +132,16 @@ spec:
   auth: {anonymous: true}
 "#;
 
-/// A KEA resource's condition `kind`: (status, reason, message).
-async fn condition(
-    ns: &Namespace,
-    kind: &str,
-    plural: &str,
-    name: &str,
-    type_: &str,
-) -> Result<Option<(String, String, String)>> {
-    let client = Cluster::shared()?.client().await?;
-    let gvk = GroupVersionKind::gvk("kea.dev", "v1alpha1", kind);
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(client, &ns.name, &ApiResource::from_gvk_with_plural(&gvk, plural));
-    let object = api.get(name).await?;
-    let conditions = object
-        .data
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    Ok(conditions.iter().find(|c| c["type"] == type_).map(|c| {
-        let text = |key: &str| c[key].as_str().unwrap_or_default().to_string();
-        (text("status"), text("reason"), text("message"))
-    }))
-}
-
 /// Waits until a condition has `status` (and `reason`, when given); returns its message.
 async fn wait_condition(
     ns: &Namespace,
-    (kind, plural, name): (&str, &str, &str),
+    resource: (&str, &str, &str),
     type_: &str,
     status: &str,
     reason: Option<&str>,
     timeout: Duration,
 ) -> Result<String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let found = condition(ns, kind, plural, name, type_).await?;
-        if let Some((s, r, m)) = &found {
-            if s == status && reason.is_none_or(|wanted| wanted == r) {
-                return Ok(m.clone());
-            }
-        }
-        if Instant::now() >= deadline {
-            bail!("{kind} {name}: {type_} is {found:?} after {timeout:?}, wanted {status} {reason:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    ns.wait_condition(resource, type_, status, reason, timeout).await
 }
 
 const BINDING: (&str, &str, &str) = ("GatewayBinding", "gatewaybindings", GATEWAY);
@@ -484,7 +446,7 @@ async fn a_standalone_gateway_serves_apis_from_pods_and_takes_changes_without_fa
     .await?;
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let found = condition(&ns, BINDING.0, BINDING.1, BINDING.2, "GatewayReady").await?;
+        let found = ns.condition(BINDING, "GatewayReady").await?;
         match &found {
             Some((status, reason, message))
                 if status == "False" && (reason == "ErrImagePull" || reason == "ImagePullBackOff") =>

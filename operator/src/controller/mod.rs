@@ -7,10 +7,11 @@ mod gateway;
 pub mod http;
 pub mod lease;
 pub mod metrics;
+mod model;
 mod registry;
 mod standalone;
 
-use crate::crd::{ApiDefinition, GatewayBinding, PluginSettings, PluginSource};
+use crate::crd::{ApiDefinition, GatewayBinding, Model, PluginSettings, PluginSource};
 use crate::render::objects::BUNDLE_LABEL;
 use crate::render::plugins::{BundleEndpoint, Plugin};
 use crate::render::standalone::XDS_LABEL;
@@ -81,6 +82,28 @@ pub struct Settings {
     /// downloaded (a registry inside the cluster without TLS).
     #[arg(long, value_delimiter = ',', env = "KEA_INSECURE_REGISTRIES")]
     pub insecure_registry: Vec<String>,
+    /// Repository prefix the images of Models are pushed to (e.g. `registry.example.com/kea/models`);
+    /// each version becomes `<prefix>/<namespace>-<model>:<version>-<package>`.
+    #[arg(long, env = "KEA_MODEL_REGISTRY")]
+    pub model_registry: Option<String>,
+    /// Image of the build Jobs that package model versions (`kea/builder`: buildah).
+    #[arg(long, env = "KEA_BUILDER_IMAGE")]
+    pub builder_image: Option<String>,
+    /// KEA's runtime image per framework, `FRAMEWORK=IMAGE` (sklearn, xgboost, onnx, pytorch,
+    /// tensorflow, custom); model images are built on them.
+    #[arg(long, value_delimiter = ',', value_parser = framework_image, env = "KEA_RUNTIME_IMAGES")]
+    pub runtime_image: Vec<(String, String)>,
+}
+
+fn framework_image(text: &str) -> Result<(String, String), String> {
+    let (framework, image) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?}: FRAMEWORK=IMAGE"))?;
+    let known = crate::crd::Framework::ALL.iter().any(|f| f.name() == framework);
+    if !known || image.is_empty() {
+        return Err(format!("{text:?}: FRAMEWORK=IMAGE with FRAMEWORK one of sklearn, xgboost, onnx, pytorch, tensorflow, custom"));
+    }
+    Ok((framework.to_string(), image.to_string()))
 }
 
 /// What both controllers share during one leadership term.
@@ -341,7 +364,7 @@ async fn lead(
         Controller::new(api_api.clone(), watcher::Config::default()).with_config(config.clone());
     let gateway_controller = Controller::new(gateway_api.clone(), watcher::Config::default())
         // Bursts of API changes become one gateway render.
-        .with_config(config.debounce(Duration::from_millis(300)));
+        .with_config(config.clone().debounce(Duration::from_millis(300)));
     let (gateway_trigger, gateway_triggers) = futures::channel::mpsc::unbounded();
     let (api_trigger, api_triggers) = futures::channel::mpsc::unbounded();
     let context = Arc::new(Context {
@@ -389,15 +412,35 @@ async fn lead(
                 crate::render::standalone::APP_LABEL.1
             )),
         )
-        .watches(api_api, watcher::Config::default(), |api: ApiDefinition| {
-            let key = api::gateway_key(&api);
-            Some(ObjectRef::<GatewayBinding>::new(&key.name).within(&key.namespace))
-        })
+        .watches(
+            api_api.clone(),
+            watcher::Config::default(),
+            |api: ApiDefinition| {
+                let key = api::gateway_key(&api);
+                Some(ObjectRef::<GatewayBinding>::new(&key.name).within(&key.namespace))
+            },
+        )
         .reconcile_on(gateway_triggers)
         .graceful_shutdown_on(stopped(term_rx.clone()))
         .run(gateway::reconcile, gateway::error_policy, context.clone())
         .for_each(|_| async {});
-    let controllers = futures::future::join(api_run, gateway_run);
+    // Models: what they own (build Jobs, Deployments, ApiDefinitions) changing wakes them.
+    let model_label = watcher::Config::default().labels(crate::render::model::objects::MODEL_LABEL);
+    let model_run = Controller::new(Api::<Model>::all(client.clone()), watcher::Config::default())
+        .with_config(config.clone())
+        .owns(
+            Api::<k8s_openapi::api::batch::v1::Job>::all(client.clone()),
+            model_label.clone(),
+        )
+        .owns(
+            Api::<k8s_openapi::api::apps::v1::Deployment>::all(client.clone()),
+            model_label.clone(),
+        )
+        .owns(api_api.clone(), model_label)
+        .graceful_shutdown_on(stopped(term_rx.clone()))
+        .run(model::reconcile, model::error_policy, context.clone())
+        .for_each(|_| async {});
+    let controllers = futures::future::join3(api_run, gateway_run, model_run);
     tokio::pin!(controllers);
 
     // Ends with `true` on shutdown, `false` when the lease is lost.

@@ -3,6 +3,7 @@
 //! `kea render`) a whole Envoy configuration. The controllers and `kea render` share them.
 
 pub mod envoy;
+pub mod model;
 pub mod objects;
 pub mod plugins;
 pub mod schema;

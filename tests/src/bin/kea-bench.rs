@@ -299,10 +299,65 @@ fn validate_config_with(defaults: Value) -> Value {
     }
 }
 
-/// wrk arguments that POST the upstream's JSON document.
-fn post_args(dir: &std::path::Path) -> Result<Vec<String>> {
+/// Where the OIP scenarios post: the inference endpoint of bench/mnist-model.yaml.
+const OIP_PATH: &str = "/v2/models/mnist/infer";
+
+/// The validate plugin enforcing the OpenAPI document KEA generates for bench/mnist-model.yaml
+/// (`kea model openapi`, built here with cargo).
+fn oip_validate_config() -> Value {
+    let model = kea_e2e::repo_root().join("bench/mnist-model.yaml");
+    let document = Command::new("cargo")
+        .args([
+            "run",
+            "--release",
+            "--locked",
+            "-q",
+            "-p",
+            "kea-operator",
+            "--bin",
+            "kea",
+            "--",
+            "model",
+            "openapi",
+        ])
+        .arg(&model)
+        .current_dir(kea_e2e::repo_root())
+        .output()
+        .map_err(|e| e.to_string())
+        .and_then(|output| {
+            if output.status.success() {
+                Ok(output.stdout)
+            } else {
+                Err(String::from_utf8_lossy(&output.stderr).into_owned())
+            }
+        });
+    let bundle = document
+        .and_then(|bytes| kea_schema::compile_document("mnist.json", &bytes).map_err(|e| e.to_string()));
+    match bundle.and_then(|b| serde_json::from_slice::<Value>(&b.to_json()).map_err(|e| e.to_string())) {
+        Ok(bundle) => json!({"apis": [{"name": "mnist", "bundle": bundle}]}),
+        Err(error) => json!({"apis": [{"name": "mnist", "bundle": {"error": error}}]}),
+    }
+}
+
+/// One 1×784 FP32 tensor, as an MNIST client sends it (pixel values in [0, 1], 3 decimals).
+fn oip_body() -> String {
+    let pixels: Vec<String> = (0..784)
+        .map(|i| format!("{:.3}", f64::from((i * 37) % 256) / 255.0))
+        .collect();
+    format!(
+        r#"{{"inputs":[{{"name":"pixels","datatype":"FP32","shape":[1,784],"data":[{}]}}]}}"#,
+        pixels.join(",")
+    )
+}
+
+/// wrk arguments that POST the upstream's JSON document (or, to the OIP path, an OIP tensor).
+fn post_args(dir: &std::path::Path, path: &str) -> Result<Vec<String>> {
     let script = dir.join("post.lua");
-    let body = kea_e2e::upstream::payload();
+    let body = if path == OIP_PATH {
+        oip_body()
+    } else {
+        kea_e2e::upstream::payload().to_string()
+    };
     std::fs::write(
         &script,
         format!("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.body = [==[{body}]==]\n"),
@@ -443,6 +498,34 @@ fn scenarios() -> Vec<Scenario> {
             name: "validate POST 1 KB JSON body checked",
             path: "/pets",
             plugins: vec![("validate", validate_config())],
+            jwt: None,
+            session: None,
+            post: true,
+        },
+        Scenario {
+            name: "bare Envoy, POST OIP 1×784 FP32 (oip baseline)",
+            path: OIP_PATH,
+            plugins: vec![],
+            jwt: None,
+            session: None,
+            post: true,
+        },
+        Scenario {
+            name: "oip: validate POST 1×784 FP32 held, not parsed (bodies: [])",
+            path: OIP_PATH,
+            plugins: vec![("validate", {
+                let mut config = oip_validate_config();
+                config["defaults"] = json!({"bodies": []});
+                config
+            })],
+            jwt: None,
+            session: None,
+            post: true,
+        },
+        Scenario {
+            name: "oip: validate POST 1×784 FP32 tensor checked",
+            path: OIP_PATH,
+            plugins: vec![("validate", oip_validate_config())],
             jwt: None,
             session: None,
             post: true,
@@ -617,7 +700,7 @@ fn main() -> Result<()> {
                 extra = session.wrk_args(load)?;
             }
             if scenario.post {
-                extra = post_args(scripts.path())?;
+                extra = post_args(scripts.path(), scenario.path)?;
             }
             let envoy = builder.start()?;
             let url = envoy.url(scenario.path);
@@ -647,14 +730,14 @@ fn main() -> Result<()> {
          | configuration | req/s | ratio to bare | p50 ms | p99 ms | p99 vs bare |\n|---|---:|---:|---:|---:|---:|\n",
         machine()
     );
-    // POST scenarios compare with bare Envoy answering the same POST.
-    let bare_post = scenarios
-        .iter()
-        .position(|s| s.post && s.plugins.is_empty())
-        .and_then(|i| summary.get(i).copied());
+    // POST scenarios compare with bare Envoy answering the same POST (same path, same body).
     for (scenario, m) in scenarios.iter().zip(&summary) {
         let base = if scenario.post {
-            bare_post.unwrap_or(bare)
+            scenarios
+                .iter()
+                .position(|s| s.post && s.plugins.is_empty() && s.path == scenario.path)
+                .and_then(|i| summary.get(i).copied())
+                .unwrap_or(bare)
         } else {
             bare
         };
