@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Renders gateway.yaml + apis.yaml into an Envoy configuration with `kea render`, then starts the
-# sample API (kea-upstream, :8081), a demo OpenID Provider (npm oidc-provider, :8082) and Envoy
-# with the audit, auth, validate and cache plugins (:8080, admin :9901).
+# Renders gateway.yaml + apis.yaml + models.yaml into an Envoy configuration with `kea render`, then
+# starts the sample API (kea-upstream, :8081), a demo OpenID Provider (npm oidc-provider, :8082), the
+# sample model (scikit-learn iris served by MLServer with KEA's generated serving class, :8090) and
+# Envoy with the audit, auth, validate and cache plugins (:8080, admin :9901).
 # Audit records appear on this terminal as JSON lines. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,10 +23,18 @@ export KEA_OIDC_CLIENT_SECRET=kea-web-secret-kea-web-secret-kea-web
 export KEA_SESSION_KEY=demo-session-key-replace-with-openssl-rand-base64-32
 
 tmp=$(mktemp -d)
+# The sample model: trained here (scikit-learn on iris), packaged by `kea model package` exactly as
+# the operator's build Job packages it, and served by MLServer with KEA's generated serving class on
+# 127.0.0.1:8090 — where a cluster has the Service iris-v1.
+venv=$(scripts/runtime-test.sh --venv | tail -n 1)
+"$venv/bin/python" tests/models/train.py "$tmp/models"
+"$target_dir/release/kea" model package envoy-examples/gateway/models.yaml -o "$tmp/iris" \
+  --files-dir "$tmp/models/iris-v1" >/dev/null
 # The same resources the operator reads in a cluster; here the Service sample-api and the identity
 # provider's cluster are local processes.
 "$target_dir/release/kea" render envoy-examples/gateway/gateway.yaml envoy-examples/gateway/apis.yaml \
-  --service sample-api=127.0.0.1:8081 --cluster demo-idp=127.0.0.1:8082 \
+  envoy-examples/gateway/models.yaml \
+  --service sample-api=127.0.0.1:8081 --service iris-v1=127.0.0.1:8090 --cluster demo-idp=127.0.0.1:8082 \
   --listen 127.0.0.1:8080 -o "$tmp/envoy.yaml"
 
 "$target_dir/release/kea-upstream" 8081 &
@@ -35,7 +44,10 @@ idp_dir=$(mktemp -d "$KEA_OIDC_DIR/demo-XXXXXX")
 cp tests/oidc/provider.mjs "$idp_dir/"
 node "$idp_dir/provider.mjs" 8082 http://localhost:8080,http://127.0.0.1:8080 >/dev/null &
 idp=$!
-trap 'kill $upstream $idp 2>/dev/null || true; rm -rf "$idp_dir" "$tmp"' EXIT
+(cd "$tmp/iris/v1" && MLSERVER_HOST=127.0.0.1 MLSERVER_HTTP_PORT=8090 MLSERVER_GRPC_PORT=8091 \
+  MLSERVER_METRICS_PORT=8092 exec "$venv/bin/mlserver" start .) >"$tmp/mlserver.log" 2>&1 &
+model=$!
+trap 'kill $upstream $idp $model 2>/dev/null || true; rm -rf "$idp_dir" "$tmp"' EXIT
 
 cat >&2 <<MSG
 
@@ -54,6 +66,13 @@ cat >&2 <<MSG
     curl -s 'localhost:8080/pets/0?limit=500&fields=name,age'   # 400 problem+json: every problem listed
     curl -s localhost:8080/pets/ -H 'content-type: application/json' -d '{"name": "Rex"}'   # 400: body checked first
     curl -s localhost:9901/stats | grep kea_             # the plugins' metrics
+  The iris model (envoy-examples/gateway/models.yaml; MLServer's log: $tmp/mlserver.log):
+    curl -s localhost:8080/v2/models/iris                # its metadata: the declared tensors
+    curl -s localhost:8080/v2/models/iris/infer -H 'content-type: application/json' \\
+      -d '{"inputs":[{"name":"measurements","datatype":"FP32","shape":[2,4],"data":[[5.1,3.5,1.4,0.2],[6.7,3.0,5.2,2.3]]}]}'
+    curl -s localhost:8080/v2/models/iris/infer -H 'content-type: application/json' \\
+      -d '{"inputs":[{"name":"measurements","datatype":"FP64","shape":[1,3],"data":[1,2,3]}]}'   # 400 at the gateway
+    $target_dir/release/kea model openapi envoy-examples/gateway/models.yaml   # the document the gateway enforces
   Single sign-on: open http://localhost:8080/echo/me in a browser, log in at the demo provider
   with any name; the echoed request shows x-kea-sub. Log out at http://localhost:8080/oauth2/logout
   Each request prints one audit record below (secrets redacted).

@@ -26,8 +26,10 @@ use tracing::instrument;
 /// Arguments of `kea render`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RenderArgs {
-    /// YAML files (several documents each) holding one GatewayBinding, the ApiDefinitions bound to
-    /// it and the ConfigMaps their `schema.configMapRef`s name.
+    /// YAML files (several documents each) holding one GatewayBinding, the ApiDefinitions and
+    /// Models bound to it (a Model as the ApiDefinitions the operator writes for it: its versions
+    /// are the Services `<model>-<version>`, port 8080) and the ConfigMaps their
+    /// `schema.configMapRef`s name.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Write the Envoy configuration (YAML) here instead of stdout.
@@ -339,6 +341,23 @@ impl Documents {
                     let found = resource(&json, &origin, &kind, namespace)?;
                     self.apis.push(found);
                 }
+                // A Model is served through the ApiDefinitions the operator would write for it.
+                (KEA_API_VERSION, "Model") => {
+                    let model: Found<crate::crd::ModelSpec> = resource(&json, &origin, &kind, namespace)?;
+                    let checked = crate::render::model::check(&model.key.name, &model.spec)
+                        .map_err(|problem| anyhow!("{origin}: Model {}: {problem}", model.key))?;
+                    let owner = k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference::default();
+                    for api in crate::render::model::objects::api_definitions(&model.key, &model.spec, &checked.versions, &owner) {
+                        let name = api.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+                        let spec: ApiDefinitionSpec = serde_json::from_value(api["spec"].clone())
+                            .with_context(|| format!("{origin}: Model {}: ApiDefinition {name}", model.key))?;
+                        self.apis.push(Found {
+                            key: Key::new(model.key.namespace.clone(), name),
+                            spec,
+                            origin: origin.clone(),
+                        });
+                    }
+                }
                 ("v1", "ConfigMap") => {
                     let config_map: ConfigMap = typed(&json, &origin, &kind)?;
                     let key = key(&config_map.metadata, &origin, &kind, namespace)?;
@@ -348,8 +367,8 @@ impl Documents {
                     self.config_maps.insert(key, (config_map.data, origin));
                 }
                 _ => bail!(
-                    "{origin}: kind {kind:?} (apiVersion {api_version:?}) is not what kea render reads: GatewayBinding \
-                     and ApiDefinition ({KEA_API_VERSION}), ConfigMap (v1)"
+                    "{origin}: kind {kind:?} (apiVersion {api_version:?}) is not what kea render reads: GatewayBinding, \
+                     ApiDefinition and Model ({KEA_API_VERSION}), ConfigMap (v1)"
                 ),
             }
         }

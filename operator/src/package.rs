@@ -26,6 +26,11 @@ pub struct PackageArgs {
     /// as `scripts/images.sh` names it).
     #[arg(long)]
     pub runtime_image: Option<String>,
+    /// Where the model's files are when the package is served outside a Pod (`mlserver start
+    /// DIR/<version>`): `parameters.uri` in model-settings.json (default `/mnt/models`, where the
+    /// Pod's init container puts them).
+    #[arg(long, value_name = "DIR")]
+    pub files_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,12 +123,24 @@ pub fn package(args: &PackageArgs) -> Result<Vec<PathBuf>> {
         }
         let package = model::objects::version_package(&key, &spec, version, &runtime_image);
         for (name, text) in &package.files {
-            write(args.output.join(&version.name).join(name), text)?;
+            let text = match (&args.files_dir, *name) {
+                (Some(dir), "model-settings.json") => with_files_dir(text, dir)?,
+                _ => text.clone(),
+            };
+            write(args.output.join(&version.name).join(name), &text)?;
         }
     }
     let document = serde_json::to_string_pretty(&openapi::document(&key.name, &spec))?;
     write(args.output.join("openapi.json"), &(document + "\n"))?;
     Ok(written)
+}
+
+/// model-settings.json with its files in `dir`.
+fn with_files_dir(settings: &str, dir: &Path) -> Result<String> {
+    let mut settings: serde_json::Value = serde_json::from_str(settings)?;
+    let absolute = std::path::absolute(dir).with_context(|| format!("{}", dir.display()))?;
+    settings["parameters"]["uri"] = serde_json::json!(absolute.display().to_string());
+    Ok(serde_json::to_string_pretty(&settings)? + "\n")
 }
 
 /// The model's OpenAPI document (JSON).

@@ -268,8 +268,16 @@ async fn models_are_built_deployed_split_validated_and_documented() -> Result<()
         assert_eq!(version["phase"], "Available", "{version}");
     }
 
-    // Metadata through the gateway names the declared tensors.
-    let metadata = http::get(&url("/v2/models/iris"))?;
+    // Metadata through the gateway names the declared tensors. (`Ready` says the gateway's
+    // configuration holds the model; its Envoys poll for it every second.)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let metadata = loop {
+        let metadata = http::get(&url("/v2/models/iris"))?;
+        if metadata.status != 404 || Instant::now() >= deadline {
+            break metadata;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert_eq!(metadata.status, 200, "metadata: {}", metadata.body);
     assert_eq!(
         metadata.json()["inputs"][0]["name"],
@@ -384,25 +392,19 @@ async fn models_are_built_deployed_split_validated_and_documented() -> Result<()
         &format!("    - {{name: v3, storageUri: \"{files}/missing/model.joblib\", weight: 10}}"),
     ))
     .await?;
-    let message = ns
-        .wait_condition(IRIS, "Ready", "False", None, Duration::from_secs(120))
-        .await?;
-    let message = if message.contains("v3") {
-        message
-    } else {
-        // The build comes first; the rollout's failure follows.
-        let deadline = Instant::now() + Duration::from_secs(300);
-        loop {
-            let (_, reason, message) = ns.condition(IRIS, "VersionsReady").await?.unwrap_or_default();
-            if reason != "Building" && reason != "Progressing" && message.contains("v3") {
-                break format!("{reason}: {message}");
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "v3 never reported its failure: {reason}: {message}"
-            );
-            tokio::time::sleep(Duration::from_secs(1)).await;
+    // Its image is built first; then its Pod's init container fails to fetch the files.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let message = loop {
+        let (ready, _, _) = ns.condition(IRIS, "Ready").await?.unwrap_or_default();
+        let (_, reason, message) = ns.condition(IRIS, "VersionsReady").await?.unwrap_or_default();
+        if ready == "False" && reason != "Building" && reason != "Progressing" && message.contains("v3") {
+            break format!("{reason}: {message}");
         }
+        ensure!(
+            Instant::now() < deadline,
+            "v3 never reported its failure: Ready {ready}, {reason}: {message}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
     };
     eprintln!("v3: {message}");
     assert!(

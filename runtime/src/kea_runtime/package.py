@@ -36,12 +36,10 @@ _LABELS = {
 
 #: Server-wide MLServer settings KEA ships. `parallel_workers: 0` runs inference in the server
 #: process: for the small, fast models KEA serves the worker-process hop costs more than it
-#: gives (measured in bench/README.md, "Model serving"). Ports are MLServer's defaults.
+#: gives (measured in bench/README.md, "Model serving"). Ports are left to MLServer's defaults
+#: (8080 REST, 8081 gRPC, 8082 metrics), so MLSERVER_HTTP_PORT and friends can move them.
 SERVER_SETTINGS: dict[str, Any] = {
     "parallel_workers": 0,
-    "http_port": 8080,
-    "grpc_port": 8081,
-    "metrics_port": 8082,
 }
 
 

@@ -145,12 +145,9 @@ class {class}({base}):
 /// models KEA serves the hop to a worker process costs more than it gives, and a model that fails
 /// to load then stops the container with a non-zero exit (bench/README.md, "Model serving").
 fn server_settings() -> String {
-    let settings = json!({
-        "parallel_workers": 0,
-        "http_port": HTTP_PORT,
-        "grpc_port": GRPC_PORT,
-        "metrics_port": METRICS_PORT,
-    });
+    // Ports stay MLServer's defaults ([`HTTP_PORT`], [`GRPC_PORT`], [`METRICS_PORT`]), so
+    // `MLSERVER_HTTP_PORT` and friends can move them (a settings file would win over them).
+    let settings = json!({"parallel_workers": 0});
     serde_json::to_string_pretty(&settings).unwrap_or_default() + "\n"
 }
 
@@ -214,11 +211,12 @@ fn dockerfile(model: &Key, spec: &ModelSpec, version: &str, source: &Source, run
     let framework = spec.framework.name();
     let name = &model.name;
     let fetch = fetch_args(source)
-        .map(|args| {
-            format!(
-                "#   docker run --rm -v $PWD/files:{FILES_DIR} --entrypoint {} IMAGE\n",
-                args[..].join(" ")
-            )
+        .and_then(|args| {
+            let (program, rest) = args.split_first()?;
+            Some(format!(
+                "#   docker run --rm -v $PWD/files:{FILES_DIR} --entrypoint {program} IMAGE {}\n",
+                rest.join(" ")
+            ))
         })
         .unwrap_or_default();
     format!(
