@@ -369,20 +369,30 @@ async fn models_are_built_deployed_split_validated_and_documented() -> Result<()
         scored.body
     );
 
-    // The generated document, as the operator serves it.
-    let document: Value = serde_json::from_str(&cluster.kubectl(&[
+    // The generated document, as the operator serves it (`status.openapiPath`).
+    let path = status["status"]["openapiPath"]
+        .as_str()
+        .context("no openapiPath")?;
+    let operator = cluster.kubectl(&[
         "-n",
-        &ns.name,
+        "kea-system",
         "get",
-        "apidefinition",
-        "model-iris",
+        "service",
+        "kea-operator",
         "-o",
-        "jsonpath={.spec.schema.openapi}",
-    ])?)?;
+        "jsonpath={.spec.clusterIP}",
+    ])?;
+    let served = http::get(&format!("http://{operator}:8080{path}"))?;
+    assert_eq!(served.status, 200, "{path}: {}", served.body);
+    let document = served.json();
+    assert_eq!(document["servers"][0]["url"], "/v2/models/iris");
     let paths = document["paths"].as_object().context("no paths")?;
     for path in ["/", "/infer", "/versions/v1/infer", "/versions/v2/ready"] {
         assert!(paths.contains_key(path), "{path} missing from {:?}", paths.keys());
     }
+    let request = &document["components"]["schemas"]["Input0"]["properties"];
+    assert_eq!(request["name"]["enum"], json!(["measurements"]));
+    assert_eq!(request["datatype"]["enum"], json!(["FP32"]));
 
     // A version whose Pods cannot start: reported with the reason; v1/v2 keep serving as before.
     ns.apply(&iris(

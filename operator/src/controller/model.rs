@@ -395,8 +395,9 @@ fn pod_failure(pod: &Pod) -> Option<(String, String)> {
             .last_state
             .as_ref()
             .and_then(|last| last.terminated.as_ref())
-            .and_then(|terminated| terminated.message.clone())
-            .map(|message| format!(" (last exit: {})", message.trim()))
+            .and_then(|terminated| terminated.message.as_deref())
+            .and_then(last_line)
+            .map(|line| format!(" (last exit: {line})"))
             .unwrap_or_default();
         let kind = if init { "init container" } else { "container" };
         if let Some(waiting) = &state.waiting {
@@ -410,7 +411,11 @@ fn pod_failure(pod: &Pod) -> Option<(String, String)> {
             }
         }
         if let Some(terminated) = state.terminated.as_ref().filter(|t| t.exit_code != 0) {
-            let message = terminated.message.clone().unwrap_or_default();
+            let message = terminated
+                .message
+                .as_deref()
+                .and_then(last_line)
+                .unwrap_or_default();
             let reason = if init {
                 "InitFailed".to_string()
             } else {
@@ -440,6 +445,17 @@ fn pod_failure(pod: &Pod) -> Option<(String, String)> {
             .flatten()
             .find_map(|c| describe(c, false))
     })
+}
+
+/// The last non-empty line of a termination message (the containers' is their log's tail), at
+/// most 300 characters: what a condition message can carry.
+fn last_line(message: &str) -> Option<String> {
+    let line = message
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| !line.is_empty())?;
+    Some(line.chars().take(300).collect())
 }
 
 /// `Published` from the owned ApiDefinitions' own conditions.

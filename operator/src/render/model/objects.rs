@@ -241,6 +241,8 @@ pub fn deployment(
                 "image": image,
                 "imagePullPolicy": policy,
                 "command": fetch_args(&checked.source).unwrap_or_default(),
+                // Its last log lines (the fetch error) become the reason the Model reports.
+                "terminationMessagePolicy": "FallbackToLogsOnError",
                 "volumeMounts": [{"name": "model", "mountPath": FILES_DIR}, {"name": "tmp", "mountPath": "/tmp"}],
                 "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
                 "securityContext": container_security(),
@@ -272,6 +274,7 @@ pub fn deployment(
             {"name": "MLSERVER_ENVIRONMENTS_DIR", "value": "/tmp/mlserver-envs"},
             {"name": "HOME", "value": "/tmp"},
         ],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "startupProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"}, "periodSeconds": 2, "failureThreshold": 90},
         "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 3, "failureThreshold": 3},
         "readinessProbe": {"httpGet": {"path": ready_path, "port": "http"}, "periodSeconds": 2, "timeoutSeconds": 2, "failureThreshold": 2},
