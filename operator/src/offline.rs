@@ -349,7 +349,7 @@ impl Documents {
                     let owner = k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference::default();
                     for api in crate::render::model::objects::api_definitions(&model.key, &model.spec, &checked.versions, &owner) {
                         let name = api.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-                        let spec: ApiDefinitionSpec = serde_json::from_value(api["spec"].clone())
+                        let spec: ApiDefinitionSpec = serde_json::from_value(api.get("spec").cloned().unwrap_or_default())
                             .with_context(|| format!("{origin}: Model {}: ApiDefinition {name}", model.key))?;
                         self.apis.push(Found {
                             key: Key::new(model.key.namespace.clone(), name),

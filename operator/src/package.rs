@@ -139,7 +139,11 @@ pub fn package(args: &PackageArgs) -> Result<Vec<PathBuf>> {
 fn with_files_dir(settings: &str, dir: &Path) -> Result<String> {
     let mut settings: serde_json::Value = serde_json::from_str(settings)?;
     let absolute = std::path::absolute(dir).with_context(|| format!("{}", dir.display()))?;
-    settings["parameters"]["uri"] = serde_json::json!(absolute.display().to_string());
+    let parameters = settings
+        .get_mut("parameters")
+        .and_then(serde_json::Value::as_object_mut)
+        .ok_or_else(|| anyhow!("model-settings.json has no parameters"))?;
+    parameters.insert("uri".into(), serde_json::json!(absolute.display().to_string()));
     Ok(serde_json::to_string_pretty(&settings)? + "\n")
 }
 

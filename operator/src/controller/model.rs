@@ -146,7 +146,7 @@ async fn reconcile_inner(model: &Model, ctx: &Context) -> Result<(Action, bool),
         }
         remove_stale(&key, &checked.versions, ctx).await?;
     }
-    verdicts.push(published(model, &key, &checked.versions, all_available, ctx));
+    verdicts.push(published(&key, &checked.versions, all_available, ctx));
     let ready = Conditions::ready(&verdicts, "the gateway serves every version");
     let is_ready = ready.ok;
     verdicts.insert(0, ready);
@@ -459,7 +459,7 @@ fn last_line(message: &str) -> Option<String> {
 }
 
 /// `Published` from the owned ApiDefinitions' own conditions.
-fn published(model: &Model, key: &Key, versions: &[CheckedVersion], applied: bool, ctx: &Context) -> Verdict {
+fn published(key: &Key, versions: &[CheckedVersion], applied: bool, ctx: &Context) -> Verdict {
     let mut names = vec![render::api_name(&key.name)];
     names.extend(
         versions
@@ -492,7 +492,6 @@ fn published(model: &Model, key: &Key, versions: &[CheckedVersion], applied: boo
             return Verdict::failed(PUBLISHED, "ApiNotReady", format!("ApiDefinition {name}: {why}"));
         }
     }
-    let _ = model;
     if !applied {
         return Verdict::failed(
             PUBLISHED,
