@@ -148,6 +148,7 @@ fn with_files_dir(settings: &str, dir: &Path) -> Result<String> {
 }
 
 /// The model's OpenAPI document (JSON).
+#[instrument(level = "debug", err(level = "debug", Display))]
 pub fn document(file: &Path) -> Result<String> {
     let (key, spec) = read_model(file)?;
     Ok(serde_json::to_string_pretty(&openapi::document(&key.name, &spec))? + "\n")

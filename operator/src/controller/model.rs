@@ -386,6 +386,7 @@ async fn rollout(
 
 /// Why a Pod does not run: the first init or serving container that waits for a reason other
 /// than starting, or an init container that failed.
+#[instrument(level = "trace", skip_all, ret)]
 fn pod_failure(pod: &Pod) -> Option<(String, String)> {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let status = pod.status.as_ref()?;
@@ -459,6 +460,7 @@ fn last_line(message: &str) -> Option<String> {
 }
 
 /// `Published` from the owned ApiDefinitions' own conditions.
+#[instrument(level = "debug", skip_all, ret)]
 fn published(key: &Key, versions: &[CheckedVersion], applied: bool, ctx: &Context) -> Verdict {
     let mut names = vec![render::api_name(&key.name)];
     names.extend(

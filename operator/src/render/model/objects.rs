@@ -333,6 +333,7 @@ fn container_security() -> Value {
 }
 
 /// The version's Service: OIP REST (8080), gRPC (8081) and metrics (8082).
+#[instrument(level = "debug", skip(owner))]
 pub fn service(model: &Key, version: &str, owner: &OwnerReference) -> Value {
     json!({
         "apiVersion": "v1",
@@ -419,6 +420,7 @@ pub fn runtime_image(runtime_images: &[(String, String)], framework: crate::crd:
 }
 
 /// The package a version's build starts from.
+#[instrument(level = "debug", skip_all, fields(model = %model, version = checked.name))]
 pub fn version_package(
     model: &Key,
     spec: &ModelSpec,
