@@ -27,6 +27,17 @@ IRIS_OUTPUTS = [{"name": "predict", "datatype": "INT64", "shape": [-1]}]
 STARTUP_SECONDS = 90.0
 
 
+def git(cwd: Path, *args: str) -> str:
+    """Runs git in `cwd` with a fixed identity (test repositories commit)."""
+    return subprocess.run(
+        ["git", "-c", "user.name=KEA", "-c", "user.email=kea@example.invalid", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

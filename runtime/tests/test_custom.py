@@ -11,7 +11,7 @@ from pathlib import Path
 import joblib
 import pytest
 
-from conftest import IRIS_INPUTS, IRIS_OUTPUTS, body, model_folder
+from conftest import IRIS_INPUTS, IRIS_OUTPUTS, body, git, model_folder
 
 SERVING = textwrap.dedent(
     '''
@@ -44,16 +44,6 @@ BROKEN = textwrap.dedent(
             self.ready = True
     """
 )
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=KEA", "-c", "user.email=kea@example.invalid", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 @pytest.fixture(scope="module")

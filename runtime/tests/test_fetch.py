@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import free_port
+from conftest import free_port, git
 from kea_runtime import fetch as kf
 
 
@@ -164,16 +164,6 @@ def test_file_and_pvc_and_unsupported(tmp_path):
     done = run_cli("--dest", str(tmp_path), "--uri", "s3://bucket/model.joblib")
     assert done.returncode == 1
     assert "unsupported scheme 's3://'" in done.stderr
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=KEA", "-c", "user.email=kea@example.invalid", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
 
 
 @pytest.fixture(scope="module")
