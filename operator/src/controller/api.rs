@@ -421,9 +421,9 @@ async fn write_objects(
             .await?;
     }
     for object in &wanted {
-        match write(&ctx.applier, object, ctx).await {
-            Ok(()) => {}
-            Err(Error::Kube(kube::Error::Api(status)))
+        match ctx.apply(object).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(status))
                 if (400..500).contains(&status.code) && status.code != 409 && status.code != 429 =>
             {
                 let kind = object
@@ -435,7 +435,7 @@ async fn write_objects(
                     status.message
                 )));
             }
-            Err(error) => return Err(error),
+            Err(error) => return Err(error.into()),
         }
     }
     Ok(Ok(()))
@@ -457,14 +457,6 @@ async fn withdraw_routes(key: &Key, ctx: &Context) -> Result<(), Error> {
     ctx.applier
         .delete(HTTP_ROUTE_API_VERSION, "HTTPRoute", &key.namespace, &route_name)
         .await?;
-    Ok(())
-}
-
-#[instrument(level = "debug", skip_all, err(Display))]
-async fn write(applier: &super::Applier, object: &serde_json::Value, ctx: &Context) -> Result<(), Error> {
-    if applier.apply(object).await? {
-        ctx.metrics.writes.inc();
-    }
     Ok(())
 }
 

@@ -299,9 +299,7 @@ async fn write_wasm_plugins(
     let source_of = |plugin: Plugin| sources.get(plugin.name()).cloned().unwrap_or_default();
     let wanted = objects::wasm_plugins(key, &binding.spec, configs, &source_of, owner);
     for (_, object) in &wanted {
-        if ctx.applier.apply(object).await? {
-            ctx.metrics.writes.inc();
-        }
+        ctx.apply(object).await?;
     }
     for plugin in Plugin::ALL {
         let name = objects::wasm_plugin_name(&key.name, plugin);
@@ -379,9 +377,7 @@ async fn write_docs_route(
         .map(|vs| vs.gateways.clone())
         .unwrap_or_default();
     let object = objects::docs_virtual_service(key, host, &operator_host, port, &gateways, owner);
-    if ctx.applier.apply(&object).await? {
-        ctx.metrics.writes.inc();
-    }
+    ctx.apply(&object).await?;
     Ok(())
 }
 

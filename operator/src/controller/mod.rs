@@ -132,6 +132,16 @@ impl std::fmt::Debug for Context {
 }
 
 impl Context {
+    /// Applies `object` with the operator's field manager and counts it in `writes_total` when it
+    /// was written (an unchanged object within the refresh period is skipped).
+    pub async fn apply(&self, object: &serde_json::Value) -> Result<bool, kube::Error> {
+        let written = self.applier.apply(object).await?;
+        if written {
+            self.metrics.writes.inc();
+        }
+        Ok(written)
+    }
+
     pub fn endpoint(&self, binding: &GatewayBinding) -> BundleEndpoint {
         BundleEndpoint {
             url: binding

@@ -142,7 +142,7 @@ async fn reconcile_inner(model: &Model, ctx: &Context) -> Result<(Action, bool),
     });
     if all_available {
         for api in objects::api_definitions(&key, &model.spec, &checked.versions, &owner) {
-            write(&api, ctx).await?;
+            ctx.apply(&api).await?;
         }
         remove_stale(&key, &checked.versions, ctx).await?;
     }
@@ -224,19 +224,16 @@ async fn reconcile_version(
         key.namespace,
         render::version_object_name(&key.name, &version.name)
     ));
-    write(
-        &objects::deployment(
-            key,
-            &model.spec,
-            version,
-            &image,
-            package_digest.as_deref(),
-            owner,
-        ),
-        ctx,
-    )
-    .await?;
-    write(&objects::service(key, &version.name, owner), ctx).await?;
+    let deployment = objects::deployment(
+        key,
+        &model.spec,
+        version,
+        &image,
+        package_digest.as_deref(),
+        owner,
+    );
+    ctx.apply(&deployment).await?;
+    ctx.apply(&objects::service(key, &version.name, owner)).await?;
     rollout(key, version, state, ctx).await
 }
 
@@ -260,11 +257,16 @@ async fn build(
     let name = objects::build_name(&key.name, &version.name, package);
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &key.namespace);
     let Some(job) = jobs.get_opt(&name).await? else {
-        write(&objects::build_context(key, &version.name, package, owner), ctx).await?;
-        write(
-            &objects::build_job(key, &version.name, package, runtime, images, owner),
-            ctx,
-        )
+        ctx.apply(&objects::build_context(key, &version.name, package, owner))
+            .await?;
+        ctx.apply(&objects::build_job(
+            key,
+            &version.name,
+            package,
+            runtime,
+            images,
+            owner,
+        ))
         .await?;
         tracing::info!(job = name, "image build started");
         return Ok(Built::Running);
@@ -601,13 +603,6 @@ async fn remove_stale(key: &Key, versions: &[CheckedVersion], ctx: &Context) -> 
                 .delete("v1", "ConfigMap", &key.namespace, &name)
                 .await?;
         }
-    }
-    Ok(())
-}
-
-async fn write(object: &serde_json::Value, ctx: &Context) -> Result<(), Error> {
-    if ctx.applier.apply(object).await? {
-        ctx.metrics.writes.inc();
     }
     Ok(())
 }

@@ -138,11 +138,8 @@ pub async fn reconcile(
     let mut wanted = vec![render::xds_config_map(key, &xds, owner)];
     wanted.extend(render::objects(key, standalone, &image, &bootstrap, pdb, owner));
     for object in &wanted {
-        match ctx.applier.apply(object).await {
-            Ok(true) => {
-                ctx.metrics.writes.inc();
-            }
-            Ok(false) => {}
+        match ctx.apply(object).await {
+            Ok(_) => {}
             Err(kube::Error::Api(status))
                 if (400..500).contains(&status.code) && status.code != 409 && status.code != 429 =>
             {
@@ -211,13 +208,7 @@ async fn make_clusters_first(
     }
     clusters.extend(added.into_iter().cloned());
     let step = Xds::new(listeners, clusters);
-    if ctx
-        .applier
-        .apply(&render::xds_config_map(key, &step, owner))
-        .await?
-    {
-        ctx.metrics.writes.inc();
-    }
+    ctx.apply(&render::xds_config_map(key, &step, owner)).await?;
     // Two poll intervals and a margin: every Pod has asked for clusters since.
     tokio::time::sleep(render::POLL_PERIOD * 2 + Duration::from_millis(500)).await;
     Ok(())
