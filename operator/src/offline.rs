@@ -59,6 +59,13 @@ pub struct RenderArgs {
     /// CA bundle that verifies the servers of TLS clusters (`https` JWKS or issuer URLs).
     #[arg(long, value_name = "FILE", default_value = envoy::DEFAULT_CA_FILE)]
     pub ca_file: PathBuf,
+    /// Write the docs portal here — every API and model, their OpenAPI documents, try-it checked
+    /// in the browser — and have Envoy serve it at `/docs/` on the GatewayBinding's `docsHost`.
+    #[arg(long, value_name = "DIR")]
+    pub portal: Option<PathBuf>,
+    /// Where the portal's in-browser validator is (`scripts/web-build.sh` writes `dist/web`).
+    #[arg(long, value_name = "DIR", default_value = "dist/web")]
+    pub web_dir: PathBuf,
 }
 
 impl RenderArgs {
@@ -74,6 +81,8 @@ impl RenderArgs {
             plugins_dir: PathBuf::from("dist"),
             namespace: "default".into(),
             ca_file: PathBuf::from(envoy::DEFAULT_CA_FILE),
+            portal: None,
+            web_dir: PathBuf::from("dist/web"),
         }
     }
 }
@@ -174,6 +183,7 @@ pub fn render(args: &RenderArgs) -> Result<Rendered> {
 
     let mut checked = Vec::with_capacity(apis.len());
     let mut bundles = Vec::with_capacity(apis.len());
+    let mut served_documents = Vec::with_capacity(apis.len());
     for api in &apis {
         let refused = |problem: crate::render::Problem| {
             anyhow!("ApiDefinition {} ({}): {problem}", api.key, api.origin)
@@ -182,6 +192,7 @@ pub fn render(args: &RenderArgs) -> Result<Rendered> {
         let text = documents.schema_text(api)?;
         let name = api.key.to_string();
         let document = schema::document(&name, &api.spec, text).map_err(refused)?;
+        served_documents.push(document.clone());
         bundles.push(schema::compile(&name, document).map_err(refused)?);
     }
     let bound: Vec<BoundApi<'_>> = apis
@@ -218,7 +229,43 @@ pub fn render(args: &RenderArgs) -> Result<Rendered> {
             checked,
         })
         .collect();
+    let docs = match &args.portal {
+        Some(dir) => {
+            let host = gateway.spec.docs_host.as_deref().ok_or_else(|| {
+                anyhow!(
+                    "--portal: GatewayBinding {} ({}) has no docsHost, the host the portal is served on",
+                    gateway.key,
+                    gateway.origin
+                )
+            })?;
+            let sources: Vec<PortalApi<'_>> = apis
+                .iter()
+                .zip(&bundles)
+                .zip(&served_documents)
+                .map(|((api, bundle), document)| PortalApi {
+                    key: &api.key,
+                    spec: &api.spec,
+                    bundle,
+                    document,
+                    model: documents.models.get(&api.key).map(|(name, spec)| (name.as_str(), spec)),
+                    pinned: documents.pinned.contains(&api.key),
+                })
+                .collect();
+            let (files, missing) = write_portal(dir, &gateway.key, &gateway.spec, &sources, &args.web_dir)?;
+            if missing {
+                warnings.push(format!(
+                    "{} has no in-browser validator (run scripts/web-build.sh): the portal works, but try-it is only \
+                     checked by the gateway",
+                    args.web_dir.display()
+                ));
+            }
+            let dir = std::path::absolute(dir).with_context(|| format!("{}", dir.display()))?;
+            Some(crate::render::portal::static_routes(host, &dir, &files))
+        }
+        None => None,
+    };
     let options = Options {
+        docs,
         listen: args.listen,
         admin: args.admin,
         plugins_dir: args.plugins_dir.display().to_string(),
@@ -254,6 +301,74 @@ pub fn render(args: &RenderArgs) -> Result<Rendered> {
         warnings,
         listen: args.listen,
     })
+}
+
+/// An API as the portal lists it.
+struct PortalApi<'a> {
+    key: &'a Key,
+    spec: &'a ApiDefinitionSpec,
+    bundle: &'a kea_schema::Bundle,
+    document: &'a Value,
+    model: Option<(&'a str, &'a crate::crd::ModelSpec)>,
+    /// A model's per-version API: reached from the model's page, not listed.
+    pinned: bool,
+}
+
+/// Writes the portal's files into `dir`: the page, the catalog, each API's documents and
+/// validator configuration, and the validator from `web_dir`. Returns the files written (relative
+/// to `dir`) and whether the validator was missing.
+#[instrument(level = "debug", skip_all, fields(dir = %dir.display()), err(level = "debug", Display))]
+fn write_portal(
+    dir: &Path,
+    gateway_key: &Key,
+    gateway: &GatewayBindingSpec,
+    apis: &[PortalApi<'_>],
+    web_dir: &Path,
+) -> Result<(Vec<String>, bool)> {
+    use crate::render::portal::{self, Catalog, Source};
+    let mut files: Vec<(String, Vec<u8>)> = portal::ASSETS
+        .iter()
+        .map(|asset| (asset.path.to_string(), asset.body.as_bytes().to_vec()))
+        .collect();
+    let mut entries = Vec::new();
+    for api in apis.iter().filter(|api| !api.pinned) {
+        let source = Source {
+            key: api.key,
+            spec: api.spec,
+            document: api.document,
+            sha256: &api.bundle.sha256,
+            ready: None,
+            model: api.model,
+        };
+        let entry = portal::entry(gateway, &source);
+        let validator = portal::validator_config(gateway, api.key, api.spec, api.bundle)
+            .map_err(|problem| anyhow!("ApiDefinition {}: {problem}", api.key))?;
+        files.push((format!("{}{}", entry.path, portal::DOCUMENT_JSON), serde_json::to_vec_pretty(api.document)?));
+        files.push((format!("{}{}", entry.path, portal::DOCUMENT_YAML), portal::yaml(api.document).into_bytes()));
+        files.push((format!("{}{}", entry.path, portal::VALIDATOR_CONFIG), serde_json::to_vec(&validator)?));
+        entries.push(entry);
+    }
+    let catalog = Catalog {
+        gateway: gateway_key.to_string(),
+        access: gateway.docs_access,
+        entries,
+    };
+    files.push((portal::CATALOG.to_string(), serde_json::to_vec(&catalog)?));
+    let mut missing = false;
+    for name in portal::VALIDATOR_FILES {
+        match std::fs::read(web_dir.join(name)) {
+            Ok(bytes) => files.push((format!("assets/{name}"), bytes)),
+            Err(_) => missing = true,
+        }
+    }
+    for (relative, bytes) in &files {
+        let path = dir.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok((files.into_iter().map(|(relative, _)| relative).collect(), missing))
 }
 
 /// Where a document is: its file and its position there (1 = the first document).
@@ -303,6 +418,10 @@ struct ConfigMap {
 struct Documents {
     gateways: Vec<Found<GatewayBindingSpec>>,
     apis: Vec<Found<ApiDefinitionSpec>>,
+    /// The Model an ApiDefinition publishes (by the ApiDefinition's key): its name and spec.
+    models: BTreeMap<Key, (String, crate::crd::ModelSpec)>,
+    /// A Model's per-version ApiDefinitions.
+    pinned: std::collections::BTreeSet<Key>,
     config_maps: BTreeMap<Key, (BTreeMap<String, String>, Origin)>,
 }
 
@@ -351,8 +470,15 @@ impl Documents {
                         let name = api.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
                         let spec: ApiDefinitionSpec = serde_json::from_value(api.get("spec").cloned().unwrap_or_default())
                             .with_context(|| format!("{origin}: Model {}: ApiDefinition {name}", model.key))?;
+                        let api_key = Key::new(model.key.namespace.clone(), name);
+                        let version_label = format!("/metadata/labels/{}", crate::render::model::objects::VERSION_LABEL.replace('/', "~1"));
+                        if api.pointer(&version_label).is_some() {
+                            self.pinned.insert(api_key.clone());
+                        } else {
+                            self.models.insert(api_key.clone(), (model.key.name.clone(), model.spec.clone()));
+                        }
                         self.apis.push(Found {
-                            key: Key::new(model.key.namespace.clone(), name),
+                            key: api_key,
                             spec,
                             origin: origin.clone(),
                         });

@@ -1,12 +1,13 @@
 //! The operator's HTTP endpoint, served by every replica (leader or not): `/healthz`, `/readyz`,
 //! `/metrics` (Prometheus), `/bundles/<namespace>/<api>` (the validate plugin's bundles, with
-//! `ETag` = the bundle's sha256 and `If-None-Match` → 304) and `/docs/<namespace>/<api>/openapi.json`
-//! (the API's OpenAPI document), read from the bundle ConfigMaps, and `POST
+//! `ETag` = the bundle's sha256 and `If-None-Match` → 304) and the docs portal `/docs/`
+//! ([`super::portal`]), read from the bundle ConfigMaps and watched resources, and `POST
 //! /v3/discovery:listeners|clusters`: the xDS resources of standalone gateways (Envoy's REST-JSON
 //! transport), read from their xDS ConfigMaps.
 
 use super::metrics::{Metrics, ResultLabel};
-use crate::render::objects::{api_object_name, BUNDLE_KEY, BUNDLE_SHA_ANNOTATION, DOCUMENT_KEY};
+use crate::crd::{ApiDefinition, GatewayBinding, Model};
+use crate::render::objects::{api_object_name, BUNDLE_KEY, BUNDLE_SHA_ANNOTATION};
 use crate::render::standalone::{
     self, CLUSTERS_KEY, CLUSTER_TYPE, LISTENERS_KEY, LISTENER_TYPE, XDS_VERSION_ANNOTATION,
 };
@@ -25,6 +26,12 @@ use tracing::instrument;
 #[derive(Debug, Clone)]
 pub struct HttpState {
     pub bundles: Store<ConfigMap>,
+    /// What the docs portal lists.
+    pub apis: Store<ApiDefinition>,
+    pub gateways: Store<GatewayBinding>,
+    pub models: Store<Model>,
+    /// Where the in-browser validator's files are (`dist/web` built by `scripts/web-build.sh`).
+    pub portal_assets: Option<std::path::PathBuf>,
     /// Standalone gateways' listeners and clusters.
     pub xds: Store<ConfigMap>,
     pub metrics: Arc<Metrics>,
@@ -38,9 +45,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/bundles/{namespace}/{api}", get(bundle))
-        .route("/docs/{namespace}/{api}/openapi.json", get(document))
         .route("/v3/discovery:listeners", post(listeners))
         .route("/v3/discovery:clusters", post(clusters))
+        .merge(super::portal::routes())
         .with_state(state)
 }
 
@@ -152,27 +159,6 @@ async fn bundle(
         .into_response()
 }
 
-#[instrument(level = "debug", skip(state))]
-async fn document(
-    State(state): State<HttpState>,
-    Path((namespace, api)): Path<(String, String)>,
-) -> Response {
-    let found = state
-        .bundles
-        .get(&ObjectRef::new(&api_object_name(&api)).within(&namespace));
-    match found
-        .as_ref()
-        .and_then(|config_map| config_map.data.as_ref())
-        .and_then(|data| data.get(DOCUMENT_KEY))
-    {
-        Some(document) => ([(header::CONTENT_TYPE, "application/json")], document.clone()).into_response(),
-        None => problem(
-            StatusCode::NOT_FOUND,
-            &format!("no document for API {namespace}/{api}"),
-        ),
-    }
-}
-
 async fn listeners(State(state): State<HttpState>, body: axum::body::Bytes) -> Response {
     discovery(&state, &body, LISTENERS_KEY, LISTENER_TYPE)
 }
@@ -244,7 +230,7 @@ fn discovery(state: &HttpState, body: &[u8], key: &str, type_url: &str) -> Respo
 }
 
 /// An RFC 9457 problem+json answer.
-fn problem(status: StatusCode, detail: &str) -> Response {
+pub(super) fn problem(status: StatusCode, detail: &str) -> Response {
     let body = serde_json::json!({
         "type": "about:blank",
         "title": status.canonical_reason().unwrap_or("error"),

@@ -5,6 +5,7 @@ mod api;
 pub mod apply;
 mod gateway;
 pub mod http;
+pub mod portal;
 pub mod lease;
 pub mod metrics;
 mod model;
@@ -51,6 +52,11 @@ pub struct Settings {
     /// Address of the HTTP endpoint (health, metrics, bundles, docs).
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+    /// Directory holding the docs portal's in-browser validator (`kea_validator.js`,
+    /// `kea_validator_bg.wasm`, built by `scripts/web-build.sh` into `dist/web`); without it the
+    /// portal works, but requests are only checked by the gateway.
+    #[arg(long, env = "KEA_PORTAL_ASSETS")]
+    pub portal_assets: Option<PathBuf>,
     /// URL of the published plugin modules; `{plugin}` becomes audit, auth, validate or cache
     /// (e.g. `oci://registry.example.com/kea/plugins/{plugin}:0.1.0`, pushed by
     /// `scripts/publish-plugins.sh`). Without it, Istio gateways need `spec.plugins.<p>.url` and
@@ -247,6 +253,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let http_state = http::HttpState {
         bundles,
+        apis: watch_all::<ApiDefinition>(&client),
+        gateways: watch_all::<GatewayBinding>(&client),
+        models: watch_all::<Model>(&client),
+        portal_assets: settings.portal_assets.clone(),
         xds,
         metrics: metrics.clone(),
         ready,
@@ -300,6 +310,27 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let _ = server.await;
     Ok(())
+}
+
+/// A cache of every object of a kind, kept by a watch (the docs portal reads them on every replica).
+fn watch_all<K>(client: &Client) -> Store<K>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (store, writer) = reflector::store();
+    let watch = watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .for_each(|_| async {});
+    tokio::spawn(watch);
+    store
 }
 
 /// A cache of the ConfigMaps labelled `<label>=true` in every namespace, kept by a watch.

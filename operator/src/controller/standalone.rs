@@ -101,8 +101,15 @@ pub async fn reconcile(
             ),
         ));
     };
+    // The docs portal goes to the operator over the cluster the xDS polls use.
+    let docs = binding
+        .spec
+        .docs_host
+        .as_deref()
+        .map(|host| crate::render::portal::proxied_routes(host, render::XDS_CLUSTER));
     let base = Options {
         remote_plugins,
+        docs,
         ..Options::default()
     };
     let mut options = render::options(standalone, base);

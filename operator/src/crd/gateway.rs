@@ -53,10 +53,16 @@ pub struct GatewayBindingSpec {
     /// (`--plugin-url`, `--plugin-digests`).
     #[serde(default)]
     pub plugins: PluginSources,
-    /// Host name on which the gateway serves the APIs' OpenAPI documents (`/docs/...`, routed to
-    /// the operator); none means not served.
+    /// Host name on which the gateway serves the docs portal (`/docs/`: every API and model bound
+    /// to this gateway, their OpenAPI documents, and try-it), routed to the operator; none means
+    /// not served. Try-it sends requests from the portal's origin, so APIs are tried on this host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub docs_host: Option<String>,
+    /// Who may read the docs portal: `Public` (default: anyone who reaches the gateway) or
+    /// `Login` (a single sign-on session of `plugins.auth.config.sso`, else a redirect to log in).
+    #[serde(default)]
+    pub docs_access: DocsAccess,
     /// Run the gateway itself, for clusters without Istio: an Envoy Deployment + Service +
     /// PodDisruptionBudget that the operator configures over xDS (no restart on change). With
     /// it, `selector`/`targetRefs` are not needed and no WasmPlugins or Istio routes are written
@@ -95,6 +101,16 @@ pub struct StandaloneGateway {
     /// CPU and memory of the Envoy container (default requests 100m / 128Mi, limit 512Mi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<GatewayResources>,
+}
+
+/// Who may read a gateway's docs portal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum DocsAccess {
+    /// Anyone who reaches the gateway.
+    #[default]
+    Public,
+    /// Readers with a single sign-on session (the auth plugin's `sso`); others are sent to log in.
+    Login,
 }
 
 /// Container image pull policy.

@@ -112,6 +112,17 @@ pub struct Options {
     /// Plugins fetched over HTTP (an OCI registry's blob URL) instead of read from
     /// `plugins_dir`, by plugin name.
     pub remote_plugins: BTreeMap<String, RemoteModule>,
+    /// The docs portal's routes, if the gateway serves it.
+    pub docs: Option<DocsRoutes>,
+}
+
+/// The docs portal's routes (`/docs/...`), put before the APIs' routes of the docs host.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DocsRoutes {
+    pub host: String,
+    pub routes: Vec<Value>,
+    /// Largest file answered by a `direct_response` route (Envoy's default is 4 KiB).
+    pub max_direct_response_bytes: Option<u64>,
 }
 
 /// A plugin module Envoy downloads and checks against its sha256 before loading it.
@@ -134,6 +145,7 @@ impl Default for Options {
             ca_file: DEFAULT_CA_FILE.into(),
             hosts: BTreeMap::new(),
             remote_plugins: BTreeMap::new(),
+            docs: None,
         }
     }
 }
@@ -173,7 +185,7 @@ pub fn bootstrap(
     for api in &ordered {
         routes.push(route(api, options, &mut clusters, &mut used)?);
     }
-    let virtual_hosts = virtual_hosts(&ordered, &routes)?;
+    let virtual_hosts = virtual_hosts(&ordered, &routes, options.docs.as_ref())?;
     referenced_clusters(&references(configs), &mut clusters, options, &mut used)?;
     let filters = http_filters(configs, options, &mut clusters)?;
     let unused = options
@@ -201,12 +213,7 @@ pub fn bootstrap(
                         "normalize_path": true,
                         "merge_slashes": true,
                         "path_with_escaped_slashes_action": "REJECT_REQUEST",
-                        "route_config": {
-                            "name": gateway.name,
-                            // `api.example.com:8080` is `api.example.com`, as in the plugins' rules.
-                            "ignore_port_in_host_matching": true,
-                            "virtual_hosts": virtual_hosts,
-                        },
+                        "route_config": route_config(&gateway.name, virtual_hosts, options.docs.as_ref()),
                         "http_filters": filters,
                     },
                 }]}],
@@ -215,6 +222,19 @@ pub fn bootstrap(
         },
     });
     Ok(Bootstrap { config, unused })
+}
+
+fn route_config(name: &str, virtual_hosts: Vec<Value>, docs: Option<&DocsRoutes>) -> Value {
+    let mut config = json!({
+        "name": name,
+        // `api.example.com:8080` is `api.example.com`, as in the plugins' rules.
+        "ignore_port_in_host_matching": true,
+        "virtual_hosts": virtual_hosts,
+    });
+    if let (Some(bytes), Some(map)) = (docs.and_then(|d| d.max_direct_response_bytes), config.as_object_mut()) {
+        map.insert("max_direct_response_body_size_bytes".into(), json!(bytes));
+    }
+    config
 }
 
 fn socket_address(address: &SocketAddr) -> Value {
@@ -314,7 +334,12 @@ fn covers(pattern: &str, domain: &str) -> bool {
 /// per request (the most specific domain), so each domain's routes are those of every API whose
 /// hosts cover it — an API on `*` is also served on `api.example.com` when another API names
 /// that host — in the plugins' order.
-fn virtual_hosts(ordered: &[&RoutedApi<'_>], routes: &[Value]) -> Result<Vec<Value>, Problem> {
+/// The docs host gets a virtual host of its own, the portal's routes first.
+fn virtual_hosts(
+    ordered: &[&RoutedApi<'_>],
+    routes: &[Value],
+    docs: Option<&DocsRoutes>,
+) -> Result<Vec<Value>, Problem> {
     let hosts: Vec<Vec<String>> = ordered
         .iter()
         .map(|api| {
@@ -325,9 +350,14 @@ fn virtual_hosts(ordered: &[&RoutedApi<'_>], routes: &[Value]) -> Result<Vec<Val
                 .collect()
         })
         .collect();
-    let domains: BTreeSet<&String> = hosts.iter().flatten().collect();
-    // Domain → indexes (into `ordered`) of the APIs it is served by.
-    let mut served: BTreeMap<Vec<usize>, Vec<String>> = BTreeMap::new();
+    let docs_host = docs.map(|docs| docs.host.to_ascii_lowercase());
+    let mut domains: BTreeSet<&String> = hosts.iter().flatten().collect();
+    if let Some(host) = &docs_host {
+        domains.insert(host);
+    }
+    // (indexes into `ordered` of the APIs a domain is served by, whether it is the docs host) →
+    // the domains served so.
+    let mut served: BTreeMap<(Vec<usize>, bool), Vec<String>> = BTreeMap::new();
     for domain in domains {
         let apis: Vec<usize> = (0..ordered.len())
             .filter(|&index| {
@@ -362,12 +392,17 @@ fn virtual_hosts(ordered: &[&RoutedApi<'_>], routes: &[Value]) -> Result<Vec<Val
                 ));
             }
         }
-        served.entry(apis).or_default().push(domain.clone());
+        let is_docs = docs_host.as_ref() == Some(domain);
+        served.entry((apis, is_docs)).or_default().push(domain.clone());
     }
     Ok(served
         .into_iter()
-        .map(|(apis, domains)| {
-            let routes: Vec<&Value> = apis.iter().filter_map(|&index| routes.get(index)).collect();
+        .map(|((apis, is_docs), domains)| {
+            let portal = docs.filter(|_| is_docs).map(|docs| docs.routes.as_slice()).unwrap_or_default();
+            let routes: Vec<&Value> = portal
+                .iter()
+                .chain(apis.iter().filter_map(|&index| routes.get(index)))
+                .collect();
             json!({"name": domains.join(","), "domains": domains, "routes": routes})
         })
         .collect())

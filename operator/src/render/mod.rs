@@ -6,6 +6,7 @@ pub mod envoy;
 pub mod model;
 pub mod objects;
 pub mod plugins;
+pub mod portal;
 pub mod schema;
 pub mod spec;
 pub mod standalone;

@@ -5,7 +5,7 @@
 use super::{Key, Problem};
 use crate::crd::ApiDefinitionSpec;
 use crate::crd::{
-    AuditPolicy, AuthPolicy, CachePolicy, GatewayBindingSpec, IdentityProvider, PluginSettings, Policies,
+    AuditPolicy, AuthPolicy, CachePolicy, DocsAccess, GatewayBindingSpec, IdentityProvider, PluginSettings, Policies,
     ValidationPolicy,
 };
 use kea_audit::config::{AuditConfig, AuditRule, BodyCapture, HttpSink, Sampling};
@@ -191,6 +191,32 @@ pub fn render(
     if let Some(config) = validate.as_mut() {
         config.rules.extend(validate_rules);
     }
+    if let Some(docs) = super::portal::docs_match(gateway) {
+        // The portal's own rules come first: it is not an API, and its access is the binding's.
+        if let Some(config) = auth.as_mut() {
+            let requirement = docs_requirement(gateway, config)?;
+            config.rules.insert(0, RuleConfig {
+                match_spec: docs.clone(),
+                requirement,
+            });
+        }
+        if let Some(config) = validate.as_mut() {
+            let off = ValidateRule {
+                match_spec: docs.clone(),
+                mode: Some(Mode::Off),
+                ..ValidateRule::default()
+            };
+            config.rules.insert(0, off);
+        }
+        let uncached = CachePolicy {
+            enabled: Some(false),
+            ..CachePolicy::default()
+        };
+        cache.rules.insert(0, CacheRule {
+            match_spec: docs,
+            settings: cache_settings(&uncached),
+        });
+    }
     // Every rule `off` and no default API: the plugin would check nothing, so it is not loaded
     // (a wasm filter costs every request its VM crossings).
     let checks_nothing = validate.as_ref().is_some_and(|config| {
@@ -374,6 +400,26 @@ fn provider(provider: &IdentityProvider) -> ProviderConfig {
             })
             .collect(),
         ..ProviderConfig::default()
+    }
+}
+
+/// Who may read the docs portal: anyone, or readers with a single sign-on session.
+fn docs_requirement(gateway: &GatewayBindingSpec, auth: &AuthConfig) -> Result<Requirement, Problem> {
+    match gateway.docs_access {
+        DocsAccess::Public => Ok(Requirement {
+            allow_anonymous: true,
+            ..Requirement::default()
+        }),
+        DocsAccess::Login => match &auth.sso {
+            Some(sso) => Ok(Requirement {
+                any_of: vec![sso.name.clone()],
+                ..Requirement::default()
+            }),
+            None => Err(Problem::invalid(
+                "DocsLoginWithoutSso",
+                "docsAccess Login needs single sign-on: plugins.auth.config.sso is not set",
+            )),
+        },
     }
 }
 
