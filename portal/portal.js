@@ -471,7 +471,9 @@ function tryIt(entry, document, { path, method, op, parameters, media }) {
     };
     typeSelect.addEventListener('change', () => { fill(); update(); });
     fill();
-    grid.append(el('label', {}, el('span', {}, 'Content-Type'), typeSelect), el('label', { class: 'wide' }, el('span', {}, 'Body'), bodyArea));
+    const reset = el('button', { type: 'button', class: 'reset' }, 'Example body');
+    reset.addEventListener('click', () => { fill(); update(); });
+    grid.append(el('label', {}, el('span', {}, 'Content-Type'), typeSelect, reset), el('label', { class: 'wide' }, el('span', {}, 'Body'), bodyArea));
   }
   const curl = el('pre', { class: 'curl' });
   const local = el('div', { class: 'verdict', 'data-role': 'browser-verdict' }, el('span', { class: 'muted' }, 'Checking in your browser…'));
@@ -513,6 +515,8 @@ function tryIt(entry, document, { path, method, op, parameters, media }) {
     const checked = await checkInBrowser(entry, request);
     lastVerdict = checked;
     showVerdict(local, checked);
+    // Which body this verdict is for (tests wait on it).
+    local.dataset.body = request.body ?? '';
     sendButton.textContent = checked.problem ? 'Send anyway (the gateway will refuse it)' : 'Send';
   };
   let timer = null;
@@ -600,7 +604,9 @@ async function checkInBrowser(entry, request) {
   const body = request.body === undefined ? undefined : new TextEncoder().encode(request.body);
   try {
     const started = performance.now();
-    const result = JSON.parse(validator.check(request.method, request.url, location.host, JSON.stringify(request.headers), body));
+    // `host` is the authority the plugin's rules match on: this page's, as for the real request.
+    const headers = JSON.stringify([['host', location.host], ...request.headers]);
+    const result = JSON.parse(validator.check(request.method, request.url, headers, body));
     result.micros = Math.round((performance.now() - started) * 1000);
     return result;
   } catch (error) {

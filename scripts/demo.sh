@@ -2,7 +2,8 @@
 # The main job on embedded defaults: builds the plugins, fetches Envoy, and starts a local
 # gateway (rendered by `kea render` from envoy-examples/gateway/*.yaml) with the audit, auth,
 # validate and cache plugins in front of a sample API and a sample model (scikit-learn, served by
-# MLServer with KEA's generated serving class) on http://127.0.0.1:8080.
+# MLServer with KEA's generated serving class) on http://127.0.0.1:8080, and the docs portal on
+# http://localhost:8080/docs/.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$KEA_ROOT"
@@ -12,5 +13,6 @@ mkdir -p "$KEA_CACHE/logs"
 scripts/runtime-test.sh --venv >"$KEA_CACHE/logs/demo-venv.log" 2>&1 &
 venv=$!
 ./wasm-build.sh
+scripts/web-build.sh # the docs portal's in-browser validator
 wait $venv || { tail -n 20 "$KEA_CACHE/logs/demo-venv.log" >&2; die "the model runtime's environment failed (log: $KEA_CACHE/logs/demo-venv.log)"; }
 exec envoy-examples/gateway/run.sh

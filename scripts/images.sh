@@ -9,7 +9,8 @@
 #                         an OCI archive that scripts/cluster.sh imports into containerd
 #   kea/operator          `kea` (-p kea-operator; built in one release build with kea-upstream, as the
 #                         demo does), ENTRYPOINT kea, CMD operator,
-#                         /etc/kea/SHA256SUMS = dist/SHA256SUMS
+#                         /etc/kea/SHA256SUMS = dist/SHA256SUMS, the docs portal's validator
+#                         (dist/web, scripts/web-build.sh) in /usr/share/kea/portal
 #   kea/upstream          `kea-upstream` (-p kea-e2e), the sample API, CMD 8081 --bind 0.0.0.0
 #   kea/gateway           Envoy 1.40 ($KEA_ENVOY) + dist/*.wasm and dist/SHA256SUMS in /kea/plugins
 #   kea/runtime-base      Python 3.11 (python3, venv, pip) and git: the base of model runtimes (git: the
@@ -309,9 +310,13 @@ if want operator || want upstream || want gateway; then
 fi
 if want operator; then
   labels kea-operator "KEA operator: GatewayBindings and ApiDefinitions to WasmPlugins, routes and bundles"
+  [ -f "$KEA_DIST/web/kea_validator_bg.wasm" ] || die "$KEA_DIST/web has no validator: run scripts/web-build.sh"
   build_image operator "$BASE_TAR" "$KEA_BIN:/usr/local/bin/kea:0755
-$KEA_DIST/SHA256SUMS:/etc/kea/SHA256SUMS:0644" \
-    "${common[@]}" --entrypoint '["/usr/local/bin/kea"]' --cmd '["operator"]' --port 8080 "${LABELS[@]}"
+$KEA_DIST/SHA256SUMS:/etc/kea/SHA256SUMS:0644
+$KEA_DIST/web/kea_validator.js:/usr/share/kea/portal/kea_validator.js:0644
+$KEA_DIST/web/kea_validator_bg.wasm:/usr/share/kea/portal/kea_validator_bg.wasm:0644" \
+    "${common[@]}" --entrypoint '["/usr/local/bin/kea"]' --cmd '["operator"]' --port 8080 \
+    --env KEA_PORTAL_ASSETS=/usr/share/kea/portal "${LABELS[@]}"
 fi
 if want upstream; then
   labels kea-upstream "KEA's sample API for tests and the demo (kea-upstream PORT)"

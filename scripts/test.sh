@@ -8,8 +8,9 @@ source "$(dirname "$0")/lib.sh"
 cd "$KEA_ROOT"
 
 scripts/install-deps.sh
-log "building the plugins (once; every suite uses dist/)"
+log "building the plugins (once; every suite uses dist/) and the docs portal's validator (dist/web)"
 ./wasm-build.sh
+scripts/web-build.sh
 
 log "cargo fmt"
 cargo fmt --all -- --check

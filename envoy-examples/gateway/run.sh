@@ -35,7 +35,7 @@ venv=$(scripts/runtime-test.sh --venv | tail -n 1)
 "$target_dir/release/kea" render envoy-examples/gateway/gateway.yaml envoy-examples/gateway/apis.yaml \
   envoy-examples/gateway/models.yaml \
   --service sample-api=127.0.0.1:8081 --service iris-v1=127.0.0.1:8090 --cluster demo-idp=127.0.0.1:8082 \
-  --listen 127.0.0.1:8080 -o "$tmp/envoy.yaml"
+  --listen 127.0.0.1:8080 -o "$tmp/envoy.yaml" --portal "$tmp/portal" --web-dir "$KEA_DIST/web"
 
 "$target_dir/release/kea-upstream" 8081 &
 upstream=$!
@@ -52,7 +52,9 @@ trap 'kill $upstream $idp $model 2>/dev/null || true; rm -rf "$idp_dir" "$tmp"' 
 cat >&2 <<MSG
 
   KEA gateway (audit + auth + validate + cache) on http://localhost:8080  (Envoy admin: http://127.0.0.1:9901)
-  Envoy runs $tmp/envoy.yaml, rendered from envoy-examples/gateway/{gateway,apis}.yaml.
+  Envoy runs $tmp/envoy.yaml, rendered from envoy-examples/gateway/{gateway,apis,models}.yaml.
+  The docs portal — every API and the model, try-it checked in your browser by the gateway's own
+  validator: open http://localhost:8080/docs/ in a browser.
   Try, in another terminal:
     curl -s localhost:8080/pets/1 | head -c 80; echo
     curl -si localhost:8080/pets/1 -H 'authorization: Bearer my-secret-token' | head -n 1   # 401: a token sent must be valid

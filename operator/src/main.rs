@@ -5,7 +5,8 @@
 //! kea openapi bundle FILE [-o OUT]  write the validate plugin's bundle (JSON) to OUT or stdout
 //! kea crd                           print KEA's CustomResourceDefinitions (manifests/crds.yaml)
 //! kea model package FILE -o DIR     a Model's serving packages (class, settings, lock, Dockerfile)
-//! kea model openapi FILE            a Model's OpenAPI document
+//! kea model openapi FILE [--source DIR]  a Model's OpenAPI document
+//! kea model signature FILE.py [--class NAME]  the signature a serving class declares (YAML)
 //! kea render FILE... [-o OUT]       GatewayBinding + ApiDefinitions (YAML) → a complete Envoy config
 //! kea operator                      run the operator against the cluster of the kubeconfig
 //! ```
@@ -56,10 +57,10 @@ enum ModelCommand {
     /// the runtime's locked requirements and a Dockerfile — and the model's OpenAPI document.
     Package(kea_operator::package::PackageArgs),
     /// Print the model's OpenAPI document (JSON), as the gateway enforces it.
-    Openapi {
-        /// A YAML file holding one Model.
-        file: PathBuf,
-    },
+    Openapi(kea_operator::package::OpenApiArgs),
+    /// Read a custom model's serving class (Python, statically: never run) and print the
+    /// signature it declares, as YAML for the Model resource; or `FILE:LINE: reason` and exit 1.
+    Signature(kea_operator::package::SignatureArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,7 +93,11 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            match error.downcast_ref::<kea_operator::render::model::source::SourceProblem>() {
+                // `FILE:LINE: reason`, as compilers report, so editors jump to it.
+                Some(problem) => eprintln!("{problem}"),
+                None => eprintln!("error: {error:#}"),
+            }
             ExitCode::FAILURE
         }
     }
@@ -131,7 +136,8 @@ fn run(cli: Cli) -> Result<()> {
                     println!("{}", path.display());
                 }
             }
-            ModelCommand::Openapi { file } => print!("{}", kea_operator::package::document(&file)?),
+            ModelCommand::Openapi(args) => print!("{}", kea_operator::package::document(&args)?),
+            ModelCommand::Signature(args) => print!("{}", kea_operator::package::signature_yaml(&args)?),
         },
         Command::Render(args) => kea_operator::offline::run(&args)?,
         Command::Operator(settings) => {

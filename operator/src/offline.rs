@@ -785,7 +785,9 @@ data:
                     .unwrap()
             })
             .collect();
-        assert_eq!(paths, ["/admin", "/pets", "/echo/me", "/"]);
+        // The docs portal's rule first (the demo binding has a docsHost), then the APIs'.
+        assert_eq!(paths, ["/docs/", "/admin", "/pets", "/echo/me", "/"]);
+        assert!(auth.rules[0].requirement.allow_anonymous, "the demo's docs are public");
         assert!(
             rendered.warnings.iter().all(|warning| !warning.contains("--")),
             "{:?}",

@@ -1,8 +1,13 @@
 //! `kea model package MODEL.yaml -o DIR` and `kea model openapi MODEL.yaml`: the files the
 //! operator's build Job bakes into a version's image, written for Docker users, and the model's
-//! OpenAPI document — both from the same renderers the operator uses.
+//! OpenAPI document — both from the same renderers the operator uses. A `custom` model whose
+//! resource gives no signature has it read from its serving class (`--source DIR`,
+//! `--files-dir DIR`; [`crate::render::model::source`]), and `kea model signature FILE.py` prints
+//! what a class declares.
 
-use crate::crd::ModelSpec;
+use crate::crd::{Framework, ModelSpec, Signature};
+use crate::render::model::openapi::Descriptions;
+use crate::render::model::source::{self, SourceProblem, SourceSignature};
 use crate::render::model::{self, openapi, package};
 use crate::render::Key;
 use anyhow::{anyhow, bail, Context, Result};
@@ -28,9 +33,33 @@ pub struct PackageArgs {
     pub runtime_image: Option<String>,
     /// Where the model's files are when the package is served outside a Pod (`mlserver start
     /// DIR/<version>`): `parameters.uri` in model-settings.json (default `/mnt/models`, where the
-    /// Pod's init container puts them).
+    /// Pod's init container puts them). A custom model without `spec.signature` has its
+    /// signature read from its serving class there (for openapi.json).
     #[arg(long, value_name = "DIR")]
     pub files_dir: Option<PathBuf>,
+}
+
+/// `kea model openapi` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OpenApiArgs {
+    /// A YAML file holding one Model.
+    pub file: PathBuf,
+    /// The model's files (a checkout of its git repository, an unpacked archive): a custom model
+    /// without `spec.signature` has its signature and descriptions read from the serving class
+    /// its versions' `className` names there.
+    #[arg(long, value_name = "DIR")]
+    pub source: Option<PathBuf>,
+}
+
+/// `kea model signature` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SignatureArgs {
+    /// A Python file holding the serving class.
+    pub file: PathBuf,
+    /// The class (`Classifier` or `serving.Classifier`); default: the file's only class with a
+    /// `predict` method.
+    #[arg(long = "class", value_name = "NAME")]
+    pub class_name: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,7 +159,9 @@ pub fn package(args: &PackageArgs) -> Result<Vec<PathBuf>> {
             write(args.output.join(&version.name).join(name), &text)?;
         }
     }
-    let document = serde_json::to_string_pretty(&openapi::document(&key.name, &spec))?;
+    let (spec, descriptions) = with_source(&key, spec, args.files_dir.as_deref())?;
+    let document =
+        serde_json::to_string_pretty(&openapi::described_document(&key.name, &spec, &descriptions))?;
     write(args.output.join("openapi.json"), &(document + "\n"))?;
     Ok(written)
 }
@@ -149,7 +180,142 @@ fn with_files_dir(settings: &str, dir: &Path) -> Result<String> {
 
 /// The model's OpenAPI document (JSON).
 #[instrument(level = "debug", err(level = "debug", Display))]
-pub fn document(file: &Path) -> Result<String> {
-    let (key, spec) = read_model(file)?;
-    Ok(serde_json::to_string_pretty(&openapi::document(&key.name, &spec))? + "\n")
+pub fn document(args: &OpenApiArgs) -> Result<String> {
+    let (key, spec) = read_model(&args.file)?;
+    if spec.framework == Framework::Custom && spec.signature.is_none() && args.source.is_none() {
+        eprintln!("Model {key} declares no signature: pass --source DIR to read it from the serving class");
+    }
+    let (spec, descriptions) = with_source(&key, spec, args.source.as_deref())?;
+    Ok(serde_json::to_string_pretty(&openapi::described_document(&key.name, &spec, &descriptions))? + "\n")
+}
+
+/// The spec with the signature its serving class declares in `dir`, when it is a custom model
+/// whose resource gives none; and the class's descriptions.
+#[instrument(level = "debug", skip(spec), err(level = "debug", Display))]
+pub fn with_source(key: &Key, mut spec: ModelSpec, dir: Option<&Path>) -> Result<(ModelSpec, Descriptions)> {
+    let Some(dir) = dir else {
+        return Ok((spec, Descriptions::default()));
+    };
+    if spec.framework != Framework::Custom || spec.signature.is_some() {
+        return Ok((spec, Descriptions::default()));
+    }
+    let mut read: Option<(String, SourceSignature)> = None;
+    for version in &spec.versions {
+        let Some(class_name) = &version.class_name else {
+            continue;
+        };
+        let found = read_class(dir, class_name)?;
+        match &read {
+            None => read = Some((version.name.clone(), found)),
+            Some((first, signature)) if signature.signature != found.signature => bail!(
+                "Model {key}: versions {first} and {} declare different signatures in their classes; give spec.signature",
+                version.name
+            ),
+            Some(_) => {}
+        }
+    }
+    let Some((_, found)) = read else {
+        bail!("Model {key}: no version names a className to read the signature from");
+    };
+    spec.signature = Some(found.signature);
+    model::check(&key.name, &spec).map_err(|problem| anyhow!("Model {key}: {problem}"))?;
+    Ok((spec, found.descriptions))
+}
+
+/// The serving class `module.Class` in the model directory `dir`.
+#[instrument(level = "debug", err(level = "debug", Display))]
+pub fn read_class(dir: &Path, class_name: &str) -> Result<SourceSignature> {
+    let candidates = source::module_files(class_name)
+        .ok_or_else(|| anyhow!("className {class_name:?}: expected module.Class, e.g. serving.Classifier"))?;
+    let Some(file) = candidates
+        .iter()
+        .map(|path| dir.join(path))
+        .find(|path| path.is_file())
+    else {
+        bail!(
+            "className {class_name:?}: none of {} in {}",
+            candidates
+                .iter()
+                .map(|path| path.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            dir.display()
+        );
+    };
+    read_file(&file, Some(class_name))
+}
+
+/// The signature the class in a Python file declares; a [`SourceProblem`] (as the error) when it
+/// declares none.
+#[instrument(level = "debug", err(level = "debug", Display))]
+pub fn read_file(file: &Path, class_name: Option<&str>) -> Result<SourceSignature> {
+    let name = file.display().to_string();
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {name}"))?;
+    if bytes.len() > source::MAX_SOURCE_BYTES {
+        return Err(SourceProblem {
+            kind: source::ProblemKind::SourceTooLarge,
+            file: name,
+            line: 1,
+            reason: format!(
+                "{} bytes is more than a serving class's source may have ({})",
+                bytes.len(),
+                source::MAX_SOURCE_BYTES
+            ),
+        }
+        .into());
+    }
+    let text = String::from_utf8(bytes).map_err(|error| SourceProblem {
+        kind: source::ProblemKind::SyntaxError,
+        file: name.clone(),
+        line: 1,
+        reason: format!(
+            "not UTF-8 text (byte {}): Python source is UTF-8",
+            error.utf8_error().valid_up_to()
+        ),
+    })?;
+    Ok(source::read_signature(&name, &text, class_name)?)
+}
+
+/// `kea model signature`: the YAML to paste into the Model resource, descriptions as comments.
+#[instrument(level = "debug", err(level = "debug", Display))]
+pub fn signature_yaml(args: &SignatureArgs) -> Result<String> {
+    let found = read_file(&args.file, args.class_name.as_deref())?;
+    Ok(render_signature(&args.file.display().to_string(), &found))
+}
+
+/// The signature as a `signature:` block with comments saying where it was read.
+#[instrument(level = "debug", skip(found))]
+pub fn render_signature(file: &str, found: &SourceSignature) -> String {
+    #[derive(serde::Serialize)]
+    struct Block<'a> {
+        signature: &'a Signature,
+    }
+    let mut text = format!(
+        "# Read from {file}, class {} (line {}, {} convention).\n",
+        found.class_name,
+        found.line,
+        found.convention.name()
+    );
+    let descriptions = &found.descriptions;
+    let comment = |text: &mut String, label: &str, value: &str| {
+        for (index, line) in value.lines().enumerate() {
+            let prefix = if index == 0 { label } else { "" };
+            text.push_str(format!("# {prefix}{line}").trim_end());
+            text.push('\n');
+        }
+    };
+    if let Some(model) = &descriptions.model {
+        comment(&mut text, "model: ", model);
+    }
+    if let Some(operation) = &descriptions.operation {
+        comment(&mut text, "predict: ", operation);
+    }
+    for (name, value) in descriptions.inputs.iter().chain(descriptions.outputs.iter()) {
+        comment(&mut text, &format!("{name}: "), value);
+    }
+    let yaml = serde_yaml_ng::to_string(&Block {
+        signature: &found.signature,
+    })
+    .unwrap_or_default();
+    text + &yaml
 }

@@ -100,3 +100,152 @@ fn committed_crds_match_the_code() {
         assert!(committed.contains(needle), "{needle}");
     }
 }
+
+const SERVING: &str = r#""""Serving code of the iris model."""
+import joblib
+import numpy as np
+from mlrun.serving import V2ModelServer
+
+
+class Classifier(V2ModelServer):
+    """Iris classifier: a decision tree on Fisher's iris data."""
+
+    def load(self):
+        self.model = joblib.load(self.model_path + "/model.joblib")
+
+    def predict(self, body: dict) -> list:
+        """Classifies iris flowers.
+
+        Inputs:
+            measurements (FP32[-1, 4]): sepal and petal lengths and widths, in cm.
+        Outputs:
+            species (INT64[-1]): the predicted class.
+        """
+        return self.model.predict(np.asarray(body["inputs"])).tolist()
+"#;
+
+const CUSTOM_MODEL: &str = "apiVersion: kea.dev/v1alpha1
+kind: Model
+metadata: {name: iris}
+spec:
+  framework: custom
+  gateway: edge
+  hosts: [models.example.com]
+  versions:
+    - {name: v1, git: {url: 'https://git.example.com/ml/iris', revision: v1}, className: serving.Classifier}
+";
+
+#[test]
+fn model_signatures_from_serving_classes() {
+    // A real MLRun serving class that declares no tensors: FILE:LINE: reason, exit 1.
+    let real = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/serving-classes/mlrun_pkl_model_server.py");
+    let real = real.display().to_string();
+    let (ok, stdout, stderr) = kea(&["model", "signature", &real]);
+    assert!(!ok);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.starts_with(&format!(
+            "{real}:37: PickleModelServer.predict(self, request) takes the whole request body"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(files.join("serving.py"), SERVING).unwrap();
+    let serving = files.join("serving.py").display().to_string();
+    let (ok, stdout, stderr) = kea(&["model", "signature", &serving, "--class", "Classifier"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("class Classifier (line 7, MLRun convention)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("# measurements: sepal and petal lengths and widths, in cm."),
+        "{stdout}"
+    );
+    // Ready to paste into the resource.
+    #[derive(serde::Deserialize)]
+    struct Block {
+        signature: kea_operator::crd::Signature,
+    }
+    let block: Block = serde_yaml_ng::from_str(&stdout).unwrap();
+    assert_eq!(block.signature.inputs[0].name, "measurements");
+    assert_eq!(block.signature.inputs[0].shape, [-1, 4]);
+    assert_eq!(block.signature.outputs[0].name, "species");
+    let (ok, _, stderr) = kea(&["model", "signature", &serving, "--class", "Missing"]);
+    assert!(!ok);
+    assert!(
+        stderr.starts_with(&format!("{serving}:1: no class Missing")),
+        "{stderr}"
+    );
+
+    // `kea model openapi --source DIR`: the class's signature and descriptions in the document.
+    let model = dir.path().join("model.yaml");
+    std::fs::write(&model, CUSTOM_MODEL).unwrap();
+    let model = model.display().to_string();
+    let files_dir = files.display().to_string();
+    let (ok, stdout, stderr) = kea(&["model", "openapi", &model, "--source", &files_dir]);
+    assert!(ok, "{stderr}");
+    let document: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let schemas = &document["components"]["schemas"];
+    assert_eq!(schemas["Input0"]["properties"]["name"]["enum"][0], "measurements");
+    assert_eq!(schemas["Output0"]["properties"]["name"]["enum"][0], "species");
+    assert_eq!(
+        document["paths"]["/infer"]["post"]["description"],
+        "Classifies iris flowers."
+    );
+    assert!(document["info"]["description"]
+        .as_str()
+        .unwrap()
+        .starts_with("Iris classifier: a decision tree on Fisher's iris data."));
+    // Without the source: the generic document, and a hint.
+    let (ok, stdout, stderr) = kea(&["model", "openapi", &model]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("pass --source DIR"), "{stderr}");
+    let document: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(document["components"]["schemas"].get("Input0").is_none());
+    // A source that declares nothing fails with its line.
+    std::fs::write(
+        files.join("serving.py"),
+        SERVING.replace("        Inputs:\n            measurements (FP32[-1, 4]): sepal and petal lengths and widths, in cm.\n", ""),
+    )
+    .unwrap();
+    let (ok, _, stderr) = kea(&["model", "openapi", &model, "--source", &files_dir]);
+    assert!(!ok);
+    assert!(
+        stderr.starts_with(&format!(
+            "{}:13: Classifier.predict(self, body)",
+            files.join("serving.py").display()
+        )),
+        "{stderr}"
+    );
+    std::fs::write(files.join("serving.py"), SERVING).unwrap();
+
+    // `kea model package --files-dir DIR`: openapi.json from the class; the package itself is the
+    // operator's (no signature in model-settings.json: the runtime then checks nothing itself).
+    let out = dir.path().join("out");
+    let (ok, _, stderr) = kea(&[
+        "model",
+        "package",
+        &model,
+        "-o",
+        &out.display().to_string(),
+        "--files-dir",
+        &files_dir,
+    ]);
+    assert!(ok, "{stderr}");
+    let document: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("openapi.json")).unwrap()).unwrap();
+    assert_eq!(
+        document["components"]["schemas"]["Input0"]["properties"]["datatype"]["enum"][0],
+        "FP32"
+    );
+    let settings: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("v1/model-settings.json")).unwrap()).unwrap();
+    assert!(settings.get("inputs").is_none(), "{settings}");
+    assert_eq!(settings["parameters"]["extra"]["class"], "serving.Classifier");
+}

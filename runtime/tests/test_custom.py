@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -115,6 +116,38 @@ def test_custom_class_from_git(tmp_path, serve, repo, iris):
     bad = server.infer(body(x[:, :2]))
     assert bad.status_code == 400
     assert "input 'input-0'" in bad.json()["error"]
+
+
+def test_custom_class_without_signature_in_settings(tmp_path, serve, repo, iris):
+    """A custom model whose signature is read from its source by KEA: the settings declare no
+    tensors, so the gateway checks requests and the runtime decodes what it is given."""
+    repo_path, clf = repo
+    fetch_repo(repo_path, tmp_path / "mnt")
+    folder = model_folder(
+        tmp_path / "model",
+        name="unsigned",
+        framework="custom",
+        uri=str(tmp_path / "mnt"),
+        version="v1",
+        extra={"class": "serving.Classifier"},
+    )
+    settings = json.loads((folder / "model-settings.json").read_text())
+    assert "inputs" not in settings and "outputs" not in settings
+    server = serve(folder, "unsigned")
+    x = iris[0][::9]
+    reply = server.infer(body(x), version="v1")
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["outputs"] == [
+        {
+            "name": "output-0",
+            "datatype": "INT64",
+            "shape": [len(x)],
+            "data": clf.predict(x).tolist(),
+        }
+    ]
+    metadata = server.get("/v2/models/unsigned").json()
+    assert metadata.get("inputs", []) == []
+    assert "unchecked" in server.log
 
 
 def test_custom_class_without_predict_never_ready(tmp_path, serve, repo):

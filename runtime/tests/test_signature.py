@@ -101,3 +101,25 @@ def test_encode_casts_to_declared_and_nulls_nan():
     names = encode_output("n", np.array(["setosa"]), None)
     assert getattr(names.datatype, "value", names.datatype) == "BYTES"
     assert names.data.root == ["setosa"]
+
+
+def test_optional_inputs_may_be_left_out():
+    from mlserver.types import MetadataTensor
+
+    sig = Signature(
+        (TensorSpec("x", "FP32", (-1, 2)), TensorSpec("scale", "FP32", (1,), optional=True)),
+    )
+    assert list(sig.decode(request(x([1, 2, 3, 4])))) == ["x"]
+    both = sig.decode(
+        request(x([1, 2, 3, 4]), {"name": "scale", "shape": [1], "datatype": "FP32", "data": [2]})
+    )
+    assert both["scale"].tolist() == [2.0]
+    with pytest.raises(SignatureError, match="missing input 'x'"):
+        sig.decode(request({"name": "scale", "shape": [1], "datatype": "FP32", "data": [2]}))
+    # In model settings (as `kea model package` writes them) and back.
+    metadata = MetadataTensor.model_validate(
+        {"name": "scale", "datatype": "FP32", "shape": [1], "parameters": {"optional": True}}
+    )
+    assert TensorSpec.from_metadata(metadata) == TensorSpec("scale", "FP32", (1,), optional=True)
+    assert TensorSpec.from_metadata(metadata).to_metadata().parameters.optional is True
+    assert TensorSpec("x", "FP32", (2,)).to_metadata().parameters is None

@@ -6,7 +6,8 @@
 //! - [`validator`] turns a bundle into an [`Api`] that routes requests ([`routes`]) and checks
 //!   parameters ([`params`]) and bodies ([`json`]).
 //!
-//! Host-free: it builds natively and for `wasm32-wasip1`.
+//! Host-free: it builds natively, for `wasm32-wasip1` (the plugin) and for `wasm32-unknown-unknown`
+//! (the browser validator, `web/validator`).
 
 pub mod bundle;
 pub mod convert;

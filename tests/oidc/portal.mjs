@@ -1,8 +1,8 @@
 // The docs portal in a real browser: headless Chromium driven by Playwright.
 //   node portal.mjs PLAN_JSON   prints one JSON object of observations; exits 1 on failure
 // PLAN_JSON: {"origin": "http://localhost:PORT", "screenshots": DIR,
-//             "tryIt": [{"entry": "ns/name", "method": "POST", "path": "/", "bodies": {"invalid": "...", "valid": "..."}}],
-//             "model": "ns/name",
+//             "tryIt": [{"entry": "ns/name", "method": "POST", "path": "/", "bodies": [["invalid", "..."], ["valid", null]]}],
+//             "model": "ns/name", "visit": "ns/name", "brokenBundle": "ns/name",
 //             "waitFor": {"title": "...", "timeoutMs": 20000}}       (optional steps)
 // With `waitFor`, the script prints `{"phase":"open"}` once the index is shown, then waits for an
 // entry with that title to appear in the open page (the caller edits the cluster meanwhile).
@@ -18,15 +18,15 @@ const browser = await chromium.launch({
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
     ...(plan.hostRules ? [`--host-resolver-rules=${plan.hostRules}`] : [])],
 });
-const seen = { consoleErrors: [], dialogs: 0 };
+const seen = { pageErrors: [], dialogs: 0 };
 const shot = async (page, name) => {
   if (plan.screenshots) await page.screenshot({ path: `${plan.screenshots}/${name}.png`, fullPage: true });
 };
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
-  page.on('console', (message) => { if (message.type() === 'error') seen.consoleErrors.push(message.text()); });
-  page.on('pageerror', (error) => seen.consoleErrors.push(String(error)));
+  // Uncaught errors of the page's own code (a 400 from try-it is a console message, not one).
+  page.on('pageerror', (error) => seen.pageErrors.push(String(error)));
   // A script injected through an API's description would open a dialog.
   page.on('dialog', async (dialog) => { seen.dialogs += 1; await dialog.dismiss(); });
 
@@ -63,14 +63,16 @@ try {
     const operation = page.locator(`details.operation[data-method="${step.method}"][data-path="${step.path}"]`);
     await operation.locator('summary').click();
     const form = operation.locator('form.try-it');
-    for (const [name, body] of Object.entries(step.bodies)) {
-      await form.locator('textarea[name=body]').fill(body);
+    for (const [name, given] of step.bodies) {
+      // `null`: the body the page generates from the schema.
+      if (given === null) await form.locator('button.reset').click();
+      else await form.locator('textarea[name=body]').fill(given);
+      const body = await form.locator('textarea[name=body]').inputValue();
       // The browser's verdict for exactly this body.
       await page.waitForFunction((text) => {
         const node = document.querySelector('details.operation[open] [data-role=browser-verdict]');
-        return node && node.dataset.verdict && document.querySelector('details.operation[open] textarea').value === text && !node.textContent.includes('Checking');
+        return node && node.dataset.verdict && node.dataset.body === text;
       }, body);
-      await page.waitForTimeout(300);
       const verdict = form.locator('[data-role=browser-verdict]');
       const problemText = await verdict.locator('pre[data-role=problem]').textContent().catch(() => null);
       const browser = {
@@ -106,6 +108,20 @@ try {
     await page.waitForTimeout(500);
     seen.visit = { text: (await page.textContent('main')).slice(0, 2000), operations: await page.locator('details.operation').count() };
     await shot(page, `visit-${plan.visit.replace('/', '-')}`);
+  }
+  if (plan.brokenBundle) {
+    // A bundle the browser cannot load (here: altered on the way): a clear message, not a blank page.
+    await page.route(`**/docs/${plan.brokenBundle}/validator.json`, (route) => route.fulfill({
+      status: 200, contentType: 'application/json',
+      body: JSON.stringify({ apis: [{ name: 'x', bundle: { format: 'kea-bundle/0', operations: 'none' } }], defaults: { api: 'x' } }),
+    }));
+    await page.goto(`${plan.origin}/docs/#/${plan.brokenBundle}`);
+    await page.reload();
+    await page.waitForSelector('section.operations');
+    await page.locator('details.operation summary').first().click();
+    await page.waitForSelector('details.operation[open] [data-role=browser-verdict][data-verdict]');
+    seen.brokenBundle = await page.textContent('details.operation[open] [data-role=browser-verdict]');
+    await shot(page, 'broken-bundle');
   }
   seen.banner = await page.textContent('#banner');
   console.log(JSON.stringify(seen));

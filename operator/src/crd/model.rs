@@ -32,7 +32,8 @@ pub struct ModelSpec {
     /// The framework that reads the model's files; it picks KEA's serving class and runtime image.
     pub framework: Framework,
     /// The model's tensors. Required, except for `onnx` (the file carries them; the runtime
-    /// reports them, but the gateway then cannot check requests).
+    /// reports them, but the gateway then cannot check requests) and `custom` (read from the
+    /// serving class's source by convention: `kea model signature serving.py`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<Signature>,
     /// Versions served side by side; their weights (percent) sum to 100.
@@ -118,6 +119,13 @@ pub struct Tensor {
     pub datatype: Datatype,
     /// Dimensions, outermost first; `-1` = any size. Rank 0 (a scalar) is `[]`.
     pub shape: Vec<i64>,
+    /// Inputs only: a request may leave this tensor out (default `false`: every input is needed).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub optional: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// Open Inference Protocol tensor datatypes.
@@ -194,7 +202,7 @@ pub struct ModelVersion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<GatewayResources>,
     /// `custom` only: the class, as `module.Class` relative to the model's files (e.g.
-    /// `serving.Classifier`); it has `load()` and `predict(body)`.
+    /// `serving.Classifier` in `serving.py`); it has `load()` and `predict(body)`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"))]
     pub class_name: Option<String>,

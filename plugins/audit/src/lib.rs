@@ -2,7 +2,7 @@
 //! names), written to the proxy log and/or shipped in batches to a log store over HTTP.
 //!
 //! Host-free logic lives in the modules below and is tested natively with `MockHost`; the
-//! proxy-wasm adapter in `wasm` (built only for `wasm32`) forwards the proxy's callbacks to it.
+//! proxy-wasm adapter in `wasm` (built only for `wasm32-wasip1`) forwards the proxy's callbacks to it.
 
 pub mod buffer;
 pub mod config;
@@ -13,7 +13,7 @@ pub mod redact;
 pub mod sink;
 pub mod stream;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 mod wasm;
 
 pub use config::AuditConfig;

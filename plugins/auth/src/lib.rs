@@ -19,7 +19,7 @@ pub mod stream;
 pub mod token_cache;
 pub mod verify;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 mod wasm;
 
 pub use config::AuthConfig;

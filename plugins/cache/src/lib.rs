@@ -12,5 +12,5 @@ pub mod metrics;
 pub mod plugin;
 pub mod stream;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 mod wasm;

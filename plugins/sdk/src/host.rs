@@ -1,7 +1,7 @@
 //! The one interface between plugin logic and the proxy.
 //!
 //! Plugin logic is written against [`Host`] and never against the proxy-wasm ABI directly, so every
-//! decision can be driven natively by [`crate::mock::MockHost`] in unit tests. On `wasm32` the
+//! decision can be driven natively by [`crate::mock::MockHost`] in unit tests. On `wasm32-wasip1` the
 //! [`crate::proxy::ProxyHost`] implements it with proxy-wasm host calls.
 //!
 //! Diagnostics use the `log` facade, which the SDK forwards to the proxy's log (see

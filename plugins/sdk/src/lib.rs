@@ -1,7 +1,8 @@
 //! Building blocks shared by KEA's proxy-wasm plugins.
 //!
 //! Everything here is host-free and tested natively, except [`proxy`], the thin adapter that
-//! implements [`Host`] with proxy-wasm host calls on `wasm32`.
+//! implements [`Host`] with proxy-wasm host calls on `wasm32-wasip1` (WASI: the proxies' target; a
+//! `wasm32-unknown-unknown` build, such as the browser validator, gets no proxy-wasm imports).
 
 pub mod config;
 pub mod host;
@@ -14,7 +15,7 @@ pub mod problem;
 pub mod store;
 pub mod units;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 pub mod proxy;
 
 pub use config::{parse_json, ConfigError};

@@ -1,4 +1,4 @@
-//! The thin adapter: [`Host`] implemented with proxy-wasm host calls. Only built for `wasm32`.
+//! The thin adapter: [`Host`] implemented with proxy-wasm host calls. Only built for `wasm32-wasip1`.
 
 use crate::host::{Buffer, Bytes, HeaderMap, Host, HostError, HttpCall, MetricKind};
 use proxy_wasm::hostcalls;

@@ -2,7 +2,8 @@
 //! any byte reaches the upstream; problem+json rejections listing every problem.
 //!
 //! Decision logic is host-free and tested natively with `MockHost`; `wasm` is the proxy-wasm
-//! adapter, compiled only for `wasm32`.
+//! adapter, compiled only for `wasm32-wasip1` (the browser build, `web/validator`, runs the same
+//! logic on `wasm32-unknown-unknown` without it).
 
 pub mod config;
 pub mod metrics;
@@ -10,5 +11,5 @@ pub mod plugin;
 pub mod remote;
 pub mod stream;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 mod wasm;

@@ -21,6 +21,7 @@ from mlserver.types import (
     Datatype,
     InferenceRequest,
     MetadataTensor,
+    Parameters,
     RequestInput,
     ResponseOutput,
     TensorData,
@@ -68,11 +69,13 @@ def datatype_of(dtype: np.dtype) -> str:
 
 @dataclass(frozen=True, slots=True)
 class TensorSpec:
-    """One declared tensor: name, OIP datatype and shape (-1 = any size)."""
+    """One declared tensor: name, OIP datatype and shape (-1 = any size); an optional input may
+    be left out of a request (`"parameters": {"optional": true}` in the settings)."""
 
     name: str
     datatype: str
     shape: tuple[int, ...]
+    optional: bool = False
 
     @property
     def dtype(self) -> np.dtype:
@@ -83,10 +86,14 @@ class TensorSpec:
         datatype = str(getattr(tensor.datatype, "value", tensor.datatype))
         if datatype not in DTYPES:
             raise ValueError(f"tensor {tensor.name!r}: unknown datatype {datatype!r}")
-        return cls(tensor.name, datatype, tuple(int(d) for d in tensor.shape))
+        optional = bool(getattr(tensor.parameters, "optional", False))
+        return cls(tensor.name, datatype, tuple(int(d) for d in tensor.shape), optional)
 
     def to_metadata(self) -> MetadataTensor:
-        return MetadataTensor(name=self.name, datatype=self.datatype, shape=list(self.shape))
+        parameters = Parameters(optional=True) if self.optional else None
+        return MetadataTensor(
+            name=self.name, datatype=self.datatype, shape=list(self.shape), parameters=parameters
+        )
 
 
 def _shape_text(shape: Iterable[int]) -> str:
@@ -122,7 +129,8 @@ class Signature:
     def decode(self, request: InferenceRequest) -> dict[str, np.ndarray]:
         """Checks the request's inputs against the declared ones and decodes them to numpy.
 
-        Raises SignatureError (400) naming the first offending tensor. Without declared inputs,
+        Raises SignatureError (400) naming the first offending tensor; optional inputs may be
+        missing. Without declared inputs (a custom model whose signature only the gateway knows),
         every input is decoded with the datatype and shape the request gives.
         """
         if not self.inputs:
@@ -138,8 +146,8 @@ class Signature:
             if inp.name in arrays:
                 raise SignatureError(f"input {inp.name!r} is given more than once")
             arrays[inp.name] = decode_input(inp, spec)
-        if len(arrays) != len(self.inputs):
-            missing = [s.name for s in self.inputs if s.name not in arrays]
+        missing = [s.name for s in self.inputs if s.name not in arrays and not s.optional]
+        if missing:
             raise SignatureError(
                 "missing input " + ", ".join(repr(m) for m in missing) + self._inputs_hint(missing)
             )

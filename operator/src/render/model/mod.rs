@@ -1,10 +1,12 @@
 //! Models: what the operator makes of a `Model` — checked versions, the OpenAPI document generated
 //! from the signature ([`openapi`]), the serving package `kea model package` writes and the build Job
-//! bakes into an image ([`package`]), and the Kubernetes objects per version ([`objects`]).
+//! bakes into an image ([`package`]), the Kubernetes objects per version ([`objects`]), and the
+//! signature a custom model's serving class declares in its source ([`source`]).
 
 pub mod objects;
 pub mod openapi;
 pub mod package;
+pub mod source;
 
 use super::Problem;
 use crate::crd::{Framework, ModelSpec, ModelVersion, Signature, Tensor};
@@ -68,8 +70,9 @@ pub struct Checked {
 }
 
 /// Checks what the CRD schema cannot: one source per version, weights summing to 100, names
-/// unique, a signature where the framework needs one, no zero or negative dimensions, the custom
-/// class.
+/// unique, a signature where the framework needs one (not `onnx`, whose file carries it, nor
+/// `custom`, whose serving class declares it: [`source`]), no zero or negative dimensions, the
+/// custom class.
 #[instrument(level = "debug", skip_all, fields(model = model), err(level = "debug", Display))]
 pub fn check(model: &str, spec: &ModelSpec) -> Result<Checked, Problem> {
     // `<model>-<version>` is a Service name: a DNS-1035 label of at most 63 characters.
@@ -81,12 +84,12 @@ pub fn check(model: &str, spec: &ModelSpec) -> Result<Checked, Problem> {
     }
     match (&spec.signature, spec.framework) {
         (Some(signature), _) => check_signature(signature)?,
-        (None, Framework::Onnx) => {}
+        (None, Framework::Onnx | Framework::Custom) => {}
         (None, framework) => {
             return Err(Problem::invalid(
                 "SignatureRequired",
                 format!(
-                    "spec.signature: required for framework {} (only ONNX files carry their own)",
+                    "spec.signature: required for framework {} (only ONNX files carry their own, and custom classes declare theirs in their source)",
                     framework.name()
                 ),
             ))
@@ -237,7 +240,19 @@ fn check_signature(signature: &Signature) -> Result<(), Problem> {
                 ));
             }
             check_shape(&at, tensor)?;
+            if tensor.optional && kind == "outputs" {
+                return Err(Problem::invalid(
+                    "InvalidSignature",
+                    format!("{at}.optional: only inputs can be optional"),
+                ));
+            }
         }
+    }
+    if !signature.inputs.is_empty() && signature.inputs.iter().all(|tensor| tensor.optional) {
+        return Err(Problem::invalid(
+            "InvalidSignature",
+            "spec.signature.inputs: at least one input must be required (not optional)",
+        ));
     }
     if signature.inputs.is_empty() {
         return Err(Problem::invalid(
@@ -292,11 +307,13 @@ mod tests {
                     name: "input-0".into(),
                     datatype: Datatype::Fp32,
                     shape: vec![-1, 4],
+                    optional: false,
                 }],
                 outputs: vec![Tensor {
                     name: "predict".into(),
                     datatype: Datatype::Int64,
                     shape: vec![-1],
+                    optional: false,
                 }],
             }),
             versions: vec![
@@ -377,6 +394,23 @@ mod tests {
         let mut spec = iris();
         spec.framework = Framework::Custom;
         assert_eq!(check("iris", &spec).unwrap_err().reason, "ClassNameRequired");
+        // A custom model without a signature declares it in its serving class.
+        spec.signature = None;
+        for version in &mut spec.versions {
+            version.class_name = Some("serving.Classifier".into());
+        }
+        assert!(check("iris", &spec).is_ok());
+
+        let mut spec = iris();
+        spec.signature.as_mut().unwrap().outputs[0].optional = true;
+        let problem = check("iris", &spec).unwrap_err();
+        assert!(
+            problem.message.contains("spec.signature.outputs[0].optional"),
+            "{problem}"
+        );
+        let mut spec = iris();
+        spec.signature.as_mut().unwrap().inputs[0].optional = true;
+        assert_eq!(check("iris", &spec).unwrap_err().reason, "InvalidSignature");
 
         let mut spec = iris();
         spec.versions[1].name = "v1".into();

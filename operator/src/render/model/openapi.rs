@@ -6,40 +6,92 @@
 //! OpenAPI 3.0 has no positional array items (`prefixItems`), so a shape is constrained by its rank,
 //! positive dimensions and "contains each fixed dimension"; a shape with no `-1` is pinned
 //! exactly, and nested `data` is pinned at every depth. The serving class checks the rest.
+//!
+//! An optional input (`optional: true`) may be left out: the request's `inputs` then holds between
+//! the number of required inputs and the number of all inputs, and its component says so.
+//! [`Descriptions`] (from a custom model's source, [`super::source`]) add text only — the model's
+//! `info.description`, the infer operations' `description`, each tensor component's
+//! `description` — and change nothing else in the document.
 
 use super::base_path;
 use crate::crd::{Datatype, Framework, ModelSpec, Tensor};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use tracing::instrument;
+
+/// Text about the model and its tensors, e.g. from a serving class's docstrings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Descriptions {
+    /// The model (the class docstring): leads `info.description`.
+    pub model: Option<String>,
+    /// The inference operation (`predict`'s docstring summary): each infer operation's
+    /// `description`.
+    pub operation: Option<String>,
+    /// Per input tensor, by name.
+    pub inputs: BTreeMap<String, String>,
+    /// Per output tensor, by name.
+    pub outputs: BTreeMap<String, String>,
+}
+
+impl Descriptions {
+    #[instrument(level = "trace", skip_all)]
+    pub fn is_empty(&self) -> bool {
+        self.model.is_none() && self.operation.is_none() && self.inputs.is_empty() && self.outputs.is_empty()
+    }
+}
 
 /// The whole model: `/`, `/ready`, `/infer`, and `/versions/<v>`, `/versions/<v>/ready`,
 /// `/versions/<v>/infer` for every version.
 #[instrument(level = "debug", skip(spec))]
 pub fn document(model: &str, spec: &ModelSpec) -> Value {
+    described_document(model, spec, &Descriptions::default())
+}
+
+/// [`document`] with the descriptions added.
+#[instrument(level = "debug", skip(spec, descriptions))]
+pub fn described_document(model: &str, spec: &ModelSpec, descriptions: &Descriptions) -> Value {
     let versions: Vec<&str> = spec
         .versions
         .iter()
         .map(|version| version.name.as_str())
         .collect();
     let mut paths = Map::new();
-    add_paths(&mut paths, "", model, None);
+    add_paths(&mut paths, "", model, None, descriptions);
     for version in &versions {
-        add_paths(&mut paths, &format!("/versions/{version}"), model, Some(version));
+        add_paths(
+            &mut paths,
+            &format!("/versions/{version}"),
+            model,
+            Some(version),
+            descriptions,
+        );
     }
-    wrap(model, spec, &versions, base_path(model), paths)
+    wrap(model, spec, &versions, base_path(model), paths, descriptions)
 }
 
 /// One version's pinned endpoints, relative to `/v2/models/<name>/versions/<v>`.
 #[instrument(level = "debug", skip(spec))]
 pub fn version_document(model: &str, spec: &ModelSpec, version: &str) -> Value {
+    described_version_document(model, spec, version, &Descriptions::default())
+}
+
+/// [`version_document`] with the descriptions added.
+#[instrument(level = "debug", skip(spec, descriptions))]
+pub fn described_version_document(
+    model: &str,
+    spec: &ModelSpec,
+    version: &str,
+    descriptions: &Descriptions,
+) -> Value {
     let mut paths = Map::new();
-    add_paths(&mut paths, "", model, Some(version));
+    add_paths(&mut paths, "", model, Some(version), descriptions);
     wrap(
         model,
         spec,
         &[version],
         super::version_base_path(model, version),
         paths,
+        descriptions,
     )
 }
 
@@ -49,30 +101,43 @@ fn wrap(
     versions: &[&str],
     server: String,
     paths: Map<String, Value>,
+    descriptions: &Descriptions,
 ) -> Value {
     let framework = spec.framework.name();
-    let checked = match &spec.signature {
-        Some(_) => "Requests whose tensors do not match the model's signature (names, datatypes, ranks, fixed dimensions, data nesting) are rejected by the gateway with application/problem+json before they reach the model.",
-        None => "The model declares no signature (its ONNX file carries it: see the metadata endpoint), so requests are checked against the generic Open Inference Protocol schema only.",
+    let checked = match (&spec.signature, spec.framework) {
+        (Some(_), _) => "Requests whose tensors do not match the model's signature (names, datatypes, ranks, fixed dimensions, data nesting) are rejected by the gateway with application/problem+json before they reach the model.",
+        (None, Framework::Custom) => "The Model resource declares no signature and its serving class was not read (`kea model openapi --source DIR` reads it), so requests are checked against the generic Open Inference Protocol schema only.",
+        (None, _) => "The model declares no signature (its ONNX file carries it: see the metadata endpoint), so requests are checked against the generic Open Inference Protocol schema only.",
+    };
+    let generated = format!(
+        "Open Inference Protocol (REST) endpoints of the {framework} model `{model}`, versions {}. Generated by KEA from the Model resource. {checked}",
+        versions.join(", ")
+    );
+    let description = match &descriptions.model {
+        Some(text) => format!("{text}\n\n{generated}"),
+        None => generated,
     };
     json!({
         "openapi": "3.0.3",
         "info": {
             "title": format!("{model} ({framework} model)"),
             "version": versions.join(", "),
-            "description": format!(
-                "Open Inference Protocol (REST) endpoints of the {framework} model `{model}`, versions {}. Generated by KEA from the Model resource. {checked}",
-                versions.join(", ")
-            ),
+            "description": description,
         },
         "servers": [{"url": server}],
         "tags": [{"name": "inference"}, {"name": "metadata"}, {"name": "health"}],
         "paths": paths,
-        "components": {"schemas": schemas(model, spec, versions)},
+        "components": {"schemas": schemas(model, spec, versions, descriptions)},
     })
 }
 
-fn add_paths(paths: &mut Map<String, Value>, prefix: &str, model: &str, version: Option<&str>) {
+fn add_paths(
+    paths: &mut Map<String, Value>,
+    prefix: &str,
+    model: &str,
+    version: Option<&str>,
+    descriptions: &Descriptions,
+) {
     let label = version.map(|v| format!(" (version {v})")).unwrap_or_default();
     let id = version
         .map(|v| format!("_{}", v.replace('-', "_")))
@@ -99,40 +164,45 @@ fn add_paths(paths: &mut Map<String, Value>, prefix: &str, model: &str, version:
             "responses": {"200": {"description": "Ready"}, "400": error.clone(), "404": error},
         }}),
     );
-    paths.insert(
-        format!("{prefix}/infer"),
-        json!({"post": {
-            "operationId": format!("infer{id}"),
-            "tags": ["inference"],
-            "summary": format!("Run {model}{label} on the given tensors"),
-            "requestBody": {
-                "required": true,
-                "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/InferenceRequest"},
-                }},
-            },
-            "responses": {
-                "200": {"description": "The model's outputs", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferenceResponse"}}}},
-                "400": {
-                    "description": "The tensors do not match the model's signature",
-                    "content": {
-                        "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}},
-                        "application/json": {"schema": {"$ref": "#/components/schemas/Error"}},
-                    },
+    let mut infer = json!({"post": {
+        "operationId": format!("infer{id}"),
+        "tags": ["inference"],
+        "summary": format!("Run {model}{label} on the given tensors"),
+        "requestBody": {
+            "required": true,
+            "content": {"application/json": {
+                "schema": {"$ref": "#/components/schemas/InferenceRequest"},
+            }},
+        },
+        "responses": {
+            "200": {"description": "The model's outputs", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/InferenceResponse"}}}},
+            "400": {
+                "description": "The tensors do not match the model's signature",
+                "content": {
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}},
+                    "application/json": {"schema": {"$ref": "#/components/schemas/Error"}},
                 },
             },
-        }}),
-    );
+        },
+    }});
+    if let (Some(text), Some(operation)) = (
+        &descriptions.operation,
+        infer.get_mut("post").and_then(Value::as_object_mut),
+    ) {
+        operation.insert("description".into(), json!(text));
+    }
+    paths.insert(format!("{prefix}/infer"), infer);
 }
 
-fn schemas(model: &str, spec: &ModelSpec, versions: &[&str]) -> Value {
+fn schemas(model: &str, spec: &ModelSpec, versions: &[&str], descriptions: &Descriptions) -> Value {
     let mut schemas = Map::new();
     let (inputs, outputs): (&[Tensor], &[Tensor]) = match &spec.signature {
         Some(signature) => (&signature.inputs, &signature.outputs),
         None => (&[], &[]),
     };
-    let input_refs = tensor_components(&mut schemas, "Input", inputs, true);
-    let output_refs = tensor_components(&mut schemas, "Output", outputs, false);
+    let input_refs = tensor_components(&mut schemas, "Input", inputs, true, &descriptions.inputs);
+    let output_refs = tensor_components(&mut schemas, "Output", outputs, false, &descriptions.outputs);
+    let required = inputs.iter().filter(|tensor| !tensor.optional).count();
     let mut request = json!({
         "type": "object",
         "required": ["inputs"],
@@ -140,7 +210,7 @@ fn schemas(model: &str, spec: &ModelSpec, versions: &[&str]) -> Value {
         "properties": {
             "id": {"type": "string", "description": "Echoed in the response"},
             "parameters": {"$ref": "#/components/schemas/Parameters"},
-            "inputs": tensor_list(&input_refs, inputs.len()),
+            "inputs": tensor_list(&input_refs, required, inputs.len()),
             "outputs": {
                 "type": "array",
                 "description": "The outputs to return (default: all)",
@@ -175,7 +245,7 @@ fn schemas(model: &str, spec: &ModelSpec, versions: &[&str]) -> Value {
                 "model_version": {"type": "string", "enum": versions},
                 "id": {"type": "string"},
                 "parameters": {"$ref": "#/components/schemas/Parameters"},
-                "outputs": tensor_list(&output_refs, 0),
+                "outputs": tensor_list(&output_refs, 0, 0),
             },
         }),
     );
@@ -192,8 +262,8 @@ fn schemas(model: &str, spec: &ModelSpec, versions: &[&str]) -> Value {
         "name": model,
         "versions": versions,
         "platform": platform(spec.framework),
-        "inputs": inputs,
-        "outputs": outputs,
+        "inputs": inputs.iter().map(metadata).collect::<Vec<_>>(),
+        "outputs": outputs.iter().map(metadata).collect::<Vec<_>>(),
     });
     schemas.insert(
         "MetadataResponse".into(),
@@ -249,35 +319,45 @@ pub fn platform(framework: Framework) -> &'static str {
     }
 }
 
+/// A tensor as the metadata endpoint reports it (MLServer's `MetadataTensor`).
+#[instrument(level = "trace", skip_all)]
+fn metadata(tensor: &Tensor) -> Value {
+    json!({"name": tensor.name, "datatype": tensor.datatype.name(), "shape": tensor.shape})
+}
+
 /// One component per declared tensor (`Input0`, `Output1`…); their `$ref`s.
 fn tensor_components(
     schemas: &mut Map<String, Value>,
     prefix: &str,
     tensors: &[Tensor],
     request: bool,
+    descriptions: &BTreeMap<String, String>,
 ) -> Vec<Value> {
     tensors
         .iter()
         .enumerate()
         .map(|(index, tensor)| {
             let name = format!("{prefix}{index}");
-            schemas.insert(name.clone(), tensor_schema(tensor, request));
+            let description = descriptions.get(&tensor.name).map(String::as_str);
+            schemas.insert(name.clone(), tensor_schema(tensor, request, description));
             json!({"$ref": format!("#/components/schemas/{name}")})
         })
         .collect()
 }
 
-fn tensor_list(refs: &[Value], exact: usize) -> Value {
+/// The `inputs`/`outputs` array: its items are the declared tensors; with `max > 0` it holds
+/// between `min` (the required tensors) and `max` (all of them).
+fn tensor_list(refs: &[Value], min: usize, max: usize) -> Value {
     let items = match refs {
         [] => generic_tensor(),
         [single] => single.clone(),
         many => json!({"oneOf": many}),
     };
     let mut list = json!({"type": "array", "items": items});
-    if exact > 0 {
+    if max > 0 {
         if let Some(map) = list.as_object_mut() {
-            map.insert("minItems".into(), json!(exact));
-            map.insert("maxItems".into(), json!(exact));
+            map.insert("minItems".into(), json!(min.max(1)));
+            map.insert("maxItems".into(), json!(max));
         }
     }
     list
@@ -306,7 +386,7 @@ fn generic_tensor() -> Value {
 }
 
 /// A declared tensor: its name and datatype fixed, its shape and data constrained by the shape.
-fn tensor_schema(tensor: &Tensor, request: bool) -> Value {
+fn tensor_schema(tensor: &Tensor, request: bool, description: Option<&str>) -> Value {
     let mut properties = json!({
         "name": {"type": "string", "enum": [tensor.name]},
         "datatype": {"type": "string", "enum": [tensor.datatype.name()]},
@@ -325,9 +405,23 @@ fn tensor_schema(tensor: &Tensor, request: bool) -> Value {
             map.insert("data".into(), json!({"type": "array"}));
         }
     }
+    let optional = if tensor.optional && request {
+        " (optional)"
+    } else {
+        ""
+    };
+    let mut text = format!(
+        "Tensor `{}`{optional}: {} of shape {:?}",
+        tensor.name,
+        tensor.datatype.name(),
+        tensor.shape
+    );
+    if let Some(description) = description {
+        text = format!("{text}. {description}");
+    }
     let mut schema = json!({
         "type": "object",
-        "description": format!("Tensor `{}`: {} of shape {:?}", tensor.name, tensor.datatype.name(), tensor.shape),
+        "description": text,
         "required": ["name", "shape", "datatype", "data"],
         "properties": properties,
     });
@@ -448,11 +542,13 @@ mod tests {
                     name: "pixels".into(),
                     datatype: Datatype::Fp32,
                     shape: vec![-1, 784],
+                    optional: false,
                 }],
                 outputs: vec![Tensor {
                     name: "label".into(),
                     datatype: Datatype::Int64,
                     shape: vec![-1],
+                    optional: false,
                 }],
             }),
             versions: vec![

@@ -4,7 +4,7 @@
 //! the operator's build Job bakes the same files into the version's image.
 
 use super::{openapi::platform, Source};
-use crate::crd::{Framework, ModelSpec};
+use crate::crd::{Framework, ModelSpec, Tensor};
 use crate::render::Key;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -166,12 +166,24 @@ fn settings(model: &Key, spec: &ModelSpec, version: &str, class: &str, user_clas
         "parameters": {"uri": FILES_DIR, "version": version, "extra": extra},
     });
     if let (Some(signature), Some(map)) = (&spec.signature, settings.as_object_mut()) {
-        map.insert("inputs".into(), json!(signature.inputs));
-        map.insert("outputs".into(), json!(signature.outputs));
+        let tensors = |tensors: &[Tensor]| tensors.iter().map(metadata_tensor).collect::<Vec<_>>();
+        map.insert("inputs".into(), json!(tensors(&signature.inputs)));
+        map.insert("outputs".into(), json!(tensors(&signature.outputs)));
     }
     let mut text = serde_json::to_string_pretty(&settings).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// A tensor as MLServer's `MetadataTensor`; an optional input says so in its `parameters`, which
+/// KEA's runtime reads (`kea_runtime.signature.TensorSpec`).
+#[instrument(level = "trace", skip_all)]
+fn metadata_tensor(tensor: &Tensor) -> serde_json::Value {
+    let mut value = json!({"name": tensor.name, "datatype": tensor.datatype, "shape": tensor.shape});
+    if let (true, Some(map)) = (tensor.optional, value.as_object_mut()) {
+        map.insert("parameters".into(), json!({"optional": true}));
+    }
+    value
 }
 
 fn source_text(source: &Source) -> String {
@@ -251,7 +263,7 @@ CMD ["mlserver", "start", "{PACKAGE_DIR}"]
 )]
 mod tests {
     use super::*;
-    use crate::crd::{Datatype, Signature, Tensor};
+    use crate::crd::{Datatype, Signature};
     use serde_json::Value;
 
     /// The runtime's own writer (`runtime/src/kea_runtime/package.py`, which its tests and the
@@ -265,11 +277,13 @@ mod tests {
                     name: "x".into(),
                     datatype: Datatype::Fp32,
                     shape: vec![-1, 4],
+                    optional: false,
                 }],
                 outputs: vec![Tensor {
                     name: "predict".into(),
                     datatype: Datatype::Int64,
                     shape: vec![-1],
+                    optional: false,
                 }],
             }),
             ..Default::default()
@@ -334,6 +348,7 @@ print(json.dumps({"model": settings, "server": package.SERVER_SETTINGS, "class":
                     name: "x".into(),
                     datatype: Datatype::Fp64,
                     shape: vec![-1, 3],
+                    optional: false,
                 }],
                 outputs: vec![],
             }),
@@ -361,6 +376,24 @@ print(json.dumps({"model": settings, "server": package.SERVER_SETTINGS, "class":
         assert_eq!(settings["parameters"]["version"], "v3");
         assert_eq!(settings["parameters"]["extra"]["class"], "serving.Scorer");
         assert_eq!(settings["inputs"][0]["shape"], json!([-1, 3]));
+        assert!(settings["inputs"][0].get("parameters").is_none());
+        // An optional input says so in MLServer's tensor parameters, which KEA's runtime reads.
+        let mut optional = spec.clone();
+        if let Some(signature) = optional.signature.as_mut() {
+            signature.inputs.push(Tensor {
+                name: "scale".into(),
+                datatype: Datatype::Fp32,
+                shape: vec![1],
+                optional: true,
+            });
+        }
+        let with_optional = super::package(&key, &optional, "v3", &source, None, "rt");
+        let settings: Value =
+            serde_json::from_str(with_optional.file("model-settings.json").unwrap()).unwrap();
+        assert_eq!(
+            settings["inputs"][1],
+            json!({"name": "scale", "datatype": "FP32", "shape": [1], "parameters": {"optional": true}})
+        );
         let dockerfile = package.file("Dockerfile").unwrap();
         assert!(dockerfile
             .contains("ARG RUNTIME_IMAGE=reg/kea/runtime-custom@sha256:ab\nFROM ${RUNTIME_IMAGE}\n"));

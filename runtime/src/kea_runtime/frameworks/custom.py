@@ -116,8 +116,10 @@ class CustomModel(KeaModel):
         self._dotted = dotted
 
     def infer(self, inputs: dict[str, np.ndarray], outputs: Sequence[str]) -> dict[str, Any]:
+        # One declared input (or, with no signature in the settings, one given) is passed bare.
+        declared = len(self.signature.inputs) or len(inputs)
         body: dict[str, Any] = {
-            "inputs": next(iter(inputs.values())) if len(inputs) == 1 else inputs
+            "inputs": next(iter(inputs.values())) if declared == 1 and inputs else inputs
         }
         try:
             result = self._user.predict(body)
