@@ -332,10 +332,11 @@ fn write_portal(
         .collect();
     let mut entries = Vec::new();
     for api in apis.iter().filter(|api| !api.pinned) {
+        let summary = portal::Summary::of(api.document);
         let source = Source {
             key: api.key,
             spec: api.spec,
-            document: api.document,
+            document: &summary,
             sha256: &api.bundle.sha256,
             ready: None,
             model: api.model,

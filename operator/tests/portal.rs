@@ -444,6 +444,7 @@ async fn the_operator_portal_follows_the_cluster() -> Result<()> {
     let seen: Value = serde_json::from_str(&last)?;
     assert!(status.success() && seen.get("error").is_none(), "{seen:#}");
     let appeared = created.elapsed();
+    eprintln!("the new API appeared in the open page {appeared:?} after it was created");
     assert!(appeared < Duration::from_secs(5), "the new API showed after {appeared:?}: {seen:#}");
     assert!(seen["index"].as_array().unwrap().iter().any(|row| row["title"] == "Pets"));
 
@@ -475,6 +476,24 @@ async fn the_operator_portal_follows_the_cluster() -> Result<()> {
             .map(|_| ()))
     })
     .await?;
+
+    // With single sign-on, the portal's rule comes first and takes only a session.
+    let mut with_sso = live_binding("Login");
+    with_sso["spec"]["plugins"] = json!({"auth": {"config": {"sso": {
+        "name": "browser", "provider": "corp", "clientId": "kea-docs", "clientSecretEnv": "KEA_OIDC_CLIENT_SECRET",
+        "endpoints": {"authorization": "https://idp.example.com/authorize", "token": "https://idp.example.com/token"},
+        "sessionKeys": [{"id": "k1", "secretEnv": "KEA_SESSION_KEY"}],
+    }}}});
+    apply(&client, &with_sso).await?;
+    let rule = eventually(Duration::from_secs(20), "the portal's auth rule", || async {
+        let Some(plugin) = get(&client, "extensions.istio.io/v1alpha1", "WasmPlugin", NAMESPACE, "kea-edge-auth").await? else {
+            return Ok(None);
+        };
+        let first = plugin.pointer("/spec/pluginConfig/rules/0").cloned().unwrap_or_default();
+        Ok((first["anyOf"] == json!(["browser"])).then_some(first))
+    })
+    .await?;
+    assert_eq!(rule["match"], json!({"hosts": [DOCS_HOST], "pathPrefix": "/docs/"}), "{rule:#}");
     assert!(operator.running(), "{}", operator.logs());
     Ok(())
 }

@@ -257,6 +257,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         gateways: watch_all::<GatewayBinding>(&client),
         models: watch_all::<Model>(&client),
         portal_assets: settings.portal_assets.clone(),
+        summaries: Arc::default(),
         xds,
         metrics: metrics.clone(),
         ready,

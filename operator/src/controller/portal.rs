@@ -7,7 +7,7 @@ use super::http::{problem, HttpState};
 use crate::crd::{ApiDefinition, GatewayBinding};
 use crate::render::model::objects::{MODEL_LABEL, VERSION_LABEL};
 use crate::render::objects::{api_object_name, BUNDLE_KEY, BUNDLE_SHA_ANNOTATION, DOCUMENT_KEY};
-use crate::render::portal::{self, Catalog, Readiness, Source, ASSETS, SECURITY_HEADERS, VALIDATOR_FILES};
+use crate::render::portal::{self, Catalog, Readiness, Source, Summary, ASSETS, SECURITY_HEADERS, VALIDATOR_FILES};
 use crate::render::Key;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -127,6 +127,33 @@ fn bundle_map(state: &HttpState, key: &Key) -> Option<Arc<ConfigMap>> {
         .get(&ObjectRef::new(&api_object_name(&key.name)).within(&key.namespace))
 }
 
+/// Bundles kept summarised; past this many the cache starts over (summaries are cheap to redo).
+const SUMMARIES: usize = 10_000;
+
+/// The document's summary, read once per bundle: 500 APIs polled every 2 s by every open page
+/// would otherwise parse 500 documents per poll.
+fn summary(state: &HttpState, sha256: &str, config_map: &ConfigMap) -> Option<Summary> {
+    let cached = !sha256.is_empty();
+    if let Some(known) = state
+        .summaries
+        .lock()
+        .ok()
+        .and_then(|cache| cache.get(sha256).cloned())
+        .filter(|_| cached)
+    {
+        return Some(known);
+    }
+    let document: Value = serde_json::from_str(config_map.data.as_ref()?.get(DOCUMENT_KEY)?).ok()?;
+    let summary = Summary::of(&document);
+    if let (true, Ok(mut cache)) = (cached, state.summaries.lock()) {
+        if cache.len() >= SUMMARIES {
+            cache.clear();
+        }
+        cache.insert(sha256.to_string(), summary.clone());
+    }
+    Some(summary)
+}
+
 #[instrument(level = "debug", skip_all)]
 async fn catalog(State(state): State<HttpState>, headers: HeaderMap) -> Response {
     let gateway = gateway_of_host(&state, &headers);
@@ -148,19 +175,14 @@ async fn catalog(State(state): State<HttpState>, headers: HeaderMap) -> Response
         let Some(config_map) = bundle_map(&state, &key) else {
             continue;
         };
-        let Some(document) = config_map
-            .data
-            .as_ref()
-            .and_then(|data| data.get(DOCUMENT_KEY))
-            .and_then(|text| serde_json::from_str::<Value>(text).ok())
-        else {
-            continue;
-        };
         let sha256 = config_map
             .annotations()
             .get(BUNDLE_SHA_ANNOTATION)
             .cloned()
             .unwrap_or_default();
+        let Some(document) = summary(&state, &sha256, &config_map) else {
+            continue;
+        };
         let Some(binding) = state
             .gateways
             .get(&ObjectRef::new(&bound_to.name).within(&bound_to.namespace))

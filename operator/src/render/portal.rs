@@ -230,13 +230,38 @@ pub struct ModelDoc {
     pub outputs: Vec<Tensor>,
 }
 
+/// What the index shows of a document: read once per bundle (the operator keeps them by sha256).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub title: String,
+    pub version: String,
+    pub operations: usize,
+}
+
+impl Summary {
+    pub fn of(document: &Value) -> Self {
+        let info = |field: &str| {
+            document
+                .pointer(&format!("/info/{field}"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        Self {
+            title: info("title"),
+            version: info("version"),
+            operations: operation_count(document),
+        }
+    }
+}
+
 /// What one entry is made from.
 #[derive(Debug, Clone, Copy)]
 pub struct Source<'a> {
     pub key: &'a Key,
     pub spec: &'a ApiDefinitionSpec,
-    /// The OpenAPI document the gateway serves for it.
-    pub document: &'a Value,
+    /// The OpenAPI document the gateway serves for it, summarised.
+    pub document: &'a Summary,
     pub sha256: &'a str,
     pub ready: Option<&'a Readiness>,
     /// The Model it publishes, if any: (name, spec).
@@ -246,14 +271,6 @@ pub struct Source<'a> {
 /// One catalog entry.
 #[instrument(level = "trace", skip_all, fields(api = %source.key))]
 pub fn entry(gateway: &GatewayBindingSpec, source: &Source<'_>) -> Entry {
-    let info = |field: &str| {
-        source
-            .document
-            .pointer(&format!("/info/{field}"))
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
     let policy = |pick: fn(&Policies) -> bool| -> &Policies {
         if pick(&source.spec.policies) {
             &source.spec.policies
@@ -291,12 +308,12 @@ pub fn entry(gateway: &GatewayBindingSpec, source: &Source<'_>) -> Entry {
     Entry {
         kind,
         namespace: source.key.namespace.clone(),
-        title: match info("title") {
-            title if title.is_empty() => name.clone(),
-            title => title,
+        title: match source.document.title.as_str() {
+            "" => name.clone(),
+            title => title.to_string(),
         },
         name,
-        version: info("version"),
+        version: source.document.version.clone(),
         hosts: source.spec.hosts.clone(),
         base_path: source.spec.base_path.clone(),
         versions,
@@ -307,7 +324,7 @@ pub fn entry(gateway: &GatewayBindingSpec, source: &Source<'_>) -> Entry {
         },
         validation,
         ready: source.ready.cloned(),
-        operations: operation_count(source.document),
+        operations: source.document.operations,
         sha256: source.sha256.to_string(),
         path: entry_path(source.key),
         model,
@@ -423,7 +440,7 @@ mod tests {
             &Source {
                 key: &key,
                 spec: &spec(),
-                document: &document,
+                document: &Summary::of(&document),
                 sha256: "abc",
                 ready: None,
                 model: None,
