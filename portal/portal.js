@@ -236,7 +236,7 @@ function tensorTables(model) {
       ? el('table', { class: 'tensor-table' },
         el('thead', {}, el('tr', {}, ['Name', 'Datatype', 'Shape', 'Description'].map((h) => el('th', {}, h)))),
         el('tbody', {}, tensors.map((t) => el('tr', {},
-          el('td', {}, el('code', {}, t.name)), el('td', {}, t.datatype),
+          el('td', {}, el('code', {}, t.name), t.optional ? el('span', { class: 'muted' }, ' optional') : null), el('td', {}, t.datatype),
           el('td', {}, el('code', {}, `[${t.shape.join(', ')}]`)), el('td', {}, t.description || '')))))
       : el('p', { class: 'muted' }, 'Not declared.'));
   return el('section', { class: 'model' },

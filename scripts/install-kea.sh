@@ -2,7 +2,8 @@
 # Installs KEA into the cluster of $KUBECONFIG (default: the local cluster of scripts/cluster.sh):
 # the CRDs, RBAC, and the operator Deployment running the image scripts/images.sh built, pinned by
 # digest, with its settings in the kea-system/kea-operator ConfigMap — the image of standalone
-# gateways and, when scripts/publish-plugins.sh pushed them, where the plugin modules are.
+# gateways, when scripts/publish-plugins.sh pushed them where the plugin modules are, and for
+# models the runtime, builder and operator images and the registry built images go to.
 # Idempotent; waits until the operator is rolled out.
 #   scripts/install-kea.sh
 set -euo pipefail
@@ -43,9 +44,11 @@ for framework in sklearn xgboost onnx pytorch tensorflow custom; do
   var="KEA_IMAGE_RUNTIME_$(echo "$framework" | tr 'a-z' 'A-Z')"
   [ -z "${!var:-}" ] || runtimes+=("$framework=${!var}")
 done
+# The operator's own image reads custom models' serving classes in their build Jobs.
 if [ ${#runtimes[@]} -gt 0 ] && [ -n "${KEA_IMAGE_BUILDER:-}" ]; then
   settings+=(--from-literal=KEA_RUNTIME_IMAGES="$(IFS=,; echo "${runtimes[*]}")"
     --from-literal=KEA_BUILDER_IMAGE="$KEA_IMAGE_BUILDER"
+    --from-literal=KEA_OPERATOR_IMAGE="$KEA_IMAGE_OPERATOR"
     --from-literal=KEA_MODEL_REGISTRY="${KEA_MODEL_REGISTRY:-$KEA_REGISTRY_ADDR/kea/models}")
   case "${KEA_MODEL_REGISTRY:-$KEA_REGISTRY_ADDR}" in
     "$KEA_REGISTRY_ADDR"*) case ",${KEA_INSECURE_REGISTRIES:-}," in

@@ -18,6 +18,10 @@ log "cargo clippy (native)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo clippy (wasm32-wasip1)"
 cargo clippy --target wasm32-wasip1 --locked -p kea-plugin-sdk -p kea-schema -p kea-audit -p kea-cache -p kea-auth -p kea-validate --all-targets -- -D warnings
+log "cargo clippy (wasm32-unknown-unknown: the docs portal's validator)"
+cargo clippy --target wasm32-unknown-unknown --locked -p kea-web-validator --all-targets -- -D warnings
+log "the docs portal's validator in headless Chromium: every answer must equal the native build's"
+node bench/web-validator.mjs --calls 200 --loads 1
 
 log "Python model runtime (runtime/): ruff, pytest against real MLServer processes and real models"
 scripts/runtime-test.sh

@@ -6,7 +6,7 @@
 //! kea crd                           print KEA's CustomResourceDefinitions (manifests/crds.yaml)
 //! kea model package FILE -o DIR     a Model's serving packages (class, settings, lock, Dockerfile)
 //! kea model openapi FILE [--source DIR]  a Model's OpenAPI document
-//! kea model signature FILE.py [--class NAME]  the signature a serving class declares (YAML)
+//! kea model signature FILE.py [--class NAME]  the signature a serving class declares (YAML; --json: as build Jobs report it)
 //! kea render FILE... [-o OUT]       GatewayBinding + ApiDefinitions (YAML) → a complete Envoy config
 //! kea operator                      run the operator against the cluster of the kubeconfig
 //! ```
@@ -60,6 +60,7 @@ enum ModelCommand {
     Openapi(kea_operator::package::OpenApiArgs),
     /// Read a custom model's serving class (Python, statically: never run) and print the
     /// signature it declares, as YAML for the Model resource; or `FILE:LINE: reason` and exit 1.
+    /// With `--json`, the report the operator's build Jobs write (exit 0 either way).
     Signature(kea_operator::package::SignatureArgs),
 }
 
@@ -137,7 +138,7 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             ModelCommand::Openapi(args) => print!("{}", kea_operator::package::document(&args)?),
-            ModelCommand::Signature(args) => print!("{}", kea_operator::package::signature_yaml(&args)?),
+            ModelCommand::Signature(args) => print!("{}", kea_operator::package::signature(&args)?),
         },
         Command::Render(args) => kea_operator::offline::run(&args)?,
         Command::Operator(settings) => {

@@ -247,7 +247,10 @@ pub fn render(args: &RenderArgs) -> Result<Rendered> {
                     spec: &api.spec,
                     bundle,
                     document,
-                    model: documents.models.get(&api.key).map(|(name, spec)| (name.as_str(), spec)),
+                    model: documents
+                        .models
+                        .get(&api.key)
+                        .map(|(name, spec)| (name.as_str(), spec)),
                     pinned: documents.pinned.contains(&api.key),
                 })
                 .collect();
@@ -331,6 +334,8 @@ fn write_portal(
         .map(|asset| (asset.path.to_string(), asset.body.as_bytes().to_vec()))
         .collect();
     let mut entries = Vec::new();
+    // Offline, tensors come from the resources (kea render reads no serving classes).
+    let no_descriptions = crate::render::model::openapi::Descriptions::default();
     for api in apis.iter().filter(|api| !api.pinned) {
         let summary = portal::Summary::of(api.document);
         let source = Source {
@@ -339,14 +344,27 @@ fn write_portal(
             document: &summary,
             sha256: &api.bundle.sha256,
             ready: None,
-            model: api.model,
+            model: api.model.map(|(name, spec)| portal::ModelSource {
+                name,
+                spec,
+                descriptions: &no_descriptions,
+            }),
         };
         let entry = portal::entry(gateway, &source);
         let validator = portal::validator_config(gateway, api.key, api.spec, api.bundle)
             .map_err(|problem| anyhow!("ApiDefinition {}: {problem}", api.key))?;
-        files.push((format!("{}{}", entry.path, portal::DOCUMENT_JSON), serde_json::to_vec_pretty(api.document)?));
-        files.push((format!("{}{}", entry.path, portal::DOCUMENT_YAML), portal::yaml(api.document).into_bytes()));
-        files.push((format!("{}{}", entry.path, portal::VALIDATOR_CONFIG), serde_json::to_vec(&validator)?));
+        files.push((
+            format!("{}{}", entry.path, portal::DOCUMENT_JSON),
+            serde_json::to_vec_pretty(api.document)?,
+        ));
+        files.push((
+            format!("{}{}", entry.path, portal::DOCUMENT_YAML),
+            portal::yaml(api.document).into_bytes(),
+        ));
+        files.push((
+            format!("{}{}", entry.path, portal::VALIDATOR_CONFIG),
+            serde_json::to_vec(&validator)?,
+        ));
         entries.push(entry);
     }
     let catalog = Catalog {
@@ -362,6 +380,12 @@ fn write_portal(
             Err(_) => missing = true,
         }
     }
+    let compressed: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .filter(|(_, bytes)| bytes.len() >= portal::GZIP_MIN_BYTES)
+        .map(|(relative, bytes)| (format!("{relative}.gz"), portal::gzip(bytes)))
+        .collect();
+    files.extend(compressed);
     for (relative, bytes) in &files {
         let path = dir.join(relative);
         if let Some(parent) = path.parent() {
@@ -788,7 +812,10 @@ data:
             .collect();
         // The docs portal's rule first (the demo binding has a docsHost), then the APIs'.
         assert_eq!(paths, ["/docs/", "/admin", "/pets", "/echo/me", "/"]);
-        assert!(auth.rules[0].requirement.allow_anonymous, "the demo's docs are public");
+        assert!(
+            auth.rules[0].requirement.allow_anonymous,
+            "the demo's docs are public"
+        );
         assert!(
             rendered.warnings.iter().all(|warning| !warning.contains("--")),
             "{:?}",

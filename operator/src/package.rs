@@ -3,9 +3,11 @@
 //! OpenAPI document — both from the same renderers the operator uses. A `custom` model whose
 //! resource gives no signature has it read from its serving class (`--source DIR`,
 //! `--files-dir DIR`; [`crate::render::model::source`]), and `kea model signature FILE.py` prints
-//! what a class declares.
+//! what a class declares (`--json`: the report the operator's build Jobs write,
+//! [`crate::render::model::documented`]).
 
 use crate::crd::{Framework, ModelSpec, Signature};
+use crate::render::model::documented::Report;
 use crate::render::model::openapi::Descriptions;
 use crate::render::model::source::{self, SourceProblem, SourceSignature};
 use crate::render::model::{self, openapi, package};
@@ -54,12 +56,21 @@ pub struct OpenApiArgs {
 /// `kea model signature` flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SignatureArgs {
-    /// A Python file holding the serving class.
+    /// A Python file holding the serving class, or the model's files (a directory: the class
+    /// `--class module.Class` names is read from `module.py` or `module/__init__.py` there).
     pub file: PathBuf,
     /// The class (`Classifier` or `serving.Classifier`); default: the file's only class with a
     /// `predict` method.
     #[arg(long = "class", value_name = "NAME")]
     pub class_name: Option<String>,
+    /// Print the machine-readable report the operator's build Jobs write instead — one line of
+    /// JSON, `{"signature", "descriptions", "source", "class", "convention"}` or `{"problem":
+    /// {"reason", "file", "line", "message"}}`, at most 4096 bytes — and exit 0 either way.
+    #[arg(long)]
+    pub json: bool,
+    /// With `--json`: also write the report to this file (a container's termination log).
+    #[arg(long, value_name = "PATH", requires = "json")]
+    pub termination_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,13 +236,16 @@ pub fn with_source(key: &Key, mut spec: ModelSpec, dir: Option<&Path>) -> Result
 /// The serving class `module.Class` in the model directory `dir`.
 #[instrument(level = "debug", err(level = "debug", Display))]
 pub fn read_class(dir: &Path, class_name: &str) -> Result<SourceSignature> {
+    let relative = class_file(dir, class_name)?;
+    read_file(&dir.join(relative), Some(class_name))
+}
+
+/// The file of `module.Class` in `dir`, relative to it.
+#[instrument(level = "debug", err(level = "debug", Display))]
+fn class_file(dir: &Path, class_name: &str) -> Result<PathBuf> {
     let candidates = source::module_files(class_name)
         .ok_or_else(|| anyhow!("className {class_name:?}: expected module.Class, e.g. serving.Classifier"))?;
-    let Some(file) = candidates
-        .iter()
-        .map(|path| dir.join(path))
-        .find(|path| path.is_file())
-    else {
+    let Some(file) = candidates.iter().find(|path| dir.join(path).is_file()) else {
         bail!(
             "className {class_name:?}: none of {} in {}",
             candidates
@@ -242,14 +256,20 @@ pub fn read_class(dir: &Path, class_name: &str) -> Result<SourceSignature> {
             dir.display()
         );
     };
-    read_file(&file, Some(class_name))
+    Ok(file.clone())
 }
 
 /// The signature the class in a Python file declares; a [`SourceProblem`] (as the error) when it
 /// declares none.
 #[instrument(level = "debug", err(level = "debug", Display))]
 pub fn read_file(file: &Path, class_name: Option<&str>) -> Result<SourceSignature> {
-    let name = file.display().to_string();
+    read_file_as(file, &file.display().to_string(), class_name)
+}
+
+/// [`read_file`], naming the file `name` in problems.
+#[instrument(level = "debug", err(level = "debug", Display))]
+fn read_file_as(file: &Path, name: &str, class_name: Option<&str>) -> Result<SourceSignature> {
+    let name = name.to_string();
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {name}"))?;
     if bytes.len() > source::MAX_SOURCE_BYTES {
         return Err(SourceProblem {
@@ -276,11 +296,81 @@ pub fn read_file(file: &Path, class_name: Option<&str>) -> Result<SourceSignatur
     Ok(source::read_signature(&name, &text, class_name)?)
 }
 
-/// `kea model signature`: the YAML to paste into the Model resource, descriptions as comments.
+/// `kea model signature`: the YAML to paste into the Model resource, or with `--json` the report
+/// of a build Job ([`signature_report`]).
+#[instrument(level = "debug", err(level = "debug", Display))]
+pub fn signature(args: &SignatureArgs) -> Result<String> {
+    if !args.json {
+        return signature_yaml(args);
+    }
+    let message = signature_report(&args.file, args.class_name.as_deref()).to_message();
+    if let Some(path) = &args.termination_log {
+        // The report is on stdout too; a build never fails for its docs.
+        if let Err(error) = std::fs::write(path, &message) {
+            eprintln!("warning: cannot write {}: {error}", path.display());
+        }
+    }
+    Ok(message + "\n")
+}
+
+/// The YAML to paste into the Model resource, descriptions as comments.
 #[instrument(level = "debug", err(level = "debug", Display))]
 pub fn signature_yaml(args: &SignatureArgs) -> Result<String> {
-    let found = read_file(&args.file, args.class_name.as_deref())?;
-    Ok(render_signature(&args.file.display().to_string(), &found))
+    let class_name = args.class_name.as_deref();
+    let (file, found) = match (args.file.is_dir(), class_name) {
+        (true, Some(class_name)) => {
+            let relative = class_file(&args.file, class_name)?;
+            let file = args.file.join(relative);
+            let found = read_file(&file, Some(class_name))?;
+            (file, found)
+        }
+        (true, None) => bail!(
+            "{} is a directory: name the class as --class module.Class",
+            args.file.display()
+        ),
+        (false, _) => (args.file.clone(), read_file(&args.file, class_name)?),
+    };
+    Ok(render_signature(&file.display().to_string(), &found))
+}
+
+/// What the class at `path` (a file, or the model's files with `class_name` = `module.Class`)
+/// declares, as the build Job reports it; files are named relative to a directory.
+#[instrument(level = "debug")]
+pub fn signature_report(path: &Path, class_name: Option<&str>) -> Report {
+    let (file, name) = if path.is_dir() {
+        let Some(class_name) = class_name else {
+            return Report::problem(
+                "ClassNotFound",
+                "no className to find the serving class by".into(),
+            );
+        };
+        let Some(candidates) = source::module_files(class_name) else {
+            return Report::problem(
+                "ClassNotFound",
+                format!("className {class_name}: expected module.Class, e.g. serving.Classifier"),
+            );
+        };
+        let Some(relative) = candidates.iter().find(|file| path.join(file).is_file()) else {
+            let names: Vec<String> = candidates.iter().map(|file| file.display().to_string()).collect();
+            return Report::problem(
+                "ClassNotFound",
+                format!(
+                    "className {class_name}: the version's files hold none of {}",
+                    names.join(", ")
+                ),
+            );
+        };
+        (path.join(relative), relative.display().to_string())
+    } else {
+        (path.to_path_buf(), path.display().to_string())
+    };
+    match read_file_as(&file, &name, class_name) {
+        Ok(found) => Report::of(&name, Ok(found)),
+        Err(error) => match error.downcast::<SourceProblem>() {
+            Ok(problem) => Report::of(&name, Err(problem)),
+            Err(error) => Report::problem("SourceUnreadable", format!("{error:#}")),
+        },
+    }
 }
 
 /// The signature as a `signature:` block with comments saying where it was read.

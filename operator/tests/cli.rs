@@ -249,3 +249,77 @@ fn model_signatures_from_serving_classes() {
     assert!(settings.get("inputs").is_none(), "{settings}");
     assert_eq!(settings["parameters"]["extra"]["class"], "serving.Classifier");
 }
+
+/// `kea model signature --json`: what the operator's build Jobs run on the version's files — one
+/// line of JSON on stdout and in the termination log, exit 0 whether the class declares its
+/// tensors or not.
+#[test]
+fn model_signature_reports_for_build_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(files.join("serving.py"), SERVING).unwrap();
+    let log = dir.path().join("termination-log");
+    let log_path = log.display().to_string();
+    let files_dir = files.display().to_string();
+    let report = |class: &str| {
+        let (ok, stdout, stderr) = kea(&[
+            "model",
+            "signature",
+            "--json",
+            "--termination-log",
+            &log_path,
+            "--class",
+            class,
+            &files_dir,
+        ]);
+        assert!(ok, "{stderr}");
+        let written = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(stdout.trim_end(), written);
+        assert!(written.len() <= 4096 && !written.contains('\n'), "{written}");
+        serde_json::from_str::<serde_json::Value>(&written).unwrap()
+    };
+    let read = report("serving.Classifier");
+    assert_eq!(read["source"], "serving.py:7");
+    assert_eq!(read["class"], "Classifier");
+    assert_eq!(read["convention"], "MLRun");
+    assert_eq!(
+        read["signature"]["inputs"][0],
+        serde_json::json!({"name": "measurements", "datatype": "FP32", "shape": [-1, 4]})
+    );
+    assert_eq!(
+        read["descriptions"]["inputs"]["measurements"],
+        "sepal and petal lengths and widths, in cm."
+    );
+    assert_eq!(read["descriptions"]["operation"], "Classifies iris flowers.");
+
+    // A class that declares nothing: the problem, still exit 0.
+    std::fs::write(
+        files.join("serving.py"),
+        SERVING.replace("        Inputs:\n            measurements (FP32[-1, 4]): sepal and petal lengths and widths, in cm.\n", ""),
+    )
+    .unwrap();
+    let problem = report("serving.Classifier");
+    assert_eq!(problem["problem"]["reason"], "NoTensorsDeclared", "{problem}");
+    assert_eq!(problem["problem"]["file"], "serving.py");
+    assert_eq!(problem["problem"]["line"], 13);
+    assert!(problem["problem"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Classifier.predict(self, body)"));
+    // No file for the module.
+    let missing = report("scoring.Classifier");
+    assert_eq!(missing["problem"]["reason"], "ClassNotFound");
+    assert_eq!(
+        missing["problem"]["message"],
+        "className scoring.Classifier: the version's files hold none of scoring.py, scoring/__init__.py"
+    );
+    // The YAML form reads a directory too.
+    std::fs::write(files.join("serving.py"), SERVING).unwrap();
+    let (ok, stdout, stderr) = kea(&["model", "signature", "--class", "serving.Classifier", &files_dir]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("class Classifier (line 7, MLRun convention)"),
+        "{stdout}"
+    );
+}

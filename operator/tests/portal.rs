@@ -56,7 +56,10 @@ fn web_dir() -> Result<PathBuf> {
     let dist = plugin_wasm("validate")?.parent().context("dist")?.to_path_buf();
     let web = dist.join("web");
     if !web.join("kea_validator_bg.wasm").exists() {
-        bail!("{} has no kea_validator_bg.wasm — run scripts/web-build.sh", web.display());
+        bail!(
+            "{} has no kea_validator_bg.wasm — run scripts/web-build.sh",
+            web.display()
+        );
     }
     Ok(web)
 }
@@ -229,8 +232,12 @@ fn start_gateway(upstream: &Upstream, big_operations: usize) -> Result<Gateway> 
     args.admin = format!("127.0.0.1:{admin}").parse()?;
     args.plugins_dir = plugin_wasm("validate")?.parent().context("dist")?.to_path_buf();
     args.services = vec![
-        format!("pets=127.0.0.1:{}", upstream.port).parse().map_err(anyhow::Error::msg)?,
-        format!("iris-v1=127.0.0.1:{}", upstream.port).parse().map_err(anyhow::Error::msg)?,
+        format!("pets=127.0.0.1:{}", upstream.port)
+            .parse()
+            .map_err(anyhow::Error::msg)?,
+        format!("iris-v1=127.0.0.1:{}", upstream.port)
+            .parse()
+            .map_err(anyhow::Error::msg)?,
     ];
     args.portal = Some(dir.path().join("portal"));
     args.web_dir = web_dir()?;
@@ -285,7 +292,13 @@ fn the_rendered_portal_lists_documents_and_checks_try_it_like_the_gateway() -> R
     let yaml = http::get(&format!("{origin}/docs/shop/pets/openapi.yaml"))?;
     assert_eq!(yaml.header("content-type"), Some("application/yaml"));
     assert!(yaml.body.contains("operationId: createPet"), "{}", yaml.body);
-    let elsewhere = http::send("GET", &format!("http://127.0.0.1:{}/docs/", gateway.port), &[("host", "api.test")], None)?;
+    check_compressed_validator(&format!("{origin}/docs/assets/kea_validator_bg.wasm"))?;
+    let elsewhere = http::send(
+        "GET",
+        &format!("http://127.0.0.1:{}/docs/", gateway.port),
+        &[("host", "api.test")],
+        None,
+    )?;
     assert_ne!(elsewhere.body, page.body, "the portal is only on the docs host");
 
     let plan = json!({
@@ -308,27 +321,47 @@ fn the_rendered_portal_lists_documents_and_checks_try_it_like_the_gateway() -> R
 
     // The index: every API and the model, with what a caller needs to know.
     let index = seen["index"].as_array().unwrap();
-    let row = |title: &str| index.iter().find(|row| row["title"] == title).cloned().unwrap_or_default();
-    assert_eq!(index.len(), 4, "pets, hostile, big and the model (not its pinned version): {index:#?}");
+    let row = |title: &str| {
+        index
+            .iter()
+            .find(|row| row["title"] == title)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        index.len(),
+        4,
+        "pets, hostile, big and the model (not its pinned version): {index:#?}"
+    );
     assert_eq!(row("Pets")["basePath"], "/pets");
     assert_eq!(row("Pets")["operations"], 2);
     assert_eq!(row("Pets")["auth"], "open (credentials optional)");
     assert_eq!(row("shop/big")["operations"], big);
     assert_eq!(row("iris (sklearn model)")["kind"], "model");
     assert_eq!(row("iris (sklearn model)")["versions"], "v1 100%");
-    assert_eq!(row(HOSTILE)["basePath"], "/hostile", "the hostile title shows as text");
+    assert_eq!(
+        row(HOSTILE)["basePath"],
+        "/hostile",
+        "the hostile title shows as text"
+    );
 
     // Try-it: what the browser predicts is what the gateway answers, byte for byte.
     let try_it = &seen["tryIt"][0];
     let invalid = &try_it["invalid"];
     assert_eq!(invalid["browser"]["verdict"], "failed", "{invalid:#}");
     assert_eq!(invalid["gateway"]["status"], 400, "{invalid:#}");
-    assert_eq!(invalid["browser"]["problem"], invalid["gateway"]["body"], "{invalid:#}");
+    assert_eq!(
+        invalid["browser"]["problem"], invalid["gateway"]["body"],
+        "{invalid:#}"
+    );
     let errors = invalid["gateway"]["body"]["errors"].as_array().unwrap();
     assert!(errors.len() >= 3, "{invalid:#}");
     let broken = &try_it["broken"];
     assert_eq!(broken["gateway"]["status"], 400, "{broken:#}");
-    assert_eq!(broken["browser"]["problem"], broken["gateway"]["body"], "{broken:#}");
+    assert_eq!(
+        broken["browser"]["problem"], broken["gateway"]["body"],
+        "{broken:#}"
+    );
     // The generated example passes in the browser and at the gateway, and reaches the API.
     let valid = &try_it["valid"];
     assert_eq!(valid["browser"]["verdict"], "passed", "{valid:#}");
@@ -345,11 +378,41 @@ fn the_rendered_portal_lists_documents_and_checks_try_it_like_the_gateway() -> R
 
     // Hostile strings are text: nothing ran, nothing broke the page.
     assert_eq!(seen["dialogs"], 0, "{seen:#}");
-    assert!(seen["visit"]["text"].as_str().unwrap().contains("<script>alert(\"title\")</script>"), "{seen:#}");
+    assert!(
+        seen["visit"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("<script>alert(\"title\")</script>"),
+        "{seen:#}"
+    );
     // A bundle the browser cannot load says so; the page still works.
     let broken = seen["brokenBundle"].as_str().unwrap_or_default();
     assert!(broken.contains("bundle did not load in the browser"), "{seen:#}");
     assert_eq!(seen["pageErrors"].as_array().map(Vec::len), Some(0), "{seen:#}");
+    Ok(())
+}
+
+/// The validator goes out gzip-compressed (under 1 MB) to browsers that take gzip, as it is to
+/// others.
+fn check_compressed_validator(url: &str) -> Result<()> {
+    let length = |response: &http::Response| {
+        response
+            .header("content-length")
+            .and_then(|length| length.parse::<usize>().ok())
+            .unwrap_or_default()
+    };
+    let compressed = http::send("GET", url, &[("accept-encoding", "gzip, deflate, br")], None)?;
+    assert_eq!(compressed.status, 200);
+    assert_eq!(compressed.header("content-encoding"), Some("gzip"));
+    assert_eq!(compressed.header("content-type"), Some("application/wasm"));
+    assert!(
+        length(&compressed) > 100_000 && length(&compressed) < 1_000_000,
+        "{:?}",
+        compressed.headers
+    );
+    let plain = http::send("GET", url, &[("accept-encoding", "gzip;q=0, identity")], None)?;
+    assert_eq!(plain.header("content-encoding"), None);
+    assert!(length(&plain) > length(&compressed), "{:?}", plain.headers);
     Ok(())
 }
 
@@ -403,20 +466,34 @@ async fn the_operator_portal_follows_the_cluster() -> Result<()> {
 
     // The catalog of the gateway whose docs host the request names, with the resource's status.
     let catalog = |host: &str| {
-        let response = http::send("GET", &operator.url("/docs/catalog.json"), &[("host", host)], None)?;
+        let response = http::send(
+            "GET",
+            &operator.url("/docs/catalog.json"),
+            &[("host", host)],
+            None,
+        )?;
         anyhow::ensure!(response.status == 200, "{}", response.body);
         Ok::<Value, anyhow::Error>(response.json())
     };
-    let listed = catalog(DOCS_HOST)?;
+    // (The page reads the operator's own watch, a moment behind the API server.)
+    let listed = eventually(Duration::from_secs(10), "pets Ready in the catalog", || async {
+        let listed = catalog(DOCS_HOST)?;
+        Ok((listed["entries"][0]["ready"]["status"] == "True").then_some(listed))
+    })
+    .await?;
     assert_eq!(listed["gateway"], format!("{NAMESPACE}/edge"));
     let pets = &listed["entries"][0];
     assert_eq!(pets["title"], "Pets");
-    assert_eq!(pets["ready"]["status"], "True", "{listed:#}");
-    assert_eq!(pets["versions"], json!([{"name": "v1", "weight": 70}, {"name": "v2", "weight": 30}]));
+    assert_eq!(
+        pets["versions"],
+        json!([{"name": "v1", "weight": 70}, {"name": "v2", "weight": 30}])
+    );
     // The validator's configuration is the plugin's own, with the bundle the gateway fetches.
     let config = http::get(&operator.url(&format!("/docs/{NAMESPACE}/pets/validator.json")))?.json();
     let bundle = http::get(&operator.url(&format!("/bundles/{NAMESPACE}/pets")))?.json();
     assert_eq!(config["apis"][0]["bundle"], bundle);
+
+    check_compressed_validator(&operator.url("/docs/assets/kea_validator_bg.wasm"))?;
 
     // Open the page; create and edit APIs while it is open.
     let port = operator.port;
@@ -445,20 +522,31 @@ async fn the_operator_portal_follows_the_cluster() -> Result<()> {
     assert!(status.success() && seen.get("error").is_none(), "{seen:#}");
     let appeared = created.elapsed();
     eprintln!("the new API appeared in the open page {appeared:?} after it was created");
-    assert!(appeared < Duration::from_secs(5), "the new API showed after {appeared:?}: {seen:#}");
-    assert!(seen["index"].as_array().unwrap().iter().any(|row| row["title"] == "Pets"));
+    assert!(
+        appeared < Duration::from_secs(5),
+        "the new API showed after {appeared:?}: {seen:#}"
+    );
+    assert!(seen["index"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|row| row["title"] == "Pets"));
 
     // An edit shows too (the catalog the page polls changes with the resource).
     apply(&client, &api("pets", "Pets, renamed")).await?;
-    eventually(Duration::from_secs(10), "the edited title in the catalog", || async {
-        let listed = catalog(DOCS_HOST)?;
-        Ok(listed["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|entry| entry["title"] == "Pets, renamed")
-            .then_some(()))
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the edited title in the catalog",
+        || async {
+            let listed = catalog(DOCS_HOST)?;
+            Ok(listed["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|entry| entry["title"] == "Pets, renamed")
+                .then_some(()))
+        },
+    )
     .await?;
 
     // A host no binding names gets every gateway's APIs.
@@ -468,11 +556,14 @@ async fn the_operator_portal_follows_the_cluster() -> Result<()> {
     // of the gateway's single sign-on; without single sign-on configured the binding is refused.
     apply(&client, &live_binding("Login")).await?;
     eventually(Duration::from_secs(20), "the binding refused", || async {
-        let Some(binding) = get(&client, "kea.dev/v1alpha1", "GatewayBinding", NAMESPACE, "edge").await? else {
+        let Some(binding) = get(&client, "kea.dev/v1alpha1", "GatewayBinding", NAMESPACE, "edge").await?
+        else {
             return Ok(None);
         };
         Ok(condition(&binding, "Ready")
-            .filter(|(status, _, message)| status == "False" && message.contains("docsAccess Login needs single sign-on"))
+            .filter(|(status, _, message)| {
+                status == "False" && message.contains("docsAccess Login needs single sign-on")
+            })
             .map(|_| ()))
     })
     .await?;
@@ -486,14 +577,29 @@ async fn the_operator_portal_follows_the_cluster() -> Result<()> {
     }}}});
     apply(&client, &with_sso).await?;
     let rule = eventually(Duration::from_secs(20), "the portal's auth rule", || async {
-        let Some(plugin) = get(&client, "extensions.istio.io/v1alpha1", "WasmPlugin", NAMESPACE, "kea-edge-auth").await? else {
+        let Some(plugin) = get(
+            &client,
+            "extensions.istio.io/v1alpha1",
+            "WasmPlugin",
+            NAMESPACE,
+            "kea-edge-auth",
+        )
+        .await?
+        else {
             return Ok(None);
         };
-        let first = plugin.pointer("/spec/pluginConfig/rules/0").cloned().unwrap_or_default();
+        let first = plugin
+            .pointer("/spec/pluginConfig/rules/0")
+            .cloned()
+            .unwrap_or_default();
         Ok((first["anyOf"] == json!(["browser"])).then_some(first))
     })
     .await?;
-    assert_eq!(rule["match"], json!({"hosts": [DOCS_HOST], "pathPrefix": "/docs/"}), "{rule:#}");
+    assert_eq!(
+        rule["match"],
+        json!({"hosts": [DOCS_HOST], "pathPrefix": "/docs/"}),
+        "{rule:#}"
+    );
     assert!(operator.running(), "{}", operator.logs());
     Ok(())
 }

@@ -4,7 +4,10 @@
 //! generated from the signature. Requests through the gateway get the frameworks' own predictions;
 //! wrong tensors are rejected at the gateway (the model's request counter does not move); 90/10
 //! between versions is observed; a crash-looping version reports why while the last good spec
-//! keeps serving; bad specs are conditions.
+//! keeps serving; bad specs are conditions. Custom models without `spec.signature` have their
+//! serving class read by the build Job: a documented class gives the published document its
+//! tensors and descriptions (and the gateway enforces them), a class that declares nothing is
+//! reported as `Documented=False` with its file and line, and served all the same.
 
 use anyhow::{bail, ensure, Context, Result};
 use kea_e2e::cluster::{Cluster, Namespace};
@@ -18,6 +21,10 @@ use std::time::{Duration, Instant};
 const GATEWAY: &str = "edge";
 const IRIS: (&str, &str, &str) = ("Model", "models", "iris");
 const SCORER: (&str, &str, &str) = ("Model", "models", "scorer");
+/// Custom models without a signature: the class of `documented.py` declares its tensors in
+/// `predict`'s docstring; the one of `serving.py` declares nothing.
+const SCORER_DOC: (&str, &str, &str) = ("Model", "models", "scorer-doc");
+const SCORER_PLAIN: (&str, &str, &str) = ("Model", "models", "scorer-plain");
 /// The first build pulls the runtime image into the builder and the built one into the node.
 const FIRST_READY: Duration = Duration::from_secs(900);
 
@@ -67,7 +74,7 @@ fn python() -> Result<std::path::PathBuf> {
 fn scorer_repository(root: &Path) -> Result<()> {
     let repo = root.join("scorer");
     std::fs::create_dir_all(repo.join("svc"))?;
-    for file in ["serving.py", "weights.json"] {
+    for file in ["serving.py", "documented.py", "weights.json"] {
         std::fs::copy(
             repo_root().join("tests/models/scorer").join(file),
             repo.join("svc").join(file),
@@ -151,6 +158,28 @@ spec:
     )
 }
 
+/// A custom Model from the same repository without `spec.signature`: the operator reads the
+/// tensors `class` declares.
+fn unsigned_scorer(name: &str, git: &str, class: &str) -> String {
+    format!(
+        r#"
+apiVersion: kea.dev/v1alpha1
+kind: Model
+metadata: {{name: {name}}}
+spec:
+  framework: custom
+  gateway: {GATEWAY}
+  hosts: ["*"]
+  versions:
+    - name: v1
+      git: {{url: "{git}/scorer", revision: v1, path: svc}}
+      className: {class}
+  auth: {{anonymous: true}}
+  validation: {{mode: enforce}}
+"#
+    )
+}
+
 fn infer_body(name: &str, datatype: &str, rows: &Value) -> Value {
     let count = rows.as_array().map_or(0, Vec::len);
     let width = rows[0].as_array().map_or(0, Vec::len);
@@ -174,6 +203,34 @@ async fn model_requests(ns: &Namespace, model: &str) -> Result<f64> {
             .sum::<f64>();
     }
     Ok(total)
+}
+
+/// Every wrong body gets 400 problem+json from the gateway, on the model's path and on its v1
+/// path, and none reaches the model (its request counter does not move).
+async fn refused_at_the_gateway(
+    ns: &Namespace,
+    model: &str,
+    base: &str,
+    wrong: &[(&str, Value)],
+) -> Result<()> {
+    let before = model_requests(ns, model).await?;
+    for (what, body) in wrong {
+        for path in [format!("{base}/infer"), format!("{base}/versions/v1/infer")] {
+            let response = post(&path, body)?;
+            assert_eq!(response.status, 400, "wrong {what} at {path}: {}", response.body);
+            assert_eq!(
+                response.header("content-type"),
+                Some("application/problem+json"),
+                "{what}"
+            );
+        }
+    }
+    assert_eq!(
+        model_requests(ns, model).await?,
+        before,
+        "a wrong tensor reached {model}"
+    );
+    Ok(())
 }
 
 fn post(url: &str, body: &Value) -> Result<http::Response> {
@@ -235,16 +292,20 @@ async fn models_are_built_deployed_split_validated_and_documented() -> Result<()
     let ns = cluster.namespace("kea-models").await?;
     let started = Instant::now();
     ns.apply(&format!(
-        "{}---{}---{}",
+        "{}---{}---{}---{}---{}",
         binding(),
         iris(&files, 90, 10, ""),
-        scorer(&git)
+        scorer(&git),
+        unsigned_scorer("scorer-doc", &git, "documented.Scorer"),
+        unsigned_scorer("scorer-plain", &git, "serving.Scorer"),
     ))
     .await?;
     ns.wait_condition(IRIS, "Ready", "True", None, FIRST_READY)
         .await?;
-    ns.wait_condition(SCORER, "Ready", "True", None, Duration::from_secs(300))
-        .await?;
+    for model in [SCORER, SCORER_DOC, SCORER_PLAIN] {
+        ns.wait_condition(model, "Ready", "True", None, Duration::from_secs(300))
+            .await?;
+    }
     eprintln!(
         "models ready {:.1} s after they were applied",
         started.elapsed().as_secs_f64()
@@ -320,7 +381,6 @@ async fn models_are_built_deployed_split_validated_and_documented() -> Result<()
     }
 
     // Wrong tensors never reach the model: 400 problem+json from the gateway.
-    let before = model_requests(&ns, "iris").await?;
     let wrong = [
         ("name", infer_body("features", "FP32", rows)),
         ("datatype", infer_body("measurements", "BYTES", rows)),
@@ -333,22 +393,7 @@ async fn models_are_built_deployed_split_validated_and_documented() -> Result<()
             json!({"inputs": [{"name": "measurements", "datatype": "FP32", "shape": [20], "data": rows}]}),
         ),
     ];
-    for (what, body) in &wrong {
-        for path in ["/v2/models/iris/infer", "/v2/models/iris/versions/v1/infer"] {
-            let response = post(&url(path), body)?;
-            assert_eq!(response.status, 400, "wrong {what} at {path}: {}", response.body);
-            assert_eq!(
-                response.header("content-type"),
-                Some("application/problem+json"),
-                "{what}"
-            );
-        }
-    }
-    assert_eq!(
-        model_requests(&ns, "iris").await?,
-        before,
-        "a wrong tensor reached the model"
-    );
+    refused_at_the_gateway(&ns, "iris", &url("/v2/models/iris"), &wrong).await?;
     // A version the model does not have is not routed anywhere.
     let missing = post(&url("/v2/models/iris/versions/v9/infer"), &body)?;
     assert!(
@@ -393,6 +438,8 @@ async fn models_are_built_deployed_split_validated_and_documented() -> Result<()
     let request = &document["components"]["schemas"]["Input0"]["properties"];
     assert_eq!(request["name"]["enum"], json!(["measurements"]));
     assert_eq!(request["datatype"]["enum"], json!(["FP32"]));
+
+    source_documented_models(cluster, &ns, &operator, &url).await?;
 
     // A version whose Pods cannot start: reported with the reason; v1/v2 keep serving as before.
     ns.apply(&iris(
@@ -483,5 +530,169 @@ async fn models_are_built_deployed_split_validated_and_documented() -> Result<()
         Err(error) => error,
     };
     assert!(format!("{refused:#}").contains("spec.framework"), "{refused:#}");
+    Ok(())
+}
+
+/// Custom models without `spec.signature`: their build Job read the serving class. The documented
+/// one is published with the tensors and descriptions of `predict`'s docstring, which the gateway
+/// enforces; the one that declares nothing says where and why, and is served with the generic
+/// document.
+async fn source_documented_models(
+    cluster: &Cluster,
+    ns: &Namespace,
+    operator: &str,
+    url: &dyn Fn(&str) -> String,
+) -> Result<()> {
+    let message = ns
+        .wait_condition(
+            SCORER,
+            "Documented",
+            "True",
+            Some("FromResource"),
+            Duration::from_secs(10),
+        )
+        .await?;
+    eprintln!("scorer: Documented FromResource: {message}");
+    let message = ns
+        .wait_condition(
+            SCORER_DOC,
+            "Documented",
+            "True",
+            Some("FromSource"),
+            Duration::from_secs(10),
+        )
+        .await?;
+    eprintln!("scorer-doc: Documented FromSource: {message}");
+    assert_eq!(message, "read from documented.py:11, MLRun class Scorer");
+    let status: Value = serde_json::from_str(&cluster.kubectl(&[
+        "-n",
+        &ns.name,
+        "get",
+        "model",
+        "scorer-doc",
+        "-o",
+        "json",
+    ])?)?;
+    let version = &status["status"]["versions"][0];
+    assert_eq!(
+        version["signatureSource"], "documented.py:11, MLRun class Scorer",
+        "{version}"
+    );
+    assert_eq!(
+        version["signature"]["inputs"][0],
+        json!({"name": "x", "datatype": "FP64", "shape": [-1, 3]}),
+        "{version}"
+    );
+    assert_eq!(
+        version["descriptions"]["inputs"]["x"], "three features per row.",
+        "{version}"
+    );
+
+    // The served documents: the weighted one and the version's pinned one.
+    for api in ["model-scorer-doc", "model-scorer-doc-v1"] {
+        let path = format!("/docs/{}/{api}/openapi.json", ns.name);
+        let served = http::get(&format!("http://{operator}:8080{path}"))?;
+        assert_eq!(served.status, 200, "{path}: {}", served.body);
+        let document = served.json();
+        let schemas = &document["components"]["schemas"];
+        assert_eq!(
+            schemas["Input0"]["properties"]["name"]["enum"],
+            json!(["x"]),
+            "{path}"
+        );
+        assert_eq!(
+            schemas["Input0"]["properties"]["datatype"]["enum"],
+            json!(["FP64"]),
+            "{path}"
+        );
+        assert_eq!(
+            schemas["Output0"]["properties"]["name"]["enum"],
+            json!(["score"]),
+            "{path}"
+        );
+        let input = schemas["Input0"]["description"].as_str().unwrap_or_default();
+        assert!(input.ends_with("three features per row."), "{path}: {input}");
+        assert_eq!(
+            document["paths"]["/infer"]["post"]["description"],
+            "Scores each row: the weighted sum of its features.",
+            "{path}"
+        );
+        let info = document["info"]["description"].as_str().unwrap_or_default();
+        assert!(
+            info.starts_with("Scores rows of three features with fixed weights."),
+            "{path}: {info}"
+        );
+    }
+
+    // Through the gateway: the class's own arithmetic; a wrong tensor never reaches it.
+    let x = json!([[1.0, 2.0, 3.0], [0.0, 0.0, 1.0]]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let scored = loop {
+        let scored = post(&url("/v2/models/scorer-doc/infer"), &infer_body("x", "FP64", &x))?;
+        if scored.status != 404 || Instant::now() >= deadline {
+            break scored;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(scored.status, 200, "{}", scored.body);
+    assert_eq!(scored.json()["outputs"][0]["name"], "score", "{}", scored.body);
+    assert_eq!(
+        scored.json()["outputs"][0]["data"],
+        json!([4.5, 2.0]),
+        "{}",
+        scored.body
+    );
+    let wrong = [
+        ("name", infer_body("features", "FP64", &x)),
+        ("datatype", infer_body("x", "INT64", &json!([[1, 2, 3]]))),
+        ("shape", infer_body("x", "FP64", &json!([[1.0, 2.0]]))),
+    ];
+    refused_at_the_gateway(ns, "scorer-doc", &url("/v2/models/scorer-doc"), &wrong).await?;
+
+    // A class that declares nothing: where and why, and the model is served all the same.
+    let message = ns
+        .wait_condition(
+            SCORER_PLAIN,
+            "Documented",
+            "False",
+            Some("NoTensorsDeclared"),
+            Duration::from_secs(10),
+        )
+        .await?;
+    eprintln!("scorer-plain: Documented NoTensorsDeclared: {message}");
+    assert!(
+        message.starts_with("serving.py:20: Scorer.predict(self, body) takes the whole request body"),
+        "{message}"
+    );
+    let (ready, reason, _) = ns.condition(SCORER_PLAIN, "Ready").await?.unwrap_or_default();
+    assert_eq!((ready.as_str(), reason.as_str()), ("True", "Ready"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let scored = loop {
+        let scored = post(
+            &url("/v2/models/scorer-plain/infer"),
+            &infer_body("x", "FP64", &x),
+        )?;
+        if scored.status != 404 || Instant::now() >= deadline {
+            break scored;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(scored.status, 200, "{}", scored.body);
+    assert_eq!(
+        scored.json()["outputs"][0]["data"],
+        json!([4.5, 2.0]),
+        "{}",
+        scored.body
+    );
+    let path = format!("/docs/{}/model-scorer-plain/openapi.json", ns.name);
+    let served = http::get(&format!("http://{operator}:8080{path}"))?;
+    assert_eq!(served.status, 200, "{path}: {}", served.body);
+    let document = served.json();
+    assert!(
+        document["components"]["schemas"].get("Input0").is_none(),
+        "{path}: {document}"
+    );
+    let info = document["info"]["description"].as_str().unwrap_or_default();
+    assert!(info.contains("`Documented` condition says why"), "{info}");
     Ok(())
 }

@@ -32,6 +32,8 @@ pub struct HttpState {
     pub models: Store<Model>,
     /// Where the in-browser validator's files are (`dist/web` built by `scripts/web-build.sh`).
     pub portal_assets: Option<std::path::PathBuf>,
+    /// Portal files gzip-compressed, by the digest of their content.
+    pub gzipped: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<[u8]>>>>,
     /// Documents summarised for the portal's index, by bundle sha256.
     pub summaries: Arc<std::sync::Mutex<std::collections::HashMap<String, crate::render::portal::Summary>>>,
     /// Standalone gateways' listeners and clusters.

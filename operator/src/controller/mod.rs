@@ -5,10 +5,10 @@ mod api;
 pub mod apply;
 mod gateway;
 pub mod http;
-pub mod portal;
 pub mod lease;
 pub mod metrics;
 mod model;
+pub mod portal;
 mod registry;
 mod standalone;
 
@@ -99,6 +99,12 @@ pub struct Settings {
     /// tensorflow, custom); model images are built on them.
     #[arg(long, value_delimiter = ',', value_parser = framework_image, env = "KEA_RUNTIME_IMAGES")]
     pub runtime_image: Vec<(String, String)>,
+    /// This operator's own image (`kea`): the build Jobs of `custom` Models without
+    /// `spec.signature` run it to read the tensors the serving class declares (`kea model signature
+    /// --json`). Without it those models are served with the generic Open Inference Protocol
+    /// document (condition `Documented=False`, `OperatorImageUnknown`).
+    #[arg(long, env = "KEA_OPERATOR_IMAGE")]
+    pub operator_image: Option<String>,
 }
 
 fn framework_image(text: &str) -> Result<(String, String), String> {
@@ -258,6 +264,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         models: watch_all::<Model>(&client),
         portal_assets: settings.portal_assets.clone(),
         summaries: Arc::default(),
+        gzipped: Arc::default(),
         xds,
         metrics: metrics.clone(),
         ready,

@@ -1,6 +1,9 @@
 //! The Model controller: builds each version's image with a Job (unless the version names one),
 //! deploys each version (Deployment + Service), publishes the model through owned ApiDefinitions
 //! once every version is available, removes versions that left the spec, and reports conditions.
+//! A `custom` model without `spec.signature` has each version's serving class read by its build
+//! Job; the report (the Job's `signature` init container's termination message) goes into
+//! `status.versions[]`, the `Documented` condition and the published documents.
 //! Until a new spec is fully available the ApiDefinitions keep what they served: a broken
 //! version never takes the model down, and nothing is published half-deployed.
 
@@ -8,7 +11,8 @@ use super::Context;
 use crate::crd::{
     condition, is_true, ApiDefinition, CommonStatus, Conditions, Model, ModelStatus, Verdict, VersionStatus,
 };
-use crate::render::model::objects::{self, Images, MODEL_LABEL, VERSION_LABEL};
+use crate::render::model::documented::{self, Report, VersionDocs, SIGNATURE_CONTAINER};
+use crate::render::model::objects::{self, Images, SourceReader, MODEL_LABEL, VERSION_LABEL};
 use crate::render::model::{self as render, CheckedVersion, Source};
 use crate::render::Key;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -31,6 +35,7 @@ pub mod model_condition {
     pub const VERSIONS_READY: &str = "VersionsReady";
     /// The gateway serves the model as specified (its ApiDefinitions are ready).
     pub const PUBLISHED: &str = "Published";
+    // `Documented` (not part of `Ready`): crate::render::model::documented::DOCUMENTED.
 }
 use model_condition::{IMAGES_READY, PUBLISHED, VERSIONS_READY};
 
@@ -78,6 +83,8 @@ struct VersionState {
     status: VersionStatus,
     /// Why it is not available (condition, reason, message).
     problem: Option<(&'static str, String, String)>,
+    /// Where its serving class's docs stand, when the operator reads them.
+    docs: Option<VersionDocs>,
 }
 
 impl VersionState {
@@ -89,6 +96,7 @@ impl VersionState {
                 ..Default::default()
             },
             problem: None,
+            docs: None,
         }
     }
 
@@ -141,7 +149,9 @@ async fn reconcile_inner(model: &Model, ctx: &Context) -> Result<(Action, bool),
         Some((_, reason, message)) => Verdict::failed(VERSIONS_READY, &reason, message),
     });
     if all_available {
-        for api in objects::api_definitions(&key, &model.spec, &checked.versions, &owner) {
+        let statuses: Vec<VersionStatus> = states.iter().map(|state| state.status.clone()).collect();
+        let read = documented::from_status(&statuses);
+        for api in objects::documented_api_definitions(&key, &model.spec, &checked.versions, &read, &owner) {
             ctx.apply(&api).await?;
         }
         remove_stale(&key, &checked.versions, ctx).await?;
@@ -150,6 +160,12 @@ async fn reconcile_inner(model: &Model, ctx: &Context) -> Result<(Action, bool),
     let ready = Conditions::ready(&verdicts, "the gateway serves every version");
     let is_ready = ready.ok;
     verdicts.insert(0, ready);
+    // After `Ready`: a model whose classes declare nothing still serves.
+    let docs: Vec<(String, VersionDocs)> = states
+        .iter()
+        .filter_map(|state| Some((state.status.name.clone(), state.docs.clone()?)))
+        .collect();
+    verdicts.push(documented::documented(&model.spec, &docs));
     write_status(
         model,
         &key,
@@ -176,7 +192,23 @@ async fn reconcile_version(
     owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
     ctx: &Context,
 ) -> Result<VersionState, Error> {
-    let state = VersionState::new(&version.name);
+    let mut state = VersionState::new(&version.name);
+    let declared = model.spec.versions.iter().find(|v| v.name == version.name);
+    // The class the build reads, for a custom model without `spec.signature`.
+    let class = declared.and_then(|declared| documented::reads_source(&model.spec, declared));
+    if model.spec.framework == crate::crd::Framework::Custom && model.spec.signature.is_none() {
+        state.docs = Some(match (&version.source, class, &ctx.settings.operator_image) {
+            (Source::Image(_), _, _) | (_, None, _) => VersionDocs::Problem {
+                reason: "ReadyImage".into(),
+                message: "a ready image: no serving class is read from it; give spec.signature".into(),
+            },
+            (_, Some(_), None) => operator_image_unknown(),
+            (_, Some(_), Some(_)) => VersionDocs::Problem {
+                reason: "NotBuilt".into(),
+                message: "the serving class is read when the version's image is built (ImagesReady says why it is not)".into(),
+            },
+        });
+    }
     let (image, package_digest) = match &version.source {
         Source::Image(image) => (image.clone(), None),
         _ => {
@@ -194,7 +226,36 @@ async fn reconcile_version(
                 return Ok(state.fail("BuildFailed", IMAGES_READY, "NoBuilder", message));
             }
             let package = objects::version_package(key, &model.spec, version, runtime);
-            match build(key, version, &package, runtime, images, owner, ctx).await? {
+            let reader =
+                class
+                    .zip(ctx.settings.operator_image.as_deref())
+                    .map(|(class_name, operator_image)| SourceReader {
+                        source: &version.source,
+                        class_name,
+                        operator_image,
+                    });
+            let (built, job_docs) =
+                build(key, version, &package, runtime, images, reader, owner, ctx).await?;
+            if class.is_some() {
+                let name = objects::build_name(&key.name, &version.name, &package);
+                let previous = model
+                    .status
+                    .as_ref()
+                    .and_then(|status| status.versions.iter().find(|v| v.name == version.name));
+                let image = match &built {
+                    Built::Image(image) => Some(image.as_str()),
+                    _ => None,
+                };
+                state.docs = Some(read_docs(
+                    &mut state.status,
+                    &name,
+                    job_docs,
+                    image,
+                    previous,
+                    ctx.settings.operator_image.is_some(),
+                ));
+            }
+            match built {
                 Built::Image(image) => (image, Some(package.digest())),
                 Built::Running => {
                     let mut state = state.fail(
@@ -217,7 +278,6 @@ async fn reconcile_version(
             }
         }
     };
-    let mut state = state;
     state.status.image = Some(image.clone());
     state.status.service = Some(format!(
         "{}/{}",
@@ -243,7 +303,91 @@ enum Built {
     Failed(String),
 }
 
-/// The build Job of a package: started when absent; its pushed digest once it succeeded.
+/// What a build Job says about the serving class it read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum JobDocs {
+    /// The Job has no [`SIGNATURE_CONTAINER`] (created without `--operator-image`).
+    NotAsked,
+    /// Not finished yet.
+    Pending,
+    /// The container's termination message.
+    Reported(String),
+    /// Finished, but no Pod holds the message (deleted Pods).
+    Missing,
+}
+
+/// `Documented=False`, `OperatorImageUnknown`.
+#[instrument(level = "trace")]
+fn operator_image_unknown() -> VersionDocs {
+    VersionDocs::Problem {
+        reason: "OperatorImageUnknown".into(),
+        message: "the operator has no --operator-image (KEA_OPERATOR_IMAGE) to read the serving class with; set it, or give spec.signature".into(),
+    }
+}
+
+/// A version's docs from its build Job (`job` is its name), written into its status. A finished
+/// Job whose Pods are gone keeps what the previous status read for the same image.
+#[instrument(level = "debug", skip(status, previous), ret)]
+fn read_docs(
+    status: &mut VersionStatus,
+    job: &str,
+    docs: JobDocs,
+    image: Option<&str>,
+    previous: Option<&VersionStatus>,
+    operator_image_known: bool,
+) -> VersionDocs {
+    let message = match docs {
+        JobDocs::Pending => return VersionDocs::Pending,
+        JobDocs::NotAsked if !operator_image_known => return operator_image_unknown(),
+        JobDocs::NotAsked => {
+            return VersionDocs::Problem {
+                reason: "SourceNotRead".into(),
+                message: format!("build Job {job} was started without --operator-image and did not read the serving class; delete it to rebuild the version and read it"),
+            }
+        }
+        JobDocs::Missing => {
+            let kept = previous.filter(|previous| image.is_some() && previous.image.as_deref() == image);
+            if let Some(signature) = kept.and_then(|previous| previous.signature.clone()) {
+                status.signature = Some(signature);
+                status.signature_source = kept.and_then(|previous| previous.signature_source.clone());
+                status.descriptions = kept.and_then(|previous| previous.descriptions.clone());
+                return VersionDocs::Read(status.signature_source.clone().unwrap_or_default());
+            }
+            return VersionDocs::Problem {
+                reason: "SourceNotRead".into(),
+                message: format!("build Job {job} finished, but none of its Pods reports what the serving class declares; delete the Job to rebuild the version and read it"),
+            };
+        }
+        JobDocs::Reported(message) => message,
+    };
+    report_docs(status, job, &message)
+}
+
+/// A version's docs from the termination message of its build's [`SIGNATURE_CONTAINER`].
+#[instrument(level = "debug", skip(status, message), ret)]
+fn report_docs(status: &mut VersionStatus, job: &str, message: &str) -> VersionDocs {
+    match Report::parse(message) {
+        Ok(Report::Read(read)) => {
+            let source = read.signature_source();
+            status.signature = Some(read.signature);
+            status.signature_source = Some(source.clone());
+            status.descriptions = (read.descriptions != Default::default()).then_some(read.descriptions);
+            VersionDocs::Read(source)
+        }
+        Ok(Report::Problem { problem }) => VersionDocs::Problem {
+            reason: problem.reason.clone(),
+            message: problem.located(),
+        },
+        Err(error) => VersionDocs::Problem {
+            reason: "UnreadableReport".into(),
+            message: format!("build Job {job}, container {SIGNATURE_CONTAINER}: {error}"),
+        },
+    }
+}
+
+/// The build Job of a package: started when absent; its pushed digest once it succeeded, and what
+/// its [`SIGNATURE_CONTAINER`] read.
+#[allow(clippy::too_many_arguments)]
 #[instrument(level = "debug", skip_all, fields(version = version.name), err(Display))]
 async fn build(
     key: &Key,
@@ -251,9 +395,10 @@ async fn build(
     package: &crate::render::model::package::Package,
     runtime: &str,
     images: &Images,
+    reader: Option<SourceReader<'_>>,
     owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
     ctx: &Context,
-) -> Result<Built, Error> {
+) -> Result<(Built, JobDocs), Error> {
     let name = objects::build_name(&key.name, &version.name, package);
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &key.namespace);
     let Some(job) = jobs.get_opt(&name).await? else {
@@ -265,12 +410,24 @@ async fn build(
             package,
             runtime,
             images,
+            reader,
             owner,
         ))
         .await?;
         tracing::info!(job = name, "image build started");
-        return Ok(Built::Running);
+        let docs = if reader.is_some() {
+            JobDocs::Pending
+        } else {
+            JobDocs::NotAsked
+        };
+        return Ok((Built::Running, docs));
     };
+    let reads = job
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.template.spec.as_ref())
+        .and_then(|spec| spec.init_containers.as_ref())
+        .is_some_and(|init| init.iter().any(|container| container.name == SIGNATURE_CONTAINER));
     let status = job.status.unwrap_or_default();
     let finished = |kind: &str| {
         status
@@ -281,35 +438,102 @@ async fn build(
     };
     let succeeded = status.succeeded.unwrap_or(0) > 0 || finished("Complete");
     if !succeeded && !finished("Failed") {
-        return Ok(Built::Running);
+        let docs = if reads {
+            JobDocs::Pending
+        } else {
+            JobDocs::NotAsked
+        };
+        return Ok((Built::Running, docs));
     }
-    // The digest (or the failure) is the build container's termination message.
+    // The digest (or the failure) is the build container's termination message; what the class
+    // declares, the signature container's; a failed fetch, the fetch container's.
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &key.namespace);
-    let messages: Vec<(bool, String)> = pods
+    let pods = pods
         .list(&ListParams::default().labels(&format!("job-name={name}")))
         .await?
-        .items
-        .into_iter()
-        .filter_map(|pod| {
-            let terminated = pod
-                .status?
-                .container_statuses?
-                .into_iter()
-                .next()?
-                .state?
-                .terminated?;
-            Some((
-                terminated.exit_code == 0,
-                terminated.message.unwrap_or_default().trim().to_string(),
-            ))
+        .items;
+    let docs = match (reads, signature_report(&pods)) {
+        (false, _) => JobDocs::NotAsked,
+        (true, Some(message)) => JobDocs::Reported(message),
+        (true, None) => JobDocs::Missing,
+    };
+    let messages: Vec<(bool, String)> = pods.iter().filter_map(build_message).collect();
+    Ok((
+        built(&name, succeeded, &messages, key, version, package, images),
+        docs,
+    ))
+}
+
+/// The report of the first build Pod whose [`SIGNATURE_CONTAINER`] finished with one.
+#[instrument(level = "trace", skip_all, ret)]
+fn signature_report(pods: &[Pod]) -> Option<String> {
+    pods.iter().find_map(|pod| {
+        let statuses = pod.status.as_ref()?.init_container_statuses.as_ref()?;
+        let terminated = statuses
+            .iter()
+            .find(|status| status.name == SIGNATURE_CONTAINER)?
+            .state
+            .as_ref()?
+            .terminated
+            .as_ref()?;
+        let message = terminated.message.as_deref()?.trim();
+        (!message.is_empty()).then(|| message.to_string())
+    })
+}
+
+/// A finished build Pod: whether it succeeded, and its build container's termination message (or
+/// the last line of the init container that failed).
+#[instrument(level = "trace", skip_all, ret)]
+fn build_message(pod: &Pod) -> Option<(bool, String)> {
+    let status = pod.status.as_ref()?;
+    let failed_init = status.init_container_statuses.iter().flatten().find_map(|init| {
+        let terminated = init.state.as_ref()?.terminated.as_ref()?;
+        (terminated.exit_code != 0).then(|| {
+            let why = terminated
+                .message
+                .as_deref()
+                .and_then(last_line)
+                .unwrap_or_else(|| terminated.reason.clone().unwrap_or_default());
+            format!(
+                "init container {} exited {}: {why}",
+                init.name, terminated.exit_code
+            )
         })
-        .collect();
+    });
+    if let Some(message) = failed_init {
+        return Some((false, message));
+    }
+    let terminated = status
+        .container_statuses
+        .as_ref()?
+        .first()?
+        .state
+        .as_ref()?
+        .terminated
+        .as_ref()?;
+    Some((
+        terminated.exit_code == 0,
+        terminated.message.clone().unwrap_or_default().trim().to_string(),
+    ))
+}
+
+/// The image a finished build pushed, or why it failed.
+#[instrument(level = "trace", skip_all)]
+fn built(
+    name: &str,
+    succeeded: bool,
+    messages: &[(bool, String)],
+    key: &Key,
+    version: &CheckedVersion,
+    package: &crate::render::model::package::Package,
+    images: &Images,
+) -> Built {
     if succeeded {
         let digest = messages
             .iter()
             .find(|(ok, message)| *ok && message.starts_with("sha256:") && message.len() == 71)
             .map(|(_, digest)| digest.clone());
-        return Ok(match digest {
+        return match digest {
             Some(digest) => {
                 let tag = objects::built_image_tag(images, key, &version.name, package);
                 let repository = tag
@@ -319,7 +543,7 @@ async fn build(
                 Built::Image(format!("{repository}@{digest}"))
             }
             None => Built::Failed(format!("Job {name} succeeded but reported no image digest")),
-        });
+        };
     }
     let reason = messages
         .iter()
@@ -327,7 +551,7 @@ async fn build(
         .find(|(ok, message)| !ok && !message.is_empty())
         .map(|(_, message)| message.clone())
         .unwrap_or_else(|| format!("Job {name} failed"));
-    Ok(Built::Failed(reason))
+    Built::Failed(reason)
 }
 
 /// A version's rollout from its Deployment and Pods: available, progressing, or failing and why.
@@ -658,4 +882,246 @@ async fn write_status(
     super::apply::apply_status::<Model>(&ctx.client, &key.namespace, &key.name, &status).await?;
     ctx.metrics.writes.inc();
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A build Pod as the API server returns it: its init containers' and build container's
+    /// states.
+    fn pod(init: serde_json::Value, build: serde_json::Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "kea-build-scorer-v1-0123456789-abcde"},
+            "status": {"initContainerStatuses": init, "containerStatuses": build},
+        }))
+        .unwrap()
+    }
+
+    fn terminated(name: &str, exit: i32, message: &str) -> serde_json::Value {
+        json!({
+            "name": name, "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": exit, "message": message, "reason": if exit == 0 { "Completed" } else { "Error" }}},
+        })
+    }
+
+    const READ: &str = r#"{"signature":{"inputs":[{"name":"x","datatype":"FP64","shape":[-1,3]}],"outputs":[{"name":"score","datatype":"FP64","shape":[-1]}]},"descriptions":{"operation":"Scores each row.","inputs":{"x":"three features per row."}},"source":"documented.py:7","class":"Scorer","convention":"MLRun"}"#;
+
+    #[test]
+    fn the_signature_containers_report_is_read_from_the_build_pod() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let done = pod(
+            json!([
+                terminated("fetch", 0, ""),
+                terminated(SIGNATURE_CONTAINER, 0, READ)
+            ]),
+            json!([terminated("build", 0, &digest)]),
+        );
+        assert_eq!(
+            signature_report(std::slice::from_ref(&done)).as_deref(),
+            Some(READ)
+        );
+        assert_eq!(build_message(&done), Some((true, digest)));
+
+        let mut status = VersionStatus {
+            name: "v1".into(),
+            ..Default::default()
+        };
+        let docs = read_docs(
+            &mut status,
+            "kea-build-scorer-v1-0",
+            JobDocs::Reported(READ.into()),
+            Some("reg/img@sha256:1"),
+            None,
+            true,
+        );
+        assert_eq!(
+            docs,
+            VersionDocs::Read("documented.py:7, MLRun class Scorer".into())
+        );
+        assert_eq!(
+            status.signature_source.as_deref(),
+            Some("documented.py:7, MLRun class Scorer")
+        );
+        assert_eq!(status.signature.as_ref().unwrap().inputs[0].name, "x");
+        let descriptions = status.descriptions.as_ref().unwrap();
+        assert_eq!(descriptions.inputs["x"], "three features per row.");
+        // The status as `kubectl get -o json` shows it.
+        let shown = serde_json::to_value(&status).unwrap();
+        assert_eq!(shown["signatureSource"], "documented.py:7, MLRun class Scorer");
+        assert_eq!(shown["descriptions"]["operation"], "Scores each row.");
+
+        // The status → the published documents.
+        let read = documented::from_status(&[status.clone()]);
+        let mut spec = crate::crd::ModelSpec {
+            framework: crate::crd::Framework::Custom,
+            versions: vec![crate::crd::ModelVersion {
+                name: "v1".into(),
+                class_name: Some("documented.Scorer".into()),
+                git: Some(crate::crd::GitSource {
+                    url: "git://10.0.0.1/scorer".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            gateway: "edge".into(),
+            hosts: vec!["*".into()],
+            ..Default::default()
+        };
+        let checked = render::check("scorer", &spec).unwrap();
+        let apis = objects::documented_api_definitions(
+            &Key::new("ml", "scorer"),
+            &spec,
+            &checked.versions,
+            &read,
+            &Default::default(),
+        );
+        for api in &apis {
+            let document = &api["spec"]["schema"]["openapi"];
+            assert_eq!(
+                document["components"]["schemas"]["Output0"]["properties"]["name"]["enum"],
+                json!(["score"])
+            );
+            assert_eq!(
+                document["paths"]["/infer"]["post"]["description"],
+                "Scores each row."
+            );
+        }
+        // The condition.
+        let verdict = documented::documented(&spec, &[("v1".into(), docs)]);
+        assert!(verdict.ok);
+        assert_eq!(verdict.reason, "FromSource");
+        assert_eq!(verdict.message, "read from documented.py:7, MLRun class Scorer");
+        spec.signature = read["v1"].signature.clone().into();
+        assert_eq!(documented::documented(&spec, &[]).reason, "FromResource");
+    }
+
+    #[test]
+    fn problems_and_missing_reports_are_conditions() {
+        let problem = r#"{"problem":{"reason":"NoTensorsDeclared","file":"serving.py","line":19,"message":"Scorer.predict(self, body) takes the whole request body"}}"#;
+        let mut status = VersionStatus::default();
+        let docs = read_docs(
+            &mut status,
+            "job",
+            JobDocs::Reported(problem.into()),
+            None,
+            None,
+            true,
+        );
+        assert_eq!(
+            docs,
+            VersionDocs::Problem {
+                reason: "NoTensorsDeclared".into(),
+                message: "serving.py:19: Scorer.predict(self, body) takes the whole request body".into()
+            }
+        );
+        assert!(status.signature.is_none());
+
+        let docs = read_docs(
+            &mut status,
+            "job",
+            JobDocs::Reported("garbage".into()),
+            None,
+            None,
+            true,
+        );
+        let VersionDocs::Problem { reason, message } = docs else {
+            panic!()
+        };
+        assert_eq!(reason, "UnreadableReport");
+        assert!(
+            message.starts_with("build Job job, container signature: not a signature report"),
+            "{message}"
+        );
+
+        let reason = |docs: VersionDocs| match docs {
+            VersionDocs::Problem { reason, .. } => reason,
+            other => panic!("{other:?}"),
+        };
+        let mut status = VersionStatus::default();
+        assert_eq!(
+            reason(read_docs(
+                &mut status,
+                "job",
+                JobDocs::NotAsked,
+                None,
+                None,
+                false
+            )),
+            "OperatorImageUnknown"
+        );
+        assert_eq!(
+            reason(read_docs(&mut status, "job", JobDocs::NotAsked, None, None, true)),
+            "SourceNotRead"
+        );
+        assert_eq!(
+            read_docs(&mut status, "job", JobDocs::Pending, None, None, true),
+            VersionDocs::Pending
+        );
+        // Pods gone: what the status read for the same image is kept.
+        let mut previous = VersionStatus {
+            name: "v1".into(),
+            image: Some("img@sha256:1".into()),
+            ..Default::default()
+        };
+        read_docs(
+            &mut previous,
+            "job",
+            JobDocs::Reported(READ.into()),
+            None,
+            None,
+            true,
+        );
+        let mut status = VersionStatus::default();
+        let docs = read_docs(
+            &mut status,
+            "job",
+            JobDocs::Missing,
+            Some("img@sha256:1"),
+            Some(&previous),
+            true,
+        );
+        assert_eq!(
+            docs,
+            VersionDocs::Read("documented.py:7, MLRun class Scorer".into())
+        );
+        assert_eq!(status.signature, previous.signature);
+        let mut status = VersionStatus::default();
+        assert_eq!(
+            reason(read_docs(
+                &mut status,
+                "job",
+                JobDocs::Missing,
+                Some("img@sha256:2"),
+                Some(&previous),
+                true
+            )),
+            "SourceNotRead"
+        );
+
+        // A failed fetch is the build's failure.
+        let failed = pod(
+            json!([terminated(
+                "fetch",
+                1,
+                "cloning...\nfatal: repository not found\n"
+            )]),
+            json!([{"name": "build", "image": "b", "imageID": "", "ready": false, "restartCount": 0, "state": {"waiting": {"reason": "PodInitializing"}}}]),
+        );
+        assert_eq!(
+            build_message(&failed),
+            Some((
+                false,
+                "init container fetch exited 1: fatal: repository not found".into()
+            ))
+        );
+        assert_eq!(signature_report(&[failed]), None);
+    }
 }

@@ -5,9 +5,12 @@
 
 use super::http::{problem, HttpState};
 use crate::crd::{ApiDefinition, GatewayBinding};
+use crate::render::model::documented;
 use crate::render::model::objects::{MODEL_LABEL, VERSION_LABEL};
 use crate::render::objects::{api_object_name, BUNDLE_KEY, BUNDLE_SHA_ANNOTATION, DOCUMENT_KEY};
-use crate::render::portal::{self, Catalog, Readiness, Source, Summary, ASSETS, SECURITY_HEADERS, VALIDATOR_FILES};
+use crate::render::portal::{
+    self, Catalog, ModelSource, Readiness, Source, Summary, ASSETS, SECURITY_HEADERS, VALIDATOR_FILES,
+};
 use crate::render::Key;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -32,10 +35,28 @@ pub fn routes() -> Router<HttpState> {
         .route("/docs/{namespace}/{api}/{file}", get(entry_file))
 }
 
-/// A portal file: its media type, the portal's security headers, and revalidation on every use
-/// (`no-cache` + `ETag`), so an edit shows at once and an unchanged file costs a 304.
-fn file(request: &HeaderMap, content_type: &str, body: Vec<u8>) -> Response {
-    let etag = format!("\"{}\"", crate::render::standalone::hex(&Sha256::digest(&body)[..12]));
+/// A portal file: its media type, the portal's security headers, revalidation on every use
+/// (`no-cache` + `ETag`), so an edit shows at once and an unchanged file costs a 304, and gzip
+/// for clients that take it (compressed once per content: see [`HttpState::gzipped`]).
+fn file(state: &HttpState, request: &HeaderMap, content_type: &str, body: Vec<u8>) -> Response {
+    let digest = crate::render::standalone::hex(Sha256::digest(&body).get(..12).unwrap_or_default());
+    let compress = body.len() >= portal::GZIP_MIN_BYTES
+        && request
+            .get_all(header::ACCEPT_ENCODING)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .any(portal::accepts_gzip);
+    // Each representation has its own strong validator (RFC 9110 8.8.3).
+    let etag = if compress {
+        format!("\"{digest}-gz\"")
+    } else {
+        format!("\"{digest}\"")
+    };
+    let body = if compress {
+        gzipped(state, &digest, &body)
+    } else {
+        body
+    };
     let fresh = request
         .get_all(header::IF_NONE_MATCH)
         .iter()
@@ -52,31 +73,71 @@ fn file(request: &HeaderMap, content_type: &str, body: Vec<u8>) -> Response {
         headers.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
     }
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if compress {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     if let Ok(value) = HeaderValue::from_str(&etag) {
         headers.insert(header::ETAG, value);
     }
     response
 }
 
-async fn index(headers: HeaderMap) -> Response {
+/// Compressed bodies kept; past this many the cache starts over.
+const GZIPPED: usize = 256;
+
+/// `body` gzip-compressed, from the cache when this content was compressed before (the validator
+/// is 2.4 MB: compressing it per request would cost every visitor ~100 ms of CPU).
+fn gzipped(state: &HttpState, digest: &str, body: &[u8]) -> Vec<u8> {
+    if let Some(known) = state
+        .gzipped
+        .lock()
+        .ok()
+        .and_then(|cache| cache.get(digest).cloned())
+    {
+        return known.to_vec();
+    }
+    let compressed: Arc<[u8]> = portal::gzip(body).into();
+    if let Ok(mut cache) = state.gzipped.lock() {
+        if cache.len() >= GZIPPED {
+            cache.clear();
+        }
+        cache.insert(digest.to_string(), Arc::clone(&compressed));
+    }
+    compressed.to_vec()
+}
+
+async fn index(State(state): State<HttpState>, headers: HeaderMap) -> Response {
     let [page, ..] = ASSETS;
-    file(&headers, page.content_type, page.body.as_bytes().to_vec())
+    file(&state, &headers, page.content_type, page.body.as_bytes().to_vec())
 }
 
 #[instrument(level = "debug", skip(state, headers))]
 async fn asset(State(state): State<HttpState>, Path(name): Path<String>, headers: HeaderMap) -> Response {
     if let Some(found) = ASSETS.iter().find(|asset| asset.path == format!("assets/{name}")) {
-        return file(&headers, found.content_type, found.body.as_bytes().to_vec());
+        return file(
+            &state,
+            &headers,
+            found.content_type,
+            found.body.as_bytes().to_vec(),
+        );
     }
     // Only the validator's own files, by exact name: nothing else of the directory is served.
-    let Some(dir) = state.portal_assets.as_ref().filter(|_| VALIDATOR_FILES.contains(&name.as_str())) else {
+    let Some(dir) = state
+        .portal_assets
+        .as_ref()
+        .filter(|_| VALIDATOR_FILES.contains(&name.as_str()))
+    else {
         return problem(StatusCode::NOT_FOUND, &format!("no portal file {name}"));
     };
     match std::fs::read(dir.join(&name)) {
-        Ok(body) => file(&headers, portal::content_type(&name), body),
+        Ok(body) => file(&state, &headers, portal::content_type(&name), body),
         Err(error) => {
             tracing::warn!(%error, dir = %dir.display(), name, "portal validator file missing");
-            problem(StatusCode::NOT_FOUND, &format!("the in-browser validator is not installed ({name})"))
+            problem(
+                StatusCode::NOT_FOUND,
+                &format!("the in-browser validator is not installed ({name})"),
+            )
         }
     }
 }
@@ -98,7 +159,10 @@ fn gateway_of_host(state: &HttpState, headers: &HeaderMap) -> Option<Arc<Gateway
 }
 
 fn readiness(conditions: &[Condition]) -> Readiness {
-    match conditions.iter().find(|condition| condition.type_ == crate::crd::condition::READY) {
+    match conditions
+        .iter()
+        .find(|condition| condition.type_ == crate::crd::condition::READY)
+    {
         Some(ready) => Readiness {
             status: ready.status.clone(),
             reason: ready.reason.clone(),
@@ -189,15 +253,24 @@ async fn catalog(State(state): State<HttpState>, headers: HeaderMap) -> Response
         else {
             continue;
         };
-        let model = labels.get(MODEL_LABEL).and_then(|name| {
-            state
-                .models
-                .get(&ObjectRef::new(name).within(&key.namespace))
-        });
+        let model = labels
+            .get(MODEL_LABEL)
+            .and_then(|name| state.models.get(&ObjectRef::new(name).within(&key.namespace)));
         let ready = match &model {
             Some(model) => readiness(&model.status.clone().unwrap_or_default().common.conditions),
             None => readiness(&api.status.clone().unwrap_or_default().common.conditions),
         };
+        // A custom model's tensors may come from its serving class (read by its build Job).
+        let documented = model.as_ref().map(|model| {
+            let versions = model
+                .status
+                .as_ref()
+                .map(|status| status.versions.as_slice())
+                .unwrap_or_default();
+            let read = documented::from_status(versions);
+            let (spec, descriptions) = documented::documented_spec(&model.spec, &read, None);
+            (spec.into_owned(), descriptions)
+        });
         entries.push(portal::entry(
             &binding.spec,
             &Source {
@@ -206,18 +279,27 @@ async fn catalog(State(state): State<HttpState>, headers: HeaderMap) -> Response
                 document: &document,
                 sha256: &sha256,
                 ready: Some(&ready),
-                model: model.as_ref().map(|model| (model.metadata.name.as_deref().unwrap_or_default(), &model.spec)),
+                model: model
+                    .as_ref()
+                    .zip(documented.as_ref())
+                    .map(|(model, (spec, descriptions))| ModelSource {
+                        name: model.metadata.name.as_deref().unwrap_or_default(),
+                        spec,
+                        descriptions,
+                    }),
             },
         ));
     }
     entries.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     let catalog = Catalog {
         gateway: gateway_key.map_or_else(|| "*".to_string(), |key| key.to_string()),
-        access: gateway.map(|binding| binding.spec.docs_access).unwrap_or_default(),
+        access: gateway
+            .map(|binding| binding.spec.docs_access)
+            .unwrap_or_default(),
         entries,
     };
     let body = serde_json::to_vec(&catalog).unwrap_or_default();
-    file(&headers, "application/json", body)
+    file(&state, &headers, "application/json", body)
 }
 
 #[instrument(level = "debug", skip(state, headers))]
@@ -234,15 +316,25 @@ async fn entry_file(
     let data = |item: &str| config_map.data.as_ref().and_then(|data| data.get(item)).cloned();
     match name.as_str() {
         portal::DOCUMENT_JSON => match data(DOCUMENT_KEY) {
-            Some(document) => file(&headers, "application/json", document.into_bytes()),
+            Some(document) => file(&state, &headers, "application/json", document.into_bytes()),
             None => not_found(),
         },
-        portal::DOCUMENT_YAML => match data(DOCUMENT_KEY).and_then(|text| serde_json::from_str::<Value>(&text).ok()) {
-            Some(document) => file(&headers, "application/yaml", portal::yaml(&document).into_bytes()),
-            None => not_found(),
-        },
+        portal::DOCUMENT_YAML => {
+            match data(DOCUMENT_KEY).and_then(|text| serde_json::from_str::<Value>(&text).ok()) {
+                Some(document) => file(
+                    &state,
+                    &headers,
+                    "application/yaml",
+                    portal::yaml(&document).into_bytes(),
+                ),
+                None => not_found(),
+            }
+        }
         portal::VALIDATOR_CONFIG => validator(&state, &key, data(BUNDLE_KEY).as_deref(), &headers),
-        _ => problem(StatusCode::NOT_FOUND, &format!("no portal file {name} for API {key}")),
+        _ => problem(
+            StatusCode::NOT_FOUND,
+            &format!("no portal file {name} for API {key}"),
+        ),
     }
 }
 
@@ -261,7 +353,12 @@ fn validator(state: &HttpState, key: &Key, bundle: Option<&str>, headers: &Heade
         return problem(StatusCode::NOT_FOUND, &format!("no bundle for API {key}"));
     };
     match portal::validator_config(&binding.spec, key, &api.spec, &bundle) {
-        Ok(config) => file(headers, "application/json", serde_json::to_vec(&config).unwrap_or_default()),
+        Ok(config) => file(
+            state,
+            headers,
+            "application/json",
+            serde_json::to_vec(&config).unwrap_or_default(),
+        ),
         Err(refused) => problem(StatusCode::CONFLICT, &format!("API {key}: {refused}")),
     }
 }

@@ -9,6 +9,7 @@ use super::CommonStatus;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A model served over the Open Inference Protocol behind a KEA gateway.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -226,6 +227,11 @@ pub struct GitSource {
     pub path: Option<String>,
 }
 
+/// Conditions: `Accepted`, `ImagesReady`, `VersionsReady`, `Published` and `Ready` (all of them:
+/// the gateway serves every version); and `Documented` — whether the published documents describe
+/// the tensors (`FromResource`, `FromSource`, `NotNeeded`; False with why a custom serving class
+/// declares none) — which is not part of `Ready`: an undocumented model is served with the generic
+/// Open Inference Protocol document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelStatus {
@@ -265,4 +271,36 @@ pub struct VersionStatus {
     /// The Service in front of this version's Pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// `custom` models without `spec.signature`: the tensors this version's serving class declares,
+    /// read from its source by the build Job (the `Documented` condition says why when absent).
+    /// The version's pinned OpenAPI document is generated from it, and the model's document from
+    /// the first version (in spec order) that has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Signature>,
+    /// Where `signature` was read: `serving.py:12, MLServer class Classifier` (file and line of
+    /// the class in the version's files, the convention, the class).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_source: Option<String>,
+    /// The texts the serving class's docstrings give, for the OpenAPI document.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub descriptions: Option<SignatureDescriptions>,
+}
+
+/// Texts from a serving class's docstrings; they change nothing in the OpenAPI document but its
+/// descriptions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignatureDescriptions {
+    /// The class docstring up to its first section: leads the document's `info.description`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `predict`'s summary: the infer operations' `description`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+    /// Per input tensor, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, String>,
+    /// Per output tensor, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, String>,
 }

@@ -231,7 +231,10 @@ fn route_config(name: &str, virtual_hosts: Vec<Value>, docs: Option<&DocsRoutes>
         "ignore_port_in_host_matching": true,
         "virtual_hosts": virtual_hosts,
     });
-    if let (Some(bytes), Some(map)) = (docs.and_then(|d| d.max_direct_response_bytes), config.as_object_mut()) {
+    if let (Some(bytes), Some(map)) = (
+        docs.and_then(|d| d.max_direct_response_bytes),
+        config.as_object_mut(),
+    ) {
         map.insert("max_direct_response_body_size_bytes".into(), json!(bytes));
     }
     config
@@ -398,7 +401,10 @@ fn virtual_hosts(
     Ok(served
         .into_iter()
         .map(|((apis, is_docs), domains)| {
-            let portal = docs.filter(|_| is_docs).map(|docs| docs.routes.as_slice()).unwrap_or_default();
+            let portal = docs
+                .filter(|_| is_docs)
+                .map(|docs| docs.routes.as_slice())
+                .unwrap_or_default();
             let routes: Vec<&Value> = portal
                 .iter()
                 .chain(apis.iter().filter_map(|&index| routes.get(index)))

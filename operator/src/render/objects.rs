@@ -273,7 +273,7 @@ pub fn docs_virtual_service(
         "hosts": [docs_host],
         "http": [{
             "name": "docs",
-            "match": [{"uri": {"prefix": "/docs/"}}],
+            "match": [{"uri": {"prefix": "/docs/"}}, {"uri": {"exact": "/docs"}}],
             "route": [{"destination": {"host": operator_host, "port": {"number": operator_port}}, "weight": 100}],
             "timeout": "5s",
         }],

@@ -5,8 +5,8 @@
 use super::{Key, Problem};
 use crate::crd::ApiDefinitionSpec;
 use crate::crd::{
-    AuditPolicy, AuthPolicy, CachePolicy, DocsAccess, GatewayBindingSpec, IdentityProvider, PluginSettings, Policies,
-    ValidationPolicy,
+    AuditPolicy, AuthPolicy, CachePolicy, DocsAccess, GatewayBindingSpec, IdentityProvider, PluginSettings,
+    Policies, ValidationPolicy,
 };
 use kea_audit::config::{AuditConfig, AuditRule, BodyCapture, HttpSink, Sampling};
 use kea_auth::config::{
@@ -195,10 +195,13 @@ pub fn render(
         // The portal's own rules come first: it is not an API, and its access is the binding's.
         if let Some(config) = auth.as_mut() {
             let requirement = docs_requirement(gateway, config)?;
-            config.rules.insert(0, RuleConfig {
-                match_spec: docs.clone(),
-                requirement,
-            });
+            config.rules.insert(
+                0,
+                RuleConfig {
+                    match_spec: docs.clone(),
+                    requirement,
+                },
+            );
         }
         if let Some(config) = validate.as_mut() {
             let off = ValidateRule {
@@ -212,10 +215,13 @@ pub fn render(
             enabled: Some(false),
             ..CachePolicy::default()
         };
-        cache.rules.insert(0, CacheRule {
-            match_spec: docs,
-            settings: cache_settings(&uncached),
-        });
+        cache.rules.insert(
+            0,
+            CacheRule {
+                match_spec: docs,
+                settings: cache_settings(&uncached),
+            },
+        );
     }
     // Every rule `off` and no default API: the plugin would check nothing, so it is not loaded
     // (a wasm filter costs every request its VM crossings).

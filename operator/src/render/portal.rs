@@ -7,13 +7,14 @@
 //! written by `kea render --portal DIR` for Envoy to serve. The page itself is in `portal/`: plain
 //! ES modules without a build step (why not Swagger UI, Redoc or Scalar: `portal/README.md`).
 
+use super::envoy::DocsRoutes;
+use super::model::openapi::Descriptions;
 use super::plugins::{self, BoundApi};
 use super::{Key, Problem};
 use crate::crd::{ApiDefinitionSpec, DocsAccess, GatewayBindingSpec, ModelSpec, Policies, Tensor};
 use kea_plugin_sdk::MatchSpec;
 use kea_schema::Bundle;
 use kea_validate::config::ValidateConfig;
-use super::envoy::DocsRoutes;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tracing::instrument;
@@ -116,9 +117,10 @@ pub fn static_routes(host: &str, dir: &std::path::Path, files: &[String]) -> Doc
         .chain([("cache-control", "no-cache")].iter())
         .map(|(key, value)| json!({"header": {"key": key, "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}))
         .collect();
+    let header = |key: &str, value: &str| json!({"header": {"key": key, "value": value}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"});
     let mut routes = vec![redirect_to_prefix()];
     let mut largest = 0u64;
-    for relative in files {
+    for relative in files.iter().filter(|file| !file.ends_with(".gz")) {
         let path = dir.join(relative);
         largest = largest.max(std::fs::metadata(&path).map(|m| m.len()).unwrap_or_default());
         let url = match relative.as_str() {
@@ -126,7 +128,20 @@ pub fn static_routes(host: &str, dir: &std::path::Path, files: &[String]) -> Doc
             other => format!("{PREFIX}{other}"),
         };
         let mut response_headers = headers.clone();
-        response_headers.push(json!({"header": {"key": "content-type", "value": content_type(relative)}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}));
+        response_headers.push(header("content-type", content_type(relative)));
+        response_headers.push(header("vary", "accept-encoding"));
+        // The file's gzip twin (written beside it) for clients that take gzip.
+        let compressed = format!("{relative}.gz");
+        if files.contains(&compressed) {
+            let mut gzip_headers = response_headers.clone();
+            gzip_headers.push(header("content-encoding", "gzip"));
+            routes.push(json!({
+                "name": format!("kea-docs {compressed}"),
+                "match": {"path": url, "headers": [{"name": "accept-encoding", "string_match": {"safe_regex": {"regex": GZIP_ACCEPTED}}}]},
+                "direct_response": {"status": 200, "body": {"filename": dir.join(&compressed).display().to_string()}},
+                "response_headers_to_add": gzip_headers,
+            }));
+        }
         routes.push(json!({
             "name": format!("kea-docs {relative}"),
             "match": {"path": url},
@@ -226,8 +241,28 @@ pub struct Readiness {
 #[serde(rename_all = "camelCase")]
 pub struct ModelDoc {
     pub framework: String,
-    pub inputs: Vec<Tensor>,
-    pub outputs: Vec<Tensor>,
+    pub inputs: Vec<TensorDoc>,
+    pub outputs: Vec<TensorDoc>,
+}
+
+/// One tensor as the page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TensorDoc {
+    #[serde(flatten)]
+    pub tensor: Tensor,
+    /// From the serving class's docstring, when the tensors were read from its source.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// The Model an ApiDefinition publishes.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelSource<'a> {
+    pub name: &'a str,
+    /// With the signature the resource gives or the one read from its serving class.
+    pub spec: &'a ModelSpec,
+    pub descriptions: &'a Descriptions,
 }
 
 /// What the index shows of a document: read once per bundle (the operator keeps them by sha256).
@@ -264,8 +299,8 @@ pub struct Source<'a> {
     pub document: &'a Summary,
     pub sha256: &'a str,
     pub ready: Option<&'a Readiness>,
-    /// The Model it publishes, if any: (name, spec).
-    pub model: Option<(&'a str, &'a ModelSpec)>,
+    /// The Model it publishes, if any.
+    pub model: Option<ModelSource<'a>>,
 }
 
 /// One catalog entry.
@@ -285,16 +320,29 @@ pub fn entry(gateway: &GatewayBindingSpec, source: &Source<'_>) -> Entry {
         .and_then(|validation| validation.mode.clone())
         .unwrap_or_else(|| "enforce".into());
     let (kind, name, versions, model) = match source.model {
-        Some((name, model)) => (
-            EntryKind::Model,
-            name.to_string(),
-            shares(model.versions.iter().map(|v| (v.name.clone(), v.weight))),
-            Some(ModelDoc {
-                framework: model.framework.name().to_string(),
-                inputs: model.signature.as_ref().map(|s| s.inputs.clone()).unwrap_or_default(),
-                outputs: model.signature.as_ref().map(|s| s.outputs.clone()).unwrap_or_default(),
-            }),
-        ),
+        Some(model) => {
+            let tensors =
+                |tensors: &[Tensor], texts: &std::collections::BTreeMap<String, String>| -> Vec<TensorDoc> {
+                    tensors
+                        .iter()
+                        .map(|tensor| TensorDoc {
+                            tensor: tensor.clone(),
+                            description: texts.get(&tensor.name).cloned(),
+                        })
+                        .collect()
+                };
+            let signature = model.spec.signature.clone().unwrap_or_default();
+            (
+                EntryKind::Model,
+                model.name.to_string(),
+                shares(model.spec.versions.iter().map(|v| (v.name.clone(), v.weight))),
+                Some(ModelDoc {
+                    framework: model.spec.framework.name().to_string(),
+                    inputs: tensors(&signature.inputs, &model.descriptions.inputs),
+                    outputs: tensors(&signature.outputs, &model.descriptions.outputs),
+                }),
+            )
+        }
         None => (
             EntryKind::Api,
             source.key.name.clone(),
@@ -358,7 +406,9 @@ fn shares(versions: impl Iterator<Item = (String, Option<u32>)>) -> Vec<Share> {
         .collect()
 }
 
-const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 fn operation_count(document: &Value) -> usize {
     document
@@ -386,6 +436,38 @@ pub fn validator_config(
 ) -> Result<Option<ValidateConfig>, Problem> {
     let bound = BoundApi { key, spec, bundle };
     Ok(plugins::render(gateway, &[bound], None)?.validate)
+}
+
+/// Files smaller than this are sent as they are.
+pub const GZIP_MIN_BYTES: usize = 1024;
+
+/// `Accept-Encoding` values that take gzip (or `*`) with a weight above 0, as an RE2 pattern that
+/// must match the whole value (Envoy's `safe_regex`); [`accepts_gzip`] is the same rule in code.
+pub const GZIP_ACCEPTED: &str =
+    r"(?i)(.*,)?\s*(gzip|\*)\s*(;\s*q\s*=\s*(1(\.0*)?|0\.0*[1-9][0-9]*))?\s*(,.*)?";
+
+/// `bytes` gzip-compressed, for clients that accept it.
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing into a Vec cannot fail.
+    let _ = encoder.write_all(bytes);
+    encoder.finish().unwrap_or_default()
+}
+
+/// Whether an `Accept-Encoding` value takes gzip (RFC 9110 12.5.3: `gzip;q=0` refuses it).
+pub fn accepts_gzip(accept_encoding: &str) -> bool {
+    accept_encoding.split(',').any(|coding| {
+        let mut parts = coding.split(';');
+        let name = parts.next().unwrap_or_default().trim();
+        let refused = parts.any(|parameter| {
+            let parameter = parameter.trim().replace(' ', "");
+            parameter == "q=0"
+                || parameter.starts_with("q=0.0")
+                    && parameter.trim_start_matches("q=0.").chars().all(|c| c == '0')
+        });
+        (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+    })
 }
 
 /// The document as YAML, for the download link.
@@ -480,6 +562,28 @@ mod tests {
         .map(|share| share.weight)
         .collect();
         assert_eq!(weights, vec![34, 33, 33]);
+    }
+
+    #[test]
+    fn gzip_is_sent_to_clients_that_take_it() {
+        for (accept, takes) in [
+            ("gzip, deflate, br", true),
+            ("br;q=1.0, gzip;q=0.8", true),
+            ("*", true),
+            ("identity", false),
+            ("gzip;q=0", false),
+            ("gzip; q=0.000", false),
+            ("deflate", false),
+        ] {
+            assert_eq!(accepts_gzip(accept), takes, "{accept}");
+        }
+        let text = "portal ".repeat(1000);
+        let mut plain = String::new();
+        use std::io::Read as _;
+        flate2::read::GzDecoder::new(gzip(text.as_bytes()).as_slice())
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert_eq!(plain, text);
     }
 
     #[test]

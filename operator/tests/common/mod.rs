@@ -124,6 +124,8 @@ impl Operator {
             ])
             .arg("--plugin-digests")
             .arg(dist.join("SHA256SUMS"))
+            .arg("--portal-assets")
+            .arg(dist.join("web"))
             .args([
                 "--bundle-url",
                 &format!("http://127.0.0.1:{port}"),

@@ -1,8 +1,10 @@
 //! Models: what the operator makes of a `Model` — checked versions, the OpenAPI document generated
 //! from the signature ([`openapi`]), the serving package `kea model package` writes and the build Job
-//! bakes into an image ([`package`]), the Kubernetes objects per version ([`objects`]), and the
-//! signature a custom model's serving class declares in its source ([`source`]).
+//! bakes into an image ([`package`]), the Kubernetes objects per version ([`objects`]), the
+//! signature a custom model's serving class declares in its source ([`source`]), and how the
+//! operator reads it in the cluster and documents the model with it ([`documented`]).
 
+pub mod documented;
 pub mod objects;
 pub mod openapi;
 pub mod package;

@@ -1,6 +1,7 @@
 //! The Kubernetes objects of a model: per version a build ConfigMap + Job (when KEA builds its
 //! image), a Deployment and a Service; and the ApiDefinitions that publish it through the gateway.
 
+use super::documented::{self, SourceDocs, SIGNATURE_CONTAINER};
 use super::package::{self, fetch_args, Package, FILES_DIR, GRPC_PORT, HTTP_PORT, METRICS_PORT};
 use super::{
     api_name, base_path, openapi, version_api_name, version_base_path, version_object_name, CheckedVersion,
@@ -11,6 +12,7 @@ use crate::render::objects::MANAGED_BY;
 use crate::render::Key;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use tracing::instrument;
 
 /// Label on every object of a model: the model's name.
@@ -77,6 +79,18 @@ pub fn built_image_tag(images: &Images, model: &Key, version: &str, package: &Pa
     )
 }
 
+/// How a build Job reads a `custom` version's serving class (a model without `spec.signature`):
+/// the version's files, fetched as its Deployment fetches them, and the class `className` names,
+/// read by the operator's own image (`kea model signature --json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceReader<'a> {
+    pub source: &'a Source,
+    /// `module.Class`.
+    pub class_name: &'a str,
+    /// The operator's image (`--operator-image`).
+    pub operator_image: &'a str,
+}
+
 /// The ConfigMap holding the build context (the package's files but the requirements, which the
 /// runtime image already holds).
 #[instrument(level = "debug", skip_all, fields(model = %model, version))]
@@ -96,7 +110,10 @@ pub fn build_context(model: &Key, version: &str, package: &Package, owner: &Owne
 }
 
 /// The Job that builds the version's image with buildah and pushes it; the pushed digest is its
-/// container's termination message.
+/// container's termination message. With a [`SourceReader`] its init containers first fetch the
+/// version's files and read the serving class: the [`documented::Report`] is the termination
+/// message of the [`SIGNATURE_CONTAINER`] (which exits 0 either way: a class that declares nothing
+/// still builds).
 #[instrument(level = "debug", skip_all, fields(model = %model, version))]
 pub fn build_job(
     model: &Key,
@@ -104,6 +121,7 @@ pub fn build_job(
     package: &Package,
     runtime_image: &str,
     images: &Images,
+    reader: Option<SourceReader<'_>>,
     owner: &OwnerReference,
 ) -> Value {
     let name = build_name(&model.name, version, package);
@@ -122,6 +140,16 @@ pub fn build_job(
     for registry in &images.insecure_registries {
         args.extend(["--insecure-registry".into(), registry.clone()]);
     }
+    let mut volumes = vec![
+        json!({"name": "workspace", "configMap": {"name": name}}),
+        // vfs keeps a full copy of the runtime image's layers.
+        json!({"name": "storage", "emptyDir": {"sizeLimit": "8Gi"}}),
+        json!({"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}}),
+    ];
+    let init = match reader {
+        Some(reader) => source_reading(reader, runtime_image, &mut volumes),
+        None => vec![],
+    };
     json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -136,6 +164,7 @@ pub fn build_job(
                     "restartPolicy": "Never",
                     "enableServiceLinks": false,
                     "automountServiceAccountToken": false,
+                    "initContainers": init,
                     "containers": [{
                         "name": "build",
                         "image": images.builder,
@@ -163,16 +192,97 @@ pub fn build_job(
                             "seccompProfile": {"type": "RuntimeDefault"},
                         },
                     }],
-                    "volumes": [
-                        {"name": "workspace", "configMap": {"name": name}},
-                        // vfs keeps a full copy of the runtime image's layers.
-                        {"name": "storage", "emptyDir": {"sizeLimit": "8Gi"}},
-                        {"name": "tmp", "emptyDir": {"sizeLimit": "4Gi"}},
-                    ],
+                    "volumes": volumes,
                 },
             },
         },
     })
+}
+
+/// The build Job's init containers that read the serving class: the version's files into the
+/// `model` volume (as the Deployment gets them: [`files`]), then `kea model signature --json` on
+/// them, non-root, writing its report to its termination log.
+#[instrument(level = "debug", skip_all, fields(class = reader.class_name))]
+fn source_reading(reader: SourceReader<'_>, runtime_image: &str, volumes: &mut Vec<Value>) -> Vec<Value> {
+    let Some(files) = files(reader.source, runtime_image, "IfNotPresent", "fetch-tmp") else {
+        return vec![];
+    };
+    let non_root = |mut container: Value| {
+        if let Some(security) = container
+            .get_mut("securityContext")
+            .and_then(Value::as_object_mut)
+        {
+            security.extend([
+                ("runAsUser".to_string(), json!(65532)),
+                ("runAsGroup".to_string(), json!(65532)),
+                ("runAsNonRoot".to_string(), json!(true)),
+                ("privileged".to_string(), json!(false)),
+                ("seccompProfile".to_string(), json!({"type": "RuntimeDefault"})),
+            ]);
+        }
+        container
+    };
+    volumes.push(files.volume);
+    let mut init = vec![];
+    if let Some(fetch) = files.fetch {
+        volumes.push(json!({"name": "fetch-tmp", "emptyDir": {}}));
+        init.push(non_root(fetch));
+    }
+    init.push(non_root(json!({
+        "name": SIGNATURE_CONTAINER,
+        "image": reader.operator_image,
+        "imagePullPolicy": "IfNotPresent",
+        // The image's entrypoint is `kea`.
+        "args": [
+            "model", "signature", "--json",
+            "--termination-log", "/dev/termination-log",
+            "--class", reader.class_name,
+            FILES_DIR,
+        ],
+        "terminationMessagePath": "/dev/termination-log",
+        "terminationMessagePolicy": "File",
+        "volumeMounts": [files.mount],
+        // Parsing a source of the largest size allowed takes a deep stack.
+        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "512Mi"}},
+        "securityContext": container_security(),
+    })));
+    init
+}
+
+/// How a Pod gets a version's files at [`FILES_DIR`]: the `model` volume, its read-only mount,
+/// and for http(s) and git sources the `fetch` init container (`python -m kea_runtime.fetch` in
+/// `image`, scratch space in the volume `tmp`) that fills it. `None` for a ready image.
+struct Files {
+    volume: Value,
+    mount: Value,
+    fetch: Option<Value>,
+}
+
+#[instrument(level = "debug", skip_all)]
+fn files(source: &Source, image: &str, policy: &str, tmp: &str) -> Option<Files> {
+    match source {
+        Source::Pvc { claim, path } => Some(Files {
+            volume: json!({"name": "model", "persistentVolumeClaim": {"claimName": claim, "readOnly": true}}),
+            mount: json!({"name": "model", "mountPath": FILES_DIR, "subPath": path, "readOnly": true}),
+            fetch: None,
+        }),
+        Source::Http(_) | Source::Git { .. } => Some(Files {
+            volume: json!({"name": "model", "emptyDir": {}}),
+            mount: json!({"name": "model", "mountPath": FILES_DIR, "readOnly": true}),
+            fetch: Some(json!({
+                "name": "fetch",
+                "image": image,
+                "imagePullPolicy": policy,
+                "command": fetch_args(source).unwrap_or_default(),
+                // Its last log lines (the fetch error) become the reason the Model reports.
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+                "volumeMounts": [{"name": "model", "mountPath": FILES_DIR}, {"name": tmp, "mountPath": "/tmp"}],
+                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
+                "securityContext": container_security(),
+            })),
+        }),
+        Source::Image(_) => None,
+    }
 }
 
 fn resources(version: &crate::crd::ModelVersion) -> Value {
@@ -226,29 +336,10 @@ pub fn deployment(
     let mut volumes = vec![json!({"name": "tmp", "emptyDir": {}})];
     let mut mounts = vec![json!({"name": "tmp", "mountPath": "/tmp"})];
     let mut init = vec![];
-    match &checked.source {
-        Source::Pvc { claim, path } => {
-            volumes.push(
-                json!({"name": "model", "persistentVolumeClaim": {"claimName": claim, "readOnly": true}}),
-            );
-            mounts.push(json!({"name": "model", "mountPath": FILES_DIR, "subPath": path, "readOnly": true}));
-        }
-        Source::Http(_) | Source::Git { .. } => {
-            volumes.push(json!({"name": "model", "emptyDir": {}}));
-            mounts.push(json!({"name": "model", "mountPath": FILES_DIR, "readOnly": true}));
-            init.push(json!({
-                "name": "fetch",
-                "image": image,
-                "imagePullPolicy": policy,
-                "command": fetch_args(&checked.source).unwrap_or_default(),
-                // Its last log lines (the fetch error) become the reason the Model reports.
-                "terminationMessagePolicy": "FallbackToLogsOnError",
-                "volumeMounts": [{"name": "model", "mountPath": FILES_DIR}, {"name": "tmp", "mountPath": "/tmp"}],
-                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
-                "securityContext": container_security(),
-            }));
-        }
-        Source::Image(_) => {}
+    if let Some(files) = files(&checked.source, image, policy, "tmp") {
+        volumes.push(files.volume);
+        mounts.push(files.mount);
+        init.extend(files.fetch);
     }
     let mut annotations = Map::new();
     if let Some(digest) = package_digest {
@@ -361,6 +452,19 @@ pub fn api_definitions(
     versions: &[CheckedVersion],
     owner: &OwnerReference,
 ) -> Vec<Value> {
+    documented_api_definitions(model, spec, versions, &BTreeMap::new(), owner)
+}
+
+/// [`api_definitions`]; a custom model without `spec.signature` is documented with the
+/// signatures `read` from its versions' serving classes ([`documented::documented_spec`]).
+#[instrument(level = "debug", skip_all, fields(model = %model))]
+pub fn documented_api_definitions(
+    model: &Key,
+    spec: &ModelSpec,
+    versions: &[CheckedVersion],
+    read: &BTreeMap<String, SourceDocs>,
+    owner: &OwnerReference,
+) -> Vec<Value> {
     let backend = |version: &CheckedVersion, weight: u32| json!({"service": version_object_name(&model.name, &version.name), "port": HTTP_PORT, "version": version.name, "weight": weight});
     let common = |base: String, backends: Vec<Value>, document: Value| {
         let mut api = json!({
@@ -386,6 +490,7 @@ pub fn api_definitions(
         }
         api
     };
+    let (described, descriptions) = documented::documented_spec(spec, read, None);
     let mut apis = vec![json!({
         "apiVersion": "kea.dev/v1alpha1",
         "kind": "ApiDefinition",
@@ -393,10 +498,11 @@ pub fn api_definitions(
         "spec": common(
             base_path(&model.name),
             versions.iter().filter(|v| v.weight > 0).map(|v| backend(v, v.weight)).collect(),
-            openapi::document(&model.name, spec),
+            openapi::described_document(&model.name, &described, &descriptions),
         ),
     })];
     for version in versions {
+        let (described, descriptions) = documented::documented_spec(spec, read, Some(&version.name));
         apis.push(json!({
             "apiVersion": "kea.dev/v1alpha1",
             "kind": "ApiDefinition",
@@ -404,7 +510,7 @@ pub fn api_definitions(
             "spec": common(
                 version_base_path(&model.name, &version.name),
                 vec![backend(version, 100)],
-                openapi::version_document(&model.name, spec, &version.name),
+                openapi::described_version_document(&model.name, &described, &version.name, &descriptions),
             ),
         }));
     }
@@ -504,7 +610,11 @@ mod tests {
             insecure_registries: vec!["10.250.0.1:15000".into()],
         };
         let package = version_package(&key, &spec, &checked.versions[0], "rt");
-        let job = build_job(&key, "v1", &package, "rt", &images, &owner);
+        let job = build_job(&key, "v1", &package, "rt", &images, None, &owner);
+        assert!(job["spec"]["template"]["spec"]["initContainers"]
+            .as_array()
+            .unwrap()
+            .is_empty());
         let name = job["metadata"]["name"].as_str().unwrap();
         assert!(
             name.starts_with("kea-build-iris-v1-") && name.len() <= 63,
@@ -523,5 +633,151 @@ mod tests {
             files,
             ["Dockerfile", "model-settings.json", "model.py", "settings.json"]
         );
+    }
+
+    /// A custom model without `spec.signature`: its build Job fetches the files as the Deployment
+    /// does and reads the class with the operator's image; its published documents use what the
+    /// versions read.
+    #[test]
+    fn build_jobs_read_custom_serving_classes() {
+        let key = Key::new("ml", "scorer");
+        let mut spec = iris();
+        spec.framework = crate::crd::Framework::Custom;
+        spec.signature = None;
+        for version in &mut spec.versions {
+            version.class_name = Some("serving.Scorer".into());
+        }
+        let checked = check("scorer", &spec).unwrap();
+        let owner = OwnerReference::default();
+        let images = Images {
+            repository: "10.250.0.1:15000/kea/models".into(),
+            builder: "kea/builder".into(),
+            insecure_registries: vec![],
+        };
+        let git = &checked.versions[1];
+        let package = version_package(&key, &spec, git, "kea/runtime-custom");
+        let reader = SourceReader {
+            source: &git.source,
+            class_name: "serving.Scorer",
+            operator_image: "reg/kea/operator@sha256:0f",
+        };
+        let job = build_job(
+            &key,
+            "v2",
+            &package,
+            "kea/runtime-custom",
+            &images,
+            Some(reader),
+            &owner,
+        );
+        let pod = &job["spec"]["template"]["spec"];
+        let init = pod["initContainers"].as_array().unwrap();
+        assert_eq!(init.len(), 2);
+        // The fetch is the Deployment's own, in the runtime image, as non-root.
+        let deployment = deployment(&key, &spec, git, "built", None, &owner);
+        let deployed = &deployment["spec"]["template"]["spec"]["initContainers"][0];
+        assert_eq!(init[0]["name"], "fetch");
+        assert_eq!(init[0]["image"], "kea/runtime-custom");
+        assert_eq!(init[0]["command"], deployed["command"]);
+        assert_eq!(init[0]["volumeMounts"][0], deployed["volumeMounts"][0]);
+        assert_eq!(init[0]["volumeMounts"][1]["name"], "fetch-tmp");
+        assert_eq!(init[0]["securityContext"]["runAsNonRoot"], true);
+        assert_eq!(init[0]["securityContext"]["runAsUser"], 65532);
+        // Then the operator's image reads the class and reports it as its termination message.
+        let reader = &init[1];
+        assert_eq!(reader["name"], SIGNATURE_CONTAINER);
+        assert_eq!(reader["image"], "reg/kea/operator@sha256:0f");
+        assert_eq!(
+            reader["args"],
+            json!([
+                "model",
+                "signature",
+                "--json",
+                "--termination-log",
+                "/dev/termination-log",
+                "--class",
+                "serving.Scorer",
+                "/mnt/models"
+            ])
+        );
+        assert_eq!(reader["terminationMessagePolicy"], "File");
+        assert_eq!(
+            reader["volumeMounts"],
+            json!([{"name": "model", "mountPath": "/mnt/models", "readOnly": true}])
+        );
+        let security = &reader["securityContext"];
+        assert_eq!(security["readOnlyRootFilesystem"], true);
+        assert_eq!(security["allowPrivilegeEscalation"], false);
+        assert_eq!(security["capabilities"]["drop"], json!(["ALL"]));
+        assert_eq!(security["runAsNonRoot"], true);
+        assert_eq!(security["seccompProfile"]["type"], "RuntimeDefault");
+        let volumes: Vec<&str> = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|volume| volume["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(volumes, ["workspace", "storage", "tmp", "model", "fetch-tmp"]);
+        // The build itself is unchanged.
+        assert_eq!(pod["containers"][0]["name"], "build");
+
+        // A claim is mounted, as in the Deployment: nothing to fetch.
+        let pvc = Source::Pvc {
+            claim: "models".into(),
+            path: "scorer".into(),
+        };
+        let reader = SourceReader {
+            source: &pvc,
+            class_name: "serving.Scorer",
+            operator_image: "op",
+        };
+        let job = build_job(&key, "v1", &package, "rt", &images, Some(reader), &owner);
+        let pod = &job["spec"]["template"]["spec"];
+        assert_eq!(pod["initContainers"].as_array().unwrap().len(), 1);
+        assert_eq!(pod["initContainers"][0]["volumeMounts"][0]["subPath"], "scorer");
+        assert_eq!(
+            pod["volumes"][3]["persistentVolumeClaim"],
+            json!({"claimName": "models", "readOnly": true})
+        );
+
+        // The documents: the weighted one from the first version that read a signature, pinned
+        // ones from their own.
+        let status = crate::crd::VersionStatus {
+            name: "v2".into(),
+            signature: Some(crate::crd::Signature {
+                inputs: vec![crate::crd::Tensor {
+                    name: "x".into(),
+                    datatype: crate::crd::Datatype::Fp64,
+                    shape: vec![-1, 3],
+                    optional: false,
+                }],
+                outputs: vec![],
+            }),
+            descriptions: Some(crate::crd::SignatureDescriptions {
+                inputs: [("x".to_string(), "three features.".to_string())].into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let read = documented::from_status(&[status]);
+        let apis = documented_api_definitions(&key, &spec, &checked.versions, &read, &owner);
+        let schemas = |api: &Value| api["spec"]["schema"]["openapi"]["components"]["schemas"].clone();
+        assert_eq!(
+            schemas(&apis[0])["Input0"]["properties"]["name"]["enum"],
+            json!(["x"])
+        );
+        assert!(schemas(&apis[0])["Input0"]["description"]
+            .as_str()
+            .unwrap()
+            .ends_with(". three features."));
+        assert!(schemas(&apis[1]).get("Input0").is_none(), "v1 read nothing");
+        assert_eq!(
+            schemas(&apis[2])["Input0"]["properties"]["name"]["enum"],
+            json!(["x"])
+        );
+        for api in &apis {
+            let parsed: crate::crd::ApiDefinitionSpec = serde_json::from_value(api["spec"].clone()).unwrap();
+            crate::render::schema::compile("m", parsed.schema.openapi.unwrap()).unwrap();
+        }
     }
 }

@@ -106,7 +106,7 @@ fn wrap(
     let framework = spec.framework.name();
     let checked = match (&spec.signature, spec.framework) {
         (Some(_), _) => "Requests whose tensors do not match the model's signature (names, datatypes, ranks, fixed dimensions, data nesting) are rejected by the gateway with application/problem+json before they reach the model.",
-        (None, Framework::Custom) => "The Model resource declares no signature and its serving class was not read (`kea model openapi --source DIR` reads it), so requests are checked against the generic Open Inference Protocol schema only.",
+        (None, Framework::Custom) => "The Model resource declares no signature and none could be read from its serving class (the Model's `Documented` condition says why; `kea model signature FILE.py` shows what a class declares), so requests are checked against the generic Open Inference Protocol schema only.",
         (None, _) => "The model declares no signature (its ONNX file carries it: see the metadata endpoint), so requests are checked against the generic Open Inference Protocol schema only.",
     };
     let generated = format!(
