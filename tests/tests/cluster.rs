@@ -49,6 +49,9 @@ spec:
     )
 }
 
+/// Where the gateway serves the docs portal.
+const DOCS_HOST: &str = "docs.kea.test";
+
 fn binding(extra: &str) -> String {
     format!(
         r#"
@@ -61,6 +64,7 @@ spec:
     concurrency: 1
     resources: {{requests: {{cpu: 50m, memory: 64Mi}}}}
 {extra}
+  docsHost: {DOCS_HOST}
   audit: {{enabled: true}}
   plugins:
     auth:
@@ -321,6 +325,37 @@ async fn a_standalone_gateway_serves_apis_from_pods_and_takes_changes_without_fa
     assert_eq!(bad_body.status, 400, "{}", bad_body.body);
     assert!(bad_body.body.contains("/name"), "{}", bad_body.body);
     assert_eq!(upstream_hits(&ns, "pets-v1").await?, hits_before + 1);
+
+    // The docs portal through the gateway: the docs host's `/docs/` goes to the operator, open to
+    // anyone (the APIs themselves take a key), the validator from the operator's image, gzipped.
+    let docs = |path: &str, headers: &[(&str, &str)]| {
+        let mut all = vec![("host", DOCS_HOST)];
+        all.extend_from_slice(headers);
+        http::send("GET", &url(path), &all, None)
+    };
+    let catalog = docs("/docs/catalog.json", &[])?;
+    assert_eq!(catalog.status, 200, "{}", catalog.body);
+    let listed = catalog.json();
+    assert!(
+        listed["gateway"].as_str().unwrap_or_default().ends_with("/edge"),
+        "{listed:#}"
+    );
+    let pets = listed["entries"]
+        .as_array()
+        .and_then(|entries| entries.iter().find(|e| e["name"] == "pets"))
+        .cloned();
+    assert_eq!(
+        pets.as_ref().map(|p| p["auth"]["credentials"].clone()),
+        Some(serde_json::json!(["clients"])),
+        "{listed:#}"
+    );
+    assert!(docs("/docs/", &[])?.body.contains("API portal"));
+    let validator = docs(
+        "/docs/assets/kea_validator_bg.wasm",
+        &[("accept-encoding", "gzip")],
+    )?;
+    assert_eq!(validator.status, 200, "{:?}", validator.headers);
+    assert_eq!(validator.header("content-encoding"), Some("gzip"));
 
     // Audit: the gateway's Pods log a record of the request, the key redacted.
     let mut audited = false;
