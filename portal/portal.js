@@ -466,7 +466,9 @@ function tryIt(entry, document, { path, method, op, parameters, media }) {
     bodyArea = el('textarea', { name: 'body', rows: 8, spellcheck: 'false', 'aria-label': 'Request body' });
     const fill = () => {
       const content = Object.fromEntries(media)[typeSelect.value];
-      const value = content?.example !== undefined ? content.example : example(document, content?.schema);
+      // The media type's `example`, else its first named example, else one made from the schema.
+      const named = Object.values(content?.examples || {}).map((e) => resolve(document, e)).find((e) => e && e.value !== undefined);
+      const value = content?.example !== undefined ? content.example : named ? named.value : example(document, content?.schema);
       bodyArea.value = /json/.test(typeSelect.value) ? JSON.stringify(value ?? {}, null, 2) : '';
     };
     typeSelect.addEventListener('change', () => { fill(); update(); });
@@ -641,6 +643,10 @@ function showVerdict(node, checked) {
 // ---------------------------------------------------------------------------------------------
 
 window.addEventListener('hashchange', () => route());
+// Typing a filter on an API's page goes back to the index, filtered.
+document.getElementById('filter').addEventListener('input', () => {
+  if (location.hash.replace(/^#\/?/, '')) location.hash = '#/';
+});
 window.addEventListener('error', (event) => banner(`Something went wrong on this page: ${event.message}`));
 window.addEventListener('unhandledrejection', (event) => banner(`Something went wrong on this page: ${event.reason?.message ?? event.reason}`));
 
