@@ -292,7 +292,11 @@ pub fn objects(
                             ],
                             // Ready once the operator's listener is there (it listens on `http`).
                             "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 2, "failureThreshold": 2},
-                            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "health"}, "initialDelaySeconds": 5, "periodSeconds": 10, "failureThreshold": 3},
+                            // Envoy opens its listeners only once every module is fetched and
+                            // compiled (seconds for validate.wasm on a busy node): liveness starts
+                            // after a startup allowance of up to 2 minutes instead of killing it.
+                            "startupProbe": {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 2, "failureThreshold": 60},
+                            "livenessProbe": {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10, "failureThreshold": 3},
                             // The Service stops sending new connections before Envoy exits.
                             "lifecycle": {"preStop": {"exec": {"command": ["/bin/sleep", "5"]}}},
                             "resources": resources(standalone),
