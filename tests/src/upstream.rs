@@ -3,6 +3,8 @@
 //! - `/status/<code>[/...]` answers with that status;
 //! - `/cacheable?cc=...&size=N` answers with validators and the given `Cache-Control`;
 //! - `/delay/<ms>` answers like any other path, after that many milliseconds;
+//! - a path given a scripted response (`Upstream::script`) answers exactly that, and keeps the
+//!   headers of every request it received (`Upstream::requests`);
 //! - `/echo[/...]` answers with the request's method, path, headers and body size as JSON;
 //! - `POST /ingest` is a small log collector: it accepts newline-delimited JSON and Elasticsearch
 //!   `_bulk` bodies (checking each action line), answers like the real thing, and (in tests) keeps
@@ -35,6 +37,41 @@ pub struct State {
     file_fetches: AtomicU64,
     /// Documents received on `/ingest`; `None` counts only (the benchmark must not grow memory).
     ingested: Option<Mutex<Vec<Value>>>,
+    /// Responses set by a test, by path, and the headers of the requests each path received.
+    scripted: Mutex<std::collections::HashMap<String, Scripted>>,
+}
+
+/// A response a test set for one path, and what that path received.
+#[derive(Debug, Clone, Default)]
+struct Scripted {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    received: Vec<Vec<(String, String)>>,
+}
+
+/// The scripted response for the request's path, if a test set one; the request is recorded.
+fn scripted(state: &State, request: &Request<Body>) -> Option<Response> {
+    let mut scripted = state.scripted.lock().ok()?;
+    let script = scripted.get_mut(request.uri().path())?;
+    let mut received: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .collect();
+    received.push((":method".into(), request.method().to_string()));
+    script.received.push(received);
+    let mut response = Response::new(Body::from(script.body.clone()));
+    *response.status_mut() = StatusCode::from_u16(script.status).unwrap_or(StatusCode::OK);
+    for (name, value) in &script.headers {
+        if let (Ok(name), Ok(value)) = (
+            axum::http::HeaderName::from_bytes(name.as_bytes()),
+            axum::http::HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().append(name, value);
+        }
+    }
+    Some(response)
 }
 
 impl State {
@@ -218,6 +255,9 @@ async fn handle(state: Arc<State>, request: Request<Body>) -> Response {
             .into_response();
     }
     state.hits.fetch_add(1, Ordering::Relaxed);
+    if let Some(response) = scripted(&state, &request) {
+        return response;
+    }
     if path == "/ingest" && request.method() == axum::http::Method::POST {
         return ingest(&state, request).await;
     }
@@ -326,6 +366,29 @@ impl Upstream {
     /// Serves `body` at `path` from now on, with a new ETag each time it is published.
     pub fn publish(&self, path: &str, body: &[u8]) {
         self.state.publish(path, body);
+    }
+
+    /// Answers every request for `path` (any method, any query) with this response from now on.
+    pub fn script(&self, path: &str, status: u16, headers: &[(&str, &str)], body: &[u8]) {
+        if let Ok(mut scripted) = self.state.scripted.lock() {
+            let script = scripted.entry(path.to_string()).or_default();
+            script.status = status;
+            script.headers = headers
+                .iter()
+                .map(|(n, v)| ((*n).to_string(), (*v).to_string()))
+                .collect();
+            script.body = body.to_vec();
+        }
+    }
+
+    /// The headers (and `:method`) of each request a scripted path received, in order.
+    pub fn requests(&self, path: &str) -> Vec<Vec<(String, String)>> {
+        self.state
+            .scripted
+            .lock()
+            .ok()
+            .and_then(|scripted| scripted.get(path).map(|s| s.received.clone()))
+            .unwrap_or_default()
     }
 
     /// Requests for published documents so far.

@@ -318,3 +318,144 @@ fn audit_and_cache_in_one_chain() -> Result<()> {
     assert_eq!(upstream.hits(), 2);
     Ok(())
 }
+
+/// The `Age` the origin sends counts against freshness; unsafe methods invalidate the target and
+/// the same-origin `Location`/`Content-Location`; `must-understand` stores a known status
+/// despite `no-store`.
+#[test]
+fn age_invalidation_and_must_understand_follow_rfc_9111() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let envoy = gateway(&upstream, 1, json!({}))?;
+    let get = |path: &str| http::get(&envoy.url(path));
+    // Already older than its max-age: never a fresh hit.
+    upstream.script("/old", 200, &[("cache-control", "max-age=3600"), ("age", "7200")], b"old");
+    get("/old")?;
+    assert_eq!(get("/old")?.header("x-kea-cache"), Some("MISS"));
+    assert_eq!(upstream.requests("/old").len(), 2);
+    // Age 100 on arrival: the hit is at least that old.
+    upstream.script("/aged", 200, &[("cache-control", "max-age=3600"), ("age", "100")], b"a");
+    get("/aged")?;
+    let hit = get("/aged")?;
+    assert_eq!(hit.header("x-kea-cache"), Some("HIT"));
+    let age: u64 = hit.header("age").unwrap_or_default().parse()?;
+    assert!((100..=102).contains(&age), "Age {age}");
+    // Invalidation by a POST's Location (relative) and Content-Location (absolute, same origin).
+    let cacheable = [("cache-control", "max-age=600")];
+    for path in ["/a", "/b", "/c"] {
+        upstream.script(path, 200, &cacheable, b"x");
+        get(path)?;
+        assert_eq!(get(path)?.header("x-kea-cache"), Some("HIT"), "{path}");
+    }
+    let origin = envoy.url("");
+    let content_location = format!("{}/b", origin.trim_end_matches('/'));
+    upstream.script(
+        "/collection",
+        201,
+        &[("location", "/a"), ("content-location", &content_location)],
+        b"",
+    );
+    http::send("POST", &envoy.url("/collection"), &[], Some(b"{}"))?;
+    assert_eq!(get("/a")?.header("x-kea-cache"), Some("MISS"), "Location");
+    assert_eq!(get("/b")?.header("x-kea-cache"), Some("MISS"), "Content-Location");
+    // A URI of another origin is left alone.
+    upstream.script("/elsewhere", 200, &[("location", "http://other.example.com/c")], b"");
+    http::send("PUT", &envoy.url("/elsewhere"), &[], Some(b"{}"))?;
+    assert_eq!(get("/c")?.header("x-kea-cache"), Some("HIT"));
+    // WebDAV's LOCK is unsafe too, though the cache has no rule naming it.
+    http::send("LOCK", &envoy.url("/c"), &[], None)?;
+    assert_eq!(get("/c")?.header("x-kea-cache"), Some("MISS"));
+    // must-understand on a status the cache implements: stored despite no-store.
+    upstream.script(
+        "/understood",
+        200,
+        &[("cache-control", "max-age=60, no-store, must-understand")],
+        b"u",
+    );
+    get("/understood")?;
+    assert_eq!(get("/understood")?.header("x-kea-cache"), Some("HIT"));
+    Ok(())
+}
+
+/// A 304 freshens the stored response but not its encoding or type, and one about another
+/// representation is refused; `Surrogate-Control` governs this cache and never reaches the
+/// client; `Set-Cookie` follows the rule; `Vary` compares normalised values.
+#[test]
+fn not_modified_surrogate_control_set_cookie_and_vary() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let envoy = gateway(
+        &upstream,
+        1,
+        json!({"rules": [{"match": {"pathPrefix": "/cookie-without"}, "settings": {"setCookie": "storeWithout"}}]}),
+    )?;
+    let get = |path: &str| http::get(&envoy.url(path));
+    let stored = [
+        ("cache-control", "max-age=1"),
+        ("etag", "\"v1\""),
+        ("content-type", "text/plain"),
+        ("x-version", "1"),
+    ];
+    upstream.script("/r", 200, &stored, b"original");
+    get("/r")?;
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    upstream.script(
+        "/r",
+        304,
+        &[
+            ("cache-control", "max-age=1"),
+            ("etag", "\"v1\""),
+            ("content-type", "text/html"),
+            ("x-version", "2"),
+        ],
+        b"",
+    );
+    let freshened = get("/r")?;
+    assert_eq!((freshened.status, freshened.body.as_str()), (200, "original"));
+    assert_eq!(freshened.header("x-kea-cache"), Some("EXPIRED"));
+    assert_eq!(freshened.header("x-version"), Some("2"));
+    assert_eq!(freshened.header("content-type"), Some("text/plain"));
+    let revalidation = upstream.requests("/r").pop().unwrap_or_default();
+    assert!(revalidation.contains(&("if-none-match".into(), "\"v1\"".into())), "{revalidation:?}");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    upstream.script("/r", 304, &[("etag", "\"v2\"")], b"");
+    let refused = get("/r")?;
+    assert_eq!(refused.status, 502, "{}", refused.body);
+    assert_eq!(refused.header("content-type"), Some("application/problem+json"));
+
+    // Surrogate-Control: cached for 60 s here although Cache-Control says private.
+    upstream.script(
+        "/s",
+        200,
+        &[("cache-control", "private, max-age=0"), ("surrogate-control", "max-age=60")],
+        b"s",
+    );
+    let first = get("/s")?;
+    assert_eq!(first.header("surrogate-control"), None);
+    assert_eq!(first.header("cache-control"), Some("private, max-age=0"));
+    let asked = upstream.requests("/s").pop().unwrap_or_default();
+    assert!(
+        asked.contains(&("surrogate-capability".into(), "kea=\"Surrogate/1.0\"".into())),
+        "{asked:?}"
+    );
+    let hit = get("/s")?;
+    assert_eq!(hit.header("x-kea-cache"), Some("HIT"));
+    assert_eq!(hit.header("surrogate-control"), None);
+
+    // Set-Cookie: not stored by default; stored without the cookie where the rule says so.
+    let cookie = [("cache-control", "max-age=60"), ("set-cookie", "session=alice")];
+    upstream.script("/cookie", 200, &cookie, b"c");
+    get("/cookie")?;
+    assert_eq!(get("/cookie")?.header("x-kea-cache"), Some("MISS"));
+    upstream.script("/cookie-without", 200, &cookie, b"c");
+    assert_eq!(get("/cookie-without")?.header("set-cookie"), Some("session=alice"));
+    let hit = get("/cookie-without")?;
+    assert_eq!(hit.header("x-kea-cache"), Some("HIT"));
+    assert_eq!(hit.header("set-cookie"), None);
+
+    // Vary: the same Accept-Encoding written differently is the same variant.
+    upstream.script("/v", 200, &[("cache-control", "max-age=60"), ("vary", "accept-encoding")], b"v");
+    let with = |value: &str| http::send("GET", &envoy.url("/v"), &[("accept-encoding", value)], None);
+    with("gzip, br")?;
+    assert_eq!(with("BR,gzip")?.header("x-kea-cache"), Some("HIT"));
+    assert_eq!(with("gzip")?.header("x-kea-cache"), Some("MISS"));
+    Ok(())
+}

@@ -8,9 +8,17 @@ pub struct CacheControl {
     pub max_age: Option<u64>,
     pub s_maxage: Option<u64>,
     pub no_store: bool,
-    /// `no-cache` (with or without a field list: a shared cache treats both as "revalidate").
+    /// Unqualified `no-cache`: every reuse needs revalidation.
     pub no_cache: bool,
+    /// `no-cache="field, ..."` (RFC 9111 5.2.2.4): the response may be reused, those fields not;
+    /// the cache stores the response without them. Lowercase.
+    pub no_cache_fields: Vec<String>,
+    /// Unqualified `private`: not for a shared cache.
     pub private: bool,
+    /// `private="field, ..."` (5.2.2.7): a shared cache must not store those fields. Lowercase.
+    pub private_fields: Vec<String>,
+    /// `must-understand` (5.2.2.3): store only if the status code's caching rules are known.
+    pub must_understand: bool,
     pub public: bool,
     pub must_revalidate: bool,
     pub proxy_revalidate: bool,
@@ -59,7 +67,24 @@ fn split_directives(value: &str) -> Vec<&str> {
     parts
 }
 
+/// The field names of a qualified `no-cache`/`private`, lowercase; `None` for the unqualified
+/// form, and for an argument that names no field (treated as unqualified: the stricter reading).
+fn field_names(argument: Option<&str>) -> Option<Vec<String>> {
+    let names: Vec<String> = argument?
+        .split(',')
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect();
+    (!names.is_empty() && names.iter().all(|name| kea_plugin_sdk::host::is_token(name))).then_some(names)
+}
+
 impl CacheControl {
+    /// Whether a stale response must not be served without revalidation: `must-revalidate`,
+    /// `proxy-revalidate` and `s-maxage` (which implies it, 5.2.2.10) all bind a shared cache.
+    pub fn revalidate_when_stale(&self) -> bool {
+        self.must_revalidate || self.proxy_revalidate || self.s_maxage.is_some()
+    }
+
     /// Parses every `Cache-Control` field line of a message (they combine as one list).
     pub fn parse<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
         let mut cc = Self::default();
@@ -91,8 +116,15 @@ impl CacheControl {
             "max-age" => set_seconds(&mut self.max_age, &mut self.conflicting),
             "s-maxage" => set_seconds(&mut self.s_maxage, &mut self.conflicting),
             "no-store" => self.no_store = true,
-            "no-cache" => self.no_cache = true,
-            "private" => self.private = true,
+            "no-cache" => match field_names(argument) {
+                Some(names) => self.no_cache_fields.extend(names),
+                None => self.no_cache = true,
+            },
+            "private" => match field_names(argument) {
+                Some(names) => self.private_fields.extend(names),
+                None => self.private = true,
+            },
+            "must-understand" => self.must_understand = true,
             "public" => self.public = true,
             "must-revalidate" => self.must_revalidate = true,
             "proxy-revalidate" => self.proxy_revalidate = true,
@@ -134,9 +166,23 @@ mod tests {
 
     #[test]
     fn quoted_commas_do_not_split() {
-        let cc = CacheControl::parse([r#"no-cache="set-cookie, x-a", max-age=5"#]);
-        assert!(cc.no_cache);
+        let cc = CacheControl::parse([r#"no-cache="Set-Cookie, x-a", max-age=5"#]);
+        assert!(!cc.no_cache, "qualified: the response itself may be reused");
+        assert_eq!(cc.no_cache_fields, vec!["set-cookie", "x-a"]);
         assert_eq!(cc.max_age, Some(5));
+    }
+
+    #[test]
+    fn qualified_private_and_must_understand() {
+        let cc = CacheControl::parse([r#"private="set-cookie", must-understand, no-store"#]);
+        assert!(!cc.private && cc.must_understand && cc.no_store);
+        assert_eq!(cc.private_fields, vec!["set-cookie"]);
+        // An argument naming nothing, or not a field name: the stricter, unqualified reading.
+        assert!(CacheControl::parse([r#"private="""#]).private);
+        assert!(CacheControl::parse([r#"no-cache="a b""#]).no_cache);
+        assert!(CacheControl::parse(["s-maxage=5"]).revalidate_when_stale());
+        assert!(CacheControl::parse(["proxy-revalidate"]).revalidate_when_stale());
+        assert!(!CacheControl::parse(["max-age=5"]).revalidate_when_stale());
     }
 
     #[test]

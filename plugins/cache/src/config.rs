@@ -18,6 +18,41 @@ pub struct CacheConfig {
     /// Purge with the `PURGE` method; absent means no purging.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub purge: Option<PurgeConfig>,
+    /// How this cache reads `Surrogate-Control` as a surrogate.
+    pub surrogate: SurrogateConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct SurrogateConfig {
+    /// Honour `Surrogate-Control` (default true); it is removed from responses either way.
+    pub enabled: bool,
+    /// This cache's device token: directives targeted `;<token>` are for it (default `kea`).
+    pub device_token: String,
+}
+
+impl Default for SurrogateConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            device_token: "kea".into(),
+        }
+    }
+}
+
+/// What happens to responses that set cookies (RFC 9111 3: a cache may store them; a shared
+/// cache must not hand one user's cookie to another).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SetCookiePolicy {
+    /// Not stored (the default without `perUser`).
+    DoNotStore,
+    /// Stored without its `Set-Cookie` fields: the client that caused the store gets its
+    /// cookie, hits get none.
+    StoreWithout,
+    /// Stored with them and replayed on hits (the default with `perUser`, where every entry
+    /// has one user; on shared entries only for cookies meant for everyone).
+    Replay,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -46,6 +81,10 @@ pub struct RuleSettings {
     /// Key by the verified principal (`x-kea-sub`): responses to authorised requests, and
     /// `private` ones, may then be stored, each user getting their own entry.
     pub per_user: bool,
+    /// Responses with `Set-Cookie`: `doNotStore`, `storeWithout` or `replay` (default
+    /// `replay` with `perUser`, else `doNotStore`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set_cookie: Option<SetCookiePolicy>,
 }
 
 impl Default for RuleSettings {
@@ -57,6 +96,7 @@ impl Default for RuleSettings {
             query: QueryConfig::default(),
             key_headers: Vec::new(),
             per_user: false,
+            set_cookie: None,
         }
     }
 }
@@ -106,6 +146,7 @@ pub struct Policy {
     pub query: QueryFilter,
     pub key_headers: Vec<String>,
     pub per_user: bool,
+    pub set_cookie: SetCookiePolicy,
 }
 
 #[derive(Debug)]
@@ -116,6 +157,8 @@ pub struct Compiled {
     pub max_entry_bytes: usize,
     pub purge_token_sha256: Option<[u8; 32]>,
     pub purge_prefixes: Vec<String>,
+    /// The device token `Surrogate-Control` is read for; `None` when it is not honoured.
+    pub surrogate_token: Option<String>,
 }
 
 impl Compiled {
@@ -178,6 +221,11 @@ fn compile_settings(at: &str, settings: &RuleSettings) -> Result<Policy, ConfigE
             .map(|h| h.to_ascii_lowercase())
             .collect(),
         per_user: settings.per_user,
+        set_cookie: settings.set_cookie.unwrap_or(if settings.per_user {
+            SetCookiePolicy::Replay
+        } else {
+            SetCookiePolicy::DoNotStore
+        }),
     })
 }
 
@@ -229,7 +277,17 @@ impl CacheConfig {
                 (Some(digest), purge.prefixes.clone())
             }
         };
+        if !is_token(&self.surrogate.device_token) {
+            return Err(ConfigError::new(
+                "surrogate.deviceToken",
+                format!("{:?} is not a token", self.surrogate.device_token),
+            ));
+        }
         Ok(Compiled {
+            surrogate_token: self
+                .surrogate
+                .enabled
+                .then(|| self.surrogate.device_token.clone()),
             rules: RuleSet::new(rules),
             defaults,
             max_entries: self.store.max_entries,
@@ -255,6 +313,14 @@ mod tests {
         assert_eq!(compiled.defaults.methods, ["GET", "HEAD"]);
         assert_eq!(compiled.max_entries, 4096);
         assert!(compiled.purge_token_sha256.is_none());
+        assert_eq!(compiled.defaults.set_cookie, SetCookiePolicy::DoNotStore);
+        assert_eq!(compiled.surrogate_token.as_deref(), Some("kea"));
+        let per_user =
+            compile(r#"{"defaults": {"perUser": true}, "surrogate": {"enabled": false}}"#).unwrap();
+        assert_eq!(per_user.defaults.set_cookie, SetCookiePolicy::Replay);
+        assert_eq!(per_user.surrogate_token, None);
+        let without = compile(r#"{"defaults": {"setCookie": "storeWithout"}}"#).unwrap();
+        assert_eq!(without.defaults.set_cookie, SetCookiePolicy::StoreWithout);
     }
 
     #[test]
@@ -306,6 +372,11 @@ mod tests {
                 "purge.prefixes[0]",
             ),
             (r#"{"ttl": 5}"#, "ttl"),
+            (r#"{"defaults": {"setCookie": "always"}}"#, "defaults.setCookie"),
+            (
+                r#"{"surrogate": {"deviceToken": "a b"}}"#,
+                "surrogate.deviceToken",
+            ),
         ];
         for (json, field) in cases {
             let err = compile(json).unwrap_err();

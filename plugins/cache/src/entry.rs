@@ -4,7 +4,7 @@
 //! length-prefixed layout with bounds checks everywhere is both smaller and cheaper than JSON.
 
 /// Format version; an entry of another version reads as a miss.
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 /// Tag of a Vary index record (stored under a URL's primary key when its responses vary).
 const VARY_INDEX: u8 = 0x56;
 
@@ -73,6 +73,9 @@ pub struct StoredResponse {
     /// When the request that produced this response was sent and the response received (epoch s).
     pub request_time: u64,
     pub response_time: u64,
+    /// Its age when received (RFC 9111 4.2.3 `corrected_initial_age`, from the origin's `Age`
+    /// and `Date` and the delay), kept because `Age` itself is recomputed, not stored.
+    pub initial_age: u64,
     /// For each `Vary` field name, the request's value when stored (`None`: absent).
     pub vary: Vec<(String, Option<String>)>,
 }
@@ -134,6 +137,7 @@ impl StoredResponse {
         w.u16(self.status);
         w.u64(self.request_time);
         w.u64(self.response_time);
+        w.u64(self.initial_age);
         w.u16(u16::try_from(self.headers.len()).unwrap_or(u16::MAX));
         for (name, value) in self.headers.iter().take(u16::MAX as usize) {
             w.bytes(name.as_bytes());
@@ -163,6 +167,7 @@ impl StoredResponse {
         let status = r.u16()?;
         let request_time = r.u64()?;
         let response_time = r.u64()?;
+        let initial_age = r.u64()?;
         let header_count = r.u16()?;
         let mut headers = Vec::with_capacity(usize::from(header_count).min(256));
         for _ in 0..header_count {
@@ -185,6 +190,7 @@ impl StoredResponse {
             body,
             request_time,
             response_time,
+            initial_age,
             vary,
         })
     }
@@ -211,6 +217,7 @@ mod tests {
             body: vec![0, 1, 2, 255],
             request_time: 10,
             response_time: 11,
+            initial_age: 7,
             vary: vec![
                 ("accept".into(), Some("text/html".into())),
                 ("x-tenant".into(), None),

@@ -2,9 +2,17 @@
 //! is it fresh (4.2.1), and how old is it now (4.2.3). Times are whole seconds since the epoch.
 
 use crate::cache_control::CacheControl;
+use crate::surrogate::SurrogateControl;
 
 /// Status codes that are heuristically cacheable (RFC 9110 section 15.1).
 pub const HEURISTICALLY_CACHEABLE: &[u16] = &[200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501];
+
+/// Status codes whose caching semantics this cache implements (the final statuses RFC 9110
+/// defines, minus 206 and 304, which it never stores): what `must-understand` asks for.
+pub const UNDERSTOOD: &[u16] = &[
+    200, 201, 202, 203, 204, 205, 300, 301, 302, 303, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407, 408,
+    409, 410, 411, 412, 413, 414, 415, 416, 417, 421, 422, 426, 500, 501, 502, 503, 504, 505,
+];
 
 /// Longest heuristic freshness, whatever `Last-Modified` says.
 const MAX_HEURISTIC: u64 = 24 * 3600;
@@ -31,22 +39,57 @@ pub fn http_date(value: &str) -> Option<u64> {
         .map(|d| d.as_secs())
 }
 
+/// The largest age a cache needs to represent (RFC 9111 1.2.2: "infinity", over 68 years).
+pub const AGE_CAP: u64 = 1 << 31;
+
+/// An `Age` field value (RFC 9111 5.1): its first member as delta-seconds; anything else
+/// (negative, fractional, signed, empty, not digits) is ignored as if absent. Too large a value
+/// saturates at 2^31 (1.2.2).
+pub fn parse_age(value: &str) -> Option<u64> {
+    let first = value
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .trim_matches([' ', '\t']);
+    if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(first.parse::<u64>().map_or(AGE_CAP, |age| age.min(AGE_CAP)))
+}
+
 impl ResponseFacts {
     /// From a response's status and headers (names lowercase, as proxies give them).
     pub fn from_headers<'a>(status: u16, headers: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
+        Self::for_surrogate(status, headers, None)
+    }
+
+    /// The same, for the surrogate named `device_token`: what `Surrogate-Control` says for it
+    /// takes precedence over `Cache-Control` (see `surrogate`).
+    pub fn for_surrogate<'a>(
+        status: u16,
+        headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+        device_token: Option<&str>,
+    ) -> Self {
+        let mut surrogate_control = Vec::new();
         let mut facts = Self {
             status,
             ..Self::default()
         };
         let mut cache_control = Vec::new();
+        let mut age_seen = false;
         for (name, value) in headers {
             match name {
                 "cache-control" => cache_control.push(value),
+                "surrogate-control" => surrogate_control.push(value),
                 "date" => facts.date = http_date(value),
                 // Several Expires lines: the response is treated as stale (RFC 9111 4.2.1).
                 "expires" if facts.expires.is_some() => facts.expires = Some(None),
                 "expires" => facts.expires = Some(http_date(value)),
-                "age" => facts.age = value.trim().parse::<u64>().ok().or(Some(u64::from(u32::MAX))),
+                // RFC 9111 5.1: of a list (or repeated lines) the first member counts.
+                "age" if !age_seen => {
+                    age_seen = true;
+                    facts.age = parse_age(value);
+                }
                 "last-modified" => facts.last_modified = http_date(value),
                 "vary" => facts.vary.extend(
                     value
@@ -58,6 +101,11 @@ impl ResponseFacts {
             }
         }
         facts.cache_control = CacheControl::parse(cache_control);
+        if let Some(surrogate) =
+            device_token.and_then(|token| SurrogateControl::parse(surrogate_control, token))
+        {
+            facts.cache_control = surrogate.governs(&facts.cache_control);
+        }
         facts.vary.sort();
         facts.vary.dedup();
         facts
@@ -98,12 +146,13 @@ impl ResponseFacts {
         }
     }
 
-    /// The age of the response when it was received (RFC 9111 4.2.3, `corrected_initial_age`).
+    /// The age of the response when it was received (RFC 9111 4.2.3, `corrected_initial_age`),
+    /// from its `Date` and `Age` and the time the request was sent and the response received.
     pub fn initial_age(&self, request_time: u64, response_time: u64) -> u64 {
         let apparent_age = self.date.map_or(0, |date| response_time.saturating_sub(date));
         let response_delay = response_time.saturating_sub(request_time);
         let corrected_age_value = self.age.unwrap_or(0).saturating_add(response_delay);
-        apparent_age.max(corrected_age_value)
+        apparent_age.max(corrected_age_value).min(AGE_CAP)
     }
 }
 
@@ -117,6 +166,8 @@ pub enum NotStorable {
     Authorization,
     VaryStar,
     NoFreshness,
+    /// `must-understand` on a status code the cache does not implement.
+    NotUnderstood,
 }
 
 /// What the request side contributes to the storage decision.
@@ -139,12 +190,23 @@ pub fn storable(
     if !methods.iter().any(|m| m.eq_ignore_ascii_case(request.method)) {
         return Err(NotStorable::Method);
     }
-    // Partial content and 304 are not stored (no range support; 304 only refreshes).
+    // Partial content and 304 are not stored (ranges are answered from complete responses; a 304
+    // only refreshes).
     if !(200..600).contains(&response.status) || matches!(response.status, 206 | 304) {
         return Err(NotStorable::Status);
     }
     let cc = &response.cache_control;
-    if cc.no_store || request.cache_control.is_some_and(|c| c.no_store) {
+    if request.cache_control.is_some_and(|c| c.no_store) {
+        return Err(NotStorable::NoStore);
+    }
+    // 5.2.2.3: with `must-understand`, a status whose caching rules the cache implements is
+    // stored whatever `no-store` says (that is for caches that do not understand it); any
+    // other status is not stored.
+    if cc.must_understand {
+        if !UNDERSTOOD.contains(&response.status) {
+            return Err(NotStorable::NotUnderstood);
+        }
+    } else if cc.no_store {
         return Err(NotStorable::NoStore);
     }
     if cc.private && !per_user {
@@ -264,10 +326,33 @@ mod tests {
         assert_eq!(f.initial_age(T + 1, T + 3), 12);
         let skewed = facts(200, &[("date", "Thu, 26 Nov 2026 05:00:00 GMT")]);
         assert_eq!(skewed.initial_age(T, T), 3600);
+    }
+
+    #[test]
+    fn age_values_follow_rfc_9111_5_1() {
+        // Invalid values are ignored: the age is what Date and the delay say.
+        for invalid in ["garbage", "-1", "1.5", "+5", "", " ", "0x10", "١٢"] {
+            assert_eq!(parse_age(invalid), None, "{invalid:?}");
+            assert_eq!(
+                facts(200, &[("age", invalid)]).initial_age(T, T + 2),
+                2,
+                "{invalid:?}"
+            );
+        }
+        // A list, or repeated lines: the first member counts.
+        assert_eq!(parse_age("30, 60"), Some(30));
+        assert_eq!(parse_age(" 7 "), Some(7));
+        assert_eq!(facts(200, &[("age", "100"), ("age", "5")]).age, Some(100));
         assert_eq!(
-            facts(200, &[("age", "garbage")]).initial_age(T, T),
-            u64::from(u32::MAX),
-            "unparseable Age: very old"
+            facts(200, &[("age", "x"), ("age", "5")]).age,
+            None,
+            "the first line is invalid"
+        );
+        // Too large: 2^31, and so is every age computed from it.
+        assert_eq!(parse_age("99999999999999999999999"), Some(AGE_CAP));
+        assert_eq!(
+            facts(200, &[("age", "2147483648")]).initial_age(T, T + 9),
+            AGE_CAP
         );
     }
 

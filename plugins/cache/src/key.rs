@@ -181,9 +181,77 @@ fn canonical_query(query: &str, filter: &QueryFilter) -> String {
     out
 }
 
+/// A request field's value as `Vary` compares it (RFC 9111 4.1 allows normalising values "in a
+/// way that is known to have identical semantics"): list members trimmed, whitespace around `;`
+/// and `=` dropped, the case-insensitive tokens of the `Accept-*` content-negotiation fields
+/// lowercased, and `Accept-Encoding`'s members sorted (its order means nothing: q-values rank).
+/// Values with quoted strings are only trimmed, as commas inside quotes are not separators.
+pub fn normalise_vary_value(name: &str, value: &str) -> String {
+    let value = value.trim_matches([' ', '\t']);
+    if value.contains('"') {
+        return value.to_string();
+    }
+    let lowercase = matches!(name, "accept-encoding" | "accept-language" | "accept-charset");
+    let mut members: Vec<String> = value
+        .split(',')
+        .map(|member| {
+            let parts: Vec<&str> = member
+                .split(';')
+                .map(|part| part.trim_matches([' ', '\t']))
+                .collect();
+            let member = parts
+                .iter()
+                .map(|part| match part.split_once('=') {
+                    Some((key, value)) => format!("{}={}", key.trim_end(), value.trim_start()),
+                    None => (*part).to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(";");
+            if lowercase {
+                member.to_ascii_lowercase()
+            } else {
+                member
+            }
+        })
+        .filter(|member| !member.is_empty())
+        .collect();
+    if name == "accept-encoding" {
+        members.sort();
+    }
+    members.join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vary_values_compare_by_meaning() {
+        let same =
+            |name: &str, a: &str, b: &str| normalise_vary_value(name, a) == normalise_vary_value(name, b);
+        assert!(same("accept-encoding", "gzip, br", "BR,gzip"));
+        assert!(same(
+            "accept-encoding",
+            "gzip;q=1.0, br ; q=0.5",
+            "br;q=0.5,gzip; q=1.0"
+        ));
+        assert!(same("accept-language", "en-US, fr;q=0.5", "en-us,fr; q=0.5"));
+        assert!(
+            !same("accept-language", "en, fr", "fr, en"),
+            "order ranks equal q-values"
+        );
+        assert!(same(
+            "accept",
+            " text/html ,application/json",
+            "text/html, application/json"
+        ));
+        assert!(
+            !same("x-tenant", "Acme", "acme"),
+            "unknown fields keep their case"
+        );
+        assert!(!same("accept-encoding", "gzip", "br"));
+        assert_eq!(normalise_vary_value("accept", "a;p=\"x, y\" "), "a;p=\"x, y\"");
+    }
 
     fn key(path: &str) -> String {
         let input = KeyInput {

@@ -11,6 +11,8 @@ pub mod key;
 pub mod metrics;
 pub mod plugin;
 pub mod stream;
+pub mod surrogate;
+pub mod update;
 
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 mod wasm;

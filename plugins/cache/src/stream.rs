@@ -7,11 +7,13 @@
 //! the request goes to the origin (which is always allowed) and the new response replaces them.
 
 use crate::cache_control::CacheControl;
+use crate::config::SetCookiePolicy;
 use crate::config::{Compiled, Policy};
-use crate::entry::{encode_vary_index, is_stored_header, Slot, StoredResponse};
-use crate::freshness::{storable, RequestFacts, ResponseFacts};
-use crate::key::{CacheKey, KeyInput};
+use crate::entry::{encode_vary_index, Slot, StoredResponse};
+use crate::freshness::{storable, RequestFacts, ResponseFacts, AGE_CAP};
+use crate::key::{normalise_vary_value, CacheKey, KeyInput};
 use crate::metrics::CacheMetrics;
+use crate::update::{freshen, headers_to_store};
 use kea_plugin_sdk::host::{lossy, status_of};
 use kea_plugin_sdk::matcher::split_path;
 use kea_plugin_sdk::{
@@ -110,6 +112,8 @@ pub enum ResponseAction {
 /// How long an entry with validators is kept after it goes stale, for revalidation.
 const REVALIDATION_GRACE: u64 = 600;
 
+const SURROGATE_CONTROL: &str = "surrogate-control";
+
 /// Header values as text, for replies and freshness rules.
 fn header_texts(headers: &[(String, Bytes)]) -> Vec<(String, String)> {
     headers
@@ -118,14 +122,75 @@ fn header_texts(headers: &[(String, Bytes)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Freshness facts of a stored entry and its age at `now` (RFC 9111 4.2.3).
-fn facts_and_age(entry: &StoredResponse, texts: &[(String, String)], now: u64) -> (ResponseFacts, u64) {
-    let facts =
-        ResponseFacts::from_headers(entry.status, texts.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-    let age = facts
-        .initial_age(entry.request_time, entry.response_time)
-        .saturating_add(now.saturating_sub(entry.response_time));
+/// Freshness facts of a response for this cache (`Surrogate-Control` applied when honoured).
+fn response_facts(runtime: &Runtime, status: u16, texts: &[(String, String)]) -> ResponseFacts {
+    ResponseFacts::for_surrogate(
+        status,
+        texts.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        runtime.config.surrogate_token.as_deref(),
+    )
+}
+
+/// Freshness facts of a stored entry and its `current_age` at `now` (RFC 9111 4.2.3).
+fn facts_and_age(
+    runtime: &Runtime,
+    entry: &StoredResponse,
+    texts: &[(String, String)],
+    now: u64,
+) -> (ResponseFacts, u64) {
+    let facts = response_facts(runtime, entry.status, texts);
+    let resident_time = now.saturating_sub(entry.response_time);
+    let age = entry.initial_age.saturating_add(resident_time).min(AGE_CAP);
     (facts, age)
+}
+
+/// A stored response's fields as sent on a reply: `Surrogate-Control` is for this cache only
+/// when it honours it.
+fn reply_fields<'a>(runtime: &Runtime, texts: &'a [(String, String)]) -> Vec<(&'a str, &'a str)> {
+    let honoured = runtime.config.surrogate_token.is_some();
+    texts
+        .iter()
+        .filter(|(n, _)| !(honoured && n == SURROGATE_CONTROL))
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect()
+}
+
+/// The path (with query) of a `Location`/`Content-Location` URI reference if it names the same
+/// origin as the request (RFC 6454: scheme, host and port): absolute-path references always do,
+/// absolute URIs when scheme and authority match; other relative references are resolved
+/// against nothing here and skipped.
+fn same_origin_path(reference: &str, scheme: &str, authority: &str) -> Option<String> {
+    let reference = reference.trim();
+    let without_fragment = reference.split('#').next().unwrap_or_default();
+    if without_fragment.starts_with('/') && !without_fragment.starts_with("//") {
+        return Some(without_fragment.to_string());
+    }
+    let (ref_scheme, rest) = without_fragment.split_once("://")?;
+    let (ref_authority, path) = match rest.find(['/', '?']) {
+        Some(at) => rest.split_at(at),
+        None => (rest, "/"),
+    };
+    let path = if path.starts_with('?') {
+        format!("/{path}")
+    } else {
+        path.to_string()
+    };
+    let origin = |scheme: &str, authority: &str| {
+        let scheme = scheme.to_ascii_lowercase();
+        let authority = authority.to_ascii_lowercase();
+        let default_port = if scheme == "https" { ":443" } else { ":80" };
+        let authority = authority
+            .strip_suffix(default_port)
+            .map(str::to_string)
+            .unwrap_or(authority);
+        (scheme, authority)
+    };
+    (origin(ref_scheme, ref_authority) == origin(scheme, authority)).then_some(path)
+}
+
+/// Whether a method is safe (RFC 9110 9.2.1); every other one, known or not, invalidates.
+fn is_safe(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE")
 }
 
 /// Seconds since the epoch.
@@ -182,11 +247,23 @@ impl CacheStream {
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
 
-    /// This request's values of the given `Vary` field names.
+    /// A request field's lines combined as one list (RFC 9110 5.3).
+    fn field_value(&self, name: &str) -> Option<String> {
+        let mut lines = self.request_headers.iter().filter(|(n, _)| n == name);
+        let first = String::from_utf8_lossy(&lines.next()?.1).into_owned();
+        Some(lines.fold(first, |combined, (_, line)| {
+            combined + "," + &String::from_utf8_lossy(line)
+        }))
+    }
+
+    /// This request's values of the given `Vary` field names, normalised for comparison.
     fn vary_values(&self, names: &[String]) -> Vec<(String, Option<String>)> {
         names
             .iter()
-            .map(|name| (name.clone(), self.header(name).map(|v| v.trim().to_string())))
+            .map(|name| {
+                let value = self.field_value(name).map(|v| normalise_vary_value(name, &v));
+                (name.clone(), value)
+            })
             .collect()
     }
 
@@ -218,7 +295,7 @@ impl CacheStream {
             stored
                 .vary
                 .iter()
-                .all(|(name, value)| self.header(name).map(|v| v.trim().to_string()) == *value)
+                .all(|(name, value)| self.field_value(name).map(|v| normalise_vary_value(name, &v)) == *value)
         })
     }
 
@@ -237,6 +314,18 @@ impl CacheStream {
         method: &str,
     ) -> Option<CacheKey> {
         let path = self.header(":path").unwrap_or_default();
+        self.key_for_path(host, config, policy, method, &path)
+    }
+
+    /// The key `method` on `path` would have for this request (same origin, headers, user).
+    fn key_for_path(
+        &self,
+        host: &impl Host,
+        config: &Compiled,
+        policy: &Policy,
+        method: &str,
+        path: &str,
+    ) -> Option<CacheKey> {
         let principal = self.header(identity::SUBJECT);
         if policy.per_user && principal.is_none() {
             return None;
@@ -244,7 +333,7 @@ impl CacheStream {
         let generation = config
             .purge_prefixes
             .iter()
-            .filter(|prefix| split_path(&path).0.starts_with(prefix.as_str()))
+            .filter(|prefix| split_path(path).0.starts_with(prefix.as_str()))
             .max_by_key(|prefix| prefix.len())
             .map(|prefix| read_generation(host, prefix));
         let header_values: Vec<(String, Option<String>)> = policy
@@ -262,7 +351,7 @@ impl CacheStream {
             method,
             scheme: &scheme,
             authority: &authority,
-            path: &path,
+            path,
             headers: &header_refs,
             principal: if policy.per_user {
                 principal.as_deref()
@@ -295,11 +384,14 @@ impl CacheStream {
             return self.bypass(runtime, host);
         }
         if !policy.methods.contains(&self.method) {
-            if matches!(self.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") {
+            if !is_safe(&self.method) {
+                // RFC 9111 4.4: any unsafe method, known or not, invalidates the target URI
+                // (and, on its response, the `Location` and `Content-Location` URIs).
                 self.invalidate = ["GET", "HEAD"]
                     .iter()
                     .filter_map(|m| self.key_for(host, &runtime.config, &policy, m))
                     .collect();
+                self.policy = Some(Rc::clone(&policy));
             }
             return self.bypass(runtime, host);
         }
@@ -332,12 +424,16 @@ impl CacheStream {
         self.key = Some(key);
         self.policy = Some(Rc::clone(&policy));
         let Some(stored) = stored else {
+            if self.request_cc.only_if_cached {
+                return self.gateway_timeout(host);
+            }
             self.outcome = Some(Outcome::Miss);
             runtime.metrics.misses.add(host, 1);
+            self.announce_surrogate(host, runtime);
             return RequestAction::Continue;
         };
         let texts = header_texts(&stored.headers);
-        let (facts, age) = facts_and_age(&stored, &texts, now);
+        let (facts, age) = facts_and_age(runtime, &stored, &texts, now);
         let lifetime = facts.freshness_lifetime(stored.response_time, policy.default_ttl);
         let request_allows = !self.request_cc.no_cache
             && self.request_cc.max_age.is_none_or(|max| age <= max)
@@ -345,10 +441,23 @@ impl CacheStream {
                 .request_cc
                 .min_fresh
                 .is_none_or(|min| lifetime.saturating_sub(age) >= min);
-        if age < lifetime && request_allows && !facts.cache_control.no_cache {
+        // A client's `max-stale` (5.2.1.2) admits a stale response, unless the origin forbade
+        // serving it stale (5.2.2.2, 5.2.2.8, 5.2.2.10).
+        let stale_accepted = age >= lifetime
+            && !facts.cache_control.revalidate_when_stale()
+            && (self.request_cc.max_stale_any
+                || self
+                    .request_cc
+                    .max_stale
+                    .is_some_and(|max| age.saturating_sub(lifetime) <= max));
+        if (age < lifetime || stale_accepted) && request_allows && !facts.cache_control.no_cache {
             self.serve(host, runtime, &stored, &texts, age);
             return RequestAction::Answered;
         }
+        if self.request_cc.only_if_cached {
+            return self.gateway_timeout(host);
+        }
+        self.announce_surrogate(host, runtime);
         self.outcome = Some(Outcome::Expired);
         runtime.metrics.expired.add(host, 1);
         let client_conditional =
@@ -372,7 +481,7 @@ impl CacheStream {
             .cache_control
             .stale_if_error
             .is_some_and(|window| age < lifetime.saturating_add(window))
-            && !facts.cache_control.must_revalidate;
+            && !facts.cache_control.revalidate_when_stale();
         if revalidating || usable_on_error {
             self.stale = Some(Stale {
                 entry: stored,
@@ -381,6 +490,57 @@ impl CacheStream {
             });
         }
         RequestAction::Continue
+    }
+
+    /// After a non-error response to an unsafe request (RFC 9111 4.4): removes the target URI's
+    /// entries, and those of the `Location` and `Content-Location` URIs when they have the
+    /// target's origin (a different origin must not be invalidated: that would let one origin
+    /// evict another's entries).
+    fn invalidate_after_unsafe(&mut self, host: &impl Host, runtime: &Runtime, headers: &[(String, Bytes)]) {
+        let mut keys = std::mem::take(&mut self.invalidate);
+        if let Some(policy) = self.policy.clone() {
+            let scheme = self.header(":scheme").unwrap_or_else(|| "http".into());
+            let authority = self.header(":authority").unwrap_or_default();
+            for (_, value) in headers
+                .iter()
+                .filter(|(n, _)| n == "location" || n == "content-location")
+            {
+                let Some(path) = same_origin_path(&lossy(value.clone()), &scheme, &authority) else {
+                    continue;
+                };
+                keys.extend(
+                    ["GET", "HEAD"]
+                        .iter()
+                        .filter_map(|m| self.key_for_path(host, &runtime.config, &policy, m, &path)),
+                );
+            }
+        }
+        for key in keys {
+            let _ = runtime.store.remove(host, key.text.as_bytes(), key.hash64());
+        }
+    }
+
+    /// `only-if-cached` with nothing usable stored: 504 (RFC 9111 5.2.1.7).
+    fn gateway_timeout(&mut self, host: &impl Host) -> RequestAction {
+        self.answered = true;
+        self.outcome = Some(Outcome::Miss);
+        let _ = Problem::new(504)
+            .with_detail("only-if-cached: no stored response satisfies the request")
+            .send(host, &[(identity::CACHE, Outcome::Miss.as_str())]);
+        RequestAction::Answered
+    }
+
+    /// Tells the origin a surrogate is in the path (`Surrogate-Capability`, Edge Architecture
+    /// 1.0), so it may send `Surrogate-Control`.
+    fn announce_surrogate(&self, host: &impl Host, runtime: &Runtime) {
+        if let Some(token) = &runtime.config.surrogate_token {
+            let capability = format!("{token}=\"Surrogate/1.0\"");
+            host.set_header(
+                HeaderMap::RequestHeaders,
+                "surrogate-capability",
+                Some(capability.as_bytes()),
+            );
+        }
     }
 
     /// The origin answered a stale entry's revalidation with 304, or failed while the entry may
@@ -399,14 +559,31 @@ impl CacheStream {
         let now = epoch(host);
         let (mut entry, outcome) = match status {
             304 if stale.revalidating => {
-                // RFC 9111 4.3.4: the 304's headers update the stored ones; the entry is fresh again.
+                // RFC 9111 4.3.4: the 304's fields freshen the stored response it is about.
                 let mut entry = stale.entry;
-                for (name, value) in headers.iter().filter(|(n, _)| is_stored_header(n)) {
-                    entry.headers.retain(|(n, _)| n != name);
-                    entry.headers.push((name.clone(), value.clone()));
+                let dropped: &[&str] = match self.policy.as_ref().map(|p| p.set_cookie) {
+                    Some(SetCookiePolicy::Replay) => &[],
+                    _ => &["set-cookie"],
+                };
+                if freshen(&mut entry, headers, dropped).is_err() {
+                    // Not about what is stored: neither it nor the 304 answers this request
+                    // (the client asked unconditionally), and the stored response is not
+                    // known to be current any more.
+                    if let Some(key) = &self.key {
+                        let _ = runtime.store.remove(host, key.text.as_bytes(), key.hash64());
+                    }
+                    self.answered = true;
+                    let _ = Problem::new(502)
+                        .with_detail("the origin's 304 is about a representation other than the stored one")
+                        .send(host, &[(identity::CACHE, Outcome::Expired.as_str())]);
+                    return ResponseAction::Replaced;
                 }
+                let texts = header_texts(headers);
+                let not_modified =
+                    ResponseFacts::from_headers(304, texts.iter().map(|(n, v)| (n.as_str(), v.as_str())));
                 entry.request_time = self.request_time;
                 entry.response_time = now;
+                entry.initial_age = not_modified.initial_age(self.request_time, now);
                 self.store_entry(host, runtime, &entry);
                 runtime.metrics.revalidated.add(host, 1);
                 (entry, Outcome::Expired)
@@ -418,8 +595,8 @@ impl CacheStream {
             _ => return ResponseAction::Continue,
         };
         let texts = header_texts(&entry.headers);
-        let age = facts_and_age(&entry, &texts, now).1.to_string();
-        let mut reply: Vec<(&str, &str)> = texts.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let age = facts_and_age(runtime, &entry, &texts, now).1.to_string();
+        let mut reply = reply_fields(runtime, &texts);
         reply.push(("age", &age));
         reply.push((identity::CACHE, outcome.as_str()));
         let body = if self.method == "HEAD" {
@@ -475,7 +652,7 @@ impl CacheStream {
                     .map(|(n, v)| (n.as_str(), v.as_str())),
             );
         } else {
-            headers.extend(texts.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+            headers.extend(reply_fields(runtime, texts));
         }
         headers.push(("age", &age));
         headers.push((identity::CACHE, Outcome::Hit.as_str()));
@@ -587,9 +764,11 @@ impl CacheStream {
         let headers = host.headers(HeaderMap::ResponseHeaders);
         let status = status_of(&headers).unwrap_or(0);
         if !self.invalidate.is_empty() && (200..400).contains(&status) {
-            for key in std::mem::take(&mut self.invalidate) {
-                let _ = runtime.store.remove(host, key.text.as_bytes(), key.hash64());
-            }
+            self.invalidate_after_unsafe(host, runtime, &headers);
+        }
+        // `Surrogate-Control` is addressed to this cache: it does not leave the gateway.
+        if runtime.config.surrogate_token.is_some() && headers.iter().any(|(n, _)| n == SURROGATE_CONTROL) {
+            host.set_header(HeaderMap::ResponseHeaders, SURROGATE_CONTROL, None);
         }
         if self.stale.is_some()
             && self.replace_with_stale(host, runtime, status, &headers) == ResponseAction::Replaced
@@ -600,7 +779,7 @@ impl CacheStream {
             return ResponseAction::Continue;
         };
         let texts = header_texts(&headers);
-        let facts = ResponseFacts::from_headers(status, texts.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        let facts = response_facts(runtime, status, &texts);
         let request = RequestFacts {
             method: &self.method,
             cache_control: Some(&self.request_cc),
@@ -617,10 +796,27 @@ impl CacheStream {
         {
             return ResponseAction::Continue;
         }
-        // A shared cache must not hand one user's cookie to another.
-        if !policy.per_user && texts.iter().any(|(n, _)| n == "set-cookie") {
-            return ResponseAction::Continue;
-        }
+        // A shared cache must not hand one user's cookie to another: what happens to responses
+        // that set cookies is the rule's choice, unless the origin's qualified `no-cache` or
+        // `private` already keeps the cookies out of the store.
+        let origin_cc = CacheControl::parse(
+            texts
+                .iter()
+                .filter(|(n, _)| n == "cache-control")
+                .map(|(_, v)| v.as_str()),
+        );
+        let names_cookie = |fields: &[String]| fields.iter().any(|f| f == "set-cookie");
+        let cookie_excluded =
+            names_cookie(&origin_cc.no_cache_fields) || names_cookie(&origin_cc.private_fields);
+        let dropped: &[&str] = match policy.set_cookie {
+            SetCookiePolicy::DoNotStore
+                if !cookie_excluded && texts.iter().any(|(n, _)| n == "set-cookie") =>
+            {
+                return ResponseAction::Continue;
+            }
+            SetCookiePolicy::Replay => &[],
+            _ => &["set-cookie"],
+        };
         let declared = texts
             .iter()
             .find(|(n, _)| n == "content-length")
@@ -629,7 +825,7 @@ impl CacheStream {
             runtime.metrics.too_large.add(host, 1);
             return ResponseAction::Continue;
         }
-        let stored_headers = headers.into_iter().filter(|(n, _)| is_stored_header(n)).collect();
+        let stored_headers = headers_to_store(&headers, &origin_cc, dropped);
         self.capture = Some(Capture {
             status,
             headers: stored_headers,
@@ -678,12 +874,14 @@ impl CacheStream {
             return;
         };
         let vary = self.vary_values(&capture.facts.vary);
+        let response_time = epoch(host);
         let entry = StoredResponse {
             status: capture.status,
             headers: capture.headers,
             body: capture.body,
             request_time: self.request_time,
-            response_time: epoch(host),
+            response_time,
+            initial_age: capture.facts.initial_age(self.request_time, response_time),
             vary,
         };
         self.store_entry(host, runtime, &entry);
@@ -696,10 +894,9 @@ impl CacheStream {
             return;
         };
         let texts = header_texts(&entry.headers);
-        let facts =
-            ResponseFacts::from_headers(entry.status, texts.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        let facts = response_facts(runtime, entry.status, &texts);
         let lifetime = facts.freshness_lifetime(entry.response_time, policy.default_ttl);
-        let age = facts.initial_age(entry.request_time, entry.response_time);
+        let age = entry.initial_age;
         let has_validators = texts.iter().any(|(n, _)| n == "etag" || n == "last-modified");
         let grace = if has_validators { REVALIDATION_GRACE } else { 0 }.max(
             facts

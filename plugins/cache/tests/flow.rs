@@ -442,6 +442,348 @@ fn successful_unsafe_requests_invalidate() {
     assert!(matches!(proxy.get("/pets/1", CACHEABLE), Answer::Origin(_)));
 }
 
+/// The request and response headers of one exchange that went to the origin (the response as
+/// it leaves the plugin).
+fn through_origin(
+    proxy: &Proxy,
+    path: &str,
+    headers: Headers<'_>,
+    origin: Origin<'_>,
+) -> (MockHost, CacheStream) {
+    let host = proxy.host().with_request("GET", path, headers);
+    let mut stream = CacheStream::new();
+    assert_eq!(
+        stream.on_request_headers(&host, &proxy.runtime),
+        RequestAction::Continue
+    );
+    host.set_response(origin.0, origin.1);
+    stream.on_response_headers(&host, &proxy.runtime, false);
+    host.set_body(Buffer::ResponseBody, origin.2);
+    stream.on_response_body(&host, &proxy.runtime, origin.2.len(), true);
+    (host, stream)
+}
+
+#[test]
+fn the_origins_age_counts_against_freshness() {
+    let mut proxy = Proxy::new(json!({}));
+    // max-age=3600 but already 7200 s old: stale on arrival, never a fresh hit.
+    let old = (
+        200,
+        &[("cache-control", "max-age=3600"), ("age", "7200")][..],
+        &b"old"[..],
+    );
+    assert_eq!(origin_status(&proxy.get("/old", old)), "MISS");
+    assert!(matches!(proxy.get("/old", old), Answer::Origin(_)));
+    // With a validator it is kept, but only for revalidation.
+    let validated = (
+        200,
+        &[
+            ("cache-control", "max-age=3600"),
+            ("age", "7200"),
+            ("etag", "\"e\""),
+        ][..],
+        &b"old"[..],
+    );
+    proxy.get("/old-etag", validated);
+    assert_eq!(origin_status(&proxy.get("/old-etag", validated)), "EXPIRED");
+    // Age 100 on arrival, 5 s in the cache: the hit says 105, and it expires 100 s early.
+    let aged = (
+        200,
+        &[("cache-control", "max-age=3600"), ("age", "100")][..],
+        &b"a"[..],
+    );
+    proxy.get("/aged", aged);
+    proxy.clock += 5;
+    assert_eq!(local(proxy.get("/aged", aged)).header("age"), Some("105"));
+    proxy.clock += 3600 - 105;
+    assert!(matches!(proxy.get("/aged", aged), Answer::Origin(_)));
+    // An invalid Age is ignored (RFC 9111 5.1); of a list, the first member counts.
+    for (path, age, expected) in [
+        ("/bad", "1.5", "2"),
+        ("/neg", "-30", "2"),
+        ("/list", "30, 999", "32"),
+    ] {
+        let response = (
+            200,
+            &[("cache-control", "max-age=600"), ("age", age)][..],
+            &b"x"[..],
+        );
+        proxy.get(path, response);
+        proxy.clock += 2;
+        assert_eq!(
+            local(proxy.get(path, response)).header("age"),
+            Some(expected),
+            "Age: {age}"
+        );
+        proxy.clock -= 2;
+    }
+}
+
+#[test]
+fn unsafe_methods_invalidate_their_target_location_and_content_location() {
+    let proxy = Proxy::new(json!({}));
+    for path in ["/a", "/b", "/c", "/d", "/e"] {
+        proxy.get(path, CACHEABLE);
+    }
+    let created = (
+        201,
+        &[
+            ("location", "/a"),
+            ("content-location", "http://API.example.com:80/b?"),
+        ][..],
+        &b""[..],
+    );
+    proxy.exchange("POST", "/collection", &[], created);
+    assert!(
+        matches!(proxy.get("/a", CACHEABLE), Answer::Origin(_)),
+        "Location"
+    );
+    assert!(matches!(proxy.get("/c", CACHEABLE), Answer::Local(_)));
+    // Another origin's URI is never invalidated.
+    let elsewhere = (200, &[("location", "http://other.example.com/c")][..], &b""[..]);
+    proxy.exchange("PUT", "/x", &[], elsewhere);
+    assert!(matches!(proxy.get("/c", CACHEABLE), Answer::Local(_)));
+    // Methods the cache does not know are unsafe too.
+    proxy.exchange("FROBNICATE", "/d", &[], (200, &[], b""));
+    assert!(matches!(proxy.get("/d", CACHEABLE), Answer::Origin(_)));
+    // Safe methods invalidate nothing.
+    proxy.exchange("OPTIONS", "/e", &[], (200, &[], b""));
+    assert!(matches!(proxy.get("/e", CACHEABLE), Answer::Local(_)));
+}
+
+#[test]
+fn must_understand_stores_known_statuses_despite_no_store() {
+    let proxy = Proxy::new(json!({}));
+    let understood = (
+        200,
+        &[("cache-control", "max-age=60, no-store, must-understand")][..],
+        &b"ok"[..],
+    );
+    proxy.get("/known", understood);
+    assert!(matches!(proxy.get("/known", understood), Answer::Local(_)));
+    let unknown = (
+        299,
+        &[("cache-control", "max-age=60, must-understand")][..],
+        &b"?"[..],
+    );
+    proxy.get("/unknown", unknown);
+    assert!(matches!(proxy.get("/unknown", unknown), Answer::Origin(_)));
+    let plain_no_store = (200, &[("cache-control", "max-age=60, no-store")][..], &b"ok"[..]);
+    proxy.get("/no-store", plain_no_store);
+    assert!(matches!(
+        proxy.get("/no-store", plain_no_store),
+        Answer::Origin(_)
+    ));
+}
+
+#[test]
+fn a_304_freshens_only_the_representation_it_names_and_not_its_encoding() {
+    let mut proxy = Proxy::new(json!({}));
+    let stored = (
+        200,
+        &[
+            ("cache-control", "max-age=10"),
+            ("etag", "\"v1\""),
+            ("content-type", "text/plain"),
+            ("content-encoding", "gzip"),
+            ("x-version", "1"),
+        ][..],
+        &b"gz"[..],
+    );
+    proxy.get("/r", stored);
+    proxy.clock += 11;
+    let not_modified = (
+        304,
+        &[
+            ("cache-control", "max-age=100"),
+            ("etag", "\"v1\""),
+            ("content-type", "text/html"),
+            ("content-encoding", "identity"),
+            ("x-version", "2"),
+        ][..],
+        &b""[..],
+    );
+    let reply = local(proxy.get("/r", not_modified));
+    assert_eq!((reply.status, &reply.body[..]), (200, &b"gz"[..]));
+    assert_eq!(reply.header("x-version"), Some("2"));
+    assert_eq!(reply.header("cache-control"), Some("max-age=100"));
+    assert_eq!(reply.header("content-type"), Some("text/plain"));
+    assert_eq!(reply.header("content-encoding"), Some("gzip"));
+    assert_eq!(reply.header("age"), Some("0"));
+    proxy.clock += 50;
+    assert_eq!(
+        local(proxy.get("/r", CACHEABLE)).header("x-kea-cache"),
+        Some("HIT")
+    );
+    // A 304 about another representation: not applied, not served, the entry dropped.
+    proxy.clock += 100;
+    let other = (304, &[("etag", "\"v2\""), ("x-version", "3")][..], &b""[..]);
+    let refused = local(proxy.get("/r", other));
+    assert_eq!(refused.status, 502);
+    assert_eq!(refused.header("content-type"), Some("application/problem+json"));
+    assert_eq!(origin_status(&proxy.get("/r", stored)), "MISS");
+}
+
+#[test]
+fn set_cookie_follows_the_rule_and_the_origins_qualified_directives() {
+    let cookie = (
+        200,
+        &[("cache-control", "max-age=60"), ("set-cookie", "session=alice")][..],
+        &b"page"[..],
+    );
+    // Default: not stored.
+    let proxy = Proxy::new(json!({}));
+    proxy.get("/p", cookie);
+    assert!(matches!(proxy.get("/p", cookie), Answer::Origin(_)));
+    // storeWithout: the hit has no cookie; the first client got its own from the origin.
+    let proxy = Proxy::new(json!({"defaults": {"setCookie": "storeWithout"}}));
+    let (first, _) = through_origin(&proxy, "/p", &[], cookie);
+    assert_eq!(
+        first
+            .header_text(HeaderMap::ResponseHeaders, "set-cookie")
+            .as_deref(),
+        Some("session=alice")
+    );
+    let hit = local(proxy.get("/p", cookie));
+    assert_eq!(hit.header("set-cookie"), None);
+    assert_eq!(hit.body, b"page");
+    // replay: an explicit choice for cookies meant for everyone.
+    let proxy = Proxy::new(json!({"defaults": {"setCookie": "replay"}}));
+    proxy.get("/p", cookie);
+    assert_eq!(
+        local(proxy.get("/p", cookie)).header("set-cookie"),
+        Some("session=alice")
+    );
+    // The origin's no-cache="set-cookie" lets even the default store the rest.
+    let proxy = Proxy::new(json!({}));
+    let qualified = (
+        200,
+        &[
+            ("cache-control", "max-age=60, no-cache=\"Set-Cookie\""),
+            ("set-cookie", "session=alice"),
+        ][..],
+        &b"page"[..],
+    );
+    proxy.get("/q", qualified);
+    let hit = local(proxy.get("/q", qualified));
+    assert_eq!(hit.header("set-cookie"), None);
+}
+
+#[test]
+fn surrogate_control_governs_this_cache_and_stays_in_the_gateway() {
+    let proxy = Proxy::new(json!({}));
+    let surrogate = (
+        200,
+        &[
+            ("cache-control", "private, max-age=0"),
+            ("surrogate-control", "max-age=60, no-store;other-cdn"),
+        ][..],
+        &b"s"[..],
+    );
+    let (first, _) = through_origin(&proxy, "/s", &[], surrogate);
+    assert_eq!(
+        first
+            .header_text(HeaderMap::RequestHeaders, "surrogate-capability")
+            .as_deref(),
+        Some("kea=\"Surrogate/1.0\"")
+    );
+    assert_eq!(
+        first.header_text(HeaderMap::ResponseHeaders, "surrogate-control"),
+        None
+    );
+    let hit = local(proxy.get("/s", surrogate));
+    assert_eq!(
+        hit.header("cache-control"),
+        Some("private, max-age=0"),
+        "for the caches downstream"
+    );
+    assert_eq!(hit.header("surrogate-control"), None);
+    // Targeted at this cache: no-store wins over a public Cache-Control.
+    let refused = (
+        200,
+        &[
+            ("cache-control", "public, max-age=60"),
+            ("surrogate-control", "max-age=60, no-store;kea"),
+        ][..],
+        &b"n"[..],
+    );
+    proxy.get("/n", refused);
+    assert!(matches!(proxy.get("/n", refused), Answer::Origin(_)));
+    // Not honoured when disabled: left for a surrogate further out.
+    let proxy = Proxy::new(json!({"surrogate": {"enabled": false}}));
+    let (first, _) = through_origin(&proxy, "/s", &[], surrogate);
+    assert!(first
+        .header_text(HeaderMap::ResponseHeaders, "surrogate-control")
+        .is_some());
+    assert!(matches!(proxy.get("/s", surrogate), Answer::Origin(_)), "private");
+}
+
+#[test]
+fn only_if_cached_and_max_stale() {
+    let mut proxy = Proxy::new(json!({}));
+    let missing = local(proxy.exchange("GET", "/none", &[("cache-control", "only-if-cached")], CACHEABLE));
+    assert_eq!(missing.status, 504);
+    // Entries with validators are held past their freshness, so a client may accept them stale.
+    let short = (200, &[("cache-control", "max-age=10"), ("etag", "\"s\"")][..], &b"s"[..]);
+    proxy.get("/s", short);
+    proxy.clock += 15;
+    let stale_ok = local(proxy.exchange("GET", "/s", &[("cache-control", "max-stale=10")], short));
+    assert_eq!((stale_ok.status, stale_ok.header("age")), (200, Some("15")));
+    assert!(matches!(
+        proxy.exchange("GET", "/s", &[("cache-control", "max-stale=2")], short),
+        Answer::Origin(_)
+    ));
+    // The origin's must-revalidate (or s-maxage) forbids it.
+    let strict = (
+        200,
+        &[
+            ("cache-control", "max-age=10, must-revalidate"),
+            ("etag", "\"m\""),
+        ][..],
+        &b"m"[..],
+    );
+    proxy.get("/m", strict);
+    proxy.clock += 15;
+    assert!(matches!(
+        proxy.exchange("GET", "/m", &[("cache-control", "max-stale")], strict),
+        Answer::Origin(_)
+    ));
+}
+
+#[test]
+fn vary_compares_normalised_values() {
+    let proxy = Proxy::new(json!({}));
+    let varying = (
+        200,
+        &[("cache-control", "max-age=60"), ("vary", "Accept-Encoding")][..],
+        &b"gz"[..],
+    );
+    proxy.exchange("GET", "/v", &[("accept-encoding", "gzip, br")], varying);
+    for same in ["br,gzip", "GZIP,  br"] {
+        assert!(
+            matches!(
+                proxy.exchange("GET", "/v", &[("accept-encoding", same)], varying),
+                Answer::Local(_)
+            ),
+            "{same}"
+        );
+    }
+    // Two field lines are one list.
+    assert!(matches!(
+        proxy.exchange(
+            "GET",
+            "/v",
+            &[("accept-encoding", "br"), ("accept-encoding", "gzip")],
+            varying
+        ),
+        Answer::Local(_)
+    ));
+    assert!(matches!(
+        proxy.exchange("GET", "/v", &[("accept-encoding", "gzip")], varying),
+        Answer::Origin(_)
+    ));
+}
+
 #[test]
 fn purge_needs_the_token_and_works_by_url_and_prefix() {
     // The configuration holds only the token's SHA-256.
