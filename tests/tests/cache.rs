@@ -328,12 +328,22 @@ fn age_invalidation_and_must_understand_follow_rfc_9111() -> Result<()> {
     let envoy = gateway(&upstream, 1, json!({}))?;
     let get = |path: &str| http::get(&envoy.url(path));
     // Already older than its max-age: never a fresh hit.
-    upstream.script("/old", 200, &[("cache-control", "max-age=3600"), ("age", "7200")], b"old");
+    upstream.script(
+        "/old",
+        200,
+        &[("cache-control", "max-age=3600"), ("age", "7200")],
+        b"old",
+    );
     get("/old")?;
     assert_eq!(get("/old")?.header("x-kea-cache"), Some("MISS"));
     assert_eq!(upstream.requests("/old").len(), 2);
     // Age 100 on arrival: the hit is at least that old.
-    upstream.script("/aged", 200, &[("cache-control", "max-age=3600"), ("age", "100")], b"a");
+    upstream.script(
+        "/aged",
+        200,
+        &[("cache-control", "max-age=3600"), ("age", "100")],
+        b"a",
+    );
     get("/aged")?;
     let hit = get("/aged")?;
     assert_eq!(hit.header("x-kea-cache"), Some("HIT"));
@@ -358,7 +368,12 @@ fn age_invalidation_and_must_understand_follow_rfc_9111() -> Result<()> {
     assert_eq!(get("/a")?.header("x-kea-cache"), Some("MISS"), "Location");
     assert_eq!(get("/b")?.header("x-kea-cache"), Some("MISS"), "Content-Location");
     // A URI of another origin is left alone.
-    upstream.script("/elsewhere", 200, &[("location", "http://other.example.com/c")], b"");
+    upstream.script(
+        "/elsewhere",
+        200,
+        &[("location", "http://other.example.com/c")],
+        b"",
+    );
     http::send("PUT", &envoy.url("/elsewhere"), &[], Some(b"{}"))?;
     assert_eq!(get("/c")?.header("x-kea-cache"), Some("HIT"));
     // WebDAV's LOCK is unsafe too, though the cache has no rule naming it.
@@ -414,7 +429,10 @@ fn not_modified_surrogate_control_set_cookie_and_vary() -> Result<()> {
     assert_eq!(freshened.header("x-version"), Some("2"));
     assert_eq!(freshened.header("content-type"), Some("text/plain"));
     let revalidation = upstream.requests("/r").pop().unwrap_or_default();
-    assert!(revalidation.contains(&("if-none-match".into(), "\"v1\"".into())), "{revalidation:?}");
+    assert!(
+        revalidation.contains(&("if-none-match".into(), "\"v1\"".into())),
+        "{revalidation:?}"
+    );
     std::thread::sleep(std::time::Duration::from_millis(2100));
     upstream.script("/r", 304, &[("etag", "\"v2\"")], b"");
     let refused = get("/r")?;
@@ -425,7 +443,10 @@ fn not_modified_surrogate_control_set_cookie_and_vary() -> Result<()> {
     upstream.script(
         "/s",
         200,
-        &[("cache-control", "private, max-age=0"), ("surrogate-control", "max-age=60")],
+        &[
+            ("cache-control", "private, max-age=0"),
+            ("surrogate-control", "max-age=60"),
+        ],
         b"s",
     );
     let first = get("/s")?;
@@ -446,13 +467,21 @@ fn not_modified_surrogate_control_set_cookie_and_vary() -> Result<()> {
     get("/cookie")?;
     assert_eq!(get("/cookie")?.header("x-kea-cache"), Some("MISS"));
     upstream.script("/cookie-without", 200, &cookie, b"c");
-    assert_eq!(get("/cookie-without")?.header("set-cookie"), Some("session=alice"));
+    assert_eq!(
+        get("/cookie-without")?.header("set-cookie"),
+        Some("session=alice")
+    );
     let hit = get("/cookie-without")?;
     assert_eq!(hit.header("x-kea-cache"), Some("HIT"));
     assert_eq!(hit.header("set-cookie"), None);
 
     // Vary: the same Accept-Encoding written differently is the same variant.
-    upstream.script("/v", 200, &[("cache-control", "max-age=60"), ("vary", "accept-encoding")], b"v");
+    upstream.script(
+        "/v",
+        200,
+        &[("cache-control", "max-age=60"), ("vary", "accept-encoding")],
+        b"v",
+    );
     let with = |value: &str| http::send("GET", &envoy.url("/v"), &[("accept-encoding", value)], None);
     with("gzip, br")?;
     assert_eq!(with("BR,gzip")?.header("x-kea-cache"), Some("HIT"));

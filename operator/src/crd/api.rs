@@ -238,6 +238,27 @@ pub struct CachePolicy {
     /// One entry per authenticated user (needed to cache responses to authorised requests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_user: Option<bool>,
+    /// Responses that set cookies: `Auto` (default: `DoNotStore`, or `Replay` with `perUser`),
+    /// `DoNotStore`, `StoreWithout` (stored without their `Set-Cookie`, hits get none) or
+    /// `Replay` (stored and replayed to every client: only for cookies meant for everyone).
+    #[serde(default, skip_serializing_if = "CacheSetCookie::is_auto")]
+    pub set_cookie: CacheSetCookie,
+}
+
+impl CacheSetCookie {
+    fn is_auto(&self) -> bool {
+        *self == Self::Auto
+    }
+}
+
+/// What the cache does with responses that set cookies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum CacheSetCookie {
+    #[default]
+    Auto,
+    DoNotStore,
+    StoreWithout,
+    Replay,
 }
 
 /// Audit records.

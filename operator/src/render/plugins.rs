@@ -5,14 +5,14 @@
 use super::{Key, Problem};
 use crate::crd::ApiDefinitionSpec;
 use crate::crd::{
-    AuditPolicy, AuthPolicy, CachePolicy, DocsAccess, GatewayBindingSpec, IdentityProvider, PluginSettings,
-    Policies, ValidationPolicy,
+    AuditPolicy, AuthPolicy, CachePolicy, CacheSetCookie, DocsAccess, GatewayBindingSpec, IdentityProvider,
+    PluginSettings, Policies, ValidationPolicy,
 };
 use kea_audit::config::{AuditConfig, AuditRule, BodyCapture, HttpSink, Sampling};
 use kea_auth::config::{
     AuthConfig, ClaimHeader, DiscoveryJwks, JwksSource, ProviderConfig, RemoteJwks, Requirement, RuleConfig,
 };
-use kea_cache::config::{CacheConfig, CacheRule, RuleSettings};
+use kea_cache::config::{CacheConfig, CacheRule, RuleSettings, SetCookiePolicy};
 use kea_plugin_sdk::{ByteSize, ConfigDuration, MatchSpec};
 use kea_schema::Bundle;
 use kea_validate::config::{ApiSource, Mode, Rule as ValidateRule, Settings, ValidateConfig};
@@ -524,6 +524,12 @@ fn cache_settings(policy: &CachePolicy) -> RuleSettings {
             .and_then(|ttl| ttl.parse::<ConfigDuration>().ok()),
         key_headers: policy.key_headers.clone(),
         per_user: policy.per_user.unwrap_or(false),
+        set_cookie: match policy.set_cookie {
+            CacheSetCookie::Auto => None,
+            CacheSetCookie::DoNotStore => Some(SetCookiePolicy::DoNotStore),
+            CacheSetCookie::StoreWithout => Some(SetCookiePolicy::StoreWithout),
+            CacheSetCookie::Replay => Some(SetCookiePolicy::Replay),
+        },
         ..RuleSettings::default()
     }
 }
@@ -534,6 +540,22 @@ mod tests {
     use super::*;
     use crate::crd::{ApiSchema, Backend, Operation, OperationPolicy};
     use serde_json::{json, Value};
+
+    #[test]
+    fn cache_policies_become_the_plugins_settings() {
+        let settings = cache_settings(&CachePolicy {
+            enabled: Some(true),
+            set_cookie: CacheSetCookie::StoreWithout,
+            ..CachePolicy::default()
+        });
+        assert_eq!(settings.set_cookie, Some(SetCookiePolicy::StoreWithout));
+        let auto = cache_settings(&CachePolicy {
+            per_user: Some(true),
+            ..CachePolicy::default()
+        });
+        assert_eq!(auto.set_cookie, None, "the plugin's own default");
+        assert!(auto.per_user);
+    }
 
     fn api(base_path: &str, policies: Policies) -> ApiDefinitionSpec {
         ApiDefinitionSpec {

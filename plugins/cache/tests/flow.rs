@@ -724,7 +724,11 @@ fn only_if_cached_and_max_stale() {
     let missing = local(proxy.exchange("GET", "/none", &[("cache-control", "only-if-cached")], CACHEABLE));
     assert_eq!(missing.status, 504);
     // Entries with validators are held past their freshness, so a client may accept them stale.
-    let short = (200, &[("cache-control", "max-age=10"), ("etag", "\"s\"")][..], &b"s"[..]);
+    let short = (
+        200,
+        &[("cache-control", "max-age=10"), ("etag", "\"s\"")][..],
+        &b"s"[..],
+    );
     proxy.get("/s", short);
     proxy.clock += 15;
     let stale_ok = local(proxy.exchange("GET", "/s", &[("cache-control", "max-stale=10")], short));
