@@ -488,3 +488,129 @@ fn not_modified_surrogate_control_set_cookie_and_vary() -> Result<()> {
     assert_eq!(with("gzip")?.header("x-kea-cache"), Some("MISS"));
     Ok(())
 }
+
+/// The parts of a `multipart/byteranges` body: each part's headers (lowercase names) and text.
+fn multipart_parts(content_type: &str, body: &str) -> Vec<(Vec<(String, String)>, String)> {
+    let boundary = content_type
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap_or_else(|| panic!("not multipart: {content_type}"));
+    let closing = format!("--{boundary}--\r\n");
+    let inner = body
+        .strip_suffix(&closing)
+        .unwrap_or_else(|| panic!("no closing boundary: {body:?}"));
+    inner
+        .split(&format!("--{boundary}\r\n"))
+        .skip(1)
+        .map(|part| {
+            let (head, data) = part.split_once("\r\n\r\n").expect("part headers");
+            let headers = head
+                .split("\r\n")
+                .filter_map(|line| line.split_once(": "))
+                .map(|(name, value)| (name.to_ascii_lowercase(), value.to_string()))
+                .collect();
+            (headers, data.strip_suffix("\r\n").expect("part end").to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn range_requests_are_answered_from_a_stored_response() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let envoy = gateway(&upstream, 1, json!({}))?;
+    let url = envoy.url("/cacheable/range");
+    let get = |headers: &[(&str, &str)]| http::send("GET", &url, headers, None);
+    // A miss with Range goes to the origin unchanged (this one ignores Range and sends a 200,
+    // which is stored).
+    let full = get(&[("range", "bytes=0-9")])?;
+    assert_eq!(full.status, 200);
+    assert_eq!(full.header("x-kea-cache"), Some("MISS"));
+    let body = full.body.clone();
+    let length = body.len();
+    assert!(length > 100, "{body}");
+
+    let single = get(&[("range", "bytes=0-9")])?;
+    assert_eq!(single.status, 206, "{}", single.body);
+    assert_eq!(single.body, body[..10]);
+    assert_eq!(
+        single.header("content-range"),
+        Some(format!("bytes 0-9/{length}").as_str())
+    );
+    assert_eq!(single.header("content-length"), Some("10"));
+    assert_eq!(single.header("accept-ranges"), Some("bytes"));
+    assert_eq!(single.header("x-kea-cache"), Some("HIT"));
+    assert_eq!(single.header("content-type"), Some("application/json"));
+    assert_eq!(single.header("etag"), Some("\"v1\""));
+    assert!(single.header("age").is_some_and(|age| age.parse::<u64>().is_ok()));
+
+    let suffix = get(&[("range", "bytes=-10")])?;
+    assert_eq!(suffix.status, 206);
+    assert_eq!(suffix.body, body[length - 10..]);
+    assert_eq!(
+        suffix.header("content-range"),
+        Some(format!("bytes {}-{}/{length}", length - 10, length - 1).as_str())
+    );
+
+    let multi = get(&[("range", "bytes=0-4, -5")])?;
+    assert_eq!(multi.status, 206);
+    assert_eq!(multi.header("content-range"), None);
+    assert_eq!(
+        multi.header("content-length"),
+        Some(multi.body.len().to_string().as_str())
+    );
+    let parts = multipart_parts(multi.header("content-type").unwrap_or_default(), &multi.body);
+    assert_eq!(parts.len(), 2, "{}", multi.body);
+    let first_range = "bytes 0-4/".to_string() + &length.to_string();
+    let last_range = format!("bytes {}-{}/{length}", length - 5, length - 1);
+    assert_eq!(parts[0].1, body[..5]);
+    assert_eq!(parts[1].1, body[length - 5..]);
+    for ((headers, _), content_range) in parts.iter().zip([first_range, last_range]) {
+        assert_eq!(
+            headers,
+            &[
+                ("content-type".to_string(), "application/json".to_string()),
+                ("content-range".to_string(), content_range)
+            ]
+        );
+    }
+
+    let unsatisfiable = get(&[("range", "bytes=99999-")])?;
+    assert_eq!(unsatisfiable.status, 416);
+    assert_eq!(
+        unsatisfiable.header("content-range"),
+        Some(format!("bytes */{length}").as_str())
+    );
+    assert_eq!(unsatisfiable.header("x-kea-cache"), Some("HIT"));
+
+    // If-Range: the strong ETag, or the exact Last-Modified (a day before the origin's Date).
+    let matched = get(&[("range", "bytes=0-9"), ("if-range", "\"v1\"")])?;
+    assert_eq!((matched.status, matched.body.as_str()), (206, &body[..10]));
+    assert_eq!(matched.header("content-type"), Some("application/json"));
+    let by_date = get(&[
+        ("range", "bytes=0-9"),
+        ("if-range", "Wed, 25 Nov 2026 06:00:00 GMT"),
+    ])?;
+    assert_eq!(by_date.status, 206);
+    for if_range in ["\"v2\"", "W/\"v1\"", "Wed, 25 Nov 2026 06:00:01 GMT"] {
+        let whole = get(&[("range", "bytes=0-9"), ("if-range", if_range)])?;
+        assert_eq!(
+            (whole.status, whole.body.as_str()),
+            (200, body.as_str()),
+            "{if_range}"
+        );
+        assert_eq!(whole.header("x-kea-cache"), Some("HIT"));
+    }
+    // Invalid ranges are ignored; a HEAD ignores Range (defined for GET only).
+    let invalid = get(&[("range", "bytes=9-0")])?;
+    assert_eq!((invalid.status, invalid.body.as_str()), (200, body.as_str()));
+    let head = http::send("HEAD", &url, &[("range", "bytes=0-9")], None)?;
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
+    assert_eq!(head.header("content-range"), None);
+
+    assert_eq!(
+        upstream.hits(),
+        1,
+        "every range was answered from the stored response"
+    );
+    assert_eq!(envoy.stat("wasmcustom.kea_cache_partial_total"), Some(5));
+    Ok(())
+}

@@ -10,6 +10,7 @@ pub mod freshness;
 pub mod key;
 pub mod metrics;
 pub mod plugin;
+pub mod range;
 pub mod stream;
 pub mod surrogate;
 pub mod update;

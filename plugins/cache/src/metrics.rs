@@ -17,6 +17,8 @@ pub struct CacheMetrics {
     pub purges: Metric,
     pub revalidated: Metric,
     pub stale_served: Metric,
+    /// 206 answers from stored responses.
+    pub partial: Metric,
 }
 
 impl CacheMetrics {
@@ -34,6 +36,7 @@ impl CacheMetrics {
             purges: Metric::counter(host, "kea_cache_purges_total"),
             revalidated: Metric::counter(host, "kea_cache_revalidated_total"),
             stale_served: Metric::counter(host, "kea_cache_stale_served_total"),
+            partial: Metric::counter(host, "kea_cache_partial_total"),
         }
     }
 }

@@ -846,3 +846,217 @@ fn invalid_configuration_is_refused() {
     let err = configure(&host, br#"{"store": {"maxEntries": 0}}"#).unwrap_err();
     assert_eq!(err.path, "store.maxEntries");
 }
+
+/// A stored complete 200 with both validators (its `Date` a day after `Last-Modified`, so the
+/// date is strong) and a 26-byte body.
+const ALPHABET: Origin<'static> = (
+    200,
+    &[
+        ("cache-control", "max-age=60"),
+        ("content-type", "text/plain"),
+        ("etag", "\"abc\""),
+        ("last-modified", "Wed, 25 Nov 2026 06:00:00 GMT"),
+        ("date", "Thu, 26 Nov 2026 06:00:00 GMT"),
+    ],
+    b"abcdefghijklmnopqrstuvwxyz",
+);
+
+/// A `multipart/byteranges` part: its headers (lowercase names) and bytes.
+type Part = (Vec<(String, String)>, Vec<u8>);
+
+/// The parts of a `multipart/byteranges` body.
+fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<Part> {
+    let boundary = content_type
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap_or_else(|| panic!("not multipart: {content_type}"));
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let closing = format!("--{boundary}--\r\n");
+    assert!(text.ends_with(&closing), "{text:?}");
+    let inner = text.strip_suffix(&closing).unwrap();
+    inner
+        .split(&format!("--{boundary}\r\n"))
+        .skip(1)
+        .map(|part| {
+            let (head, data) = part.split_once("\r\n\r\n").unwrap();
+            let headers = head
+                .split("\r\n")
+                .map(|line| {
+                    let (name, value) = line.split_once(": ").unwrap();
+                    (name.to_ascii_lowercase(), value.to_string())
+                })
+                .collect();
+            (headers, data.strip_suffix("\r\n").unwrap().as_bytes().to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn range_requests_are_answered_from_a_stored_complete_response() {
+    let mut proxy = Proxy::new(json!({}));
+    let range = |proxy: &Proxy, headers: &[(&str, &str)]| proxy.exchange("GET", "/abc", headers, ALPHABET);
+    // A Range request that misses goes to the origin unchanged; its 206 is not stored.
+    let partial_origin: Origin<'_> = (
+        206,
+        &[("cache-control", "max-age=60"), ("content-range", "bytes 0-1/26")],
+        b"ab",
+    );
+    assert_eq!(
+        origin_status(&proxy.exchange("GET", "/abc", &[("range", "bytes=0-1")], partial_origin)),
+        "MISS"
+    );
+    assert_eq!(origin_status(&proxy.get("/abc", ALPHABET)), "MISS");
+    proxy.clock += 3;
+
+    let single = local(range(&proxy, &[("range", "bytes=0-3")]));
+    assert_eq!(single.status, 206);
+    assert_eq!(single.body, b"abcd");
+    assert_eq!(single.header("content-range"), Some("bytes 0-3/26"));
+    assert_eq!(single.header("accept-ranges"), Some("bytes"));
+    assert_eq!(single.header("age"), Some("3"));
+    assert_eq!(single.header("x-kea-cache"), Some("HIT"));
+    assert_eq!(single.header("content-type"), Some("text/plain"));
+    assert_eq!(single.header("etag"), Some("\"abc\""));
+    assert_eq!(single.header("cache-control"), Some("max-age=60"));
+    assert_eq!(single.header("content-length"), None, "Envoy computes it");
+
+    let suffix = local(range(&proxy, &[("range", "bytes=-4")]));
+    assert_eq!((suffix.status, suffix.body.as_slice()), (206, &b"wxyz"[..]));
+    assert_eq!(suffix.header("content-range"), Some("bytes 22-25/26"));
+    let open = local(range(&proxy, &[("range", "bytes=24-")]));
+    assert_eq!((open.status, open.body.as_slice()), (206, &b"yz"[..]));
+    let clamped = local(range(&proxy, &[("range", "bytes=20-1000")]));
+    assert_eq!(clamped.header("content-range"), Some("bytes 20-25/26"));
+    // Overlapping ranges are coalesced into one part.
+    let coalesced = local(range(&proxy, &[("range", "bytes=0-5,3-8")]));
+    assert_eq!(
+        (coalesced.status, coalesced.body.as_slice()),
+        (206, &b"abcdefghi"[..])
+    );
+    assert_eq!(coalesced.header("content-range"), Some("bytes 0-8/26"));
+
+    let multi = local(range(&proxy, &[("range", "bytes=0-0,-1,10-12")]));
+    assert_eq!(multi.status, 206);
+    assert_eq!(multi.header("content-range"), None);
+    assert_eq!(multi.header("accept-ranges"), Some("bytes"));
+    assert_eq!(multi.header("etag"), Some("\"abc\""));
+    let content_type: Vec<&str> = multi
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "content-type")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(content_type.len(), 1, "the stored Content-Type is replaced");
+    let parts = multipart_parts(content_type[0], &multi.body);
+    let expected: [(&str, &[u8]); 3] = [
+        ("bytes 0-0/26", b"a"),
+        ("bytes 25-25/26", b"z"),
+        ("bytes 10-12/26", b"klm"),
+    ];
+    assert_eq!(parts.len(), 3);
+    for ((headers, data), (content_range, bytes)) in parts.iter().zip(expected) {
+        assert_eq!(
+            headers,
+            &[
+                ("content-type".to_string(), "text/plain".to_string()),
+                ("content-range".to_string(), content_range.to_string())
+            ]
+        );
+        assert_eq!(data.as_slice(), bytes);
+    }
+
+    let unsatisfiable = local(range(&proxy, &[("range", "bytes=26-,-0")]));
+    assert_eq!(unsatisfiable.status, 416);
+    assert_eq!(unsatisfiable.header("content-range"), Some("bytes */26"));
+    assert_eq!(unsatisfiable.header("x-kea-cache"), Some("HIT"));
+    assert_eq!(unsatisfiable.json()["status"], 416);
+
+    // Ignored: invalid syntax, other units, too many ranges, several Range lines.
+    let many = format!("bytes={}", ["0-0"; 17].join(","));
+    for headers in [
+        vec![("range", "bytes=5-1")],
+        vec![("range", "items=0-1")],
+        vec![("range", "bytes=0-1;2")],
+        vec![("range", many.as_str())],
+        vec![("range", "bytes=0-1"), ("range", "bytes=3-4")],
+    ] {
+        let whole = local(range(&proxy, &headers));
+        assert_eq!(
+            (whole.status, whole.body.as_slice()),
+            (200, ALPHABET.2),
+            "{headers:?}"
+        );
+        assert_eq!(whole.header("content-range"), None);
+    }
+
+    // If-Range: a strong ETag or the exact (strong) Last-Modified date; anything else is a 200.
+    let matched = local(range(&proxy, &[("range", "bytes=1-2"), ("if-range", "\"abc\"")]));
+    assert_eq!((matched.status, matched.body.as_slice()), (206, &b"bc"[..]));
+    assert_eq!(matched.header("content-range"), Some("bytes 1-2/26"));
+    assert_eq!(matched.header("etag"), Some("\"abc\""));
+    assert_eq!(matched.header("content-type"), Some("text/plain"));
+    let by_date = local(range(
+        &proxy,
+        &[
+            ("range", "bytes=1-2"),
+            ("if-range", "Wed, 25 Nov 2026 06:00:00 GMT"),
+        ],
+    ));
+    assert_eq!((by_date.status, by_date.body.as_slice()), (206, &b"bc"[..]));
+    for if_range in [
+        "\"other\"",
+        "W/\"abc\"",
+        "Wed, 25 Nov 2026 06:00:01 GMT",
+        "Tue, 24 Nov 2026 06:00:00 GMT",
+    ] {
+        let whole = local(range(&proxy, &[("range", "bytes=1-2"), ("if-range", if_range)]));
+        assert_eq!(
+            (whole.status, whole.body.as_slice()),
+            (200, ALPHABET.2),
+            "{if_range}"
+        );
+    }
+    // If-Range without Range is ignored.
+    let plain = local(range(&proxy, &[("if-range", "\"abc\"")]));
+    assert_eq!(plain.status, 200);
+
+    // Conditionals first: a matching If-None-Match is a 304 whatever the Range.
+    let not_modified = local(range(
+        &proxy,
+        &[("range", "bytes=0-1"), ("if-none-match", "\"abc\"")],
+    ));
+    assert_eq!((not_modified.status, not_modified.body.len()), (304, 0));
+    // Range is defined for GET only: a HEAD gets the whole 200's headers.
+    let head = local(proxy.exchange("HEAD", "/abc", &[("range", "bytes=0-1")], ALPHABET));
+    assert_eq!((head.status, head.body.len()), (200, 0));
+    assert_eq!(head.header("content-range"), None);
+
+    assert_eq!(proxy.metric("kea_cache_partial_total"), Some(8));
+    assert_eq!(
+        proxy.metric("kea_cache_stores_total"),
+        Some(1),
+        "the origin's 206 was not stored"
+    );
+}
+
+#[test]
+fn ranges_of_empty_or_non_200_stored_responses() {
+    let proxy = Proxy::new(json!({}));
+    let empty: Origin<'_> = (200, &[("cache-control", "max-age=60")], b"");
+    proxy.exchange("GET", "/empty", &[], empty);
+    let unsatisfiable = local(proxy.exchange("GET", "/empty", &[("range", "bytes=0-")], empty));
+    assert_eq!(unsatisfiable.status, 416);
+    assert_eq!(unsatisfiable.header("content-range"), Some("bytes */0"));
+    // A non-zero suffix is satisfiable yet selects nothing: the whole (empty) 200.
+    let whole = local(proxy.exchange("GET", "/empty", &[("range", "bytes=-5")], empty));
+    assert_eq!((whole.status, whole.body.len()), (200, 0));
+
+    // Only a stored 200 is cut into ranges.
+    let not_found: Origin<'_> = (404, &[("cache-control", "max-age=60")], b"no such pet");
+    proxy.exchange("GET", "/missing", &[], not_found);
+    let answer = local(proxy.exchange("GET", "/missing", &[("range", "bytes=0-1")], not_found));
+    assert_eq!(
+        (answer.status, answer.body.as_slice()),
+        (404, &b"no such pet"[..])
+    );
+    assert_eq!(proxy.metric("kea_cache_partial_total"), Some(0));
+}
