@@ -614,3 +614,26 @@ fn range_requests_are_answered_from_a_stored_response() -> Result<()> {
     assert_eq!(envoy.stat("wasmcustom.kea_cache_partial_total"), Some(5));
     Ok(())
 }
+
+/// Concurrent misses for one key, spread over two workers: one goes to the origin, the others
+/// wait for what it stores.
+#[test]
+fn concurrent_misses_reach_the_origin_once() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let envoy = gateway(&upstream, 2, json!({"defaults": {"defaultTtl": "60s"}}))?;
+    let url = envoy.url("/delay/400/collapsed");
+    let answers: Vec<http::Response> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..12).map(|_| scope.spawn(|| http::get(&url))).collect();
+        handles
+            .into_iter()
+            .filter_map(|handle| handle.join().ok()?.ok())
+            .collect()
+    });
+    assert_eq!(answers.len(), 12);
+    assert!(answers.iter().all(|a| a.status == 200 && a.body == answers[0].body));
+    let misses = answers.iter().filter(|a| a.header("x-kea-cache") == Some("MISS")).count();
+    assert_eq!(upstream.hits(), 1, "one request reached the origin");
+    assert_eq!(misses, 1);
+    assert_eq!(envoy.stat("wasmcustom.kea_cache_collapsed_total"), Some(11));
+    Ok(())
+}

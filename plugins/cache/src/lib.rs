@@ -4,6 +4,7 @@
 //! `MockHost`; the proxy-wasm adapter is `wasm`.
 
 pub mod cache_control;
+pub mod collapse;
 pub mod config;
 pub mod entry;
 pub mod freshness;

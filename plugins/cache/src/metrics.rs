@@ -19,6 +19,8 @@ pub struct CacheMetrics {
     pub stale_served: Metric,
     /// 206 answers from stored responses.
     pub partial: Metric,
+    /// Misses answered with what a concurrent request for the same key stored.
+    pub collapsed: Metric,
 }
 
 impl CacheMetrics {
@@ -37,6 +39,7 @@ impl CacheMetrics {
             revalidated: Metric::counter(host, "kea_cache_revalidated_total"),
             stale_served: Metric::counter(host, "kea_cache_stale_served_total"),
             partial: Metric::counter(host, "kea_cache_partial_total"),
+            collapsed: Metric::counter(host, "kea_cache_collapsed_total"),
         }
     }
 }

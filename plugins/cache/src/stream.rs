@@ -7,6 +7,7 @@
 //! the request goes to the origin (which is always allowed) and the new response replaces them.
 
 use crate::cache_control::CacheControl;
+use crate::collapse;
 use crate::config::SetCookiePolicy;
 use crate::config::{Compiled, Policy};
 use crate::entry::{encode_vary_index, Slot, StoredResponse};
@@ -63,6 +64,20 @@ pub enum RequestAction {
     Continue,
     /// A local reply was sent (hit, 304, purge answer): stop the request here.
     Answered,
+    /// A concurrent request is fetching the same key: hold this one, and call
+    /// [`CacheStream::resume_waiting`] until it says what to do.
+    Wait,
+}
+
+/// What a request held by [`RequestAction::Wait`] does now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Answered from what the other request stored.
+    Served,
+    /// Nothing usable arrived (or the wait ran out): continue to the origin.
+    Proceed,
+    /// Keep waiting.
+    Wait,
 }
 
 /// A response being copied for storage.
@@ -91,6 +106,10 @@ pub struct CacheStream {
     /// A stale entry kept while the origin is asked: for a 304 (revalidation) or an error
     /// (`stale-if-error`).
     stale: Option<Stale>,
+    /// This miss leads the fill of its key (`collapse`): the key hash, released when done.
+    filling: Option<u64>,
+    /// This miss waits for another's fill until this deadline (ms since the epoch).
+    waiting: Option<u64>,
 }
 
 /// A stale entry and what may be done with it.
@@ -446,6 +465,22 @@ impl CacheStream {
             }
             self.outcome = Some(Outcome::Miss);
             runtime.metrics.misses.add(host, 1);
+            // Concurrent misses for this key: one goes to the origin, the others wait for it. A
+            // request that demands the origin's own answer does not wait for another's.
+            let demands_origin = self.request_cc.no_cache
+                || self.request_cc.max_age.is_some()
+                || self.request_cc.min_fresh.is_some();
+            if !demands_origin {
+                let hash = self.key.as_ref().map_or(0, CacheKey::hash64);
+                match collapse::claim(host, hash) {
+                    collapse::Role::Leader => self.filling = Some(hash),
+                    collapse::Role::Follower { deadline } => {
+                        self.waiting = Some(deadline);
+                        return RequestAction::Wait;
+                    }
+                    collapse::Role::Alone => {}
+                }
+            }
             self.announce_surrogate(host, runtime);
             return RequestAction::Continue;
         };
@@ -535,6 +570,50 @@ impl CacheStream {
         for key in keys {
             let _ = runtime.store.remove(host, key.text.as_bytes(), key.hash64());
         }
+    }
+
+    /// For a request held by [`RequestAction::Wait`]: answers it from the entry the leading
+    /// request stored, lets it go to the origin when none will come (the response was not
+    /// storable, its variant differs, the leader is gone, the wait ran out), or keeps it waiting.
+    pub fn resume_waiting(&mut self, host: &impl Host, runtime: &Runtime) -> Wake {
+        let (Some(deadline), Some(key), Some(policy)) = (self.waiting, self.key.clone(), self.policy.clone())
+        else {
+            return Wake::Proceed;
+        };
+        let _phase = Phase::enter("cache.resume_waiting");
+        let now = epoch(host);
+        if let Some(stored) = self.lookup(host, runtime, &key, now) {
+            let texts = header_texts(&stored.headers);
+            let (facts, age) = facts_and_age(runtime, &stored, &texts, now);
+            let lifetime = facts.freshness_lifetime(stored.response_time, policy.default_ttl);
+            if age < lifetime && !facts.cache_control.no_cache {
+                self.waiting = None;
+                self.serve(host, runtime, &stored, &texts, age);
+                if self.answered {
+                    runtime.metrics.collapsed.add(host, 1);
+                    return Wake::Served;
+                }
+            }
+        }
+        if collapse::still_filling(host, key.hash64(), deadline) {
+            return Wake::Wait;
+        }
+        self.waiting = None;
+        self.announce_surrogate(host, runtime);
+        Wake::Proceed
+    }
+
+    /// Ends this request's lead of its key's fill, once its response is stored or will not be.
+    fn release_fill(&mut self, host: &impl Host) {
+        if let Some(hash) = self.filling.take() {
+            collapse::release(host, hash);
+        }
+    }
+
+    /// The exchange is over (the proxy's log phase): a lead still held is released, so waiting
+    /// requests need not wait for its deadline.
+    pub fn on_done(&mut self, host: &impl Host) {
+        self.release_fill(host);
     }
 
     /// `only-if-cached` with nothing usable stored: 504 (RFC 9111 5.2.1.7).
@@ -874,7 +953,7 @@ impl CacheStream {
         RequestAction::Answered
     }
 
-    pub fn on_response_headers(
+    fn examine_response(
         &mut self,
         host: &impl Host,
         runtime: &Runtime,
@@ -968,6 +1047,20 @@ impl CacheStream {
         ResponseAction::Continue
     }
 
+    /// The response headers, then the lead released unless a copy for storage is under way.
+    pub fn on_response_headers(
+        &mut self,
+        host: &impl Host,
+        runtime: &Runtime,
+        end_of_stream: bool,
+    ) -> ResponseAction {
+        let action = self.examine_response(host, runtime, end_of_stream);
+        if self.capture.is_none() {
+            self.release_fill(host);
+        }
+        action
+    }
+
     pub fn on_response_body(
         &mut self,
         host: &impl Host,
@@ -981,6 +1074,7 @@ impl CacheStream {
         if capture.body.len().saturating_add(chunk_size) > runtime.config.max_entry_bytes {
             self.capture = None;
             runtime.metrics.too_large.add(host, 1);
+            self.release_fill(host);
             return;
         }
         if chunk_size > 0 {
@@ -988,6 +1082,7 @@ impl CacheStream {
                 Some(chunk) => capture.body.extend_from_slice(&chunk),
                 None => {
                     self.capture = None;
+                    self.release_fill(host);
                     return;
                 }
             }
@@ -1001,6 +1096,7 @@ impl CacheStream {
     fn finish(&mut self, host: &impl Host, runtime: &Runtime) {
         let _phase = Phase::enter("cache.store");
         let Some(capture) = self.capture.take() else {
+            self.release_fill(host);
             return;
         };
         let vary = self.vary_values(&capture.facts.vary);
@@ -1015,6 +1111,7 @@ impl CacheStream {
             vary,
         };
         self.store_entry(host, runtime, &entry);
+        self.release_fill(host);
     }
 
     /// Writes an entry for what remains of its freshness, plus the time it may still be used

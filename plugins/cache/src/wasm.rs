@@ -1,13 +1,20 @@
 //! proxy-wasm adapter: forwards the proxy's callbacks to the host-free logic.
 
 use crate::plugin::configure;
-use crate::stream::{CacheStream, RequestAction, ResponseAction, Runtime};
+use crate::stream::{CacheStream, RequestAction, ResponseAction, Runtime, Wake};
 use kea_plugin_sdk::proxy::{load_configuration, sync_log_level, ProxyHost};
 use kea_plugin_sdk::Host;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
-use std::rc::Rc;
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
 use std::time::Duration;
+
+/// How often held requests (collapsed misses) look for the entry they wait for.
+const WAIT_POLL: Duration = Duration::from_millis(20);
+
+/// Requests of this worker held while another request fetches their key: context id and stream.
+type Waiting = Rc<RefCell<Vec<(u32, Weak<RefCell<CacheStream>>)>>>;
 
 // The proxy-wasm entry point (`_initialize`) is an exported, unmangled function.
 #[allow(unsafe_code)]
@@ -21,6 +28,7 @@ mod entry {
 #[derive(Default)]
 struct Root {
     runtime: Option<Rc<Runtime>>,
+    waiting: Waiting,
 }
 
 impl Context for Root {}
@@ -38,20 +46,45 @@ impl RootContext for Root {
             return false;
         };
         self.runtime = Some(runtime);
-        // Only to follow log-level changes.
-        ProxyHost.set_tick_period(Duration::from_secs(5));
+        // Held requests are looked at on every tick (a few µs when none wait).
+        ProxyHost.set_tick_period(WAIT_POLL);
         true
     }
 
     fn on_tick(&mut self) {
         sync_log_level();
+        let Some(runtime) = self.runtime.as_ref() else {
+            return;
+        };
+        // Each held stream is resumed in its own context: replies and resumptions act on it.
+        self.waiting.borrow_mut().retain(|(context_id, stream)| {
+            let Some(stream) = stream.upgrade() else {
+                return false;
+            };
+            if proxy_wasm::hostcalls::set_effective_context(*context_id).is_err() {
+                return false;
+            }
+            let Ok(mut stream) = stream.try_borrow_mut() else {
+                return true;
+            };
+            match stream.resume_waiting(&ProxyHost, runtime) {
+                Wake::Wait => true,
+                Wake::Served => false,
+                Wake::Proceed => {
+                    ProxyHost.resume_request();
+                    false
+                }
+            }
+        });
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
         let runtime = Rc::clone(self.runtime.as_ref()?);
         Some(Box::new(Http {
             runtime,
-            stream: CacheStream::new(),
+            context_id,
+            stream: Rc::new(RefCell::new(CacheStream::new())),
+            waiting: Rc::clone(&self.waiting),
         }))
     }
 
@@ -62,24 +95,35 @@ impl RootContext for Root {
 
 struct Http {
     runtime: Rc<Runtime>,
-    stream: CacheStream,
+    context_id: u32,
+    stream: Rc<RefCell<CacheStream>>,
+    waiting: Waiting,
 }
 
 impl Context for Http {}
 
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        match self.stream.on_request_headers(&ProxyHost, &self.runtime) {
+        let Ok(mut stream) = self.stream.try_borrow_mut() else {
+            return Action::Continue;
+        };
+        match stream.on_request_headers(&ProxyHost, &self.runtime) {
             RequestAction::Continue => Action::Continue,
             RequestAction::Answered => Action::Pause,
+            RequestAction::Wait => {
+                self.waiting
+                    .borrow_mut()
+                    .push((self.context_id, Rc::downgrade(&self.stream)));
+                Action::Pause
+            }
         }
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
-        match self
-            .stream
-            .on_response_headers(&ProxyHost, &self.runtime, end_of_stream)
-        {
+        let Ok(mut stream) = self.stream.try_borrow_mut() else {
+            return Action::Continue;
+        };
+        match stream.on_response_headers(&ProxyHost, &self.runtime, end_of_stream) {
             ResponseAction::Continue => Action::Continue,
             // The origin's response was replaced by a local reply: stop it here.
             ResponseAction::Replaced => Action::Pause,
@@ -87,8 +131,15 @@ impl HttpContext for Http {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        self.stream
-            .on_response_body(&ProxyHost, &self.runtime, body_size, end_of_stream);
+        if let Ok(mut stream) = self.stream.try_borrow_mut() {
+            stream.on_response_body(&ProxyHost, &self.runtime, body_size, end_of_stream);
+        }
         Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        if let Ok(mut stream) = self.stream.try_borrow_mut() {
+            stream.on_done(&ProxyHost);
+        }
     }
 }

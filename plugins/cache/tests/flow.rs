@@ -10,7 +10,7 @@
 )]
 
 use kea_cache::plugin::configure;
-use kea_cache::stream::{CacheStream, RequestAction, ResponseAction, Runtime};
+use kea_cache::stream::{CacheStream, RequestAction, ResponseAction, Runtime, Wake};
 use kea_plugin_sdk::mock::{LocalReply, MockHost, SharedState};
 use kea_plugin_sdk::{Buffer, HeaderMap};
 use serde_json::json;
@@ -786,6 +786,87 @@ fn vary_compares_normalised_values() {
         proxy.exchange("GET", "/v", &[("accept-encoding", "gzip")], varying),
         Answer::Origin(_)
     ));
+}
+
+#[test]
+fn concurrent_misses_wait_for_the_one_that_goes_to_the_origin() {
+    let proxy = Proxy::new(json!({}));
+    let leader_host = proxy.host().with_request("GET", "/slow", &[]);
+    let mut leader = CacheStream::new();
+    assert_eq!(
+        leader.on_request_headers(&leader_host, &proxy.runtime),
+        RequestAction::Continue
+    );
+    // Two more misses for the key, as from other workers: held.
+    let held: Vec<(MockHost, CacheStream)> = (0..2)
+        .map(|_| {
+            let host = proxy.host().with_request("GET", "/slow", &[]);
+            let mut stream = CacheStream::new();
+            assert_eq!(
+                stream.on_request_headers(&host, &proxy.runtime),
+                RequestAction::Wait
+            );
+            (host, stream)
+        })
+        .collect();
+    // Another key is not held.
+    let other = proxy.host().with_request("GET", "/other", &[]);
+    assert_eq!(
+        CacheStream::new().on_request_headers(&other, &proxy.runtime),
+        RequestAction::Continue
+    );
+    let mut held = held;
+    for (host, stream) in &mut held {
+        assert_eq!(stream.resume_waiting(host, &proxy.runtime), Wake::Wait);
+    }
+    leader_host.set_response(200, CACHEABLE.1);
+    leader.on_response_headers(&leader_host, &proxy.runtime, false);
+    leader_host.set_body(Buffer::ResponseBody, CACHEABLE.2);
+    leader.on_response_body(&leader_host, &proxy.runtime, CACHEABLE.2.len(), true);
+    for (host, stream) in &mut held {
+        assert_eq!(stream.resume_waiting(host, &proxy.runtime), Wake::Served);
+        let reply = host.replies().pop().unwrap();
+        assert_eq!((reply.status, &reply.body[..]), (200, CACHEABLE.2));
+        assert_eq!(reply.header("x-kea-cache"), Some("HIT"));
+    }
+    assert_eq!(proxy.metric("kea_cache_collapsed_total"), Some(2));
+
+    // When the leader's response is not storable, the held requests go to the origin.
+    let leader_host = proxy.host().with_request("GET", "/private", &[]);
+    let mut leader = CacheStream::new();
+    leader.on_request_headers(&leader_host, &proxy.runtime);
+    let host = proxy.host().with_request("GET", "/private", &[]);
+    let mut follower = CacheStream::new();
+    assert_eq!(
+        follower.on_request_headers(&host, &proxy.runtime),
+        RequestAction::Wait
+    );
+    leader_host.set_response(200, &[("cache-control", "private")]);
+    leader.on_response_headers(&leader_host, &proxy.runtime, true);
+    assert_eq!(follower.resume_waiting(&host, &proxy.runtime), Wake::Proceed);
+
+    // A leader whose exchange ends early (client gone) releases its lead in the log phase.
+    let leader_host = proxy.host().with_request("GET", "/gone", &[]);
+    let mut leader = CacheStream::new();
+    leader.on_request_headers(&leader_host, &proxy.runtime);
+    let host = proxy.host().with_request("GET", "/gone", &[]);
+    let mut follower = CacheStream::new();
+    assert_eq!(
+        follower.on_request_headers(&host, &proxy.runtime),
+        RequestAction::Wait
+    );
+    leader.on_done(&leader_host);
+    assert_eq!(follower.resume_waiting(&host, &proxy.runtime), Wake::Proceed);
+    // A request that demands the origin's answer never waits.
+    let leader_host = proxy.host().with_request("GET", "/fresh", &[]);
+    CacheStream::new().on_request_headers(&leader_host, &proxy.runtime);
+    let host = proxy
+        .host()
+        .with_request("GET", "/fresh", &[("cache-control", "no-cache")]);
+    assert_eq!(
+        CacheStream::new().on_request_headers(&host, &proxy.runtime),
+        RequestAction::Continue
+    );
 }
 
 #[test]
