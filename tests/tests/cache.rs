@@ -621,19 +621,35 @@ fn range_requests_are_answered_from_a_stored_response() -> Result<()> {
 fn concurrent_misses_reach_the_origin_once() -> Result<()> {
     let upstream = Upstream::start()?;
     let envoy = gateway(&upstream, 2, json!({"defaults": {"defaultTtl": "60s"}}))?;
-    let url = envoy.url("/delay/400/collapsed");
+    let url = envoy.url("/delay/1000");
+    let start = std::sync::Barrier::new(12);
     let answers: Vec<http::Response> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..12).map(|_| scope.spawn(|| http::get(&url))).collect();
+        let handles: Vec<_> = (0..12)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    http::get(&url)
+                })
+            })
+            .collect();
         handles
             .into_iter()
             .filter_map(|handle| handle.join().ok()?.ok())
             .collect()
     });
     assert_eq!(answers.len(), 12);
-    assert!(answers.iter().all(|a| a.status == 200 && a.body == answers[0].body));
-    let misses = answers.iter().filter(|a| a.header("x-kea-cache") == Some("MISS")).count();
+    assert!(answers
+        .iter()
+        .all(|a| a.status == 200 && a.body == answers[0].body));
+    let misses = answers
+        .iter()
+        .filter(|a| a.header("x-kea-cache") == Some("MISS"))
+        .count();
     assert_eq!(upstream.hits(), 1, "one request reached the origin");
     assert_eq!(misses, 1);
+    // Every other request arrived while the origin took its second, was held, and was answered
+    // from the stored response.
     assert_eq!(envoy.stat("wasmcustom.kea_cache_collapsed_total"), Some(11));
+    assert_eq!(envoy.stat("wasmcustom.kea_cache_hits_total"), Some(11));
     Ok(())
 }
