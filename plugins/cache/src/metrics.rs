@@ -17,6 +17,10 @@ pub struct CacheMetrics {
     pub purges: Metric,
     pub revalidated: Metric,
     pub stale_served: Metric,
+    /// Stale responses served inside their `stale-while-revalidate` window.
+    pub stale_while_revalidate: Metric,
+    /// Background refreshes that made an entry current again (304 or a new response stored).
+    pub background_refresh: Metric,
 }
 
 impl CacheMetrics {
@@ -34,6 +38,8 @@ impl CacheMetrics {
             purges: Metric::counter(host, "kea_cache_purges_total"),
             revalidated: Metric::counter(host, "kea_cache_revalidated_total"),
             stale_served: Metric::counter(host, "kea_cache_stale_served_total"),
+            stale_while_revalidate: Metric::counter(host, "kea_cache_stale_while_revalidate_total"),
+            background_refresh: Metric::counter(host, "kea_cache_background_refresh_total"),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! proxy-wasm adapter: forwards the proxy's callbacks to the host-free logic.
 
 use crate::plugin::configure;
+use crate::refresh;
 use crate::stream::{CacheStream, RequestAction, ResponseAction, Runtime};
 use kea_plugin_sdk::proxy::{load_configuration, sync_log_level, ProxyHost};
 use kea_plugin_sdk::Host;
@@ -23,7 +24,16 @@ struct Root {
     runtime: Option<Rc<Runtime>>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(&mut self, token_id: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        if let Some(runtime) = &self.runtime {
+            refresh::on_call_response(&ProxyHost, runtime, token_id, body_size);
+        }
+    }
+}
+
+/// Tick period when the wake-up queue cannot be registered: refreshes then start on the tick.
+const FALLBACK_TICK: Duration = Duration::from_millis(100);
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
@@ -37,14 +47,33 @@ impl RootContext for Root {
         }) else {
             return false;
         };
+        // Background refreshes start when the request path wakes this root context through its
+        // own queue; the tick only follows log-level changes and sends anything left waiting.
+        let tick = match runtime.refresh.listen(&ProxyHost) {
+            Ok(_) => Duration::from_secs(5),
+            Err(err) => {
+                log::warn!("cache: no wake-up queue ({err}): background refreshes start on a tick");
+                FALLBACK_TICK
+            }
+        };
         self.runtime = Some(runtime);
-        // Only to follow log-level changes.
-        ProxyHost.set_tick_period(Duration::from_secs(5));
+        ProxyHost.set_tick_period(tick);
         true
     }
 
     fn on_tick(&mut self) {
         sync_log_level();
+        if let Some(runtime) = &self.runtime {
+            refresh::dispatch_pending(&ProxyHost, runtime);
+        }
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        if let Some(runtime) = &self.runtime {
+            if runtime.refresh.wakeup_queue() == Some(queue_id) {
+                refresh::on_wakeup(&ProxyHost, runtime);
+            }
+        }
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
