@@ -2,6 +2,8 @@
 //!
 //! - `/status/<code>[/...]` answers with that status;
 //! - `/cacheable?cc=...&size=N` answers with validators and the given `Cache-Control`;
+//! - `/counter/<name>?cc=...` answers a representation that changes on every request (a counter
+//!   in the body and the ETag) and records each request's `If-None-Match`;
 //! - `/delay/<ms>` answers like any other path, after that many milliseconds;
 //! - a path given a scripted response (`Upstream::script`) answers exactly that, and keeps the
 //!   headers of every request it received (`Upstream::requests`);
@@ -39,6 +41,8 @@ pub struct State {
     ingested: Option<Mutex<Vec<Value>>>,
     /// Responses set by a test, by path, and the headers of the requests each path received.
     scripted: Mutex<std::collections::HashMap<String, Scripted>>,
+    /// `/counter/...` paths: the `If-None-Match` of each request received, in order.
+    counters: Mutex<std::collections::HashMap<String, Vec<Option<String>>>>,
 }
 
 /// A response a test set for one path, and what that path received.
@@ -208,6 +212,54 @@ fn cacheable(query: &str, if_none_match: bool) -> Response {
         .into_response()
 }
 
+/// A query parameter's value, with `%20`, `%2C` and `+` decoded (enough for `Cache-Control`).
+fn query_param(query: &str, name: &str) -> Option<String> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        (key == name).then(|| value.replace("%20", " ").replace("%2C", ",").replace('+', " "))
+    })
+}
+
+/// `/counter/<name>?cc=<Cache-Control>&revalidationDelay=<ms>`: the N-th request for a path gets
+/// `{"n":N}` with `ETag: "N"`, so a revalidation always gets a new 200. Conditional requests
+/// (`If-None-Match`) wait `revalidationDelay` first, to show who waits for them.
+async fn counter(state: &State, request: Request<Body>) -> Response {
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or_default().to_string();
+    let if_none_match = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    // The body (a GET has none) is not needed; the request must not be held across the wait.
+    drop(request);
+    let query = query.as_str();
+    if if_none_match.is_some() {
+        let delay = query_param(query, "revalidationDelay").and_then(|ms| ms.parse::<u64>().ok());
+        if let Some(ms) = delay {
+            tokio::time::sleep(std::time::Duration::from_millis(ms.min(10_000))).await;
+        }
+    }
+    let n = match state.counters.lock() {
+        Ok(mut counters) => {
+            let seen = counters.entry(path).or_default();
+            seen.push(if_none_match);
+            seen.len()
+        }
+        Err(_) => 0,
+    };
+    let cache_control = query_param(query, "cc").unwrap_or_else(|| "public, max-age=60".into());
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (header::CACHE_CONTROL, cache_control),
+            (header::ETAG, format!("\"{n}\"")),
+        ],
+        format!("{{\"n\":{n}}}"),
+    )
+        .into_response()
+}
+
 /// A published document, `304` when the client has its ETag.
 fn published(state: &State, request: &Request<Body>) -> Option<Response> {
     let files = state.files.lock().ok()?;
@@ -260,6 +312,9 @@ async fn handle(state: Arc<State>, request: Request<Body>) -> Response {
     }
     if path == "/ingest" && request.method() == axum::http::Method::POST {
         return ingest(&state, request).await;
+    }
+    if path.starts_with("/counter/") {
+        return counter(&state, request).await;
     }
     if path.starts_with("/cacheable") {
         let if_none_match = request
@@ -399,6 +454,16 @@ impl Upstream {
     /// Requests received so far (published documents not counted).
     pub fn hits(&self) -> u64 {
         self.state.hits.load(Ordering::Relaxed)
+    }
+
+    /// The `If-None-Match` of each request for a `/counter/...` path so far (`None`: absent).
+    pub fn conditionals(&self, path: &str) -> Vec<Option<String>> {
+        self.state
+            .counters
+            .lock()
+            .ok()
+            .and_then(|counters| counters.get(path).cloned())
+            .unwrap_or_default()
     }
 
     /// Documents received on `/ingest` so far.

@@ -653,3 +653,161 @@ fn concurrent_misses_reach_the_origin_once() -> Result<()> {
     assert_eq!(envoy.stat("wasmcustom.kea_cache_hits_total"), Some(11));
     Ok(())
 }
+
+/// Waits until a proxy counter reaches `value`; how long that took.
+fn wait_for_stat(envoy: &Envoy, name: &str, value: i64) -> Result<std::time::Duration> {
+    let started = std::time::Instant::now();
+    kea_e2e::wait_for(std::time::Duration::from_secs(10), name, || {
+        (envoy.stat(name) == Some(value)).then_some(())
+    })?;
+    Ok(started.elapsed())
+}
+
+/// A background refresh starts as soon as a request claims it (the worker's root context is
+/// woken through its queue), not on the plugin's 5 s tick.
+const REFRESH_STARTS_WITHIN: std::time::Duration = std::time::Duration::from_millis(2000);
+
+#[test]
+fn stale_while_revalidate_answers_at_once_and_one_request_refreshes_for_all_workers() -> Result<()> {
+    let upstream = Upstream::start()?;
+    let envoy = gateway(&upstream, 2, json!({}))?;
+    // The representation changes on every request; a revalidation takes a second. (Fresh for 4 s:
+    // ages are whole seconds, and the refreshed entry must still be fresh when read back.)
+    let path = "/counter/swr?cc=max-age=4,stale-while-revalidate=30&revalidationDelay=1000";
+    let first = http::get(&envoy.url(path))?;
+    assert_eq!(first.header("x-kea-cache"), Some("MISS"));
+    assert_eq!(first.body, r#"{"n":1}"#);
+    std::thread::sleep(std::time::Duration::from_millis(4100));
+
+    // Twenty clients at once, on both workers: every one is answered from the stale entry at
+    // once, without waiting for the (slow) revalidation.
+    let barrier = std::sync::Barrier::new(20);
+    let answers: Vec<(http::Response, std::time::Duration)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    let started = std::time::Instant::now();
+                    let response = http::get(&envoy.url(path)).unwrap();
+                    (response, started.elapsed())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (response, elapsed) in &answers {
+        assert_eq!(response.status, 200);
+        assert_eq!(response.header("x-kea-cache"), Some("STALE"), "{response:?}");
+        assert_eq!(response.body, r#"{"n":1}"#);
+        let age: u64 = response.header("age").unwrap_or_default().parse()?;
+        assert!(age >= 4, "its real age: {age}");
+        assert!(
+            *elapsed < std::time::Duration::from_millis(700),
+            "waited {elapsed:?} for the revalidation"
+        );
+    }
+    assert_eq!(
+        envoy.stat("wasmcustom.kea_cache_stale_while_revalidate_total"),
+        Some(20)
+    );
+    // Exactly one revalidation, with the stored validator, for all workers; started at once.
+    let waited = wait_for_stat(&envoy, "wasmcustom.kea_cache_background_refresh_total", 1)?;
+    assert!(
+        waited < REFRESH_STARTS_WITHIN,
+        "refreshed {waited:?} after the stale answers (the origin takes 1 s)"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(upstream.hits(), 2);
+    assert_eq!(
+        upstream.conditionals("/counter/swr"),
+        [None, Some("\"1\"".to_string())]
+    );
+    // The refreshed entry is what is served now.
+    let hit = http::get(&envoy.url(path))?;
+    assert_eq!(hit.header("x-kea-cache"), Some("HIT"));
+    assert_eq!(hit.body, r#"{"n":2}"#);
+    assert_eq!(hit.header("etag"), Some("\"2\""));
+    assert_eq!(upstream.hits(), 2);
+    // Both workers answered some of the twenty.
+    let stats = http::get(&envoy.admin_url("/stats?filter=downstream_cx_total"))?.body;
+    let per_worker: Vec<u64> = stats
+        .lines()
+        .filter(|l| l.contains("worker_") && l.contains("downstream_cx_total"))
+        .filter_map(|l| l.rsplit(": ").next()?.trim().parse().ok())
+        .collect();
+    assert_eq!(per_worker.len(), 2, "{stats}");
+    assert!(
+        per_worker.iter().all(|&n| n > 0),
+        "a worker took no connection: {stats}"
+    );
+    Ok(())
+}
+
+#[test]
+fn stale_while_revalidate_304s_failures_and_where_it_does_not_apply() -> Result<()> {
+    let upstream = Upstream::start()?;
+    // The key ignores `status`, so a request can make the refresh it triggers fail.
+    let envoy = gateway(
+        &upstream,
+        1,
+        json!({"defaults": {"query": {"exclude": ["status"]}}}),
+    )?;
+    // Fresh for 3 s: a refreshed entry (ages are whole seconds) is still fresh when read back.
+    let swr = "cc=max-age=3,stale-while-revalidate=30";
+    let paths = [
+        format!("/cacheable/w?{swr}"),
+        format!("/cacheable/f?{swr}"),
+        format!("/cacheable/n?{swr}"),
+        format!("/cacheable/m?{swr},must-revalidate"),
+        "/cacheable/o?cc=max-age=1,stale-while-revalidate=1".to_string(),
+    ];
+    for path in &paths {
+        assert_eq!(http::get(&envoy.url(path))?.header("x-kea-cache"), Some("MISS"));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    let status = |path: &str, headers: &[(&str, &str)]| -> Result<Option<String>> {
+        let response = http::send("GET", &envoy.url(path), headers, None)?;
+        assert_eq!(response.status, 200, "{path}: {}", response.body);
+        Ok(response.header("x-kea-cache").map(str::to_string))
+    };
+
+    // A 304 makes the entry fresh again.
+    assert_eq!(status(&paths[0], &[])?.as_deref(), Some("STALE"));
+    let waited = wait_for_stat(&envoy, "wasmcustom.kea_cache_background_refresh_total", 1)?;
+    assert!(waited < REFRESH_STARTS_WITHIN, "refreshed after {waited:?}");
+    assert_eq!(status(&paths[0], &[])?.as_deref(), Some("HIT"));
+    assert_eq!(upstream.hits(), 6, "five misses and one revalidation");
+
+    // A failed refresh leaves the entry and gives up its claim: the next stale request refreshes.
+    assert_eq!(
+        status(&format!("{}&status=503", paths[1]), &[])?.as_deref(),
+        Some("STALE")
+    );
+    kea_e2e::wait_for(std::time::Duration::from_secs(10), "the failed refresh", || {
+        (upstream.hits() == 7).then_some(())
+    })?;
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(
+        envoy.stat("wasmcustom.kea_cache_background_refresh_total"),
+        Some(1)
+    );
+    assert_eq!(status(&paths[1], &[])?.as_deref(), Some("STALE"));
+    let waited = wait_for_stat(&envoy, "wasmcustom.kea_cache_background_refresh_total", 2)?;
+    assert!(waited < REFRESH_STARTS_WITHIN, "refreshed after {waited:?}");
+    assert_eq!(status(&paths[1], &[])?.as_deref(), Some("HIT"));
+
+    // The client wants a validated response, the origin forbids stale use, or the window has
+    // passed: revalidated before answering.
+    assert_eq!(
+        status(&paths[2], &[("cache-control", "no-cache")])?.as_deref(),
+        Some("EXPIRED")
+    );
+    assert_eq!(status(&paths[3], &[])?.as_deref(), Some("EXPIRED"));
+    assert_eq!(status(&paths[4], &[])?.as_deref(), Some("EXPIRED"));
+    assert_eq!(
+        envoy.stat("wasmcustom.kea_cache_stale_while_revalidate_total"),
+        Some(3)
+    );
+    assert_eq!(envoy.stat("wasmcustom.kea_cache_revalidated_total"), Some(3));
+    Ok(())
+}

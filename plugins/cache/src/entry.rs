@@ -4,7 +4,7 @@
 //! length-prefixed layout with bounds checks everywhere is both smaller and cheaper than JSON.
 
 /// Format version; an entry of another version reads as a miss.
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 /// Tag of a Vary index record (stored under a URL's primary key when its responses vary).
 const VARY_INDEX: u8 = 0x56;
 
@@ -78,6 +78,9 @@ pub struct StoredResponse {
     pub initial_age: u64,
     /// For each `Vary` field name, the request's value when stored (`None`: absent).
     pub vary: Vec<(String, Option<String>)>,
+    /// The upstream cluster that answered (Envoy `xds.cluster_name`), where a background
+    /// revalidation is sent; `None` when unknown (then revalidation happens in the request).
+    pub cluster: Option<String>,
 }
 
 struct Writer(Vec<u8>);
@@ -154,6 +157,13 @@ impl StoredResponse {
                 None => w.u8(0),
             }
         }
+        match &self.cluster {
+            Some(cluster) => {
+                w.u8(1);
+                w.bytes(cluster.as_bytes());
+            }
+            None => w.u8(0),
+        }
         w.bytes(&self.body);
         w.0
     }
@@ -183,6 +193,10 @@ impl StoredResponse {
             };
             vary.push((name, value));
         }
+        let cluster = match r.u8()? {
+            0 => None,
+            _ => Some(r.string()?),
+        };
         let body = r.bytes()?.to_vec();
         r.0.is_empty().then_some(Self {
             status,
@@ -192,6 +206,7 @@ impl StoredResponse {
             response_time,
             initial_age,
             vary,
+            cluster,
         })
     }
 
@@ -222,6 +237,7 @@ mod tests {
                 ("accept".into(), Some("text/html".into())),
                 ("x-tenant".into(), None),
             ],
+            cluster: Some("outbound|80||pets.default.svc.cluster.local".into()),
         }
     }
 
@@ -230,6 +246,14 @@ mod tests {
         let entry = sample();
         assert_eq!(StoredResponse::decode(&entry.encode()), Some(entry.clone()));
         assert_eq!(entry.header("etag"), Some(&b"\"v1\""[..]));
+        let without_cluster = StoredResponse {
+            cluster: None,
+            ..sample()
+        };
+        assert_eq!(
+            StoredResponse::decode(&without_cluster.encode()),
+            Some(without_cluster)
+        );
     }
 
     #[test]
@@ -238,6 +262,25 @@ mod tests {
         for cut in 0..raw.len() {
             assert_eq!(StoredResponse::decode(&raw[..cut]), None, "cut at {cut}");
         }
+        let unknown = StoredResponse {
+            cluster: None,
+            ..sample()
+        }
+        .encode();
+        for cut in 0..unknown.len() {
+            assert_eq!(StoredResponse::decode(&unknown[..cut]), None, "cut at {cut}");
+        }
+        // A cluster length running past the end is refused, not read out of bounds.
+        let mut overlong = sample().encode();
+        let body_len = 4 + sample().body.len();
+        let cluster_len = 4 + sample().cluster.map_or(0, |c| c.len());
+        let at = overlong.len() - body_len - cluster_len;
+        overlong[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(StoredResponse::decode(&overlong), None);
+        // The previous format (no cluster field) is another version: a miss.
+        let mut previous = sample().encode();
+        previous[0] = 2;
+        assert_eq!(StoredResponse::decode(&previous), None);
         let mut longer = raw.clone();
         longer.push(0);
         assert_eq!(StoredResponse::decode(&longer), None);

@@ -1,6 +1,7 @@
 //! KEA cache plugin: an RFC 9111 shared HTTP response cache. Host-free logic —
 //! `Cache-Control` parsing, storability, freshness and age, canonical keys, the stored-response
-//! format, the request/response flow over the SDK's bounded `SlotStore` — tested natively with
+//! format, the request/response flow over the SDK's bounded `SlotStore`, background refreshes for
+//! `stale-while-revalidate` — tested natively with
 //! `MockHost`; the proxy-wasm adapter is `wasm`.
 
 pub mod cache_control;
@@ -12,6 +13,8 @@ pub mod key;
 pub mod metrics;
 pub mod plugin;
 pub mod range;
+pub mod refresh;
+pub mod storage;
 pub mod stream;
 pub mod surrogate;
 pub mod update;

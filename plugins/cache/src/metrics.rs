@@ -21,6 +21,10 @@ pub struct CacheMetrics {
     pub partial: Metric,
     /// Misses answered with what a concurrent request for the same key stored.
     pub collapsed: Metric,
+    /// Stale responses served inside their `stale-while-revalidate` window.
+    pub stale_while_revalidate: Metric,
+    /// Background refreshes that made an entry current again (304 or a new response stored).
+    pub background_refresh: Metric,
 }
 
 impl CacheMetrics {
@@ -40,6 +44,8 @@ impl CacheMetrics {
             stale_served: Metric::counter(host, "kea_cache_stale_served_total"),
             partial: Metric::counter(host, "kea_cache_partial_total"),
             collapsed: Metric::counter(host, "kea_cache_collapsed_total"),
+            stale_while_revalidate: Metric::counter(host, "kea_cache_stale_while_revalidate_total"),
+            background_refresh: Metric::counter(host, "kea_cache_background_refresh_total"),
         }
     }
 }

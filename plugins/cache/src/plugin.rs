@@ -2,6 +2,7 @@
 
 use crate::config::CacheConfig;
 use crate::metrics::CacheMetrics;
+use crate::refresh::{self, Refresher};
 use crate::stream::Runtime;
 use kea_plugin_sdk::{parse_json, ConfigError, Host, Phase, SlotStore};
 use std::rc::Rc;
@@ -15,9 +16,14 @@ pub fn configure(host: &impl Host, raw: &[u8]) -> Result<Rc<Runtime>, ConfigErro
     let config: CacheConfig = parse_json(raw)?;
     let compiled = config.compile()?;
     let store = SlotStore::new(STORE_PREFIX, compiled.max_entries, compiled.max_entry_bytes);
+    if let Err(err) = refresh::prepare_claims(host) {
+        // Claims still work, created on first use (two workers may then both refresh once).
+        log::warn!("cache: cannot prepare the refresh claims: {err}");
+    }
     Ok(Rc::new(Runtime {
         config: compiled,
         store,
         metrics: CacheMetrics::define(host),
+        refresh: Refresher::default(),
     }))
 }

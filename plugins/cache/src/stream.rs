@@ -3,29 +3,31 @@
 //! successful unsafe requests, purge on `PURGE`.
 //!
 //! Responses are copied chunk by chunk while they stream to the client, never held back: a
-//! response larger than the entry limit simply stops being copied. Stale entries are not served;
-//! the request goes to the origin (which is always allowed) and the new response replaces them.
+//! response larger than the entry limit simply stops being copied. A stale entry is revalidated
+//! with the origin before answering, except inside its `stale-while-revalidate` window: then it
+//! is served at once and refreshed in the background (`refresh`).
 
 use crate::cache_control::CacheControl;
 use crate::collapse;
-use crate::config::SetCookiePolicy;
 use crate::config::{Compiled, Policy};
-use crate::entry::{encode_vary_index, Slot, StoredResponse};
-use crate::freshness::{storable, RequestFacts, ResponseFacts, AGE_CAP};
-use crate::key::{normalise_vary_value, CacheKey, KeyInput};
+use crate::entry::StoredResponse;
+use crate::freshness::{RequestFacts, ResponseFacts};
+use crate::key::{CacheKey, KeyInput};
 use crate::metrics::CacheMetrics;
 use crate::range;
-use crate::update::{freshen, headers_to_store};
+use crate::refresh::{self, Job, Refresher};
+use crate::storage::{
+    admit, epoch, facts_and_age, freshen_with_not_modified, header_texts, lookup, store_entry, vary_values,
+    Refusal,
+};
 use kea_plugin_sdk::host::{lossy, status_of};
 use kea_plugin_sdk::matcher::split_path;
 use kea_plugin_sdk::{
-    identity, Buffer, Bytes, HeaderMap, Host, HostError, Phase, Problem, PutOutcome, RequestView, SlotStore,
-    StoreError,
+    identity, Buffer, Bytes, HeaderMap, Host, HostError, Phase, Problem, RequestView, SlotStore,
 };
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
 
 /// Everything the contexts of one worker share.
 #[derive(Debug)]
@@ -33,6 +35,8 @@ pub struct Runtime {
     pub config: Compiled,
     pub store: SlotStore,
     pub metrics: CacheMetrics,
+    /// This worker's background refreshes (`stale-while-revalidate`).
+    pub refresh: Refresher,
 }
 
 /// The `x-kea-cache` outcome.
@@ -41,7 +45,8 @@ pub enum Outcome {
     Hit,
     Miss,
     Expired,
-    /// Served stale because the origin failed (`stale-if-error`).
+    /// Served stale: inside its `stale-while-revalidate` window (refreshed in the background), or
+    /// because the origin failed (`stale-if-error`).
     Stale,
     Bypass,
 }
@@ -110,6 +115,8 @@ pub struct CacheStream {
     filling: Option<u64>,
     /// This miss waits for another's fill until this deadline (ms since the epoch).
     waiting: Option<u64>,
+    /// The upstream cluster the router chose (`xds.cluster_name`), kept with stored entries.
+    cluster: Option<String>,
 }
 
 /// A stale entry and what may be done with it.
@@ -130,40 +137,7 @@ pub enum ResponseAction {
     Replaced,
 }
 
-/// How long an entry with validators is kept after it goes stale, for revalidation.
-const REVALIDATION_GRACE: u64 = 600;
-
 const SURROGATE_CONTROL: &str = "surrogate-control";
-
-/// Header values as text, for replies and freshness rules.
-fn header_texts(headers: &[(String, Bytes)]) -> Vec<(String, String)> {
-    headers
-        .iter()
-        .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
-        .collect()
-}
-
-/// Freshness facts of a response for this cache (`Surrogate-Control` applied when honoured).
-fn response_facts(runtime: &Runtime, status: u16, texts: &[(String, String)]) -> ResponseFacts {
-    ResponseFacts::for_surrogate(
-        status,
-        texts.iter().map(|(n, v)| (n.as_str(), v.as_str())),
-        runtime.config.surrogate_token.as_deref(),
-    )
-}
-
-/// Freshness facts of a stored entry and its `current_age` at `now` (RFC 9111 4.2.3).
-fn facts_and_age(
-    runtime: &Runtime,
-    entry: &StoredResponse,
-    texts: &[(String, String)],
-    now: u64,
-) -> (ResponseFacts, u64) {
-    let facts = response_facts(runtime, entry.status, texts);
-    let resident_time = now.saturating_sub(entry.response_time);
-    let age = entry.initial_age.saturating_add(resident_time).min(AGE_CAP);
-    (facts, age)
-}
 
 /// A stored response's fields as sent on a reply: `Surrogate-Control` is for this cache only
 /// when it honours it.
@@ -212,11 +186,6 @@ fn same_origin_path(reference: &str, scheme: &str, authority: &str) -> Option<St
 /// Whether a method is safe (RFC 9110 9.2.1); every other one, known or not, invalidates.
 fn is_safe(method: &str) -> bool {
     matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE")
-}
-
-/// Seconds since the epoch.
-fn epoch(host: &impl Host) -> u64 {
-    host.now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Shared-data key of a purgeable prefix's generation counter.
@@ -283,26 +252,6 @@ impl CacheStream {
             .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
     }
 
-    /// A request field's lines combined as one list (RFC 9110 5.3).
-    fn field_value(&self, name: &str) -> Option<String> {
-        let mut lines = self.request_headers.iter().filter(|(n, _)| n == name);
-        let first = String::from_utf8_lossy(&lines.next()?.1).into_owned();
-        Some(lines.fold(first, |combined, (_, line)| {
-            combined + "," + &String::from_utf8_lossy(line)
-        }))
-    }
-
-    /// This request's values of the given `Vary` field names, normalised for comparison.
-    fn vary_values(&self, names: &[String]) -> Vec<(String, Option<String>)> {
-        names
-            .iter()
-            .map(|name| {
-                let value = self.field_value(name).map(|v| normalise_vary_value(name, &v));
-                (name.clone(), value)
-            })
-            .collect()
-    }
-
     /// The stored response for `key` that matches this request's `Vary` values, if any.
     fn lookup(
         &self,
@@ -311,28 +260,7 @@ impl CacheStream {
         key: &CacheKey,
         now: u64,
     ) -> Option<StoredResponse> {
-        let stored = match runtime
-            .store
-            .get(host, key.text.as_bytes(), key.hash64(), now)
-            .and_then(|raw| Slot::decode(&raw))
-        {
-            Some(Slot::Response(stored)) => Some(stored),
-            // The URL's responses vary: find this request's variant.
-            Some(Slot::VaryIndex(names)) => {
-                let variant = key.variant(&self.vary_values(&names));
-                runtime
-                    .store
-                    .get(host, variant.text.as_bytes(), variant.hash64(), now)
-                    .and_then(|raw| StoredResponse::decode(&raw))
-            }
-            None => None,
-        };
-        stored.filter(|stored| {
-            stored
-                .vary
-                .iter()
-                .all(|(name, value)| self.field_value(name).map(|v| normalise_vary_value(name, &v)) == *value)
-        })
+        lookup(host, runtime, key, &self.request_headers, now)
     }
 
     fn bypass(&mut self, runtime: &Runtime, host: &impl Host) -> RequestAction {
@@ -451,10 +379,13 @@ impl CacheStream {
         };
         let now = self.request_time;
         let mut stored = self.lookup(host, runtime, &key, now);
+        // Where the entry was found, and for which method: what a background refresh asks for.
+        let mut found = (key.clone(), self.method.clone());
         // A HEAD may be answered from the stored GET response (RFC 9110 9.3.2), without its body.
         if stored.is_none() && self.method == "HEAD" {
             if let Some(get_key) = self.key_for(host, &runtime.config, &policy, "GET") {
                 stored = self.lookup(host, runtime, &get_key, now);
+                found = (get_key, "GET".to_string());
             }
         }
         self.key = Some(key);
@@ -503,7 +434,27 @@ impl CacheStream {
                     .max_stale
                     .is_some_and(|max| age.saturating_sub(lifetime) <= max));
         if (age < lifetime || stale_accepted) && request_allows && !facts.cache_control.no_cache {
-            self.serve(host, runtime, &stored, &texts, age);
+            self.serve(host, runtime, &stored, &texts, age, Outcome::Hit);
+            return RequestAction::Answered;
+        }
+        // RFC 5861 3: inside its `stale-while-revalidate` window a stale response is served at
+        // once while it is refreshed in the background — unless the origin forbade serving it
+        // stale (must-revalidate, proxy-revalidate, s-maxage) or the request asked for a fresh
+        // or validated one. Without a known upstream cluster the refresh cannot leave the
+        // request, so it is revalidated the usual way.
+        let in_window = facts
+            .cache_control
+            .stale_while_revalidate
+            .is_some_and(|window| age < lifetime.saturating_add(window));
+        if age >= lifetime
+            && in_window
+            && request_allows
+            && !facts.cache_control.no_cache
+            && !facts.cache_control.revalidate_when_stale()
+            && stored.cluster.is_some()
+        {
+            self.refresh_in_background(host, runtime, &stored, found, &policy, now);
+            self.serve(host, runtime, &stored, &texts, age, Outcome::Stale);
             return RequestAction::Answered;
         }
         if self.request_cc.only_if_cached {
@@ -542,6 +493,42 @@ impl CacheStream {
             });
         }
         RequestAction::Continue
+    }
+
+    /// Starts the background refresh of `stored` (`found` under that key for that method), unless
+    /// another request of any worker already did: the claim in shared data decides.
+    fn refresh_in_background(
+        &self,
+        host: &impl Host,
+        runtime: &Runtime,
+        stored: &StoredResponse,
+        found: (CacheKey, String),
+        policy: &Rc<Policy>,
+        now: u64,
+    ) {
+        let (key, method) = found;
+        let Some(cluster) = stored.cluster.as_deref() else {
+            return;
+        };
+        let entry_key = crate::storage::entry_key(&key, stored);
+        let Some(claim) = refresh::claim(host, entry_key.hash64(), now) else {
+            return;
+        };
+        let mut job = Job::new(
+            &self.request_headers,
+            &method,
+            key,
+            Rc::clone(policy),
+            stored,
+            cluster,
+            claim,
+        );
+        job.surrogate_capability = runtime
+            .config
+            .surrogate_token
+            .as_ref()
+            .map(|token| format!("{token}=\"Surrogate/1.0\""));
+        runtime.refresh.schedule(host, job);
     }
 
     /// After a non-error response to an unsafe request (RFC 9111 4.4): removes the target URI's
@@ -588,7 +575,7 @@ impl CacheStream {
             let lifetime = facts.freshness_lifetime(stored.response_time, policy.default_ttl);
             if age < lifetime && !facts.cache_control.no_cache {
                 self.waiting = None;
-                self.serve(host, runtime, &stored, &texts, age);
+                self.serve(host, runtime, &stored, &texts, age, Outcome::Hit);
                 if self.answered {
                     runtime.metrics.collapsed.add(host, 1);
                     return Wake::Served;
@@ -653,38 +640,29 @@ impl CacheStream {
             return ResponseAction::Continue;
         };
         let now = epoch(host);
-        let (mut entry, outcome) = match status {
-            304 if stale.revalidating => {
+        let (mut entry, outcome) = match (status, self.key.clone(), self.policy.clone()) {
+            (304, Some(key), Some(policy)) if stale.revalidating => {
                 // RFC 9111 4.3.4: the 304's fields freshen the stored response it is about.
                 let mut entry = stale.entry;
-                let dropped: &[&str] = match self.policy.as_ref().map(|p| p.set_cookie) {
-                    Some(SetCookiePolicy::Replay) => &[],
-                    _ => &["set-cookie"],
-                };
-                if freshen(&mut entry, headers, dropped).is_err() {
+                if freshen_with_not_modified(&mut entry, &policy, headers, self.request_time, now).is_err() {
                     // Not about what is stored: neither it nor the 304 answers this request
                     // (the client asked unconditionally), and the stored response is not
                     // known to be current any more.
-                    if let Some(key) = &self.key {
-                        let _ = runtime.store.remove(host, key.text.as_bytes(), key.hash64());
-                    }
+                    let _ = runtime.store.remove(host, key.text.as_bytes(), key.hash64());
                     self.answered = true;
                     let _ = Problem::new(502)
                         .with_detail("the origin's 304 is about a representation other than the stored one")
                         .send(host, &[(identity::CACHE, Outcome::Expired.as_str())]);
                     return ResponseAction::Replaced;
                 }
-                let texts = header_texts(headers);
-                let not_modified =
-                    ResponseFacts::from_headers(304, texts.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-                entry.request_time = self.request_time;
-                entry.response_time = now;
-                entry.initial_age = not_modified.initial_age(self.request_time, now);
-                self.store_entry(host, runtime, &entry);
+                if self.cluster.is_some() {
+                    entry.cluster = self.cluster.clone();
+                }
+                store_entry(host, runtime, &key, &policy, &entry);
                 runtime.metrics.revalidated.add(host, 1);
                 (entry, Outcome::Expired)
             }
-            500..=599 if stale.usable_on_error => {
+            (500..=599, _, _) if stale.usable_on_error => {
                 runtime.metrics.stale_served.add(host, 1);
                 (stale.entry, Outcome::Stale)
             }
@@ -709,6 +687,8 @@ impl CacheStream {
     }
 
     /// Answers from the cache: 304 when the client's validators match, else the stored response.
+    /// `outcome` is `Hit` for a fresh (or acceptably stale) entry, `Stale` inside its
+    /// `stale-while-revalidate` window.
     fn serve(
         &mut self,
         host: &impl Host,
@@ -716,6 +696,7 @@ impl CacheStream {
         stored: &StoredResponse,
         texts: &[(String, String)],
         age: u64,
+        outcome: Outcome,
     ) {
         let _phase = Phase::enter("cache.serve");
         let find = |name: &str| texts.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
@@ -760,7 +741,7 @@ impl CacheStream {
             headers.extend(reply_fields(runtime, texts));
         }
         headers.push(("age", &age));
-        headers.push((identity::CACHE, Outcome::Hit.as_str()));
+        headers.push((identity::CACHE, outcome.as_str()));
         let (status, body): (u16, &[u8]) = match (not_modified, self.method.as_str()) {
             (true, _) => (304, &[]),
             (false, "HEAD") => (stored.status, &[]),
@@ -768,8 +749,11 @@ impl CacheStream {
         };
         if host.send_local_reply(status, &headers, body).is_ok() {
             self.answered = true;
-            self.outcome = Some(Outcome::Hit);
-            runtime.metrics.hits.add(host, 1);
+            self.outcome = Some(outcome);
+            match outcome {
+                Outcome::Stale => runtime.metrics.stale_while_revalidate.add(host, 1),
+                _ => runtime.metrics.hits.add(host, 1),
+            }
             if not_modified {
                 runtime.metrics.not_modified.add(host, 1);
             }
@@ -979,6 +963,11 @@ impl CacheStream {
         if runtime.config.surrogate_token.is_some() && headers.iter().any(|(n, _)| n == SURROGATE_CONTROL) {
             host.set_header(HeaderMap::ResponseHeaders, SURROGATE_CONTROL, None);
         }
+        // Known once the router picked it: where a background refresh of what is stored goes.
+        if self.key.is_some() {
+            self.cluster = kea_plugin_sdk::host::property_string(host, &["xds", "cluster_name"])
+                .filter(|cluster| !cluster.is_empty());
+        }
         if self.stale.is_some()
             && self.replace_with_stale(host, runtime, status, &headers) == ResponseAction::Replaced
         {
@@ -987,58 +976,23 @@ impl CacheStream {
         let (Some(_), Some(policy)) = (&self.key, &self.policy) else {
             return ResponseAction::Continue;
         };
-        let texts = header_texts(&headers);
-        let facts = response_facts(runtime, status, &texts);
         let request = RequestFacts {
             method: &self.method,
             cache_control: Some(&self.request_cc),
             has_authorization: self.has_authorization,
         };
-        if storable(
-            &request,
-            &facts,
-            &policy.methods,
-            policy.per_user,
-            policy.default_ttl,
-        )
-        .is_err()
-        {
-            return ResponseAction::Continue;
-        }
-        // A shared cache must not hand one user's cookie to another: what happens to responses
-        // that set cookies is the rule's choice, unless the origin's qualified `no-cache` or
-        // `private` already keeps the cookies out of the store.
-        let origin_cc = CacheControl::parse(
-            texts
-                .iter()
-                .filter(|(n, _)| n == "cache-control")
-                .map(|(_, v)| v.as_str()),
-        );
-        let names_cookie = |fields: &[String]| fields.iter().any(|f| f == "set-cookie");
-        let cookie_excluded =
-            names_cookie(&origin_cc.no_cache_fields) || names_cookie(&origin_cc.private_fields);
-        let dropped: &[&str] = match policy.set_cookie {
-            SetCookiePolicy::DoNotStore
-                if !cookie_excluded && texts.iter().any(|(n, _)| n == "set-cookie") =>
-            {
+        let admitted = match admit(runtime, policy, &request, status, &headers) {
+            Ok(admitted) => admitted,
+            Err(Refusal::TooLarge) => {
+                runtime.metrics.too_large.add(host, 1);
                 return ResponseAction::Continue;
             }
-            SetCookiePolicy::Replay => &[],
-            _ => &["set-cookie"],
+            Err(Refusal::NotStorable | Refusal::SetsCookie) => return ResponseAction::Continue,
         };
-        let declared = texts
-            .iter()
-            .find(|(n, _)| n == "content-length")
-            .and_then(|(_, v)| v.trim().parse::<usize>().ok());
-        if declared.is_some_and(|len| len > runtime.config.max_entry_bytes) {
-            runtime.metrics.too_large.add(host, 1);
-            return ResponseAction::Continue;
-        }
-        let stored_headers = headers_to_store(&headers, &origin_cc, dropped);
         self.capture = Some(Capture {
             status,
-            headers: stored_headers,
-            facts,
+            headers: admitted.headers,
+            facts: admitted.facts,
             body: Vec::new(),
         });
         if end_of_stream {
@@ -1099,7 +1053,11 @@ impl CacheStream {
             self.release_fill(host);
             return;
         };
-        let vary = self.vary_values(&capture.facts.vary);
+        let (Some(key), Some(policy)) = (&self.key, &self.policy) else {
+            self.release_fill(host);
+            return;
+        };
+        let vary = vary_values(&self.request_headers, &capture.facts.vary);
         let response_time = epoch(host);
         let entry = StoredResponse {
             status: capture.status,
@@ -1109,79 +1067,10 @@ impl CacheStream {
             response_time,
             initial_age: capture.facts.initial_age(self.request_time, response_time),
             vary,
+            cluster: self.cluster.clone(),
         };
-        self.store_entry(host, runtime, &entry);
+        store_entry(host, runtime, key, policy, &entry);
         self.release_fill(host);
-    }
-
-    /// Writes an entry for what remains of its freshness, plus the time it may still be used
-    /// stale: for revalidation when it has validators, and its `stale-if-error` window.
-    fn store_entry(&self, host: &impl Host, runtime: &Runtime, entry: &StoredResponse) {
-        let (Some(key), Some(policy)) = (&self.key, &self.policy) else {
-            return;
-        };
-        let texts = header_texts(&entry.headers);
-        let facts = response_facts(runtime, entry.status, &texts);
-        let lifetime = facts.freshness_lifetime(entry.response_time, policy.default_ttl);
-        let age = entry.initial_age;
-        let has_validators = texts.iter().any(|(n, _)| n == "etag" || n == "last-modified");
-        let grace = if has_validators { REVALIDATION_GRACE } else { 0 }.max(
-            facts
-                .cache_control
-                .stale_if_error
-                .unwrap_or(0)
-                .min(REVALIDATION_GRACE * 6),
-        );
-        if lifetime <= age && grace == 0 {
-            return;
-        }
-        let encoded = entry.encode();
-        let expires_at = entry
-            .response_time
-            .saturating_add(lifetime.saturating_sub(age))
-            .saturating_add(grace);
-        // A varying response goes under its variant's key; the URL's key says which fields select.
-        let key = if entry.vary.is_empty() {
-            key.clone()
-        } else {
-            let names: Vec<String> = entry.vary.iter().map(|(name, _)| name.clone()).collect();
-            let index = encode_vary_index(&names);
-            // The index lives as long as the longest variant could (a fresh store renews it).
-            let index_expiry = entry
-                .response_time
-                .saturating_add(lifetime.max(grace))
-                .saturating_add(grace);
-            if let Err(err) = runtime.store.put(
-                host,
-                key.text.as_bytes(),
-                key.hash64(),
-                &index,
-                entry.response_time,
-                index_expiry,
-            ) {
-                log::warn!("cache: cannot store the Vary index: {err}");
-                return;
-            }
-            key.variant(&entry.vary)
-        };
-        match runtime.store.put(
-            host,
-            key.text.as_bytes(),
-            key.hash64(),
-            &encoded,
-            entry.response_time,
-            expires_at,
-        ) {
-            Ok(outcome) => {
-                runtime.metrics.stores.add(host, 1);
-                runtime.metrics.stored_bytes.add(host, encoded.len() as i64);
-                if outcome == PutOutcome::Evicted {
-                    runtime.metrics.evictions.add(host, 1);
-                }
-            }
-            Err(StoreError::TooLarge { .. }) => runtime.metrics.too_large.add(host, 1),
-            Err(err) => log::warn!("cache: cannot store: {err}"),
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! proxy-wasm adapter: forwards the proxy's callbacks to the host-free logic.
 
 use crate::plugin::configure;
+use crate::refresh;
 use crate::stream::{CacheStream, RequestAction, ResponseAction, Runtime, Wake};
 use kea_plugin_sdk::proxy::{load_configuration, sync_log_level, ProxyHost};
 use kea_plugin_sdk::Host;
@@ -31,7 +32,16 @@ struct Root {
     waiting: Waiting,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(&mut self, token_id: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        if let Some(runtime) = &self.runtime {
+            refresh::on_call_response(&ProxyHost, runtime, token_id, body_size);
+        }
+    }
+}
+
+/// Tick period when the wake-up queue cannot be registered: refreshes then start on the tick.
+const FALLBACK_TICK: Duration = Duration::from_millis(100);
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
@@ -45,9 +55,19 @@ impl RootContext for Root {
         }) else {
             return false;
         };
+        // Background refreshes start when the request path wakes this root context through its
+        // own queue (the tick is their fallback).
+        let tick = match runtime.refresh.listen(&ProxyHost) {
+            Ok(_) => Duration::from_secs(5),
+            Err(err) => {
+                log::warn!("cache: no wake-up queue ({err}): background refreshes start on a tick");
+                FALLBACK_TICK
+            }
+        };
         self.runtime = Some(runtime);
-        // Held requests are looked at on every tick (a few µs when none wait).
-        ProxyHost.set_tick_period(WAIT_POLL);
+        // Held requests (collapsed misses) are looked at on every tick, a few µs when none wait;
+        // the tick also sends any refresh left waiting.
+        ProxyHost.set_tick_period(WAIT_POLL.min(tick));
         true
     }
 
@@ -56,6 +76,7 @@ impl RootContext for Root {
         let Some(runtime) = self.runtime.as_ref() else {
             return;
         };
+        refresh::dispatch_pending(&ProxyHost, runtime);
         // Each held stream is resumed in its own context: replies and resumptions act on it.
         self.waiting.borrow_mut().retain(|(context_id, stream)| {
             let Some(stream) = stream.upgrade() else {
@@ -76,6 +97,14 @@ impl RootContext for Root {
                 }
             }
         });
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        if let Some(runtime) = &self.runtime {
+            if runtime.refresh.wakeup_queue() == Some(queue_id) {
+                refresh::on_wakeup(&ProxyHost, runtime);
+            }
+        }
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -10,6 +10,7 @@
 )]
 
 use kea_cache::plugin::configure;
+use kea_cache::refresh::{self, Refreshed};
 use kea_cache::stream::{CacheStream, RequestAction, ResponseAction, Runtime, Wake};
 use kea_plugin_sdk::mock::{LocalReply, MockHost, SharedState};
 use kea_plugin_sdk::{Buffer, HeaderMap};
@@ -23,6 +24,8 @@ struct Proxy {
     shared: Rc<SharedState>,
     runtime: Rc<Runtime>,
     clock: u64,
+    /// The upstream cluster the router picks (`xds.cluster_name`); `None`: not known.
+    cluster: Option<&'static str>,
 }
 
 /// What one exchange produced.
@@ -38,16 +41,29 @@ impl Proxy {
     fn new(config: serde_json::Value) -> Self {
         let host = MockHost::new();
         let runtime = configure(&host, config.to_string().as_bytes()).unwrap();
+        runtime.refresh.listen(&host).unwrap();
         Self {
             shared: host.shared(),
             runtime,
             clock: T0,
+            cluster: Some("upstream"),
         }
+    }
+
+    /// Another worker of the same proxy: its own runtime, the same shared data.
+    fn worker(&self, config: serde_json::Value) -> Rc<Runtime> {
+        let host = self.host();
+        let runtime = configure(&host, config.to_string().as_bytes()).unwrap();
+        runtime.refresh.listen(&host).unwrap();
+        runtime
     }
 
     fn host(&self) -> MockHost {
         let host = MockHost::sharing_with(Rc::clone(&self.shared));
         host.set_now(SystemTime::UNIX_EPOCH + Duration::from_secs(self.clock));
+        if let Some(cluster) = self.cluster {
+            host.set_property(&["xds", "cluster_name"], cluster.as_bytes());
+        }
         host
     }
 
@@ -59,21 +75,60 @@ impl Proxy {
         headers: &[(&str, &str)],
         origin: (u16, &[(&str, &str)], &[u8]),
     ) -> Answer {
+        self.exchange_on(&self.runtime, method, path, headers, origin)
+    }
+
+    /// One exchange on a given worker.
+    fn exchange_on(
+        &self,
+        runtime: &Runtime,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        origin: (u16, &[(&str, &str)], &[u8]),
+    ) -> Answer {
         let host = self.host().with_request(method, path, headers);
         let mut stream = CacheStream::new();
-        if stream.on_request_headers(&host, &self.runtime) == RequestAction::Answered {
+        if stream.on_request_headers(&host, runtime) == RequestAction::Answered {
             return Answer::Local(host.replies().pop().unwrap());
         }
         let (status, response_headers, body) = origin;
         host.set_response(status, response_headers);
-        if stream.on_response_headers(&host, &self.runtime, body.is_empty()) == ResponseAction::Replaced {
+        if stream.on_response_headers(&host, runtime, body.is_empty()) == ResponseAction::Replaced {
             return Answer::Local(host.replies().pop().unwrap());
         }
         if !body.is_empty() {
             host.set_body(Buffer::ResponseBody, body);
-            stream.on_response_body(&host, &self.runtime, body.len(), true);
+            stream.on_response_body(&host, runtime, body.len(), true);
         }
         Answer::Origin(host.header_text(HeaderMap::ResponseHeaders, "x-kea-cache"))
+    }
+
+    /// The worker's root context sends its waiting refreshes; the calls it made.
+    fn dispatch(&self, runtime: &Runtime) -> (MockHost, Vec<kea_plugin_sdk::mock::RecordedCall>) {
+        let root = self.host();
+        refresh::dispatch_pending(&root, runtime);
+        let calls = root.calls();
+        (root, calls)
+    }
+
+    /// The origin answers a refresh call on the root context.
+    fn answer(
+        &self,
+        root: &MockHost,
+        runtime: &Runtime,
+        token: u32,
+        origin: Option<Origin<'_>>,
+    ) -> Option<Refreshed> {
+        root.set_now(SystemTime::UNIX_EPOCH + Duration::from_secs(self.clock));
+        let size = match origin {
+            Some((status, headers, body)) => {
+                root.answer_call(status, headers, body);
+                body.len()
+            }
+            None => 0,
+        };
+        refresh::on_call_response(root, runtime, token, size)
     }
 
     fn get(&self, path: &str, origin: Origin<'_>) -> Answer {
@@ -1140,4 +1195,256 @@ fn ranges_of_empty_or_non_200_stored_responses() {
         (404, &b"no such pet"[..])
     );
     assert_eq!(proxy.metric("kea_cache_partial_total"), Some(0));
+}
+
+/// A response that may be served stale for 30 s while it is refreshed.
+const SWR: Origin<'static> = (
+    200,
+    &[
+        ("cache-control", "max-age=1, stale-while-revalidate=30"),
+        ("etag", "\"v1\""),
+    ],
+    b"{\"n\":1}",
+);
+
+#[test]
+fn stale_while_revalidate_serves_at_once_and_one_worker_refreshes_in_the_background() {
+    let mut proxy = Proxy::new(json!({}));
+    let other = proxy.worker(json!({}));
+    assert_eq!(origin_status(&proxy.get("/swr", SWR)), "MISS");
+    proxy.clock += 5;
+    // Two workers find it stale inside its window: both answer at once, from the entry.
+    let failing_origin = (599, &[][..], &b"the origin must not be asked"[..]);
+    for runtime in [&proxy.runtime, &other] {
+        let stale = local(proxy.exchange_on(
+            runtime,
+            "GET",
+            "/swr",
+            &[("accept", "application/json")],
+            failing_origin,
+        ));
+        assert_eq!(stale.status, 200);
+        assert_eq!(stale.body, b"{\"n\":1}");
+        assert_eq!(stale.header("x-kea-cache"), Some("STALE"));
+        assert_eq!(stale.header("age"), Some("5"), "its real age");
+    }
+    // Only the first claimed the refresh.
+    assert_eq!(proxy.runtime.refresh.pending(), 1);
+    assert_eq!(other.refresh.pending(), 0);
+    assert_eq!(proxy.metric("kea_cache_stale_while_revalidate_total"), Some(2));
+    assert_eq!(proxy.metric("kea_cache_hits_total"), Some(0));
+    // The worker's root context sends it: a conditional GET to the entry's cluster.
+    let (root, calls) = proxy.dispatch(&proxy.runtime);
+    assert_eq!(calls.len(), 1);
+    let call = &calls[0];
+    assert_eq!(call.cluster, "upstream");
+    assert_eq!(call.header(":method"), Some("GET"));
+    assert_eq!(call.header(":path"), Some("/swr"));
+    assert_eq!(call.header(":authority"), Some("api.example.com"));
+    assert_eq!(call.header("if-none-match"), Some("\"v1\""));
+    assert_eq!(call.header("accept"), Some("application/json"));
+    assert_eq!(proxy.runtime.refresh.pending(), 0);
+    assert_eq!(proxy.runtime.refresh.in_flight(), 1);
+    // While it is under way, stale requests do not start another.
+    let _ = proxy.exchange_on(&other, "GET", "/swr", &[], failing_origin);
+    assert_eq!(other.refresh.pending() + proxy.runtime.refresh.pending(), 0);
+    // 304: the entry is fresh again, with the 304's fields and a new age.
+    proxy.clock += 1;
+    let refreshed = proxy.answer(
+        &root,
+        &proxy.runtime,
+        call.token,
+        Some((
+            304,
+            &[
+                ("cache-control", "max-age=60, stale-while-revalidate=30"),
+                ("etag", "\"v1\""),
+            ],
+            b"",
+        )),
+    );
+    assert_eq!(refreshed, Some(Refreshed::Freshened));
+    assert_eq!(proxy.runtime.refresh.in_flight(), 0);
+    assert_eq!(proxy.metric("kea_cache_background_refresh_total"), Some(1));
+    proxy.clock += 2;
+    let hit = local(proxy.exchange_on(&other, "GET", "/swr", &[], failing_origin));
+    assert_eq!(hit.header("x-kea-cache"), Some("HIT"));
+    // 2 s resident, plus the second the refresh took (RFC 9111 4.2.3 `response_delay`).
+    assert_eq!(hit.header("age"), Some("3"));
+    assert_eq!(
+        hit.header("cache-control"),
+        Some("max-age=60, stale-while-revalidate=30")
+    );
+    assert_eq!(hit.body, b"{\"n\":1}");
+    // The claim was released: the next time it goes stale, it is refreshed again.
+    proxy.clock += 61;
+    let stale = local(proxy.exchange_on(&other, "GET", "/swr", &[], failing_origin));
+    assert_eq!(stale.header("x-kea-cache"), Some("STALE"));
+    assert_eq!(other.refresh.pending(), 1);
+}
+
+#[test]
+fn a_refresh_with_a_new_response_replaces_the_variant() {
+    let mut proxy = Proxy::new(json!({}));
+    let varying = (
+        200,
+        &[
+            ("cache-control", "max-age=1, stale-while-revalidate=30"),
+            ("etag", "\"v1\""),
+            ("vary", "accept-language"),
+        ][..],
+        &b"bonjour 1"[..],
+    );
+    proxy.exchange("GET", "/hello", &[("accept-language", "fr")], varying);
+    proxy.clock += 3;
+    let stale = local(proxy.exchange("GET", "/hello", &[("accept-language", "fr")], varying));
+    assert_eq!(stale.header("x-kea-cache"), Some("STALE"));
+    let (root, calls) = proxy.dispatch(&proxy.runtime);
+    assert_eq!(
+        calls[0].header("accept-language"),
+        Some("fr"),
+        "the same variant is asked for"
+    );
+    let new = (
+        200,
+        &[
+            ("cache-control", "max-age=60"),
+            ("etag", "\"v2\""),
+            ("vary", "accept-language"),
+            ("content-type", "text/plain"),
+        ][..],
+        &b"bonjour 2"[..],
+    );
+    assert_eq!(
+        proxy.answer(&root, &proxy.runtime, calls[0].token, Some(new)),
+        Some(Refreshed::Replaced)
+    );
+    let hit = local(proxy.exchange("GET", "/hello", &[("accept-language", "fr")], varying));
+    assert_eq!(hit.header("x-kea-cache"), Some("HIT"));
+    assert_eq!(hit.body, b"bonjour 2");
+    assert_eq!(hit.header("etag"), Some("\"v2\""));
+    assert_eq!(hit.header("age"), Some("0"));
+    assert!(
+        matches!(
+            proxy.exchange("GET", "/hello", &[("accept-language", "de")], varying),
+            Answer::Origin(_)
+        ),
+        "other variants are not touched"
+    );
+    assert_eq!(proxy.metric("kea_cache_background_refresh_total"), Some(1));
+}
+
+#[test]
+fn a_refresh_the_origin_no_longer_lets_us_store_removes_the_entry() {
+    let mut proxy = Proxy::new(json!({}));
+    proxy.get("/gone", SWR);
+    proxy.clock += 3;
+    assert_eq!(
+        local(proxy.get("/gone", SWR)).header("x-kea-cache"),
+        Some("STALE")
+    );
+    let (root, calls) = proxy.dispatch(&proxy.runtime);
+    let no_store = (200, &[("cache-control", "no-store")][..], &b"{\"n\":2}"[..]);
+    assert_eq!(
+        proxy.answer(&root, &proxy.runtime, calls[0].token, Some(no_store)),
+        Some(Refreshed::Removed)
+    );
+    assert_eq!(origin_status(&proxy.get("/gone", SWR)), "MISS");
+    assert_eq!(proxy.metric("kea_cache_background_refresh_total"), Some(0));
+}
+
+#[test]
+fn a_failed_refresh_leaves_the_entry_and_releases_the_claim() {
+    let mut proxy = Proxy::new(json!({}));
+    proxy.get("/flaky", SWR);
+    proxy.clock += 3;
+    let stale = |proxy: &Proxy| {
+        local(proxy.get("/flaky", SWR))
+            .header("x-kea-cache")
+            .map(str::to_string)
+    };
+    // The origin fails: the entry stays, and the next stale request tries again.
+    assert_eq!(stale(&proxy).as_deref(), Some("STALE"));
+    let (root, calls) = proxy.dispatch(&proxy.runtime);
+    assert_eq!(
+        proxy.answer(&root, &proxy.runtime, calls[0].token, Some((503, &[], b"down"))),
+        Some(Refreshed::Kept)
+    );
+    assert_eq!(stale(&proxy).as_deref(), Some("STALE"));
+    // No response at all (reset, timeout): the same.
+    let (root, calls) = proxy.dispatch(&proxy.runtime);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        proxy.answer(&root, &proxy.runtime, calls[0].token, None),
+        Some(Refreshed::Kept)
+    );
+    assert_eq!(stale(&proxy).as_deref(), Some("STALE"));
+    // The call cannot even be sent: the claim is released at once.
+    let root = proxy.host();
+    root.fail_cluster("upstream");
+    refresh::dispatch_pending(&root, &proxy.runtime);
+    assert_eq!(proxy.runtime.refresh.in_flight(), 0);
+    assert_eq!(stale(&proxy).as_deref(), Some("STALE"));
+    assert_eq!(proxy.runtime.refresh.pending(), 1);
+    // Answers to calls that are not refreshes are not ours.
+    assert_eq!(refresh::on_call_response(&root, &proxy.runtime, 999, 0), None);
+    assert_eq!(proxy.metric("kea_cache_background_refresh_total"), Some(0));
+}
+
+#[test]
+fn outside_the_window_or_when_stale_use_is_forbidden_revalidation_happens_in_the_request() {
+    let mut proxy = Proxy::new(json!({}));
+    let with = |cc: &'static str| -> Origin<'static> {
+        let headers: &'static [(&'static str, &'static str)] =
+            Box::leak(vec![("cache-control", cc), ("etag", "\"v1\"")].into_boxed_slice());
+        (200, headers, b"x")
+    };
+    let cases: [(&str, Origin<'_>, Headers<'_>); 8] = [
+        ("/past-window", with("max-age=1, stale-while-revalidate=2"), &[]),
+        (
+            "/must",
+            with("max-age=1, stale-while-revalidate=30, must-revalidate"),
+            &[],
+        ),
+        (
+            "/proxy",
+            with("max-age=1, stale-while-revalidate=30, proxy-revalidate"),
+            &[],
+        ),
+        ("/shared", with("s-maxage=1, stale-while-revalidate=30"), &[]),
+        ("/no-cache-request", SWR, &[("cache-control", "no-cache")]),
+        ("/max-age-request", SWR, &[("cache-control", "max-age=2")]),
+        ("/min-fresh-request", SWR, &[("cache-control", "min-fresh=1")]),
+        (
+            "/no-cache-response",
+            with("no-cache, max-age=1, stale-while-revalidate=30"),
+            &[],
+        ),
+    ];
+    for (path, origin, _) in &cases {
+        proxy.get(path, *origin);
+    }
+    proxy.clock += 5;
+    for (path, _, request) in &cases {
+        let host = proxy.host().with_request("GET", path, request);
+        let mut stream = CacheStream::new();
+        assert_eq!(
+            stream.on_request_headers(&host, &proxy.runtime),
+            RequestAction::Continue,
+            "{path} was answered from the cache"
+        );
+        assert_eq!(
+            host.header_text(HeaderMap::RequestHeaders, "if-none-match")
+                .as_deref(),
+            Some("\"v1\""),
+            "{path}: revalidated with the origin before answering"
+        );
+    }
+    // An entry whose upstream cluster is unknown cannot be refreshed in the background.
+    proxy.cluster = None;
+    proxy.get("/unknown-cluster", SWR);
+    proxy.clock += 5;
+    assert_eq!(origin_status(&proxy.get("/unknown-cluster", SWR)), "EXPIRED");
+    assert_eq!(proxy.runtime.refresh.pending(), 0);
+    assert_eq!(proxy.metric("kea_cache_stale_while_revalidate_total"), Some(0));
 }
