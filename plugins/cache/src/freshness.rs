@@ -165,6 +165,8 @@ pub enum NotStorable {
     Private,
     Authorization,
     VaryStar,
+    /// A `Vary` member that is not a field name: which requests the response fits is unknown.
+    InvalidVary,
     NoFreshness,
     /// `must-understand` on a status code the cache does not implement.
     NotUnderstood,
@@ -219,6 +221,9 @@ pub fn storable(
     }
     if response.vary.iter().any(|v| v == "*") {
         return Err(NotStorable::VaryStar);
+    }
+    if response.vary.iter().any(|name| !kea_plugin_sdk::host::is_token(name)) {
+        return Err(NotStorable::InvalidVary);
     }
     let explicit = response.has_explicit_freshness() || cc.public;
     let heuristic = HEURISTICALLY_CACHEABLE.contains(&response.status);
@@ -401,6 +406,14 @@ mod tests {
             storable(&get(), &star, &methods(), false, None),
             Err(NotStorable::VaryStar)
         );
+        for invalid in ["accept language", "x-a, \"q\"", "\u{e9}t\u{e9}"] {
+            let odd = facts(200, &[("cache-control", "max-age=60"), ("vary", invalid)]);
+            assert_eq!(
+                storable(&get(), &odd, &methods(), false, None),
+                Err(NotStorable::InvalidVary),
+                "{invalid}"
+            );
+        }
         assert_eq!(
             storable(&get(), &facts(500, &[]), &methods(), false, None),
             Err(NotStorable::NoFreshness)
