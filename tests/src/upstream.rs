@@ -4,7 +4,9 @@
 //! - `/cacheable?cc=...&size=N` answers with validators and the given `Cache-Control`;
 //! - `/counter/<name>?cc=...` answers a representation that changes on every request (a counter
 //!   in the body and the ETag) and records each request's `If-None-Match`;
-//! - `/delay/<ms>` answers like any other path, after that many milliseconds;
+//! - `/delay/<ms>[/<path>]` answers like `/<path>` (default: the fixed body) after that many
+//!   milliseconds; requests wait independently (nothing serialised), so this is an origin with a
+//!   fixed latency;
 //! - a path given a scripted response (`Upstream::script`) answers exactly that, and keeps the
 //!   headers of every request it received (`Upstream::requests`);
 //! - `/echo[/...]` answers with the request's method, path, headers and body size as JSON;
@@ -288,6 +290,38 @@ fn published(state: &State, request: &Request<Body>) -> Option<Response> {
     )
 }
 
+/// Waits `delay` without holding up other requests. Not `tokio::time::sleep`: its timer rounds
+/// up to whole milliseconds and wakes through the driver, so a 5 ms sleep took 6.3 ms here; a
+/// blocking-pool thread's `std::thread::sleep` wakes within tens of microseconds of the deadline.
+async fn wait(delay: std::time::Duration) {
+    let _ = tokio::task::spawn_blocking(move || std::thread::sleep(delay)).await;
+}
+
+/// `/delay/<ms>[/<path>]`: waits, then hands back the request rewritten to `/<path>` (query
+/// kept; `/` when no path follows, which answers the fixed body). Other requests (and a
+/// `/delay/` without a number) pass unchanged.
+async fn delayed(mut request: Request<Body>) -> Result<(Request<Body>, String), Response> {
+    let path = request.uri().path().to_string();
+    let Some(rest) = path.strip_prefix("/delay/") else {
+        return Ok((request, path));
+    };
+    let (ms, inner) = rest.split_once('/').map_or((rest, ""), |(ms, inner)| (ms, inner));
+    let Ok(ms) = ms.parse::<u64>() else {
+        return Ok((request, path));
+    };
+    wait(std::time::Duration::from_millis(ms.min(10_000))).await;
+    let inner = format!("/{inner}");
+    let target = match request.uri().query() {
+        Some(query) => format!("{inner}?{query}"),
+        None => inner.clone(),
+    };
+    match target.parse() {
+        Ok(uri) => *request.uri_mut() = uri,
+        Err(_) => return Err((StatusCode::BAD_REQUEST, "bad path after /delay/<ms>").into_response()),
+    }
+    Ok((request, inner))
+}
+
 /// `GET` here answers `{"hits": N}`: the requests this upstream has counted (this one excluded).
 pub const STATS_PATH: &str = "/_kea/stats";
 
@@ -310,6 +344,10 @@ async fn handle(state: Arc<State>, request: Request<Body>) -> Response {
     if let Some(response) = scripted(&state, &request) {
         return response;
     }
+    let (request, path) = match delayed(request).await {
+        Ok(rewritten) => rewritten,
+        Err(response) => return response,
+    };
     if path == "/ingest" && request.method() == axum::http::Method::POST {
         return ingest(&state, request).await;
     }
@@ -322,9 +360,6 @@ async fn handle(state: Arc<State>, request: Request<Body>) -> Response {
             .get(header::IF_NONE_MATCH)
             .is_some_and(|v| v.as_bytes() == b"\"v1\"");
         return cacheable(request.uri().query().unwrap_or_default(), if_none_match);
-    }
-    if let Some(ms) = path.strip_prefix("/delay/").and_then(|ms| ms.parse::<u64>().ok()) {
-        tokio::time::sleep(std::time::Duration::from_millis(ms.min(10_000))).await;
     }
     if let Some(rest) = path.strip_prefix("/status/") {
         // Read the body even though it is not used: a server that answers before reading the
@@ -473,5 +508,60 @@ impl Upstream {
             .as_ref()
             .and_then(|s| s.lock().ok().map(|s| s.clone()))
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn delay_answers_the_inner_path_after_the_delay_with_requests_waiting_concurrently() -> Result<()> {
+        let upstream = Upstream::start_with_threads(1)?;
+        let url = format!(
+            "http://127.0.0.1:{}/delay/100/cacheable/bench?cc=no-store",
+            upstream.port
+        );
+        let started = Instant::now();
+        let answers: Vec<(http::Response, Duration)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..10)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let sent = Instant::now();
+                        http::get(&url).map(|r| (r, sent.elapsed()))
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join()
+                        .map_err(|_| anyhow::anyhow!("a request thread panicked"))?
+                })
+                .collect::<Result<_>>()
+        })?;
+        let total = started.elapsed();
+        for (answer, took) in &answers {
+            assert_eq!(answer.status, 200);
+            assert_eq!(
+                answer.header("cache-control"),
+                Some("no-store"),
+                "answered as /cacheable"
+            );
+            assert_eq!(answer.body, payload());
+            assert!(*took >= Duration::from_millis(100), "answered after {took:?}");
+        }
+        // Ten requests waiting one after the other would take a second.
+        assert!(
+            total < Duration::from_millis(600),
+            "10 concurrent requests took {total:?}"
+        );
+        assert_eq!(upstream.hits(), 10);
+
+        let plain = http::get(&format!("http://127.0.0.1:{}/delay/1", upstream.port))?;
+        assert_eq!((plain.status, plain.body.as_str()), (200, payload()));
+        Ok(())
     }
 }

@@ -6,6 +6,10 @@
 //! for another key means "no collapsing" for this one (it goes to the origin), never a wait on
 //! an unrelated response. A claim carries a deadline, so a leader that never finishes (its
 //! client went away, its worker died) holds nobody up for longer than that.
+//!
+//! A leader whose response could not be stored leaves a pass mark instead (Varnish's
+//! "hit-for-miss"): for `PASS_MS` the key's misses go to the origin side by side, none waiting
+//! for another's answer that would not be stored either.
 
 use kea_plugin_sdk::{Host, HostError};
 use std::time::UNIX_EPOCH;
@@ -14,6 +18,12 @@ use std::time::UNIX_EPOCH;
 const SLOTS: u64 = 1024;
 /// How long followers wait for a leader before going to the origin themselves.
 pub const MAX_WAIT_MS: u64 = 10_000;
+/// How long a key whose response was not storable is not collapsed.
+pub const PASS_MS: u64 = 60_000;
+
+/// What a slot holds for its key until its deadline.
+const FILLING: u8 = 0;
+const PASSING: u8 = 1;
 
 /// Milliseconds since the epoch.
 pub fn now_ms(host: &impl Host) -> u64 {
@@ -26,17 +36,19 @@ fn slot_key(key_hash: u64) -> String {
     format!("kea.cache.fill:{}", key_hash % SLOTS)
 }
 
-/// A slot's content: until when it is held, and for which key.
-fn decode(raw: &[u8]) -> Option<(u64, u64)> {
+/// A slot's content: until when it is held, for which key, and whether it is being filled or
+/// passed.
+fn decode(raw: &[u8]) -> Option<(u64, u64, u8)> {
     let deadline = u64::from_le_bytes(raw.get(..8)?.try_into().ok()?);
     let key_hash = u64::from_le_bytes(raw.get(8..16)?.try_into().ok()?);
-    Some((deadline, key_hash))
+    Some((deadline, key_hash, *raw.get(16)?))
 }
 
-fn encode(deadline: u64, key_hash: u64) -> [u8; 16] {
-    let mut raw = [0u8; 16];
+fn encode(deadline: u64, key_hash: u64, state: u8) -> [u8; 17] {
+    let mut raw = [0u8; 17];
     raw[..8].copy_from_slice(&deadline.to_le_bytes());
-    raw[8..].copy_from_slice(&key_hash.to_le_bytes());
+    raw[8..16].copy_from_slice(&key_hash.to_le_bytes());
+    raw[16] = state;
     raw
 }
 
@@ -57,8 +69,8 @@ pub fn claim(host: &impl Host, key_hash: u64) -> Role {
     let now = now_ms(host);
     let (raw, cas) = host.shared_data(&slot);
     match raw.as_deref().and_then(decode) {
-        Some((deadline, holder)) if deadline > now => {
-            return if holder == key_hash {
+        Some((deadline, holder, state)) if deadline > now => {
+            return if holder == key_hash && state == FILLING {
                 Role::Follower { deadline }
             } else {
                 Role::Alone
@@ -66,7 +78,7 @@ pub fn claim(host: &impl Host, key_hash: u64) -> Role {
         }
         _ => {}
     }
-    let mine = encode(now.saturating_add(MAX_WAIT_MS), key_hash);
+    let mine = encode(now.saturating_add(MAX_WAIT_MS), key_hash, FILLING);
     // A slot never written has no version to compare: the first writers race, and the re-read
     // below tells each whether its write stood.
     match host.set_shared_data(&slot, &mine, Some(cas.unwrap_or(0))) {
@@ -80,16 +92,22 @@ pub fn claim(host: &impl Host, key_hash: u64) -> Role {
     }
 }
 
-/// Ends a leader's claim (its response is stored, or will not be).
-pub fn release(host: &impl Host, key_hash: u64) {
+/// Ends a leader's claim: its response is stored, or the exchange ended without one (`stored`
+/// true), or its response could not be stored (false: the key is passed for `PASS_MS`).
+pub fn release(host: &impl Host, key_hash: u64, stored: bool) {
     let slot = slot_key(key_hash);
     let (raw, cas) = host.shared_data(&slot);
     if raw
         .as_deref()
         .and_then(decode)
-        .is_some_and(|(_, holder)| holder == key_hash)
+        .is_some_and(|(_, holder, _)| holder == key_hash)
     {
-        let _ = host.set_shared_data(&slot, &encode(0, key_hash), cas);
+        let released = if stored {
+            encode(0, key_hash, FILLING)
+        } else {
+            encode(now_ms(host).saturating_add(PASS_MS), key_hash, PASSING)
+        };
+        let _ = host.set_shared_data(&slot, &released, cas);
     }
 }
 
@@ -103,7 +121,9 @@ pub fn still_filling(host: &impl Host, key_hash: u64, deadline: u64) -> bool {
             .0
             .as_deref()
             .and_then(decode)
-            .is_some_and(|(held_until, holder)| holder == key_hash && held_until > now)
+            .is_some_and(|(held_until, holder, state)| {
+                holder == key_hash && state == FILLING && held_until > now
+            })
 }
 
 #[cfg(test)]
@@ -131,7 +151,7 @@ mod tests {
         assert!(still_filling(&second, 7, 1_000_000 + MAX_WAIT_MS));
         // Another key in the same slot: no waiting on it.
         assert_eq!(claim(&second, 7 + SLOTS), Role::Alone);
-        release(&first, 7);
+        release(&first, 7, true);
         assert!(!still_filling(&second, 7, 1_000_000 + MAX_WAIT_MS));
         assert_eq!(claim(&second, 7), Role::Leader);
         // A leader that never releases holds others up only until its deadline.
@@ -139,7 +159,19 @@ mod tests {
         assert!(!still_filling(&second, 7, u64::MAX));
         assert_eq!(claim(&second, 7), Role::Leader);
         // Releasing someone else's claim does nothing.
-        release(&first, 7 + SLOTS);
+        release(&first, 7 + SLOTS, true);
         assert!(matches!(claim(&first, 7), Role::Follower { .. }));
+    }
+
+    #[test]
+    fn an_unstorable_answer_passes_the_key_for_a_while() {
+        let host = MockHost::new();
+        host.set_now(SystemTime::UNIX_EPOCH + Duration::from_secs(1000));
+        assert_eq!(claim(&host, 9), Role::Leader);
+        release(&host, 9, false);
+        assert!(!still_filling(&host, 9, u64::MAX), "followers go on");
+        assert_eq!(claim(&host, 9), Role::Alone, "new misses do not wait");
+        host.set_now(SystemTime::UNIX_EPOCH + Duration::from_millis(1_000_000 + PASS_MS + 1));
+        assert_eq!(claim(&host, 9), Role::Leader, "tried again once the pass ends");
     }
 }

@@ -222,7 +222,11 @@ pub fn storable(
     if response.vary.iter().any(|v| v == "*") {
         return Err(NotStorable::VaryStar);
     }
-    if response.vary.iter().any(|name| !kea_plugin_sdk::host::is_token(name)) {
+    if response
+        .vary
+        .iter()
+        .any(|name| !kea_plugin_sdk::host::is_token(name))
+    {
         return Err(NotStorable::InvalidVary);
     }
     let explicit = response.has_explicit_freshness() || cc.public;

@@ -590,17 +590,19 @@ impl CacheStream {
         Wake::Proceed
     }
 
-    /// Ends this request's lead of its key's fill, once its response is stored or will not be.
-    fn release_fill(&mut self, host: &impl Host) {
+    /// Ends this request's lead of its key's fill: its response is stored (`stored`), or will
+    /// not be (the key is then passed for a while: see `collapse`).
+    fn release_fill(&mut self, host: &impl Host, stored: bool) {
         if let Some(hash) = self.filling.take() {
-            collapse::release(host, hash);
+            collapse::release(host, hash, stored);
         }
     }
 
-    /// The exchange is over (the proxy's log phase): a lead still held is released, so waiting
-    /// requests need not wait for its deadline.
+    /// The exchange is over (the proxy's log phase): a lead still held (the client left before
+    /// the response was complete) is released, so waiting requests need not wait for its
+    /// deadline.
     pub fn on_done(&mut self, host: &impl Host) {
-        self.release_fill(host);
+        self.release_fill(host, true);
     }
 
     /// `only-if-cached` with nothing usable stored: 504 (RFC 9111 5.2.1.7).
@@ -1010,7 +1012,7 @@ impl CacheStream {
     ) -> ResponseAction {
         let action = self.examine_response(host, runtime, end_of_stream);
         if self.capture.is_none() {
-            self.release_fill(host);
+            self.release_fill(host, false);
         }
         action
     }
@@ -1028,7 +1030,7 @@ impl CacheStream {
         if capture.body.len().saturating_add(chunk_size) > runtime.config.max_entry_bytes {
             self.capture = None;
             runtime.metrics.too_large.add(host, 1);
-            self.release_fill(host);
+            self.release_fill(host, false);
             return;
         }
         if chunk_size > 0 {
@@ -1036,7 +1038,7 @@ impl CacheStream {
                 Some(chunk) => capture.body.extend_from_slice(&chunk),
                 None => {
                     self.capture = None;
-                    self.release_fill(host);
+                    self.release_fill(host, true);
                     return;
                 }
             }
@@ -1050,11 +1052,11 @@ impl CacheStream {
     fn finish(&mut self, host: &impl Host, runtime: &Runtime) {
         let _phase = Phase::enter("cache.store");
         let Some(capture) = self.capture.take() else {
-            self.release_fill(host);
+            self.release_fill(host, true);
             return;
         };
         let (Some(key), Some(policy)) = (&self.key, &self.policy) else {
-            self.release_fill(host);
+            self.release_fill(host, true);
             return;
         };
         let vary = vary_values(&self.request_headers, &capture.facts.vary);
@@ -1070,7 +1072,7 @@ impl CacheStream {
             cluster: self.cluster.clone(),
         };
         store_entry(host, runtime, key, policy, &entry);
-        self.release_fill(host);
+        self.release_fill(host, true);
     }
 }
 

@@ -12,7 +12,7 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 /// How often held requests (collapsed misses) look for the entry they wait for.
-const WAIT_POLL: Duration = Duration::from_millis(20);
+const WAIT_POLL: Duration = Duration::from_millis(10);
 
 /// Requests of this worker held while another request fetches their key: context id and stream.
 type Waiting = Rc<RefCell<Vec<(u32, Weak<RefCell<CacheStream>>)>>>;

@@ -899,6 +899,18 @@ fn concurrent_misses_wait_for_the_one_that_goes_to_the_origin() {
     leader_host.set_response(200, &[("cache-control", "private")]);
     leader.on_response_headers(&leader_host, &proxy.runtime, true);
     assert_eq!(follower.resume_waiting(&host, &proxy.runtime), Wake::Proceed);
+    // The key is then passed: new misses go to the origin side by side instead of queueing
+    // behind responses that will not be stored either.
+    let host = proxy.host().with_request("GET", "/private", &[]);
+    assert_eq!(
+        CacheStream::new().on_request_headers(&host, &proxy.runtime),
+        RequestAction::Continue
+    );
+    let host = proxy.host().with_request("GET", "/private", &[]);
+    assert_eq!(
+        CacheStream::new().on_request_headers(&host, &proxy.runtime),
+        RequestAction::Continue
+    );
 
     // A leader whose exchange ends early (client gone) releases its lead in the log phase.
     let leader_host = proxy.host().with_request("GET", "/gone", &[]);

@@ -432,6 +432,32 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: false,
         },
+        // The same upstream answering after 5 ms (`/delay/5/...`), where what a hit saves is
+        // the origin's latency, not a few microseconds of a local process.
+        Scenario {
+            name: "bare Envoy, upstream 5 ms",
+            path: "/delay/5/pets/1",
+            plugins: vec![],
+            jwt: None,
+            session: None,
+            post: false,
+        },
+        Scenario {
+            name: "cache hit (public, max-age=60), upstream 5 ms",
+            path: "/delay/5/cacheable/bench",
+            plugins: vec![("cache", json!({}))],
+            jwt: None,
+            session: None,
+            post: false,
+        },
+        Scenario {
+            name: "cache miss (origin says no-store), upstream 5 ms",
+            path: "/delay/5/cacheable/bench?cc=no-store",
+            plugins: vec![("cache", json!({}))],
+            jwt: None,
+            session: None,
+            post: false,
+        },
         jwt_scenario(
             "jwt RS256 same token: native jwt_authn",
             Verifier::Native,
@@ -549,6 +575,52 @@ fn scenarios() -> Vec<Scenario> {
     ]
 }
 
+/// The upstream latency a path asks for: its `/delay/<ms>` prefix, `""` for the fast upstream.
+fn upstream_delay(path: &str) -> &str {
+    path.strip_prefix("/delay/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("")
+}
+
+/// The scenario `scenarios[i]` is compared with: bare Envoy (no filter) sending the same kind of
+/// request to the same upstream — the same POST for POST scenarios, the same upstream latency
+/// for the others.
+fn baseline(scenarios: &[Scenario], i: usize) -> Option<usize> {
+    let scenario = scenarios.get(i)?;
+    scenarios.iter().position(|b| {
+        b.plugins.is_empty()
+            && b.jwt.is_none()
+            && b.session.is_none()
+            && b.post == scenario.post
+            && if scenario.post {
+                b.path == scenario.path
+            } else {
+                upstream_delay(b.path) == upstream_delay(scenario.path)
+            }
+    })
+}
+
+/// `--only TEXT[,TEXT...]`: bare Envoy, the scenarios whose name contains one of the texts, and
+/// the baselines those compare with.
+fn select(all: Vec<Scenario>, only: Option<&str>) -> Vec<Scenario> {
+    let mut keep: Vec<bool> = all
+        .iter()
+        .enumerate()
+        .map(|(i, s)| i == 0 || only.is_none_or(|text| text.split(',').any(|t| s.name.contains(t))))
+        .collect();
+    for i in 0..all.len() {
+        if keep.get(i).copied().unwrap_or(false) {
+            if let Some(b) = baseline(&all, i) {
+                keep[b] = true;
+            }
+        }
+    }
+    all.into_iter()
+        .zip(keep)
+        .filter_map(|(s, kept)| kept.then_some(s))
+        .collect()
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct Measurement {
     requests_per_sec: f64,
@@ -653,19 +725,7 @@ fn main() -> Result<()> {
         .unwrap_or(20);
 
     let upstream = Upstream::start_with_threads(1)?;
-    // `--only TEXT[,TEXT...]` keeps bare Envoy and the scenarios whose name contains one of them.
-    let only = flag("--only");
-    let scenarios: Vec<Scenario> = scenarios()
-        .into_iter()
-        .enumerate()
-        .filter(|(i, s)| {
-            *i == 0
-                || only
-                    .as_deref()
-                    .is_none_or(|text| text.split(',').any(|t| s.name.contains(t)))
-        })
-        .map(|(_, s)| s)
-        .collect();
+    let scenarios = select(scenarios(), flag("--only").as_deref());
     let mut algs: Vec<&'static str> = scenarios.iter().filter_map(|s| s.jwt.map(|j| j.alg)).collect();
     algs.sort_unstable();
     algs.dedup();
@@ -725,22 +785,26 @@ fn main() -> Result<()> {
         })
         .collect();
     let bare = summary[0];
+    let mut delays: Vec<&str> = scenarios
+        .iter()
+        .map(|s| upstream_delay(s.path))
+        .filter(|d| !d.is_empty())
+        .collect();
+    delays.dedup();
+    let slow = delays
+        .iter()
+        .map(|ms| format!(" Rows marked \"upstream {ms} ms\": the same upstream answering each request after {ms} ms (independent timers)."))
+        .collect::<String>();
     let mut table = format!(
-        "Machine: {}. Upstream: local, fixed 1 KB JSON. {rounds} interleaved rounds of {seconds} s, {connections} connections; medians.\n\n\
+        "Machine: {}. Upstream: local, fixed 1 KB JSON.{slow} {rounds} interleaved rounds of {seconds} s, {connections} connections; medians.\n\n\
          | configuration | req/s | ratio to bare | p50 ms | p99 ms | p99 vs bare |\n|---|---:|---:|---:|---:|---:|\n",
         machine()
     );
-    // POST scenarios compare with bare Envoy answering the same POST (same path, same body).
-    for (scenario, m) in scenarios.iter().zip(&summary) {
-        let base = if scenario.post {
-            scenarios
-                .iter()
-                .position(|s| s.post && s.plugins.is_empty() && s.path == scenario.path)
-                .and_then(|i| summary.get(i).copied())
-                .unwrap_or(bare)
-        } else {
-            bare
-        };
+    // Each scenario compares with bare Envoy sending the same request to the same upstream.
+    for (i, (scenario, m)) in scenarios.iter().zip(&summary).enumerate() {
+        let base = baseline(&scenarios, i)
+            .and_then(|b| summary.get(b).copied())
+            .unwrap_or(bare);
         table.push_str(&format!(
             "| {} | {:.0} | {:.2}× | {:.3} | {:.3} | {:+.3} ms |\n",
             scenario.name,
@@ -783,5 +847,96 @@ mod tests {
         assert!((m.p50_ms - 0.823).abs() < 1e-9);
         assert!((m.p99_ms - 2.31).abs() < 1e-9);
         assert!(parse_wrk("garbage").is_err());
+    }
+
+    /// A cut of `scenarios()` (which builds `kea` for the OIP configuration: too slow here).
+    fn sample() -> Vec<Scenario> {
+        let get = |name, path, plugins: Vec<(&'static str, Value)>| Scenario {
+            name,
+            path,
+            plugins,
+            jwt: None,
+            session: None,
+            post: false,
+        };
+        let cache = || vec![("cache", json!({}))];
+        vec![
+            get("bare Envoy", "/pets/1", vec![]),
+            get(
+                "floor: audit loaded, every request skipped",
+                "/pets/1",
+                vec![("audit", json!({}))],
+            ),
+            get("cache hit (public, max-age=60)", "/cacheable/bench", cache()),
+            get("bare Envoy, upstream 5 ms", "/delay/5/pets/1", vec![]),
+            get(
+                "cache hit (public, max-age=60), upstream 5 ms",
+                "/delay/5/cacheable/bench",
+                cache(),
+            ),
+            jwt_scenario(
+                "jwt RS256 same token: native jwt_authn",
+                Verifier::Native,
+                "RS256",
+                false,
+            ),
+            Scenario {
+                post: true,
+                ..get("bare Envoy, POST 1 KB JSON (validate baseline)", "/pets", vec![])
+            },
+            Scenario {
+                post: true,
+                ..get(
+                    "validate POST 1 KB JSON body checked",
+                    "/pets",
+                    vec![("validate", json!({}))],
+                )
+            },
+        ]
+    }
+
+    #[test]
+    fn rows_compare_with_bare_envoy_sending_the_same_request_to_the_same_upstream() {
+        let all = sample();
+        let baselines: Vec<Option<usize>> = (0..all.len()).map(|i| baseline(&all, i)).collect();
+        assert_eq!(
+            baselines,
+            [
+                Some(0),
+                Some(0),
+                Some(0),
+                Some(3),
+                Some(3),
+                Some(0),
+                Some(6),
+                Some(6)
+            ]
+        );
+    }
+
+    #[test]
+    fn only_keeps_the_baselines_of_what_it_selects() {
+        let names: Vec<&str> = select(sample(), Some("cache,jwt"))
+            .iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "bare Envoy",
+                "cache hit (public, max-age=60)",
+                "bare Envoy, upstream 5 ms",
+                "cache hit (public, max-age=60), upstream 5 ms",
+                "jwt RS256 same token: native jwt_authn",
+            ]
+        );
+        assert_eq!(select(sample(), None).len(), sample().len());
+    }
+
+    #[test]
+    fn upstream_delay_is_the_delay_prefix() {
+        assert_eq!(upstream_delay("/delay/5/cacheable/bench?cc=no-store"), "5");
+        assert_eq!(upstream_delay("/delay/300"), "300");
+        assert_eq!(upstream_delay("/cacheable/bench"), "");
     }
 }
