@@ -20,6 +20,23 @@ fn sha256_hex(text: &str) -> String {
         .to_string()
 }
 
+/// Both of a two-worker Envoy's workers accepted connections (so both served from the one
+/// shared store).
+fn assert_both_workers_took_connections(envoy: &Envoy) -> Result<()> {
+    let stats = http::get(&envoy.admin_url("/stats?filter=downstream_cx_total"))?.body;
+    let per_worker: Vec<u64> = stats
+        .lines()
+        .filter(|l| l.contains("worker_") && l.contains("downstream_cx_total"))
+        .filter_map(|l| l.rsplit(": ").next()?.trim().parse().ok())
+        .collect();
+    assert_eq!(per_worker.len(), 2, "{stats}");
+    assert!(
+        per_worker.iter().all(|&n| n > 0),
+        "a worker took no connection: {stats}"
+    );
+    Ok(())
+}
+
 fn gateway(upstream: &Upstream, workers: u32, config: serde_json::Value) -> Result<Envoy> {
     EnvoyBuilder::new(upstream.port)
         .concurrency(workers)
@@ -53,17 +70,7 @@ fn hits_are_served_by_every_worker_without_reaching_the_upstream() -> Result<()>
     assert_eq!(hits, 200);
     assert_eq!(upstream.hits(), 1, "hits must not reach the upstream");
     // Both workers took connections, so both served hits from the one shared store.
-    let stats = http::get(&envoy.admin_url("/stats?filter=downstream_cx_total"))?.body;
-    let per_worker: Vec<u64> = stats
-        .lines()
-        .filter(|l| l.contains("worker_") && l.contains("downstream_cx_total"))
-        .filter_map(|l| l.rsplit(": ").next()?.trim().parse().ok())
-        .collect();
-    assert_eq!(per_worker.len(), 2, "{stats}");
-    assert!(
-        per_worker.iter().all(|&n| n > 0),
-        "a worker took no connection: {stats}"
-    );
+    assert_both_workers_took_connections(&envoy)?;
     let hit = http::get(&envoy.url("/cacheable/a"))?;
     assert!(hit.header("age").is_some_and(|age| age.parse::<u64>().is_ok()));
     assert_eq!(hit.header("etag"), Some("\"v1\""));
@@ -729,17 +736,7 @@ fn stale_while_revalidate_answers_at_once_and_one_request_refreshes_for_all_work
     assert_eq!(hit.header("etag"), Some("\"2\""));
     assert_eq!(upstream.hits(), 2);
     // Both workers answered some of the twenty.
-    let stats = http::get(&envoy.admin_url("/stats?filter=downstream_cx_total"))?.body;
-    let per_worker: Vec<u64> = stats
-        .lines()
-        .filter(|l| l.contains("worker_") && l.contains("downstream_cx_total"))
-        .filter_map(|l| l.rsplit(": ").next()?.trim().parse().ok())
-        .collect();
-    assert_eq!(per_worker.len(), 2, "{stats}");
-    assert!(
-        per_worker.iter().all(|&n| n > 0),
-        "a worker took no connection: {stats}"
-    );
+    assert_both_workers_took_connections(&envoy)?;
     Ok(())
 }
 

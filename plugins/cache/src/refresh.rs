@@ -214,16 +214,7 @@ impl Job {
                 .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default()
         };
-        let connection_options: Vec<String> = request_headers
-            .iter()
-            .filter(|(n, _)| n == "connection")
-            .flat_map(|(_, v)| {
-                String::from_utf8_lossy(v)
-                    .split(',')
-                    .map(|o| o.trim().to_ascii_lowercase())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let connection_options = crate::update::connection_options(request_headers);
         let forwarded = request_headers
             .iter()
             .filter(|(name, _)| {

@@ -19,7 +19,7 @@ const NOT_UPDATED: &[&str] = &[
 ];
 
 /// The names a `Connection` field lists (hop-by-hop for this message, RFC 9110 7.6.1), lowercase.
-fn connection_options(headers: &[(String, Bytes)]) -> Vec<String> {
+pub fn connection_options(headers: &[(String, Bytes)]) -> Vec<String> {
     headers
         .iter()
         .filter(|(name, _)| name == "connection")
