@@ -2,7 +2,7 @@
 //! `$ref` resolved, schemas converted to JSON Schema, operations with their route templates — as
 //! versioned JSON carrying its own sha256, so the plugin loads it without YAML or reference work.
 
-use crate::convert::{Converter, Direction, DEFINITIONS};
+use crate::convert::{Converter, Direction};
 use crate::error::DocumentError;
 use crate::model::{
     MediaType, OpenApi, Operation, Parameter, ParameterIn, PathItem, RequestBody, Response, Server, Style,
@@ -447,52 +447,4 @@ fn server_bases(servers: &[Server]) -> Vec<String> {
     bases.sort();
     bases.dedup();
     bases
-}
-
-/// The definitions a schema needs, transitively: a self-contained schema for the validator.
-pub fn with_definitions(schema: &Value, definitions: &BTreeMap<String, Value>) -> Value {
-    let mut needed = BTreeMap::new();
-    let mut queue = Vec::new();
-    collect_definition_refs(schema, &mut queue);
-    while let Some(key) = queue.pop() {
-        if needed.contains_key(&key) {
-            continue;
-        }
-        if let Some(definition) = definitions.get(&key) {
-            collect_definition_refs(definition, &mut queue);
-            needed.insert(key, definition.clone());
-        }
-    }
-    match schema {
-        // Draft 7 ignores the siblings of `$ref`: wrap it so `definitions` stays in the document.
-        Value::Object(map) if !needed.is_empty() && map.contains_key("$ref") => {
-            let mut wrapper = Map::new();
-            wrapper.insert("allOf".into(), Value::Array(vec![schema.clone()]));
-            wrapper.insert(DEFINITIONS.into(), Value::Object(needed.into_iter().collect()));
-            Value::Object(wrapper)
-        }
-        Value::Object(map) if !needed.is_empty() => {
-            let mut map = map.clone();
-            map.insert(DEFINITIONS.into(), Value::Object(needed.into_iter().collect()));
-            Value::Object(map)
-        }
-        _ => schema.clone(),
-    }
-}
-
-fn collect_definition_refs(value: &Value, out: &mut Vec<String>) {
-    match value {
-        Value::Object(map) => {
-            if let Some(key) = map
-                .get("$ref")
-                .and_then(Value::as_str)
-                .and_then(|r| r.strip_prefix("#/definitions/"))
-            {
-                out.push(key.to_string());
-            }
-            map.values().for_each(|v| collect_definition_refs(v, out));
-        }
-        Value::Array(items) => items.iter().for_each(|v| collect_definition_refs(v, out)),
-        _ => {}
-    }
 }

@@ -4,12 +4,14 @@
 //! - [`bundle`] compiles a document into a [`Bundle`]: operations, JSON Schemas ([`convert`]),
 //!   a sha256, in a versioned JSON format the validate plugin loads without YAML;
 //! - [`validator`] turns a bundle into an [`Api`] that routes requests ([`routes`]) and checks
-//!   parameters ([`params`]) and bodies ([`json`]).
+//!   parameters ([`params`]) and bodies ([`json`]) with JSON Schema validators that share each
+//!   definition, compiled once ([`compile`]).
 //!
 //! Host-free: it builds natively, for `wasm32-wasip1` (the plugin) and for `wasm32-unknown-unknown`
 //! (the browser validator, `web/validator`).
 
 pub mod bundle;
+pub mod compile;
 pub mod convert;
 pub mod error;
 pub mod json;

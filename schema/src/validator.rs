@@ -2,7 +2,8 @@
 //! parameter and media type. Checks return every problem found (capped by the caller), each with
 //! where it is (`in` + parameter name or JSON pointer) and what is wrong.
 
-use crate::bundle::{essence, is_json, with_definitions, Bundle, MediaSpec, ParameterSpec};
+use crate::bundle::{essence, is_json, Bundle, MediaSpec, ParameterSpec};
+use crate::compile::{located, Compiler, Definitions};
 use crate::model::ParameterIn;
 use crate::params::{cookie_pairs, query_pairs, read_form, read_query, read_simple, Shape};
 use crate::routes::{RouteMatch, RouteTable, Template};
@@ -101,19 +102,13 @@ impl std::fmt::Debug for Checker {
 }
 
 impl Checker {
-    fn new(schema: &Value, definitions: &BTreeMap<String, Value>) -> Result<Self, String> {
-        let complete = with_definitions(schema, definitions);
-        let validator = jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft7)
-            .should_validate_formats(true)
-            .should_ignore_unknown_formats(true)
-            .with_format("byte", is_base64)
-            // `uuid` is a format from draft 2019-09 on; OpenAPI 3.0 documents use it everywhere.
-            .with_format("uuid", is_uuid)
-            .build(&complete)
-            .map_err(|e| e.to_string())?;
+    fn new(
+        schema: &Value,
+        compiler: &Compiler,
+        definitions: &BTreeMap<String, Value>,
+    ) -> Result<Self, String> {
         Ok(Self {
-            validator,
+            validator: compiler.build(schema)?,
             shape: Shape::of(schema, definitions),
         })
     }
@@ -133,29 +128,16 @@ impl Checker {
             if out.len() >= limit {
                 break;
             }
-            // Masked: request data is not echoed back (it may hold secrets, or be huge).
-            let mut message = error.masked().to_string();
+            let (pointer, mut message) = located(&error);
             if message == "False schema does not allow value" {
                 // The only `false` schemas are the properties convert.rs hides per direction.
                 message =
                     "must not be sent: readOnly properties are for responses, writeOnly ones for requests"
                         .into();
             }
-            out.push(issue(error.instance_path().to_string(), message));
+            out.push(issue(pointer, message));
         }
     }
-}
-
-/// RFC 4122 text form: 8-4-4-4-12 hex digits.
-fn is_uuid(text: &str) -> bool {
-    let groups: Vec<&str> = text.split('-').collect();
-    let lengths: Vec<usize> = groups.iter().map(|g| g.len()).collect();
-    lengths == [8, 4, 4, 4, 12] && groups.iter().all(|g| g.chars().all(|c| c.is_ascii_hexdigit()))
-}
-
-fn is_base64(text: &str) -> bool {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.decode(text).is_ok()
 }
 
 #[derive(Debug)]
@@ -186,6 +168,8 @@ pub struct Api {
     pub sha256: String,
     routes: RouteTable,
     operations: Vec<Operation>,
+    /// The compiled definitions the operations' validators refer to.
+    _definitions: Definitions,
 }
 
 /// Handle to one operation of an [`Api`].
@@ -196,6 +180,11 @@ impl Api {
     /// Compiles every schema of `bundle`; errors name the operation and the schema.
     pub fn compile(bundle: &Bundle) -> Result<Self, CompileError> {
         log::debug!("compiling validators of bundle {}", bundle.sha256);
+        let (compiler, definitions) = Compiler::new(&bundle.definitions).map_err(|reason| CompileError {
+            operation: "components".into(),
+            what: "schema".into(),
+            reason,
+        })?;
         let mut operations = Vec::new();
         let mut templates = Vec::new();
         for (index, spec) in bundle.operations.iter().enumerate() {
@@ -208,12 +197,14 @@ impl Api {
             let mut parameters = Vec::new();
             for parameter in &spec.parameters {
                 let checker = match &parameter.schema {
-                    Some(schema) => Some(Checker::new(schema, &bundle.definitions).map_err(|e| {
-                        fail(
-                            format!("{} parameter {:?}", parameter.location.as_str(), parameter.name),
-                            e,
-                        )
-                    })?),
+                    Some(schema) => {
+                        Some(Checker::new(schema, &compiler, &bundle.definitions).map_err(|e| {
+                            fail(
+                                format!("{} parameter {:?}", parameter.location.as_str(), parameter.name),
+                                e,
+                            )
+                        })?)
+                    }
                     None => None,
                 };
                 parameters.push(Parameter {
@@ -227,7 +218,7 @@ impl Api {
                     .map(|media| {
                         let checker = match &media.schema {
                             Some(schema) => Some(
-                                Checker::new(schema, &bundle.definitions)
+                                Checker::new(schema, &compiler, &bundle.definitions)
                                     .map_err(|e| fail(format!("{what} {}", media.media_type), e))?,
                             ),
                             None => None,
@@ -275,6 +266,7 @@ impl Api {
             sha256: bundle.sha256.clone(),
             routes: RouteTable::new(&templates),
             operations,
+            _definitions: definitions,
         })
     }
 
