@@ -323,3 +323,31 @@ fn model_signature_reports_for_build_jobs() {
         "{stdout}"
     );
 }
+
+/// Issue 18: a document the size of Stripe's (500 operations over 500 schemas that refer to each
+/// other) took a minute and gigabytes when every operation compiled its own copy of each schema.
+/// Bounded loosely here (an unoptimised build on a busy CI machine); `bench/README.md` has the
+/// optimised build's time and memory.
+#[test]
+fn a_document_of_500_operations_over_500_interlinked_schemas_bundles_in_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("interlinked.json");
+    let document = kea_e2e::openapi::interlinked_document(500, 500);
+    std::fs::write(&file, serde_json::to_vec(&document).unwrap()).unwrap();
+    let out = dir.path().join("bundle.json");
+    let started = std::time::Instant::now();
+    let (ok, _, stderr) = kea(&[
+        "openapi",
+        "bundle",
+        &file.display().to_string(),
+        "-o",
+        &out.display().to_string(),
+    ]);
+    let took = started.elapsed();
+    assert!(ok, "{stderr}");
+    assert!(took < std::time::Duration::from_secs(20), "took {took:?}");
+    let bundle = kea_schema::Bundle::from_json(&std::fs::read(out).unwrap()).unwrap();
+    assert_eq!(bundle.operations.len(), 500);
+    // Each schema once per direction (request, response): shared, not copied per operation.
+    assert_eq!(bundle.definitions.len(), 1000);
+}

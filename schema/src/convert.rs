@@ -18,7 +18,7 @@ use crate::error::DocumentError;
 use crate::sources::{ref_of, Location, Sources};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Which message a schema checks: `readOnly`/`writeOnly` apply to one direction each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -57,6 +57,10 @@ pub struct Converter<'s> {
     sources: &'s Sources,
     keys: BTreeMap<(Location, Direction), String>,
     definitions: BTreeMap<String, Value>,
+    /// Definitions keyed but not converted yet. Converted from a worklist, not by recursing into
+    /// each reference: a chain of schemas referring to the next (500 of them in large real
+    /// documents) would otherwise recurse as deep as the chain is long and overflow the stack.
+    pending: Vec<(Location, Direction, String)>,
 }
 
 impl<'s> Converter<'s> {
@@ -65,6 +69,7 @@ impl<'s> Converter<'s> {
             sources,
             keys: BTreeMap::new(),
             definitions: BTreeMap::new(),
+            pending: Vec::new(),
         }
     }
 
@@ -108,8 +113,18 @@ impl<'s> Converter<'s> {
         false
     }
 
-    /// Converts the schema object at `at` for `direction`.
+    /// Converts the schema object at `at` for `direction`, and every definition it refers to.
     pub fn schema(&mut self, at: &Location, direction: Direction) -> Result<Value, DocumentError> {
+        let converted = self.convert(at, direction)?;
+        while let Some((target, direction, key)) = self.pending.pop() {
+            let definition = self.convert(&target, direction)?;
+            self.definitions.insert(key, definition);
+        }
+        Ok(converted)
+    }
+
+    /// Converts one schema object; the definitions it refers to are keyed and left pending.
+    fn convert(&mut self, at: &Location, direction: Direction) -> Result<Value, DocumentError> {
         let node = self.sources.get(at).ok_or_else(|| at.error("nothing here"))?;
         if ref_of(node).is_some() {
             // Pure reference chains that come back to themselves are rejected here.
@@ -129,10 +144,9 @@ impl<'s> Converter<'s> {
         }
         let key = self.new_key(target, direction);
         self.keys.insert((target.clone(), direction), key.clone());
-        // Reserved before converting, so a schema that refers to itself finds its key.
+        // Reserved now (the key is taken), converted from the worklist.
         self.definitions.insert(key.clone(), Value::Bool(true));
-        let converted = self.schema(target, direction)?;
-        self.definitions.insert(key.clone(), converted);
+        self.pending.push((target.clone(), direction, key.clone()));
         Ok(key)
     }
 
@@ -157,10 +171,9 @@ impl<'s> Converter<'s> {
         if direction == Direction::Response {
             key.push_str(".response");
         }
-        let taken: BTreeSet<&String> = self.definitions.keys().collect();
-        if taken.contains(&key) {
+        if self.definitions.contains_key(&key) {
             let mut n = 2;
-            while taken.contains(&format!("{key}-{n}")) {
+            while self.definitions.contains_key(&format!("{key}-{n}")) {
                 n += 1;
             }
             key = format!("{key}-{n}");
@@ -254,13 +267,13 @@ impl<'s> Converter<'s> {
             let base = at.child("properties");
             let mut converted = Map::new();
             for name in properties.keys() {
-                converted.insert(name.clone(), self.schema(&base.child(name), direction)?);
+                converted.insert(name.clone(), self.convert(&base.child(name), direction)?);
             }
             out.insert("properties".into(), Value::Object(converted));
         }
         for single in ["items", "not"] {
             if schema.contains_key(single) {
-                out.insert(single.into(), self.schema(&at.child(single), direction)?);
+                out.insert(single.into(), self.convert(&at.child(single), direction)?);
             }
         }
         match schema.get("additionalProperties") {
@@ -269,7 +282,7 @@ impl<'s> Converter<'s> {
                 out.insert("additionalProperties".into(), Value::Bool(*allowed));
             }
             Some(_) => {
-                let converted = self.schema(&at.child("additionalProperties"), direction)?;
+                let converted = self.convert(&at.child("additionalProperties"), direction)?;
                 out.insert("additionalProperties".into(), converted);
             }
         }
@@ -282,7 +295,7 @@ impl<'s> Converter<'s> {
             };
             let base = at.child(list);
             let converted = (0..items.len())
-                .map(|i| self.schema(&base.child(&i.to_string()), direction))
+                .map(|i| self.convert(&base.child(&i.to_string()), direction))
                 .collect::<Result<Vec<_>, _>>()?;
             out.insert(list.into(), Value::Array(converted));
         }

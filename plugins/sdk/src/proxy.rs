@@ -170,6 +170,12 @@ pub fn sync_log_level() {
     proxy_wasm::set_log_level(level);
 }
 
+/// The VM's linear memory in bytes (it grows in 64 KiB pages and never shrinks).
+pub fn vm_memory_bytes() -> u64 {
+    const PAGE: u64 = 64 * 1024;
+    u64::try_from(core::arch::wasm32::memory_size(0)).unwrap_or(u64::MAX) * PAGE
+}
+
 /// Reads the plugin configuration and hands it to `compile`; logs acceptance, or the field and
 /// reason of a rejection at error level. `None` tells `on_configure` to return false.
 pub fn load_configuration<T>(

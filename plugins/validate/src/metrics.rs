@@ -13,6 +13,11 @@ pub struct ValidateMetrics {
     pub responses_invalid: Metric,
     pub bundle_updates: Metric,
     pub bundle_fetch_failures: Metric,
+    /// How long the last configuration took to parse and compile (every worker sets it).
+    pub configure_ms: Metric,
+    /// The VM's linear memory after configuration: what the compiled APIs hold, plus the peak
+    /// of compiling them (wasm memory never shrinks).
+    pub vm_memory_bytes: Metric,
 }
 
 impl ValidateMetrics {
@@ -26,6 +31,8 @@ impl ValidateMetrics {
             responses_invalid: Metric::counter(host, "kea_validate_responses_invalid_total"),
             bundle_updates: Metric::counter(host, "kea_validate_bundle_updates_total"),
             bundle_fetch_failures: Metric::counter(host, "kea_validate_bundle_fetch_failures_total"),
+            configure_ms: Metric::gauge(host, "kea_validate_configure_ms"),
+            vm_memory_bytes: Metric::gauge(host, "kea_validate_vm_memory_bytes"),
         }
     }
 }

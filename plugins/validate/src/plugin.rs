@@ -58,8 +58,10 @@ impl Runtime {
 /// Parses and compiles a configuration; errors name the field.
 pub fn configure(host: &impl Host, raw: &[u8]) -> Result<Rc<Runtime>, ConfigError> {
     let _phase = Phase::enter("validate.configure");
+    let started = host.now();
     let config: ValidateConfig = parse_json(raw)?;
     let compiled = config.compile()?;
+    let took = host.now().duration_since(started).unwrap_or_default();
     let fetched = compiled
         .apis
         .iter()
@@ -68,9 +70,18 @@ pub fn configure(host: &impl Host, raw: &[u8]) -> Result<Rc<Runtime>, ConfigErro
             Origin::Fixed(_) => None,
         })
         .collect();
+    let metrics = ValidateMetrics::define(host);
+    metrics
+        .configure_ms
+        .set(host, u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+    log::info!(
+        "kea-validate: {} APIs configured in {} ms",
+        compiled.apis.len(),
+        took.as_millis()
+    );
     Ok(Rc::new(Runtime {
         config: compiled,
         fetched,
-        metrics: ValidateMetrics::define(host),
+        metrics,
     }))
 }

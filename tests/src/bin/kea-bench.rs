@@ -339,6 +339,41 @@ fn oip_validate_config() -> Value {
     }
 }
 
+/// Where the large-document scenario posts: an operation of a document of 500 operations over
+/// 500 interlinked schemas (issue 18), whose body schema reaches all 500.
+const INTERLINKED_PATH: &str = "/r499/obj_1?limit=10";
+
+/// The validate plugin enforcing `interlinked_document(500, 500)`.
+fn interlinked_config() -> Value {
+    let document = kea_e2e::openapi::interlinked_document(500, 500);
+    let bundle = serde_json::to_vec(&document)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            kea_schema::compile_document("interlinked.json", &bytes).map_err(|e| e.to_string())
+        });
+    match bundle.and_then(|b| serde_json::from_slice::<Value>(&b.to_json()).map_err(|e| e.to_string())) {
+        Ok(bundle) => json!({"apis": [{"name": "interlinked", "bundle": bundle}]}),
+        Err(error) => json!({"apis": [{"name": "interlinked", "bundle": {"error": error}}]}),
+    }
+}
+
+/// A ~1 KB body for [`INTERLINKED_PATH`]: objects nested through six references, arrays of
+/// referenced objects, metadata.
+fn interlinked_body() -> String {
+    let mut object = json!({"id": "leaf", "amount": 1, "metadata": {"source": "bench"}});
+    for depth in 0..6 {
+        object = json!({
+            "id": format!("object_{depth}"),
+            "amount": depth * 100,
+            "next": object,
+            "other": {"id": format!("other_{depth}")},
+            "items": [{"id": format!("item_{depth}_a")}, {"id": format!("item_{depth}_b"), "amount": 2}],
+            "metadata": {"order_id": "6735", "customer": "cus_9s6XKzkNRiz8i3"}
+        });
+    }
+    object.to_string()
+}
+
 /// One 1×784 FP32 tensor, as an MNIST client sends it (pixel values in [0, 1], 3 decimals).
 fn oip_body() -> String {
     let pixels: Vec<String> = (0..784)
@@ -355,6 +390,8 @@ fn post_args(dir: &std::path::Path, path: &str) -> Result<Vec<String>> {
     let script = dir.join("post.lua");
     let body = if path == OIP_PATH {
         oip_body()
+    } else if path == INTERLINKED_PATH {
+        interlinked_body()
     } else {
         kea_e2e::upstream::payload().to_string()
     };
@@ -524,6 +561,22 @@ fn scenarios() -> Vec<Scenario> {
             name: "validate POST 1 KB JSON body checked",
             path: "/pets",
             plugins: vec![("validate", validate_config())],
+            jwt: None,
+            session: None,
+            post: true,
+        },
+        Scenario {
+            name: "bare Envoy, POST ~1 KB JSON to the 500×500 document's path (interlinked baseline)",
+            path: INTERLINKED_PATH,
+            plugins: vec![],
+            jwt: None,
+            session: None,
+            post: true,
+        },
+        Scenario {
+            name: "interlinked: validate POST ~1 KB JSON checked, 500 operations × 500 schemas",
+            path: INTERLINKED_PATH,
+            plugins: vec![("validate", interlinked_config())],
             jwt: None,
             session: None,
             post: true,
