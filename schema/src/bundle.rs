@@ -30,7 +30,15 @@ pub struct Bundle {
     pub operations: Vec<OperationSpec>,
     /// Shared JSON Schema definitions the operations' schemas refer to (`#/definitions/<key>`).
     pub definitions: BTreeMap<String, Value>,
+    /// What the document says that is not checked (keywords outside OpenAPI 3.0), one line each
+    /// with its document and pointer; at most [`MAX_WARNINGS`] and a line counting the rest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
+
+/// Warnings a bundle carries: enough to fix a document, not so many that a generated one with a
+/// keyword in every schema makes the bundle (and the ApiDefinition's status) huge.
+pub const MAX_WARNINGS: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -105,9 +113,10 @@ impl Bundle {
         log::debug!("compiling bundle from {}", sources.root_name());
         let bundle = Compiler::new(sources).compile()?;
         log::debug!(
-            "compiled bundle {} with {} operations",
+            "compiled bundle {} with {} operations, {} warnings",
             bundle.sha256,
-            bundle.operations.len()
+            bundle.operations.len(),
+            bundle.warnings.len()
         );
         Ok(bundle)
     }
@@ -204,6 +213,12 @@ impl<'s> Compiler<'s> {
             }
         }
         let info = document.info;
+        let mut warnings = self.converter.warnings();
+        if warnings.len() > MAX_WARNINGS {
+            let more = warnings.len() - MAX_WARNINGS;
+            warnings.truncate(MAX_WARNINGS);
+            warnings.push(format!("… and {more} more"));
+        }
         let mut bundle = Bundle {
             format: FORMAT.to_string(),
             sha256: String::new(),
@@ -211,6 +226,7 @@ impl<'s> Compiler<'s> {
             version: info.version,
             operations,
             definitions: self.converter.into_definitions()?,
+            warnings,
         };
         bundle.sha256 = bundle.digest();
         Ok(bundle)

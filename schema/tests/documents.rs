@@ -8,6 +8,7 @@
     clippy::indexing_slicing
 )]
 
+use kea_schema::bundle::MAX_WARNINGS;
 use kea_schema::{compile_document, Api, BodyRejection, Bundle, DocumentError, Sources};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -159,4 +160,59 @@ fn path_items_and_operations_in_other_files() {
     let check = |body: &str| api.check_body(operation, Some("application/json"), body.as_bytes(), 10);
     assert_eq!(check(r#"{"name": "Rex"}"#), Ok(()));
     assert!(matches!(check(r#"{"name": ""}"#), Err(BodyRejection::Invalid(_))));
+}
+
+#[test]
+fn keywords_outside_openapi_3_0_are_warnings() {
+    let mut document = with_paths(json!({"/pets": {"post": {
+        "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}}},
+        "responses": {"200": {"description": "ok", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}}}}}}}));
+    document["components"] = json!({"schemas": {"Pet": {
+    "type": "object", "propertyNames": {"pattern": "^[a-z]+$"}, "x-internal": true, "example": {"name": "Rex"},
+    "$defs": {"Tag": {"type": "string"}},
+    "properties": {
+        "name": {"type": "string", "const": "Rex", "examples": ["Rex"]},
+        "kind": {"if": {"type": "string"}, "then": {"minLength": 2}, "else": {"type": "integer"}},
+    }}}});
+    let bundle = compile(document).unwrap();
+    // Once each, though the schema is converted for requests and for responses.
+    let line = |pointer: &str, keyword: &str| {
+        format!("api.json#/components/schemas/Pet{pointer}: keyword \"{keyword}\" is not part of OpenAPI 3.0 and is not checked")
+    };
+    assert_eq!(
+        bundle.warnings,
+        [
+            line("/$defs", "$defs"),
+            line("/properties/kind/else", "else"),
+            line("/properties/kind/if", "if"),
+            line("/properties/kind/then", "then"),
+            line("/properties/name/const", "const"),
+            line("/properties/name/examples", "examples"),
+            line("/propertyNames", "propertyNames"),
+        ]
+    );
+    let read = Bundle::from_json(&bundle.to_json()).unwrap();
+    assert_eq!(read.warnings, bundle.warnings);
+    // A bundle without warnings has no `warnings` field: plugins built before it read it.
+    let clean = compile(with_paths(json!({"/a": {"get": {"responses": {}}}}))).unwrap();
+    assert!(clean.warnings.is_empty());
+    assert!(!String::from_utf8(clean.to_json()).unwrap().contains("warnings"));
+}
+
+#[test]
+fn warnings_are_capped() {
+    let properties: serde_json::Map<String, Value> = (0..MAX_WARNINGS + 50)
+        .map(|i| (format!("p{i:03}"), json!({"const": i})))
+        .collect();
+    let bundle = compile(with_paths(json!({"/a": {"post": {
+        "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": properties}}}},
+        "responses": {}}}})))
+    .unwrap();
+    assert_eq!(bundle.warnings.len(), MAX_WARNINGS + 1);
+    assert!(
+        bundle.warnings[0].contains("/properties/p000/const"),
+        "{}",
+        bundle.warnings[0]
+    );
+    assert_eq!(bundle.warnings[MAX_WARNINGS], "… and 50 more");
 }
