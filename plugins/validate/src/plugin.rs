@@ -60,6 +60,15 @@ pub fn configure(host: &impl Host, raw: &[u8]) -> Result<Rc<Runtime>, ConfigErro
     let _phase = Phase::enter("validate.configure");
     let config: ValidateConfig = parse_json(raw)?;
     let compiled = config.compile()?;
+    // Once per configuration, not per request: the schema says more than is checked.
+    for api in &compiled.apis {
+        for warning in &api.warnings {
+            host.log(
+                log::Level::Warn,
+                &format!("kea-validate: API {:?}: {warning}", api.name),
+            );
+        }
+    }
     let fetched = compiled
         .apis
         .iter()
