@@ -104,16 +104,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// What the document says that the plugin will not check: on stderr, the exit code stays 0.
+fn print_warnings(file: &std::path::Path, bundle: &kea_schema::Bundle) {
+    for warning in openapi::warnings(file, bundle) {
+        eprintln!("warning: {warning}");
+    }
+}
+
 #[tracing::instrument(level = "debug", err(level = "debug", Display))]
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Openapi { command } => match command {
             OpenApiCommand::Check { file } => {
                 let bundle = openapi::compile(&file)?;
+                print_warnings(&file, &bundle);
                 println!("{}: ok — {}", file.display(), openapi::summary(&bundle));
             }
             OpenApiCommand::Bundle { file, output } => {
                 let bundle = openapi::compile(&file)?;
+                print_warnings(&file, &bundle);
                 let json = bundle.to_json();
                 match output {
                     Some(path) => {

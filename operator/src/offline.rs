@@ -193,7 +193,13 @@ pub fn render(args: &RenderArgs) -> Result<Rendered> {
         let name = api.key.to_string();
         let document = schema::document(&name, &api.spec, text).map_err(refused)?;
         served_documents.push(document.clone());
-        bundles.push(schema::compile(&name, document).map_err(refused)?);
+        let bundle = schema::compile(&name, document).map_err(refused)?;
+        warnings.extend(
+            schema::warnings(&name, &bundle)
+                .into_iter()
+                .map(|warning| format!("ApiDefinition {} ({}): {warning}", api.key, api.origin)),
+        );
+        bundles.push(bundle);
     }
     let bound: Vec<BoundApi<'_>> = apis
         .iter()
@@ -754,7 +760,7 @@ data:
     paths:
       /{id}:
         get:
-          parameters: [{name: id, in: path, required: true, schema: {type: integer}}]
+          parameters: [{name: id, in: path, required: true, schema: {type: integer, maximum: 18446744073709552000, const: 7}}]
           responses:
             200: {description: ok}
 "#;
@@ -767,6 +773,21 @@ data:
         );
         let validate = rendered.plugins.validate.as_ref().unwrap();
         assert!(validate.apis[0].bundle.is_some(), "bundles are inline");
+        // A keyword the plugin does not check is said, with the API and the pointer.
+        let unchecked: Vec<&String> = rendered
+            .warnings
+            .iter()
+            .filter(|warning| warning.contains("keyword"))
+            .collect();
+        assert_eq!(unchecked.len(), 1, "{:?}", rendered.warnings);
+        assert!(
+            unchecked[0].starts_with("ApiDefinition default/pets (")
+                && unchecked[0].ends_with(
+                    "): /paths/~1{id}/get/parameters/0/schema/const: keyword \"const\" is not part of OpenAPI 3.0 and is not checked"
+                ),
+            "{}",
+            unchecked[0]
+        );
         let yaml = rendered.yaml(&[PathBuf::from("all.yaml")]).unwrap();
         assert!(yaml.starts_with("# Envoy configuration rendered by `kea render` from all.yaml"));
         let back: Value = serde_yaml_ng::from_str(&yaml).unwrap();

@@ -26,6 +26,22 @@ pub fn compile(file: &Path) -> Result<Bundle> {
     Ok(bundle)
 }
 
+/// The bundle's warnings (keywords that are not checked), each with its document's path as the
+/// user wrote it, as errors are: `specs/api.yaml#/components/schemas/Pet/const: …`.
+#[instrument(level = "debug", skip_all, fields(file = %file.display()))]
+pub fn warnings(file: &Path, bundle: &Bundle) -> Vec<String> {
+    let dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    bundle
+        .warnings
+        .iter()
+        .map(|warning| match warning.split_once('#') {
+            Some((document, rest)) => format!("{}#{rest}", dir.join(document).display()),
+            // The line counting the warnings left out.
+            None => warning.clone(),
+        })
+        .collect()
+}
+
 /// The error with the document's path as the user wrote it.
 fn located(dir: &Path, error: &kea_schema::DocumentError) -> String {
     format!(

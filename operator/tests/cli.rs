@@ -81,6 +81,54 @@ fn errors_name_the_file_and_pointer() {
 }
 
 #[test]
+fn unchecked_keywords_are_warnings_and_other_versions_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("api.yaml");
+    std::fs::write(
+        &file,
+        "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /pets:\n    post:\n      requestBody:\n        content:\n          \
+         application/json: {schema: {type: object, properties: {name: {type: string, const: Rex}}}}\n      responses: {'204': {description: ok}}\n",
+    )
+    .unwrap();
+    let file = file.display().to_string();
+    let warning = format!(
+        "warning: {file}#/paths/~1pets/post/requestBody/content/application~1json/schema/properties/name/const: \
+         keyword \"const\" is not part of OpenAPI 3.0 and is not checked\n"
+    );
+    let (ok, stdout, stderr) = kea(&["openapi", "check", &file]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(": ok — t 1: 1 operations"), "{stdout}");
+    assert_eq!(stderr, warning);
+    let (ok, stdout, stderr) = kea(&["openapi", "bundle", &file]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stderr, warning);
+    assert_eq!(
+        kea_schema::Bundle::from_json(stdout.as_bytes())
+            .unwrap()
+            .warnings
+            .len(),
+        1
+    );
+
+    let swagger = dir.path().join("swagger.yaml");
+    std::fs::write(
+        &swagger,
+        "swagger: '2.0'\ninfo: {title: t, version: '1'}\npaths: {}\n",
+    )
+    .unwrap();
+    let (ok, _, stderr) = kea(&["openapi", "check", &swagger.display().to_string()]);
+    assert!(!ok);
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {}#/swagger: this is a Swagger/OpenAPI 2.0 document (swagger: \"2.0\"), which is not supported: \
+             KEA reads OpenAPI 3.0.x documents; convert it to OpenAPI 3.0 first (e.g. with swagger2openapi)\n",
+            swagger.display()
+        )
+    );
+}
+
+#[test]
 fn committed_crds_match_the_code() {
     let (ok, stdout, stderr) = kea(&["crd"]);
     assert!(ok, "{stderr}");

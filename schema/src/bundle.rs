@@ -30,7 +30,15 @@ pub struct Bundle {
     pub operations: Vec<OperationSpec>,
     /// Shared JSON Schema definitions the operations' schemas refer to (`#/definitions/<key>`).
     pub definitions: BTreeMap<String, Value>,
+    /// What the document says that is not checked (keywords outside OpenAPI 3.0), one line each
+    /// with its document and pointer; at most [`MAX_WARNINGS`] and a line counting the rest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
+
+/// Warnings a bundle carries: enough to fix a document, not so many that a generated one with a
+/// keyword in every schema makes the bundle (and the ApiDefinition's status) huge.
+pub const MAX_WARNINGS: usize = 100;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -105,9 +113,10 @@ impl Bundle {
         log::debug!("compiling bundle from {}", sources.root_name());
         let bundle = Compiler::new(sources).compile()?;
         log::debug!(
-            "compiled bundle {} with {} operations",
+            "compiled bundle {} with {} operations, {} warnings",
             bundle.sha256,
-            bundle.operations.len()
+            bundle.operations.len(),
+            bundle.warnings.len()
         );
         Ok(bundle)
     }
@@ -159,13 +168,12 @@ impl<'s> Compiler<'s> {
 
     fn compile(mut self) -> Result<Bundle, DocumentError> {
         let root = Location::new(self.sources.root_name(), "");
-        let document: OpenApi = self.typed(&root)?;
-        if !document.openapi.starts_with("3.0.") {
-            return Err(root.child("openapi").error(format!(
-                "version {:?} is not supported: KEA reads OpenAPI 3.0.x documents",
-                document.openapi
-            )));
+        // The version first: a 2.0 or 3.1 document fails the 3.0 model on some field ("missing
+        // field `paths`") that tells nothing about the real reason.
+        if let Some(document) = self.sources.get(&root) {
+            check_version(&root, document)?;
         }
+        let document: OpenApi = self.typed(&root)?;
         let document_bases = server_bases(&document.servers);
         let mut operations = Vec::new();
         for path in document.paths.keys() {
@@ -185,25 +193,32 @@ impl<'s> Compiler<'s> {
                 if item_value.get(method).is_none() {
                     continue;
                 }
-                let operation_at = item_at.child(method);
+                // OpenAPI 3.0 does not allow an operation to be a `$ref`, but JSON Reference
+                // tools (swagger-parser, Redocly, ...) resolve one anywhere and documents split
+                // into files rely on it: refusing would reject what every other tool reads. So it
+                // is followed like a Reference Object. The operation keeps the pointer where it
+                // is declared (`/paths/~1pets/get`), while everything inside it (and its errors)
+                // is addressed at the target, where the user has to look.
+                let (operation_at, _) = self.sources.resolve(&item_at.child(method))?;
                 let operation: Operation = self.typed(&operation_at)?;
                 let bases = if operation.servers.is_empty() {
                     item_bases.clone()
                 } else {
                     server_bases(&operation.servers)
                 };
-                operations.push(self.operation(
-                    path,
-                    method,
-                    &item_at,
-                    &item,
-                    &operation_at,
-                    &operation,
-                    bases,
-                )?);
+                let mut spec =
+                    self.operation(path, method, &item_at, &item, &operation_at, &operation, bases)?;
+                spec.pointer = item_at.child(method).pointer;
+                operations.push(spec);
             }
         }
         let info = document.info;
+        let mut warnings = self.converter.warnings();
+        if warnings.len() > MAX_WARNINGS {
+            let more = warnings.len() - MAX_WARNINGS;
+            warnings.truncate(MAX_WARNINGS);
+            warnings.push(format!("… and {more} more"));
+        }
         let mut bundle = Bundle {
             format: FORMAT.to_string(),
             sha256: String::new(),
@@ -211,6 +226,7 @@ impl<'s> Compiler<'s> {
             version: info.version,
             operations,
             definitions: self.converter.into_definitions()?,
+            warnings,
         };
         bundle.sha256 = bundle.digest();
         Ok(bundle)
@@ -317,7 +333,7 @@ impl<'s> Compiler<'s> {
                         .child("content")
                         .error("content must hold exactly one media type"));
                 };
-                let media_at = at.child("content").child(media_type);
+                let (media_at, _) = self.sources.resolve(&at.child("content").child(media_type))?;
                 let media: MediaType = self.typed(&media_at)?;
                 let schema = match media.schema {
                     Some(_) => Some(
@@ -361,7 +377,9 @@ impl<'s> Compiler<'s> {
     ) -> Result<Vec<MediaSpec>, DocumentError> {
         let mut media = Vec::new();
         for media_type in content.keys() {
-            let media_at = at.child(media_type);
+            // Not allowed to be a `$ref` in 3.0 either, but followed like an operation is.
+            let declared_at = at.child(media_type);
+            let (media_at, _) = self.sources.resolve(&declared_at)?;
             let spec: MediaType = self.typed(&media_at)?;
             let schema = match spec.schema {
                 Some(_) => Some(self.converter.schema(&media_at.child("schema"), direction)?),
@@ -369,7 +387,7 @@ impl<'s> Compiler<'s> {
             };
             let essence = essence(media_type);
             if !essence.contains('/') {
-                return Err(media_at.error("a media type is type/subtype"));
+                return Err(declared_at.error("a media type is type/subtype"));
             }
             media.push(MediaSpec {
                 media_type: essence,
@@ -396,6 +414,56 @@ impl<'s> Compiler<'s> {
             DocumentError::new(&at.document, &pointer, error.into_inner().to_string())
         })
     }
+}
+
+/// Refuses documents that are not OpenAPI 3.0.x, naming what they are. Any 3.0 patch release is
+/// read: "the patch version SHOULD NOT be considered by tooling" (OpenAPI 3.0.3, Versions).
+fn check_version(root: &Location, document: &Value) -> Result<(), DocumentError> {
+    const READS: &str = "KEA reads OpenAPI 3.0.x documents";
+    const CONVERT: &str = "convert it to OpenAPI 3.0 first (e.g. with swagger2openapi)";
+    let Some(object) = document.as_object() else {
+        return Err(root.error(format!("an OpenAPI document is an object: {READS}")));
+    };
+    let version = match (object.get("openapi"), object.get("swagger")) {
+        (Some(Value::String(version)), _) => version.as_str(),
+        // `openapi: 3.0` unquoted in YAML is the number 3.0.
+        (Some(other), _) => {
+            return Err(root.child("openapi").error(format!(
+                "the version must be a string such as \"3.0.3\", not {other}: {READS}"
+            )))
+        }
+        (None, Some(swagger)) => {
+            return Err(root.child("swagger").error(format!(
+                "this is a Swagger/OpenAPI 2.0 document (swagger: {swagger}), which is not supported: \
+                 {READS}; {CONVERT}"
+            )))
+        }
+        (None, None) => {
+            return Err(root.error(format!(
+                "no `openapi` field, so not an OpenAPI document: {READS} (openapi: 3.0.3)"
+            )))
+        }
+    };
+    let numeric = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    let parts: Vec<&str> = version.splitn(3, '.').collect();
+    let reason = match parts.as_slice() {
+        ["3", "0", patch] if numeric(patch) => return Ok(()),
+        [major, ..] if !numeric(major) => {
+            format!("{version:?} is not an OpenAPI version: {READS} (openapi: 3.0.3)")
+        }
+        ["2", ..] => format!("OpenAPI {version} (Swagger 2.0) is not supported: {READS}; {CONVERT}"),
+        // 3.1 schemas are JSON Schema 2020-12 (type arrays, numeric exclusive bounds, `const`,
+        // ...): read as 3.0 they would be checked wrongly, not just loosely.
+        ["3", "1", ..] => format!(
+            "OpenAPI {version} is not supported: {READS} (3.1 changed the Schema Object to JSON \
+             Schema 2020-12); write the document as 3.0.x"
+        ),
+        ["3", "0", ..] => {
+            format!("{version:?} is not a 3.0.x version (major.minor.patch): {READS} (openapi: 3.0.3)")
+        }
+        _ => format!("OpenAPI {version} is not supported: {READS}"),
+    };
+    Err(root.child("openapi").error(reason))
 }
 
 /// A media type without parameters, lower case: `Application/JSON; charset=utf-8` → `application/json`.

@@ -12,13 +12,15 @@
 //!   constrain nothing; `date`, `date-time`, `uuid`, `email`, … are the JSON Schema formats;
 //! - `$ref` siblings are ignored (as OpenAPI 3.0 says), references become `#/definitions/<key>`,
 //!   one definition per referenced schema and direction, so recursive schemas stay recursive;
-//! - annotations (`description`, `example`, `xml`, `x-*`, …) are dropped to keep bundles small.
+//! - annotations (`description`, `example`, `xml`, `x-*`, …) are dropped to keep bundles small;
+//! - keywords outside OpenAPI 3.0's Schema Object (`const`, `propertyNames`, `if`, `$defs`, …) are
+//!   dropped too, but each is reported as a warning: validation is looser than the document reads.
 
 use crate::error::DocumentError;
 use crate::sources::{ref_of, Location, Sources};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Which message a schema checks: `readOnly`/`writeOnly` apply to one direction each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -51,7 +53,47 @@ const COPIED: [&str; 14] = [
     "title",
 ];
 
-/// Converts schemas, collecting the definitions their references need.
+/// The fields of OpenAPI 3.0's Schema Object (3.0.3 §4.7.24.1); anything else but `x-*` is not
+/// checked and gets a warning.
+const OPENAPI_KEYWORDS: [&str; 35] = [
+    "title",
+    "multipleOf",
+    "maximum",
+    "exclusiveMaximum",
+    "minimum",
+    "exclusiveMinimum",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "maxItems",
+    "minItems",
+    "uniqueItems",
+    "maxProperties",
+    "minProperties",
+    "required",
+    "enum",
+    "type",
+    "allOf",
+    "oneOf",
+    "anyOf",
+    "not",
+    "items",
+    "properties",
+    "additionalProperties",
+    "description",
+    "format",
+    "default",
+    "nullable",
+    "discriminator",
+    "readOnly",
+    "writeOnly",
+    "xml",
+    "externalDocs",
+    "example",
+    "deprecated",
+];
+
+/// Converts schemas, collecting the definitions their references need and the keywords they drop.
 #[derive(Debug)]
 pub struct Converter<'s> {
     sources: &'s Sources,
@@ -61,6 +103,8 @@ pub struct Converter<'s> {
     /// each reference: a chain of schemas referring to the next (500 of them in large real
     /// documents) would otherwise recurse as deep as the chain is long and overflow the stack.
     pending: Vec<(Location, Direction, String)>,
+    /// Where a keyword that is not checked was met; a set, as a schema converts once per direction.
+    dropped: BTreeSet<Location>,
 }
 
 impl<'s> Converter<'s> {
@@ -70,7 +114,24 @@ impl<'s> Converter<'s> {
             keys: BTreeMap::new(),
             definitions: BTreeMap::new(),
             pending: Vec::new(),
+            dropped: BTreeSet::new(),
         }
+    }
+
+    /// One line per keyword met so far that is not OpenAPI 3.0 and so not checked, by document
+    /// and pointer: `api.yaml#/components/schemas/Pet/propertyNames: keyword "propertyNames" …`.
+    pub fn warnings(&self) -> Vec<String> {
+        self.dropped
+            .iter()
+            .map(|at| {
+                let keyword = at.pointer.rsplit('/').next().unwrap_or("");
+                let keyword = keyword.replace("~1", "/").replace("~0", "~");
+                format!(
+                    "{}#{}: keyword {keyword:?} is not part of OpenAPI 3.0 and is not checked",
+                    at.document, at.pointer
+                )
+            })
+            .collect()
     }
 
     /// Every definition referenced so far, by key. Refuses definitions that refer back to
@@ -187,6 +248,11 @@ impl<'s> Converter<'s> {
         schema: &Map<String, Value>,
         direction: Direction,
     ) -> Result<Value, DocumentError> {
+        for keyword in schema.keys() {
+            if !keyword.starts_with("x-") && !OPENAPI_KEYWORDS.contains(&keyword.as_str()) {
+                self.dropped.insert(at.child(keyword));
+            }
+        }
         let mut out = Map::new();
         for keyword in COPIED {
             if let Some(value) = schema.get(keyword) {

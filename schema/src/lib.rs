@@ -20,6 +20,8 @@ pub mod params;
 pub mod routes;
 pub mod sources;
 pub mod validator;
+#[cfg(feature = "yaml")]
+mod yaml;
 
 pub use bundle::{Bundle, BundleError};
 pub use error::DocumentError;

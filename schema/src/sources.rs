@@ -55,9 +55,8 @@ pub fn parse_document(name: &str, bytes: &[u8]) -> Result<Value, DocumentError> 
 
 #[cfg(feature = "yaml")]
 fn parse_yaml(name: &str, text: &str) -> Result<Value, DocumentError> {
-    let value: Value = serde_yaml_ng::from_str(text)
-        .map_err(|e| DocumentError::new(name, "", format!("invalid YAML: {e}")))?;
-    Ok(value)
+    // Not `serde_yaml_ng::from_str::<Value>`: it refuses integers beyond 64 bits (see `yaml`).
+    crate::yaml::from_str(text).map_err(|e| DocumentError::new(name, "", format!("invalid YAML: {e}")))
 }
 
 #[cfg(not(feature = "yaml"))]

@@ -97,14 +97,18 @@ async fn reconcile_inner(api: &ApiDefinition, ctx: &Context) -> Result<(Action, 
                 && entry.inputs == inputs
                 && !entry.retry
                 && entry.evaluated_at.elapsed() < ctx.settings.resync;
-            fresh.then(|| entry.verdicts.clone())
+            fresh.then(|| (entry.verdicts.clone(), entry.warnings.clone()))
         })
     });
-    let verdicts = match cached {
-        Some(verdicts) => verdicts,
+    let (verdicts, warnings) = match cached {
+        Some(cached) => cached,
         None => {
-            let (verdicts, compiled, retry) =
-                evaluate(api, &key, binding.as_deref(), config_map.as_ref(), ctx).await?;
+            let Evaluation {
+                verdicts,
+                warnings,
+                compiled,
+                retry,
+            } = evaluate(api, &key, binding.as_deref(), config_map.as_ref(), ctx).await?;
             let covered = compiled.is_some()
                 || ctx.registry.lock().ok().is_some_and(|registry| {
                     registry
@@ -125,6 +129,7 @@ async fn reconcile_inner(api: &ApiDefinition, ctx: &Context) -> Result<(Action, 
                     inputs,
                     evaluated_at: Instant::now(),
                     verdicts: Vec::new(),
+                    warnings: Vec::new(),
                     retry,
                     serving: None,
                     included: None,
@@ -135,6 +140,7 @@ async fn reconcile_inner(api: &ApiDefinition, ctx: &Context) -> Result<(Action, 
                 entry.inputs = inputs;
                 entry.evaluated_at = Instant::now();
                 entry.verdicts = verdicts.clone();
+                entry.warnings = warnings.clone();
                 entry.retry = retry;
                 if let Some(compiled) = compiled {
                     entry.serving = Some(Arc::new(compiled));
@@ -148,7 +154,7 @@ async fn reconcile_inner(api: &ApiDefinition, ctx: &Context) -> Result<(Action, 
             let _ = ctx
                 .gateway_trigger
                 .unbounded_send(ObjectRef::new(&gateway_key.name).within(&gateway_key.namespace));
-            verdicts
+            (verdicts, warnings)
         }
     };
     let (included, serving) = ctx
@@ -168,7 +174,7 @@ async fn reconcile_inner(api: &ApiDefinition, ctx: &Context) -> Result<(Action, 
     let is_ready = ready.ok;
     all.insert(0, ready);
     let retry = all.iter().any(|verdict| verdict.reason == "ServiceNotFound");
-    write_status(api, &key, &all, serving_compiled(ctx, &key), ctx).await?;
+    write_status(api, &key, &all, &warnings, serving_compiled(ctx, &key), ctx).await?;
     let action = if retry {
         Action::requeue(Duration::from_secs(10))
     } else {
@@ -244,8 +250,20 @@ pub fn fingerprint(
     hasher.finish()
 }
 
-/// Checks, compiles and writes one API. Returns the verdicts (Accepted, SchemaValid,
-/// RoutesReady), the compiled version when everything passed, and whether to retry soon.
+/// What one evaluation of an API found.
+#[derive(Debug)]
+struct Evaluation {
+    /// Accepted, SchemaValid, RoutesReady.
+    verdicts: Vec<Verdict>,
+    /// What the schema says that is not checked (`status.warnings`).
+    warnings: Vec<String>,
+    /// The compiled version, when everything passed.
+    compiled: Option<Compiled>,
+    /// Whether to evaluate again soon (a Service was missing).
+    retry: bool,
+}
+
+/// Checks, compiles and writes one API.
 #[instrument(level = "debug", skip_all, fields(api = %key), err(Display))]
 async fn evaluate(
     api: &ApiDefinition,
@@ -253,7 +271,7 @@ async fn evaluate(
     binding: Option<&GatewayBinding>,
     config_map: Option<&ConfigMap>,
     ctx: &Context,
-) -> Result<(Vec<Verdict>, Option<Compiled>, bool), Error> {
+) -> Result<Evaluation, Error> {
     let spec = &api.spec;
     let config_map_text = spec.schema.config_map_ref.as_ref().and_then(|reference| {
         let wanted = reference
@@ -269,19 +287,7 @@ async fn evaluate(
         schema::document(&key.to_string(), spec, config_map_text.as_deref()).and_then(|document| {
             schema::compile(&key.to_string(), document.clone()).map(|bundle| (document, bundle))
         });
-    let schema_verdict = match &compiled_schema {
-        Ok((_, bundle)) => Verdict::ok(
-            condition::SCHEMA_VALID,
-            "Compiled",
-            format!(
-                "{} operations, bundle sha256 {}",
-                bundle.operations.len(),
-                bundle.sha256
-            ),
-        ),
-        Err(problem) if problem.condition == condition::SCHEMA_VALID => verdict_of(problem),
-        Err(problem) => Verdict::failed(condition::SCHEMA_VALID, &problem.reason, problem.message.clone()),
-    };
+    let (schema_verdict, warnings) = schema_verdict(key, &compiled_schema);
     let accepted = match binding {
         None => Err(Problem::invalid(
             "GatewayNotFound",
@@ -310,7 +316,12 @@ async fn evaluate(
             "NotAccepted",
             "routes are written once the spec and schema are valid",
         );
-        return Ok((vec![accepted_verdict, schema_verdict, routes], None, false));
+        return Ok(Evaluation {
+            verdicts: vec![accepted_verdict, schema_verdict, routes],
+            warnings,
+            compiled: None,
+            retry: false,
+        });
     };
     if let Some(missing) = missing_service(api, ctx).await? {
         let routes = Verdict::failed(
@@ -321,13 +332,23 @@ async fn evaluate(
                 key.namespace
             ),
         );
-        return Ok((vec![accepted_verdict, schema_verdict, routes], None, true));
+        return Ok(Evaluation {
+            verdicts: vec![accepted_verdict, schema_verdict, routes],
+            warnings,
+            compiled: None,
+            retry: true,
+        });
     }
     if let Err(rejected) = write_objects(api, key, binding, &checked, &bundle, &document, ctx).await? {
         // The API server refused an object (too large, a host Gateway API does not allow, ...):
         // a condition, not a retry loop.
         let routes = Verdict::failed(condition::ROUTES_READY, "ApplyRejected", rejected);
-        return Ok((vec![accepted_verdict, schema_verdict, routes], None, false));
+        return Ok(Evaluation {
+            verdicts: vec![accepted_verdict, schema_verdict, routes],
+            warnings,
+            compiled: None,
+            retry: false,
+        });
     }
     let split = checked
         .backends
@@ -348,11 +369,47 @@ async fn evaluate(
         bundle,
         document,
     };
-    Ok((
-        vec![accepted_verdict, schema_verdict, routes],
-        Some(compiled),
-        false,
-    ))
+    Ok(Evaluation {
+        verdicts: vec![accepted_verdict, schema_verdict, routes],
+        warnings,
+        compiled: Some(compiled),
+        retry: false,
+    })
+}
+
+/// `SchemaValid` for a compile result, and the schema's warnings. Warnings do not make the schema
+/// invalid (the API is served), but the condition's reason says there are some, as Kubernetes
+/// conditions carry the why in their reason, and `status.warnings` lists them.
+#[instrument(level = "debug", skip_all, fields(api = %key))]
+fn schema_verdict(
+    key: &Key,
+    compiled: &Result<(serde_json::Value, kea_schema::Bundle), Problem>,
+) -> (Verdict, Vec<String>) {
+    match compiled {
+        Ok((_, bundle)) => {
+            let summary = format!(
+                "{} operations, bundle sha256 {}",
+                bundle.operations.len(),
+                bundle.sha256
+            );
+            let warnings = schema::warnings(&key.to_string(), bundle);
+            let verdict = if warnings.is_empty() {
+                Verdict::ok(condition::SCHEMA_VALID, "Compiled", summary)
+            } else {
+                Verdict::ok(
+                    condition::SCHEMA_VALID,
+                    "CompiledWithWarnings",
+                    format!("{summary}; the schema says more than the gateway checks: see status.warnings"),
+                )
+            };
+            (verdict, warnings)
+        }
+        Err(problem) if problem.condition == condition::SCHEMA_VALID => (verdict_of(problem), Vec::new()),
+        Err(problem) => (
+            Verdict::failed(condition::SCHEMA_VALID, &problem.reason, problem.message.clone()),
+            Vec::new(),
+        ),
+    }
 }
 
 /// Writes the bundle ConfigMap and the routes. `Ok(Err(message))` when the API server refuses one
@@ -482,6 +539,7 @@ async fn write_status(
     api: &ApiDefinition,
     key: &Key,
     verdicts: &[Verdict],
+    warnings: &[String],
     serving: Option<Arc<Compiled>>,
     ctx: &Context,
 ) -> Result<(), Error> {
@@ -503,6 +561,7 @@ async fn write_status(
                 .get(&ObjectRef::new(&key_ref.name).within(&key_ref.namespace))?;
             Some(ctx.endpoint(&binding).bundle_url(key))
         }),
+        warnings: warnings.to_vec(),
     };
     if status == previous {
         return Ok(());
@@ -510,4 +569,85 @@ async fn write_status(
     super::apply::apply_status::<ApiDefinition>(&ctx.client, &key.namespace, &key.name, &status).await?;
     ctx.metrics.writes.inc();
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+    use crate::crd::ApiDefinitionSpec;
+    use serde_json::json;
+
+    /// The SchemaValid verdict and warnings of an API whose inline schema is `openapi`.
+    fn schema_of(openapi: serde_json::Value) -> (Verdict, Vec<String>) {
+        let key = Key::new("shop", "pets");
+        let spec: ApiDefinitionSpec = serde_json::from_value(json!({
+            "gateway": "edge", "hosts": ["pets.example.com"], "backends": [{"service": "pets", "port": 80}],
+            "schema": {"openapi": openapi},
+        }))
+        .unwrap();
+        let compiled = schema::document(&key.to_string(), &spec, None).and_then(|document| {
+            schema::compile(&key.to_string(), document.clone()).map(|bundle| (document, bundle))
+        });
+        schema_verdict(&key, &compiled)
+    }
+
+    fn pets(name_schema: serde_json::Value) -> serde_json::Value {
+        json!({"openapi": "3.0.3", "info": {"title": "pets", "version": "1"},
+            "paths": {"/pets": {"post": {"requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Pet"}}}},
+                "responses": {"201": {"description": "created"}}}}},
+            "components": {"schemas": {"Pet": {"type": "object", "properties": {"name": name_schema}}}}})
+    }
+
+    #[test]
+    fn schema_warnings_are_a_reason_and_a_status_list() {
+        let (verdict, warnings) =
+            schema_of(pets(json!({"type": "string", "const": "Rex", "x-note": "fine"})));
+        assert!(verdict.ok);
+        assert_eq!(verdict.reason, "CompiledWithWarnings");
+        assert!(
+            verdict.message.ends_with("see status.warnings"),
+            "{}",
+            verdict.message
+        );
+        assert_eq!(
+            warnings,
+            ["/components/schemas/Pet/properties/name/const: keyword \"const\" is not part of OpenAPI 3.0 and is not checked"]
+        );
+        let (verdict, warnings) = schema_of(pets(json!({"type": "string", "enum": ["Rex"]})));
+        assert_eq!((verdict.ok, verdict.reason.as_str()), (true, "Compiled"));
+        assert!(warnings.is_empty());
+        let (verdict, warnings) =
+            schema_of(json!({"swagger": "2.0", "info": {"title": "t", "version": "1"}, "paths": {}}));
+        assert_eq!((verdict.ok, verdict.reason.as_str()), (false, "InvalidOpenAPI"));
+        assert!(
+            verdict
+                .message
+                .starts_with("/swagger: this is a Swagger/OpenAPI 2.0 document"),
+            "{}",
+            verdict.message
+        );
+        assert!(warnings.is_empty());
+    }
+
+    #[test]
+    fn status_lists_warnings_only_when_there_are_some() {
+        let status = ApiDefinitionStatus {
+            warnings: vec!["/components/schemas/Pet/const: keyword \"const\" is not part of OpenAPI 3.0 and is not checked".into()],
+            ..ApiDefinitionStatus::default()
+        };
+        let written = serde_json::to_value(&status).unwrap();
+        assert_eq!(written["warnings"][0], json!(status.warnings[0]));
+        assert_eq!(
+            serde_json::from_value::<ApiDefinitionStatus>(written).unwrap(),
+            status
+        );
+        let clean = serde_json::to_value(ApiDefinitionStatus::default()).unwrap();
+        assert!(clean.get("warnings").is_none(), "{clean}");
+    }
 }

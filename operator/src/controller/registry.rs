@@ -36,6 +36,8 @@ pub struct Entry {
     pub evaluated_at: Instant,
     /// Verdicts of that evaluation (Accepted, SchemaValid, RoutesReady).
     pub verdicts: Vec<Verdict>,
+    /// The schema's warnings in that evaluation (`status.warnings`).
+    pub warnings: Vec<String>,
     /// Whether the evaluation should be repeated soon (a Service was missing).
     pub retry: bool,
     /// The version the gateway serves: the evaluated one if it passed, else the last good one.

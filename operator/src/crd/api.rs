@@ -308,4 +308,9 @@ pub struct ApiDefinitionStatus {
     /// Where the bundle is served (the operator's `/bundles/...` URL).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle_url: Option<String>,
+    /// What the schema of `observedGeneration` says that the gateway does not check (keywords
+    /// outside OpenAPI 3.0), one line each with its JSON pointer; at most 100 and a line counting
+    /// the rest. `SchemaValid` is then `True` with reason `CompiledWithWarnings`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }

@@ -71,6 +71,18 @@ pub fn compile(name: &str, document: Value) -> Result<Bundle, Problem> {
     Ok(bundle)
 }
 
+/// The bundle's warnings (what the document says that the gateway does not check) as the
+/// conditions word schema errors: `/components/schemas/Pet/const: keyword …`, without the
+/// document name, which is the API's own.
+pub fn warnings(name: &str, bundle: &Bundle) -> Vec<String> {
+    let prefix = format!("{name}#");
+    bundle
+        .warnings
+        .iter()
+        .map(|warning| warning.strip_prefix(&prefix).unwrap_or(warning).to_string())
+        .collect()
+}
+
 fn pointer_or_root(pointer: &str) -> &str {
     if pointer.is_empty() {
         "/"

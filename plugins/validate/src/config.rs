@@ -204,6 +204,8 @@ pub struct Remote {
 pub struct CompiledApi {
     pub name: String,
     pub origin: Origin,
+    /// What the inline bundle or document says that is not checked (logged once at configuration).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -235,9 +237,11 @@ impl ValidateConfig {
                     format!("{:?} is defined twice", source.name),
                 ));
             }
+            let (origin, warnings) = compile_source(source, &field)?;
             apis.push(CompiledApi {
                 name: source.name.clone(),
-                origin: compile_source(source, &field)?,
+                origin,
+                warnings,
             });
         }
         let names: Vec<&str> = apis.iter().map(|a| a.name.as_str()).collect();
@@ -322,7 +326,9 @@ fn resolve(
     })
 }
 
-fn compile_source(source: &ApiSource, field: &str) -> Result<Origin, ConfigError> {
+/// The API's origin, and the warnings of its bundle when it is inline (a fetched one brings its
+/// own when it arrives).
+fn compile_source(source: &ApiSource, field: &str) -> Result<(Origin, Vec<String>), ConfigError> {
     let given = [
         source.bundle.is_some(),
         source.document.is_some(),
@@ -339,18 +345,14 @@ fn compile_source(source: &ApiSource, field: &str) -> Result<Origin, ConfigError
         let bundle = Bundle::from_json(&bytes)
             .map_err(|e| ConfigError::new(format!("{field}.bundle"), e.to_string()))?;
         check_pin(source, &bundle.sha256, field)?;
-        return Ok(Origin::Fixed(Rc::new(compile_api(
-            &bundle,
-            &format!("{field}.bundle"),
-        )?)));
+        let api = compile_api(&bundle, &format!("{field}.bundle"))?;
+        return Ok((Origin::Fixed(Rc::new(api)), bundle.warnings));
     }
     if let Some(document) = &source.document {
         let bundle = Bundle::compile(&Sources::single(&source.name, document.clone()))
             .map_err(|e| ConfigError::new(format!("{field}.document{}", e.pointer), e.reason))?;
-        return Ok(Origin::Fixed(Rc::new(compile_api(
-            &bundle,
-            &format!("{field}.document"),
-        )?)));
+        let api = compile_api(&bundle, &format!("{field}.document"))?;
+        return Ok((Origin::Fixed(Rc::new(api)), bundle.warnings));
     }
     let url = source.url.as_deref().unwrap_or("");
     let (authority, path) = split_url(url)
@@ -383,14 +385,15 @@ fn compile_source(source: &ApiSource, field: &str) -> Result<Origin, ConfigError
             "must be between 1ms and 60s",
         ));
     }
-    Ok(Origin::Fetched(Remote {
+    let remote = Remote {
         cluster,
         authority: authority.to_string(),
         path: path.to_string(),
         sha256: source.sha256.as_ref().map(|s| s.to_ascii_lowercase()),
         refresh,
         timeout,
-    }))
+    };
+    Ok((Origin::Fetched(remote), Vec::new()))
 }
 
 fn check_pin(source: &ApiSource, actual: &str, field: &str) -> Result<(), ConfigError> {

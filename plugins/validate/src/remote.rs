@@ -15,10 +15,10 @@ const RETRY: Duration = Duration::from_secs(1);
 /// Largest bundle accepted.
 const MAX_BUNDLE_BYTES: usize = 16 * 1024 * 1024;
 
-/// What a fetch brought: a new bundle, or the one already loaded (304 or same digest), each with
-/// the answer's ETag.
+/// What a fetch brought: a new bundle (with its warnings), or the one already loaded (304 or same
+/// digest), each with the answer's ETag.
 enum Answer {
-    New(Api, Option<String>),
+    New(Api, Vec<String>, Option<String>),
     Unchanged(Option<String>),
 }
 
@@ -91,12 +91,19 @@ impl Fetched {
         self.in_flight = false;
         let now = host.now();
         match self.read_answer(host, body_size) {
-            Ok(Answer::New(api, etag)) => {
+            Ok(Answer::New(api, warnings, etag)) => {
                 let line = format!(
                     "kea-validate: bundle {} ({} {}) loaded from {}",
                     api.sha256, api.title, api.version, self.remote.path
                 );
                 host.log(log::Level::Info, &line);
+                // Once per new bundle, like the configuration's own.
+                for warning in &warnings {
+                    host.log(
+                        log::Level::Warn,
+                        &format!("kea-validate: bundle from {}: {warning}", self.remote.path),
+                    );
+                }
                 self.api = Some(Rc::new(api));
                 self.etag = etag;
                 metrics.bundle_updates.add(host, 1);
@@ -160,7 +167,7 @@ impl Fetched {
             return Ok(Answer::Unchanged(etag));
         }
         let api = compile_api(&bundle, "bundle").map_err(|e| e.to_string())?;
-        Ok(Answer::New(api, etag))
+        Ok(Answer::New(api, bundle.warnings, etag))
     }
 
     fn schedule_refresh(&mut self, now: SystemTime) {

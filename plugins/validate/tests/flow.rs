@@ -429,3 +429,47 @@ fn pinned_digests_are_enforced() {
     assert!(runtime.api(0).is_none());
     assert!(root.logs().iter().any(|(_, l)| l.contains("is not the pinned")));
 }
+
+#[test]
+fn schema_warnings_are_logged_once_when_a_bundle_loads() {
+    let document = json!({"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {"/a": {"post": {
+        "requestBody": {"content": {"application/json": {"schema": {"type": "object", "propertyNames": {"pattern": "^a"}}}}},
+        "responses": {}}}}});
+    let bundle = Bundle::compile(&Sources::single("t.json", document.clone())).unwrap();
+    let line = "t.json#/paths/~1a/post/requestBody/content/application~1json/schema/propertyNames: keyword \
+                \"propertyNames\" is not part of OpenAPI 3.0 and is not checked";
+    let bundle_json: Value = serde_json::from_slice(&bundle.to_json()).unwrap();
+    let runtime = proxy(
+        &json!({"apis": [{"name": "inline", "bundle": bundle_json}, {"name": "t.json", "document": document}]}),
+    );
+    let warnings = |host: &MockHost| -> Vec<String> {
+        host.logs()
+            .into_iter()
+            .filter(|(level, _)| *level == log::Level::Warn)
+            .map(|(_, line)| line)
+            .collect()
+    };
+    assert_eq!(
+        warnings(&runtime.root),
+        [
+            format!("kea-validate: API \"inline\": {line}"),
+            format!("kea-validate: API \"t.json\": {line}")
+        ]
+    );
+
+    // A fetched bundle's warnings are logged when it loads, not again while it stays the same.
+    let runtime =
+        proxy(&json!({"apis": [{"name": "t", "url": "http://b/t.json", "cluster": "c", "refresh": "10s"}]}));
+    let root = &runtime.root;
+    for _ in 0..2 {
+        runtime.on_tick(root);
+        root.answer_call(200, &[], &bundle.to_json());
+        runtime.on_fetch_answer(root, 0, bundle.to_json().len());
+        root.advance(Duration::from_secs(11));
+    }
+    assert!(runtime.api(0).is_some());
+    assert_eq!(
+        warnings(root),
+        [format!("kea-validate: bundle from /t.json: {line}")]
+    );
+}
