@@ -61,9 +61,7 @@ pub fn configure(host: &impl Host, raw: &[u8]) -> Result<Rc<Runtime>, ConfigErro
     let started = host.now();
     let config: ValidateConfig = parse_json(raw)?;
     let compiled = config.compile()?;
-<<<<<<< HEAD
     let took = host.now().duration_since(started).unwrap_or_default();
-=======
     // Once per configuration, not per request: the schema says more than is checked.
     for api in &compiled.apis {
         for warning in &api.warnings {
@@ -73,7 +71,6 @@ pub fn configure(host: &impl Host, raw: &[u8]) -> Result<Rc<Runtime>, ConfigErro
             );
         }
     }
->>>>>>> refusals
     let fetched = compiled
         .apis
         .iter()
