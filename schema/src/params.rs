@@ -6,9 +6,10 @@
 //! - Coercion looks through `$ref`, `allOf`, `anyOf` and `oneOf`: text that reads as an integer,
 //!   number or boolean the schema allows becomes one, anything else stays a string.
 //! - Bracketed keys are read at any depth, the way Stripe, Rails, PHP and `qs` write them:
-//!   `metadata[order_id]=1`, `items[0][price]=p`, `expand[]=a`. `[]` appends to an array, indices
-//!   make one (they must count from 0 without gaps); other keys make objects. A key is followed
-//!   for [`MAX_KEY_DEPTH`] brackets and a schema for [`MAX_SHAPE_DEPTH`] levels, cycles stop.
+//!   `metadata[order_id]=1`, `items[0][price]=p`, `expand[]=a`. Where the schema allows an array,
+//!   `[]` appends to it and indices make it (counting from 0 without gaps); elsewhere `[]` is the
+//!   empty key and other keys make objects. A key is followed for [`MAX_KEY_DEPTH`] brackets and a
+//!   schema for [`MAX_SHAPE_DEPTH`] levels, cycles stop.
 //!   Form bodies read brackets whatever their `encoding` says (Stripe sends them for properties it
 //!   declares `style: form`); query parameters read them for `deepObject` and exploded `form`.
 //! - Where a schema allows an array (or object) and a scalar — Stripe's
@@ -381,8 +382,7 @@ pub fn read_query(
         let segments = key_segments(rest)
             .map_err(|e| ReadError::from(format!("{}: {e}", key())))?
             .ok_or_else(|| ReadError::from(format!("{}: malformed brackets", key())))?;
-        root.insert(&segments, value)
-            .map_err(|e| ReadError::from(format!("{}: {e}", key())))?;
+        root.insert(&segments, value);
     }
     // Exploded form objects spread their properties out (`login=kea&since=2024`), into the same
     // tree as `p[login]=…`: a property given both ways is given twice.
@@ -397,8 +397,7 @@ pub fn read_query(
             };
             let mut path = vec![base];
             path.extend(segments);
-            root.insert(&path, value)
-                .map_err(|e| ReadError::from(format!("{name}: {e}")))?;
+            root.insert(&path, value);
         }
     }
     if root.is_empty() {
@@ -531,8 +530,7 @@ pub fn read_form(
             _ => path.push(base),
         }
         path.extend(segments);
-        root.insert(&path, value)
-            .map_err(|e| ReadError::at("", format!("{name}: {e}")))?;
+        root.insert(&path, value);
     }
     let mut object = Map::new();
     for (name, node) in root.children {
@@ -546,7 +544,6 @@ pub fn read_form(
         } else if !property_encoding.explode
             && property_encoding.style != Style::DeepObject
             && node.children.is_empty()
-            && !node.appended
         {
             let delimiter = match property_encoding.style {
                 Style::SpaceDelimited => ' ',
@@ -562,18 +559,22 @@ pub fn read_form(
     Ok(Value::Object(object))
 }
 
-/// `[a][0][]` → `["a", "0", ""]`; `None` unless the text is brackets only, none nested or empty
-/// names aside (`[a]x`, `[a`, `[a[b]]`).
-fn brackets(mut rest: &str) -> Option<Vec<&str>> {
+/// `[a][0][]` → `["a", "0", ""]`, each segment up to the next `]`. A key that does not split
+/// that way (`[a]b]`, `[a`) is one segment, its outer brackets removed, as OpenAPI's one-level
+/// deepObject reads it; `None` when it does not even start with `[` and end with `]`.
+fn brackets(rest: &str) -> Option<Vec<&str>> {
     let mut segments = Vec::new();
-    while !rest.is_empty() {
-        let inner = rest.strip_prefix('[')?;
-        let (segment, after) = inner.split_once(']')?;
-        if segment.contains('[') {
-            return None;
-        }
+    let mut remaining = rest;
+    while !remaining.is_empty() {
+        let split = remaining
+            .strip_prefix('[')
+            .and_then(|inner| inner.split_once(']'));
+        let Some((segment, after)) = split else {
+            let whole = rest.strip_prefix('[')?.strip_suffix(']')?;
+            return Some(vec![whole]);
+        };
         segments.push(segment);
-        rest = after;
+        remaining = after;
     }
     Some(segments)
 }
@@ -593,12 +594,11 @@ fn escape(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
 }
 
-/// Text values gathered under one key (`a`, `a[b]`, `a[]`), before the schema reads them.
+/// Text values gathered under one key (`a`, `a[b]`, `a[]`), before the schema reads them. `a[]`
+/// is the child `""`: an array's next item where the schema allows an array, else the empty key.
 #[derive(Debug, Default)]
 struct Node {
     texts: Vec<String>,
-    /// Some text came as `a[]=`, which names an array whatever the schema allows.
-    appended: bool,
     children: BTreeMap<String, Node>,
 }
 
@@ -607,25 +607,17 @@ impl Node {
         self.texts.is_empty() && self.children.is_empty()
     }
 
-    /// Adds `text` under the key `path` (`""` segments append).
-    fn insert(&mut self, path: &[&str], text: &str) -> Result<(), ReadError> {
+    /// Adds `text` under the key `path`.
+    fn insert(&mut self, path: &[&str], text: &str) {
         let mut node = self;
-        for (index, segment) in path.iter().enumerate() {
-            if segment.is_empty() {
-                if index + 1 != path.len() {
-                    return Err(ReadError::from("[] may only end a key"));
-                }
-                node.appended = true;
-                break;
-            }
+        for segment in path {
             node = node.children.entry((*segment).to_string()).or_default();
         }
         node.texts.push(text.to_string());
-        Ok(())
     }
 
     fn single_text(&self, pointer: &str) -> Result<&str, ReadError> {
-        match (self.texts.as_slice(), self.children.is_empty() && !self.appended) {
+        match (self.texts.as_slice(), self.children.is_empty()) {
             ([one], true) => Ok(one),
             ([], _) | (_, false) => Err(ReadError::at(
                 pointer,
@@ -638,12 +630,21 @@ impl Node {
     /// The value of this key and everything under it, read by `shape`.
     fn value(&self, shape: &Shape, pointer: &str) -> Result<Value, ReadError> {
         if self.children.is_empty() {
-            return read_texts(&self.texts, self.appended, shape, pointer);
+            return read_texts(&self.texts, shape, pointer);
         }
         if !self.texts.is_empty() {
             return Err(ReadError::at(pointer, "is given both as a value and with [keys]"));
         }
         if shape.allows_array() {
+            // `a[]=x&a[]=y`: items in order.
+            if let Some(appended) = self.children.get("").filter(|child| child.children.is_empty()) {
+                if self.children.len() == 1 {
+                    let item = shape.item();
+                    return Ok(Value::Array(
+                        appended.texts.iter().map(|t| item.coerce(t)).collect(),
+                    ));
+                }
+            }
             let mut indexed: Vec<(usize, &Node)> = Vec::with_capacity(self.children.len());
             for (key, child) in &self.children {
                 match index(key) {
@@ -664,12 +665,12 @@ impl Node {
                         .collect::<Result<Vec<_>, _>>()
                         .map(Value::Array);
                 }
-                if !shape.allows_object() {
-                    return Err(ReadError::at(
-                        pointer,
-                        "array indices must count up from [0] without gaps",
-                    ));
-                }
+            }
+            if !shape.allows_object() {
+                return Err(ReadError::at(
+                    pointer,
+                    "array items are written a[]=v, or a[0]…, a[1]… counting from 0 without gaps",
+                ));
             }
         }
         let mut object = Map::new();
@@ -683,11 +684,11 @@ impl Node {
 
 /// The value of texts given under one key: repeated for an array (or an untyped value), once for
 /// anything else.
-fn read_texts(texts: &[String], appended: bool, shape: &Shape, pointer: &str) -> Result<Value, ReadError> {
+fn read_texts(texts: &[String], shape: &Shape, pointer: &str) -> Result<Value, ReadError> {
     let items = || Value::Array(texts.iter().map(|t| shape.item().coerce(t)).collect());
     match texts {
-        [one] if !appended && !shape.wraps_single(one) => Ok(shape.coerce(one)),
-        _ if appended || shape.allows_array() => Ok(items()),
+        [one] if !shape.wraps_single(one) => Ok(shape.coerce(one)),
+        _ if shape.allows_array() => Ok(items()),
         // Undeclared keys of an open object: a list, which the schema may refuse.
         _ if shape.is_any() => Ok(Value::Array(
             texts.iter().map(|t| Value::String(t.clone())).collect(),
@@ -1077,6 +1078,11 @@ mod tests {
         );
         assert!(form("items[][price]=x", &body).is_err());
         assert_eq!(form("address[city=B", &body), Ok(json!({"address[city": "B"})));
+        // Outside arrays `[]` is the empty key; keys may hold brackets.
+        assert_eq!(
+            form("metadata[]=x&metadata[a[b]=y&metadata[c]d]=z", &body),
+            Ok(json!({"metadata": {"": "x", "a[b": "y", "c]d": "z"}}))
+        );
         assert_eq!(
             form("items[0][quantity]=1&items[0][quantity]=2", &body).map_err(|e| e.pointer),
             Err("/items/0/quantity".to_string())
