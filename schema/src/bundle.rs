@@ -94,6 +94,31 @@ pub struct MediaSpec {
     pub media_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Value>,
+    /// How the properties of a form body are written, where that is not the default (style
+    /// `form`, exploded, plain text); by property name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub encoding: BTreeMap<String, EncodingSpec>,
+}
+
+/// One property's Encoding Object (OpenAPI 3.0.3 §4.7.14), defaults applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EncodingSpec {
+    /// `form`, `spaceDelimited`, `pipeDelimited` or `deepObject`.
+    pub style: Style,
+    pub explode: bool,
+    /// The value is a JSON document (`contentType: application/json`) rather than styled text.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub json: bool,
+}
+
+impl EncodingSpec {
+    /// The encoding of properties the document says nothing about.
+    pub const DEFAULT: Self = Self {
+        style: Style::Form,
+        explode: true,
+        json: false,
+    };
 }
 
 /// Why a bundle could not be read.
@@ -389,9 +414,15 @@ impl<'s> Compiler<'s> {
             if !essence.contains('/') {
                 return Err(declared_at.error("a media type is type/subtype"));
             }
+            let encoding = if essence == FORM {
+                form_encoding(&media_at, spec.encoding.as_ref())
+            } else {
+                BTreeMap::new()
+            };
             media.push(MediaSpec {
                 media_type: essence,
                 schema,
+                encoding,
             });
         }
         Ok(media)
@@ -464,6 +495,51 @@ fn check_version(root: &Location, document: &Value) -> Result<(), DocumentError>
         _ => format!("OpenAPI {version} is not supported: {READS}"),
     };
     Err(root.child("openapi").error(reason))
+}
+
+/// The media type of form bodies, the only one whose `encoding` changes how KEA reads it.
+pub const FORM: &str = "application/x-www-form-urlencoded";
+
+/// The Encoding Objects of a form body that differ from the default. Entries KEA cannot read (an
+/// unknown or misspelt style, a style for parameters in other locations) keep the default: a
+/// document that compiled before `encoding` was read still compiles to the same checks.
+fn form_encoding(at: &Location, encoding: Option<&Value>) -> BTreeMap<String, EncodingSpec> {
+    let mut specs = BTreeMap::new();
+    let Some(entries) = encoding.and_then(Value::as_object) else {
+        return specs;
+    };
+    for (property, entry) in entries {
+        let style = match entry.get("style").and_then(Value::as_str) {
+            None | Some("form") => Some(Style::Form),
+            Some("spaceDelimited") => Some(Style::SpaceDelimited),
+            Some("pipeDelimited") => Some(Style::PipeDelimited),
+            Some("deepObject") => Some(Style::DeepObject),
+            Some(_) => None,
+        };
+        let Some(style) = style else {
+            log::debug!(
+                "{}: encoding of {property:?} has an unknown style, default kept",
+                at.pointer
+            );
+            continue;
+        };
+        let spec = EncodingSpec {
+            style,
+            explode: entry
+                .get("explode")
+                .and_then(Value::as_bool)
+                .unwrap_or(style == Style::Form),
+            // `contentType` may list several types: JSON only when every one of them is.
+            json: entry
+                .get("contentType")
+                .and_then(Value::as_str)
+                .is_some_and(|types| types.split(',').all(is_json)),
+        };
+        if spec != EncodingSpec::DEFAULT {
+            specs.insert(property.clone(), spec);
+        }
+    }
+    specs
 }
 
 /// A media type without parameters, lower case: `Application/JSON; charset=utf-8` → `application/json`.

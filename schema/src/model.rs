@@ -145,6 +145,10 @@ pub struct RequestBody {
 pub struct MediaType {
     #[serde(default)]
     pub schema: Option<Value>,
+    /// Encoding Objects by property name (form bodies), read leniently by the compiler: entries
+    /// it does not understand keep the default encoding.
+    #[serde(default)]
+    pub encoding: Option<Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

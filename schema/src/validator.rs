@@ -2,10 +2,12 @@
 //! parameter and media type. Checks return every problem found (capped by the caller), each with
 //! where it is (`in` + parameter name or JSON pointer) and what is wrong.
 
-use crate::bundle::{essence, is_json, Bundle, MediaSpec, ParameterSpec};
+use crate::bundle::{essence, is_json, Bundle, EncodingSpec, MediaSpec, ParameterSpec, FORM};
 use crate::compile::{located, Compiler, Definitions};
 use crate::model::ParameterIn;
-use crate::params::{cookie_pairs, query_pairs, read_form, read_query, read_simple, Shape};
+use crate::params::{
+    cookie_pairs, query_pairs, read_form, read_query, read_simple, QueryValue, ReadError, Shape,
+};
 use crate::routes::{RouteMatch, RouteTable, Template};
 use serde::Serialize;
 use serde_json::Value;
@@ -86,7 +88,7 @@ pub struct CompileError {
 }
 
 /// The shape of parameters without a schema: text stays text.
-const ANY: Shape = Shape::Scalar(crate::params::Scalar::Any);
+const ANY: Shape = Shape::ANY;
 
 struct Checker {
     validator: jsonschema::Validator,
@@ -102,14 +104,16 @@ impl std::fmt::Debug for Checker {
 }
 
 impl Checker {
+    /// `definitions` is `None` for values that arrive as JSON and are never read from text: their
+    /// shape is not needed, and on large documents shapes (which follow references) add up.
     fn new(
         schema: &Value,
         compiler: &Compiler,
-        definitions: &BTreeMap<String, Value>,
+        definitions: Option<&BTreeMap<String, Value>>,
     ) -> Result<Self, String> {
         Ok(Self {
             validator: compiler.build(schema)?,
-            shape: Shape::of(schema, definitions),
+            shape: definitions.map_or(ANY, |definitions| Shape::of(schema, definitions)),
         })
     }
 
@@ -150,6 +154,8 @@ struct Parameter {
 struct Media {
     media_type: String,
     checker: Option<Checker>,
+    /// Form bodies: how properties are written, where not the default.
+    encoding: BTreeMap<String, EncodingSpec>,
 }
 
 #[derive(Debug)]
@@ -197,14 +203,14 @@ impl Api {
             let mut parameters = Vec::new();
             for parameter in &spec.parameters {
                 let checker = match &parameter.schema {
-                    Some(schema) => {
-                        Some(Checker::new(schema, &compiler, &bundle.definitions).map_err(|e| {
+                    Some(schema) => Some(
+                        Checker::new(schema, &compiler, Some(&bundle.definitions)).map_err(|e| {
                             fail(
                                 format!("{} parameter {:?}", parameter.location.as_str(), parameter.name),
                                 e,
                             )
-                        })?)
-                    }
+                        })?,
+                    ),
                     None => None,
                 };
                 parameters.push(Parameter {
@@ -218,14 +224,20 @@ impl Api {
                     .map(|media| {
                         let checker = match &media.schema {
                             Some(schema) => Some(
-                                Checker::new(schema, &compiler, &bundle.definitions)
-                                    .map_err(|e| fail(format!("{what} {}", media.media_type), e))?,
+                                // Only form bodies are read from text into the schema's shape.
+                                Checker::new(
+                                    schema,
+                                    &compiler,
+                                    (media.media_type == FORM).then_some(&bundle.definitions),
+                                )
+                                .map_err(|e| fail(format!("{what} {}", media.media_type), e))?,
                             ),
                             None => None,
                         };
                         Ok(Media {
                             media_type: media.media_type.clone(),
                             checker,
+                            encoding: media.encoding.clone(),
                         })
                     })
                     .collect()
@@ -327,7 +339,12 @@ impl Api {
             let spec = &parameter.spec;
             let shape = parameter.checker.as_ref().map_or(&ANY, |c| &c.shape);
             let value = match spec.location {
-                ParameterIn::Query => read_query(spec, shape, &pairs),
+                ParameterIn::Query => match read_query(spec, shape, &pairs) {
+                    Ok(QueryValue::Absent) => None,
+                    Ok(QueryValue::AllowedEmpty) => continue,
+                    Ok(QueryValue::Present(value)) => Some(Ok(value)),
+                    Err(reason) => Some(Err(reason)),
+                },
                 ParameterIn::Path => path_params
                     .iter()
                     .find(|(n, _)| *n == spec.name)
@@ -343,7 +360,7 @@ impl Api {
                 ParameterIn::Cookie => {
                     let mut named = cookies.iter().filter(|(n, _)| *n == spec.name);
                     match (named.next(), named.next()) {
-                        (Some(_), Some(_)) => Some(Err("given more than once".to_string())),
+                        (Some(_), Some(_)) => Some(Err(ReadError::from("given more than once"))),
                         (Some((_, v)), None) => Some(read_simple(spec, shape, v)),
                         _ => None,
                     }
@@ -354,13 +371,24 @@ impl Api {
                     issues.push(Issue::parameter(spec, None, "required parameter is missing"))
                 }
                 None => {}
-                Some(Err(reason)) => issues.push(Issue::parameter(spec, None, reason)),
+                Some(Err(ReadError { pointer, message })) => issues.push(Issue::parameter(
+                    spec,
+                    (!pointer.is_empty()).then_some(pointer),
+                    message,
+                )),
                 Some(Ok(value)) => {
                     if let Some(checker) = &parameter.checker {
+                        // `?flag=` is checked as "" (allowEmptyValue would have let it through).
+                        let empty = spec.location == ParameterIn::Query && value.as_str() == Some("");
                         checker.check(
                             &value,
                             limit,
                             |pointer, message| {
+                                let message = if empty {
+                                    format!("{message} (the value is empty; allowEmptyValue is not set)")
+                                } else {
+                                    message
+                                };
                                 Issue::parameter(spec, (!pointer.is_empty()).then_some(pointer), message)
                             },
                             &mut issues,
@@ -471,9 +499,10 @@ fn check_media(media: &Media, content_type: &str, body: &[u8], limit: usize) -> 
     let media_type = essence(content_type);
     let value = if is_json(&media_type) {
         crate::json::parse_strict(body).map_err(|e| vec![Issue::body("", format!("not valid JSON: {e}"))])?
-    } else if media_type == "application/x-www-form-urlencoded" {
+    } else if media_type == FORM {
         let text = std::str::from_utf8(body).map_err(|_| vec![Issue::body("", "form body is not UTF-8")])?;
-        read_form(text, &checker.shape)
+        read_form(text, &checker.shape, &media.encoding)
+            .map_err(|ReadError { pointer, message }| vec![Issue::body(&pointer, message)])?
     } else if media_type.starts_with("text/") {
         let text = std::str::from_utf8(body).map_err(|_| vec![Issue::body("", "text body is not UTF-8")])?;
         Value::String(text.to_string())

@@ -1,5 +1,6 @@
 //! The schema core against real OpenAPI documents (the OpenAPI Initiative's examples, see
-//! data/openapi/LICENSE-NOTE.md) and hand-made edge cases (data/edge).
+//! data/openapi/LICENSE-NOTE.md), hand-made edge cases (data/edge) and documents written for KEA
+//! in the shape of real APIs (data/stripe-like, data/asana-like).
 
 #![allow(
     clippy::unwrap_used,
@@ -8,6 +9,8 @@
     clippy::indexing_slicing
 )]
 
+use kea_schema::bundle::EncodingSpec;
+use kea_schema::model::Style;
 use kea_schema::{Api, BodyRejection, Bundle, BundleError, In, Issue, RouteMatch, Sources};
 use serde_json::json;
 use std::path::Path;
@@ -273,10 +276,10 @@ fn parameters_in_every_location_and_style() {
     )
     .unwrap();
     assert_eq!(cookies[0].message, "given more than once");
-    // Empty values need allowEmptyValue.
+    // Without allowEmptyValue an empty value is checked as "" (and said to be empty).
     assert_eq!(
         check(&api, "GET", "/api/items?since=", &[id]).unwrap()[0].message,
-        "empty value is not allowed (allowEmptyValue is false)"
+        "value is not a \"date\" (the value is empty; allowEmptyValue is not set)"
     );
     // Literal /items/latest wins over /items/{id}; a path variable inside a segment.
     assert_eq!(check(&api, "GET", "/api/items/latest", &[]), Ok(vec![]));
@@ -548,4 +551,315 @@ fn tampered_bundles_are_refused() {
         Err(BundleError::Format { .. })
     ));
     assert!(matches!(Bundle::from_json(b"{}"), Err(BundleError::Malformed(_))));
+}
+
+#[test]
+fn stripe_like_form_bodies_follow_their_encoding() {
+    let bundle = load("stripe-like", "api.yaml");
+    let create = bundle
+        .operations
+        .iter()
+        .find(|o| o.id.as_deref() == Some("createCustomer"))
+        .unwrap();
+    let form = &create.body.as_ref().unwrap().content[0];
+    assert_eq!(form.media_type, "application/x-www-form-urlencoded");
+    assert_eq!(
+        form.encoding.get("metadata"),
+        Some(&EncodingSpec {
+            style: Style::DeepObject,
+            explode: true,
+            json: false
+        })
+    );
+    let api = api("stripe-like", "api.yaml");
+    let form = Some("application/x-www-form-urlencoded");
+    let customer =
+        "name=Jenny+Rosen&balance=-100&metadata[order_id]=6735&address[city]=Berlin&address[country]=DE\
+        &shipping[name]=Jenny&shipping[address][line1]=Main+St\
+        &invoice_settings[custom_fields][0][name]=PO&invoice_settings[custom_fields][0][value]=42\
+        &invoice_settings[custom_fields][1][name]=Desk&invoice_settings[custom_fields][1][value]=7\
+        &invoice_settings[rendering_options][amount_tax_display]=exclude_tax";
+    assert_eq!(body(&api, "POST", "/v1/customers", form, customer), Ok(()));
+    // `a=` unsets: the empty string alternative of each anyOf.
+    assert_eq!(
+        body(
+            &api,
+            "POST",
+            "/v1/customers/cus_1",
+            form,
+            "metadata=&address=&description="
+        ),
+        Ok(())
+    );
+    // The body is open, as Stripe's are: a flat `city=` is an unknown field, not the address.
+    assert_eq!(body(&api, "POST", "/v1/customers", form, "city=Berlin"), Ok(()));
+    let bad = issues(body(
+        &api,
+        "POST",
+        "/v1/customers",
+        form,
+        "address=Berlin&balance=ten&shipping[phone]=1&tax_exempt=maybe&metadata[note]=",
+    ));
+    assert_eq!(
+        pointers(&bad),
+        ["/address", "/balance", "/shipping", "/tax_exempt"],
+        "{bad:#?}"
+    );
+    // Array indices count from 0 without gaps.
+    let gap = issues(body(
+        &api,
+        "POST",
+        "/v1/customers",
+        form,
+        "invoice_settings[custom_fields][1][name]=PO&invoice_settings[custom_fields][1][value]=1",
+    ));
+    assert_eq!(pointers(&gap), ["/invoice_settings/custom_fields"], "{gap:#?}");
+
+    let intent =
+        "amount=2000&currency=eur&confirm=true&capture_method=manual&automatic_payment_methods[enabled]=true";
+    assert_eq!(body(&api, "POST", "/v1/payment_intents", form, intent), Ok(()));
+    let bad = issues(body(
+        &api,
+        "POST",
+        "/v1/payment_intents",
+        form,
+        "amount=0&currency=EUR&confirm=yes&automatic_payment_methods[enabled]=1",
+    ));
+    assert_eq!(
+        pointers(&bad),
+        [
+            "/amount",
+            "/automatic_payment_methods/enabled",
+            "/confirm",
+            "/currency"
+        ],
+        "{bad:#?}"
+    );
+    assert_eq!(
+        pointers(&issues(body(
+            &api,
+            "POST",
+            "/v1/payment_intents",
+            form,
+            "currency=eur"
+        ))),
+        [""]
+    );
+
+    // Arrays of objects, Stripe's `items[0][price]`, and a nested "set or unset" list.
+    let session = "mode=subscription&subscription_data[items][0][price]=price_1&subscription_data[items][0][quantity]=2\
+        &subscription_data[items][1][price]=price_2&subscription_data[items][1][tax_rates][0]=txr_1\
+        &subscription_data[items][1][tax_rates][1]=txr_2&subscription_data[items][2][price]=price_3\
+        &subscription_data[items][2][tax_rates]=&subscription_data[trial_period_days]=14\
+        &subscription_data[metadata][plan]=pro&subscription_data[invoice_settings][issuer][type]=self";
+    assert_eq!(body(&api, "POST", "/v1/checkout/sessions", form, session), Ok(()));
+    let bad = issues(body(
+        &api,
+        "POST",
+        "/v1/checkout/sessions",
+        form,
+        "subscription_data[items][0][quantity]=0&subscription_data[trial_period_days]=two",
+    ));
+    assert_eq!(
+        pointers(&bad),
+        [
+            "/subscription_data/items/0",
+            "/subscription_data/items/0/quantity",
+            "/subscription_data/trial_period_days"
+        ],
+        "{bad:#?}"
+    );
+    let twice = issues(body(
+        &api,
+        "POST",
+        "/v1/checkout/sessions",
+        form,
+        "mode=payment&mode=setup",
+    ));
+    assert_eq!(
+        (twice[0].pointer.as_deref(), twice[0].message.as_str()),
+        (Some("/mode"), "given more than once")
+    );
+}
+
+#[test]
+fn stripe_like_created_filters_and_expand_lists() {
+    let api = api("stripe-like", "api.yaml");
+    for ok in [
+        "/v1/customers?created[gte]=1600000000&created[lt]=1700000000&limit=10",
+        "/v1/customers?created=1600000000",
+        "/v1/payment_intents?created[gt]=0&customer=cus_1",
+        "/v1/customers?expand[]=customer&expand[]=latest_charge",
+        "/v1/customers?expand[0]=customer&expand[1]=latest_charge",
+        "/v1/customers?expand=customer&expand=latest_charge",
+        "/v1/customers/cus_1?expand[]=invoice_settings.default_payment_method",
+    ] {
+        assert_eq!(check(&api, "GET", ok, &[]), Ok(vec![]), "{ok}");
+    }
+    let named = |target: &str| -> Vec<(String, String)> {
+        check(&api, "GET", target, &[])
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i.name.clone().unwrap_or_default(),
+                    i.pointer.clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        named("/v1/customers?created[gte]=soon"),
+        [("created".to_string(), String::new())]
+    );
+    assert_eq!(
+        named("/v1/customers?created=1.5"),
+        [("created".to_string(), String::new())]
+    );
+    assert_eq!(
+        named("/v1/customers?expand[]=customer&expand[]=everything"),
+        [("expand".to_string(), "/1".to_string())]
+    );
+    let both = check(&api, "GET", "/v1/customers?created=1&created[gte]=2", &[]).unwrap();
+    assert!(both[0].message.contains("both"), "{both:?}");
+    let twice = check(&api, "GET", "/v1/customers?created[gte]=1&created[gte]=2", &[]).unwrap();
+    assert_eq!(
+        (twice[0].pointer.as_deref(), twice[0].message.as_str()),
+        (Some("/gte"), "given more than once")
+    );
+}
+
+#[test]
+fn asana_like_flags_and_field_lists() {
+    let api = api("asana-like", "api.yaml");
+    for ok in [
+        "/api/1.0/tasks?opt_pretty",
+        "/api/1.0/tasks?opt_pretty=&limit=20",
+        "/api/1.0/tasks?opt_pretty=true&opt_fields=name,notes,due_on",
+        "/api/1.0/tasks/1204?opt_pretty&opt_fields=name",
+        "/api/1.0/projects?archived=false&opt_fields=name,owner",
+        "/api/1.0/workspaces/1337/typeahead?resource_types=task,project&query=launch&count=5",
+    ] {
+        assert_eq!(check(&api, "GET", ok, &[]), Ok(vec![]), "{ok}");
+    }
+    let found = |target: &str| check(&api, "GET", target, &[]).unwrap();
+    // A flag is true or false when it has a value.
+    assert_eq!(
+        found("/api/1.0/tasks?opt_pretty=yes")[0].name.as_deref(),
+        Some("opt_pretty")
+    );
+    // Without allowEmptyValue an empty value is "", checked and said to be empty.
+    let empty = found("/api/1.0/projects?archived=");
+    assert_eq!(
+        (empty[0].name.as_deref(), empty[0].message.as_str()),
+        (
+            Some("archived"),
+            "value is not of type \"boolean\" (the value is empty; allowEmptyValue is not set)"
+        )
+    );
+    assert!(found("/api/1.0/tasks?completed_since")[0]
+        .message
+        .contains("the value is empty"));
+    // An empty list is one empty item, not an empty list: not in the enum.
+    let list = found("/api/1.0/workspaces/1337/typeahead?resource_types=");
+    assert_eq!(
+        (list[0].name.as_deref(), list[0].pointer.as_deref()),
+        (Some("resource_types"), Some("/0"))
+    );
+    assert_eq!(
+        found("/api/1.0/tasks?opt_fields=name,bogus")[0]
+            .pointer
+            .as_deref(),
+        Some("/1")
+    );
+    assert_eq!(
+        found("/api/1.0/workspaces/1337/typeahead")[0].message,
+        "required parameter is missing"
+    );
+    let json = Some("application/json");
+    assert_eq!(
+        body(
+            &api,
+            "POST",
+            "/api/1.0/tasks",
+            json,
+            r#"{"data": {"name": "Launch", "due_on": null, "projects": ["1"]}}"#
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        pointers(&issues(body(
+            &api,
+            "POST",
+            "/api/1.0/tasks",
+            json,
+            r#"{"data": {"completed": "yes"}}"#
+        ))),
+        ["/data/completed"]
+    );
+}
+
+#[test]
+fn empty_array_values_and_encodings_kea_cannot_read() {
+    let document = json!({"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {"/a": {
+        "get": {"parameters": [
+            {"name": "type", "in": "query", "required": true, "explode": false,
+             "schema": {"type": "array", "items": {"enum": ["a", "b"]}}},
+            {"name": "tag", "in": "query", "schema": {"type": "array", "minItems": 2, "items": {"type": "string"}}},
+            {"name": "flag", "in": "query", "allowEmptyValue": true, "schema": {"type": "array", "items": {"enum": ["x"]}}}],
+            "responses": {}},
+        "post": {"requestBody": {"content": {"application/x-www-form-urlencoded": {
+            "schema": {"type": "object", "properties": {"a": {"type": "array", "items": {"type": "integer"}},
+                "b": {"type": "object", "properties": {"c": {"type": "integer"}}}}},
+            "encoding": {"a": {"style": "matrix"}, "b": {"contentType": "application/json"}}}}},
+            "responses": {}}}}});
+    let bundle = Bundle::compile(&Sources::single("a.json", document)).unwrap();
+    let form = &bundle.operations[1].body.as_ref().unwrap().content[0];
+    // An unknown style keeps the default; a JSON contentType is kept.
+    assert_eq!(form.encoding.keys().collect::<Vec<_>>(), ["b"]);
+    let api = Api::compile(&Bundle::from_json(&bundle.to_json()).unwrap()).unwrap();
+    assert_eq!(check(&api, "GET", "/a?type=a,b", &[]), Ok(vec![]));
+    // `?type=` is [""]: "" is not in the enum.
+    let empty = check(&api, "GET", "/a?type=", &[]).unwrap();
+    assert_eq!(
+        (empty[0].name.as_deref(), empty[0].pointer.as_deref()),
+        (Some("type"), Some("/0"))
+    );
+    // Exploded: one value is an array of one, two are two; minItems counts them.
+    let one = check(&api, "GET", "/a?type=a&tag=x", &[]).unwrap();
+    assert_eq!(one[0].name.as_deref(), Some("tag"), "{one:?}");
+    assert_eq!(check(&api, "GET", "/a?type=a&tag=x&tag=", &[]), Ok(vec![]));
+    // allowEmptyValue: an empty array value is accepted as present-and-empty.
+    assert_eq!(check(&api, "GET", "/a?type=a&flag", &[]), Ok(vec![]));
+    assert_eq!(
+        check(&api, "GET", "/a?type=a&flag=y", &[]).unwrap()[0]
+            .pointer
+            .as_deref(),
+        Some("/0")
+    );
+    let form = Some("application/x-www-form-urlencoded");
+    assert_eq!(
+        body(&api, "POST", "/a", form, "a=1&a=2&b=%7B%22c%22%3A3%7D"),
+        Ok(())
+    );
+    assert_eq!(
+        pointers(&issues(body(
+            &api,
+            "POST",
+            "/a",
+            form,
+            "b=%7B%22c%22%3A%22x%22%7D"
+        ))),
+        ["/b/c"]
+    );
+}
+
+#[test]
+fn bundles_without_encoding_keep_their_bytes() {
+    // `encoding` is left out when empty: bundles compiled before it existed keep their digest.
+    for file in ["petstore.yaml", "uspto.yaml"] {
+        let bundle = load("openapi", file);
+        let text = String::from_utf8(bundle.to_json()).unwrap();
+        assert!(!text.contains("\"encoding\""), "{file}");
+    }
 }
