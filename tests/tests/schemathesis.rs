@@ -209,3 +209,18 @@ fn petstore_expanded() -> Result<()> {
 fn edge_cases() -> Result<()> {
     fuzz("edge", "api.yaml", "/api")
 }
+
+/// Stripe's shapes (issue 18): form bodies with deepObject `metadata[key]`, nested
+/// `address[city]` and `subscription_data[items][0][price]`, a `created` filter that is an integer
+/// or a range object (`created[gte]=…`), `expand[]` lists.
+#[test]
+fn stripe_like() -> Result<()> {
+    fuzz("stripe-like", "api.yaml", "/v1")
+}
+
+/// Asana's shapes (issue 18): flag parameters with `allowEmptyValue` (`?opt_pretty`), and
+/// non-exploded lists (`opt_fields=a,b`).
+#[test]
+fn asana_like() -> Result<()> {
+    fuzz("asana-like", "api.yaml", "/api/1.0")
+}
