@@ -9,6 +9,7 @@ use percent_encoding::percent_decode_str;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::cmp::{Ordering, Reverse};
+use std::collections::HashMap;
 
 /// A path template split into segments of literal text and variables.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +90,20 @@ impl Template {
     }
 
     /// The variables' values when `segments` (decoded) match.
+    /// The last segment that is plain text (no variable), with its position.
+    fn last_literal(&self) -> Option<(usize, &str)> {
+        self.segments
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(position, pieces)| match pieces.as_slice() {
+                [Piece::Text(text)] => Some((position, text.as_str())),
+                // An empty segment (`/a//b`, a trailing `/`) has no pieces and matches only "".
+                [] => Some((position, "")),
+                _ => None,
+            })
+    }
+
     pub fn captures<'p>(&self, segments: &[&'p str]) -> Option<Vec<(&str, &'p str)>> {
         if segments.len() != self.segments.len() {
             return None;
@@ -159,7 +174,13 @@ struct Route {
 /// Operations by path template (base path included) and method.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
+    /// In matching order (most specific first).
     routes: Vec<Route>,
+    /// Which routes may match a path, so a lookup does not try every template of a large API:
+    /// by segment count and the position and text of a route's last fully literal segment.
+    keyed: HashMap<(usize, usize), HashMap<String, Vec<usize>>>,
+    /// By segment count: routes with no fully literal segment, tried for every path that long.
+    unkeyed: HashMap<usize, Vec<usize>>,
 }
 
 impl RouteTable {
@@ -178,7 +199,40 @@ impl RouteTable {
             }
         }
         routes.sort_by(|a, b| compare_rank(&a.rank, &b.rank));
-        Self { routes }
+        let mut keyed: HashMap<(usize, usize), HashMap<String, Vec<usize>>> = HashMap::new();
+        let mut unkeyed: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (index, route) in routes.iter().enumerate() {
+            let count = route.template.segments.len();
+            match route.template.last_literal() {
+                Some((position, text)) => keyed
+                    .entry((count, position))
+                    .or_default()
+                    .entry(text.to_string())
+                    .or_default()
+                    .push(index),
+                None => unkeyed.entry(count).or_default().push(index),
+            }
+        }
+        Self {
+            routes,
+            keyed,
+            unkeyed,
+        }
+    }
+
+    /// The routes that may match `segments`, in matching order: a route matches only paths with
+    /// its segment count and its literal segments, so every other one is skipped unseen.
+    fn candidates(&self, segments: &[&str]) -> Vec<usize> {
+        let count = segments.len();
+        let mut found: Vec<usize> = self.unkeyed.get(&count).cloned().unwrap_or_default();
+        for (position, segment) in segments.iter().enumerate() {
+            if let Some(routes) = self.keyed.get(&(count, position)).and_then(|by| by.get(*segment)) {
+                found.extend_from_slice(routes);
+            }
+        }
+        found.sort_unstable();
+        found.dedup();
+        found
     }
 
     /// The operation for `method` on `path` (no query string).
@@ -195,7 +249,11 @@ impl RouteTable {
             .collect();
         let segments: Vec<&str> = decoded.iter().map(|s| s.as_ref()).collect();
         {
-            for route in &self.routes {
+            for route in self
+                .candidates(&segments)
+                .into_iter()
+                .filter_map(|i| self.routes.get(i))
+            {
                 let Some(captures) = route.template.captures(&segments) else {
                     continue;
                 };
@@ -270,6 +328,61 @@ mod tests {
             .map(|(i, (m, t))| (m.to_string(), Template::parse(&format!("{base}{t}")).unwrap(), i))
             .collect();
         RouteTable::new(&operations)
+    }
+
+    /// What `find` answered before routes were indexed: every route tried in order.
+    fn find_trying_every_route(table: &RouteTable, method: &str, path: &str) -> RouteMatch {
+        let every = RouteTable {
+            routes: table.routes.clone(),
+            keyed: HashMap::new(),
+            unkeyed: (0..16).map(|n| (n, (0..table.routes.len()).collect())).collect(),
+        };
+        every.find(method, path)
+    }
+
+    #[test]
+    fn indexed_lookups_answer_as_trying_every_route_would() {
+        let table = table(
+            "/v1",
+            &[
+                ("GET", "/customers"),
+                ("POST", "/customers"),
+                ("GET", "/customers/{id}"),
+                ("GET", "/customers/search"),
+                ("GET", "/customers/{id}/sources/{source}"),
+                ("DELETE", "/customers/{id}/sources/{source}"),
+                ("GET", "/{kind}/{id}"),
+                ("GET", "/{kind}/{id}/sources/x{n}.json"),
+                ("GET", "/files/{name}.{ext}"),
+                ("GET", "/files/"),
+                ("PUT", "/a//b"),
+            ],
+        );
+        for path in [
+            "/v1/customers",
+            "/v1/customers/search",
+            "/v1/customers/cus_1",
+            "/v1/customers/cus_1/sources/src_2",
+            "/v1/customers/cus_1/sources/x7.json",
+            "/v1/charges/ch_1",
+            "/v1/charges/ch_1/sources/x9.json",
+            "/v1/files/report.pdf",
+            "/v1/files/",
+            "/v1/a//b",
+            "/v1/a/b",
+            "/v1/cust%6Fmers/search",
+            "/v2/customers",
+            "/v1",
+            "/",
+        ] {
+            for method in ["GET", "POST", "DELETE", "HEAD", "PUT"] {
+                assert_eq!(
+                    table.find(method, path),
+                    find_trying_every_route(&table, method, path),
+                    "{method} {path}"
+                );
+            }
+        }
     }
 
     #[test]
