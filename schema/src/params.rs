@@ -9,7 +9,8 @@
 //!   `metadata[order_id]=1`, `items[0][price]=p`, `expand[]=a`. Where the schema allows an array,
 //!   `[]` appends to it and indices make it (counting from 0 without gaps); elsewhere `[]` is the
 //!   empty key and other keys make objects. A key is followed for [`MAX_KEY_DEPTH`] brackets and a
-//!   schema for [`MAX_SHAPE_DEPTH`] levels, cycles stop.
+//!   schema for [`MAX_SHAPE_DEPTH`] levels (fewer when that would visit over [`MAX_SHAPE_SCHEMAS`]
+//!   schemas), cycles stop.
 //!   Form bodies read brackets whatever their `encoding` says (Stripe sends them for properties it
 //!   declares `style: form`); query parameters read them for `deepObject` and exploded `form`.
 //! - Where a schema allows an array (or object) and a scalar — Stripe's
@@ -30,6 +31,12 @@ pub const MAX_SHAPE_DEPTH: usize = 12;
 /// Brackets a key may have (`a[b][c]` has 2); deeper keys are refused rather than built into
 /// values that nest without bound.
 pub const MAX_KEY_DEPTH: usize = 16;
+
+/// Schemas visited to build one shape, at most. Depth alone does not bound it: 12 levels of
+/// schemas that each refer to three others (without a cycle) are half a million nodes, built at
+/// configuration time in a VM of bounded memory. A shape over budget is built again less deep,
+/// so it is complete down to one depth everywhere; below it values stay text.
+pub const MAX_SHAPE_SCHEMAS: usize = 4096;
 
 /// The scalar types text may be read as, a set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,13 +92,22 @@ impl Shape {
 
     /// The shape of a converted schema (`#/definitions/…` references looked up in `definitions`).
     pub fn of(schema: &Value, definitions: &BTreeMap<String, Value>) -> Self {
-        let mut builder = ShapeBuilder {
-            definitions,
-            expanding: Vec::new(),
-        };
-        let mut shape = Self::ANY;
-        builder.merge(&mut shape, schema, 0);
-        shape
+        let mut max_depth = MAX_SHAPE_DEPTH;
+        loop {
+            let mut builder = ShapeBuilder {
+                definitions,
+                expanding: Vec::new(),
+                visited: 0,
+                max_depth,
+            };
+            let mut shape = Self::ANY;
+            builder.merge(&mut shape, schema, 0);
+            if builder.visited <= MAX_SHAPE_SCHEMAS || max_depth == 0 {
+                return shape;
+            }
+            log::debug!("shape over {MAX_SHAPE_SCHEMAS} schemas at depth {max_depth}: built less deep");
+            max_depth -= 1;
+        }
     }
 
     /// The scalar types the schema allows.
@@ -169,10 +185,19 @@ struct ShapeBuilder<'d> {
     definitions: &'d BTreeMap<String, Value>,
     /// The definitions being expanded on the way here: a reference back to one is a cycle.
     expanding: Vec<&'d str>,
+    /// Schemas merged so far, against [`MAX_SHAPE_SCHEMAS`].
+    visited: usize,
+    /// Arrays and objects nested deeper than this are not followed.
+    max_depth: usize,
 }
 
 impl<'d> ShapeBuilder<'d> {
     fn merge(&mut self, shape: &mut Shape, schema: &'d Value, depth: usize) {
+        self.visited += 1;
+        if self.visited > MAX_SHAPE_SCHEMAS && self.max_depth > 0 {
+            // Over budget: this attempt is thrown away and done again less deep.
+            return;
+        }
         if let Some(key) = schema
             .get("$ref")
             .and_then(Value::as_str)
@@ -210,13 +235,13 @@ impl<'d> ShapeBuilder<'d> {
                 && (map.contains_key("properties") || map.contains_key("additionalProperties")));
         if is_array {
             let items = shape.items.get_or_insert_with(Box::default);
-            if let (Some(schema), true) = (map.get("items"), depth < MAX_SHAPE_DEPTH) {
+            if let (Some(schema), true) = (map.get("items"), depth < self.max_depth) {
                 self.merge(items, schema, depth + 1);
             }
         }
         if is_object {
             let object = shape.object.get_or_insert_with(Box::default);
-            if depth < MAX_SHAPE_DEPTH {
+            if depth < self.max_depth {
                 if let Some(Value::Object(properties)) = map.get("properties") {
                     for (name, property) in properties {
                         let entry = object.properties.entry(name.clone()).or_default();
@@ -783,6 +808,32 @@ mod tests {
         let node = Shape::of(&json!({"$ref": "#/definitions/Node"}), &definitions);
         assert_eq!(node.property("value").coerce("1"), json!(1));
         assert_eq!(*node.property("children").item(), Shape::ANY);
+    }
+
+    #[test]
+    fn shapes_of_wide_reference_graphs_are_bounded() {
+        // 40 definitions, each referring to the three next ones: no cycle within 12 levels, 3^12
+        // paths through them.
+        let definitions: BTreeMap<String, Value> = (0..40)
+            .map(|i| {
+                let reference = |j: usize| json!({"$ref": format!("#/definitions/D{}", j % 40)});
+                (
+                    format!("D{i}"),
+                    json!({"type": "object", "properties": {
+                        "a": reference(i + 1), "b": reference(i + 2), "c": reference(i + 3),
+                        "n": {"type": "integer"}
+                    }}),
+                )
+            })
+            .collect();
+        let shape = Shape::of(&json!({"$ref": "#/definitions/D0"}), &definitions);
+        // The first levels are read as the schema says; far down values stay text.
+        assert_eq!(shape.property("a").property("n").coerce("5"), json!(5));
+        let mut deep = &shape;
+        for _ in 0..12 {
+            deep = deep.property("c");
+        }
+        assert_eq!(deep.property("n").coerce("5"), json!("5"));
     }
 
     #[test]
