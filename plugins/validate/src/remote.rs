@@ -18,7 +18,7 @@ const MAX_BUNDLE_BYTES: usize = 16 * 1024 * 1024;
 /// What a fetch brought: a new bundle (with its warnings), or the one already loaded (304 or same
 /// digest), each with the answer's ETag.
 enum Answer {
-    New(Api, Vec<String>, Option<String>),
+    New(Rc<Api>, Vec<String>, Option<String>),
     Unchanged(Option<String>),
 }
 
@@ -104,7 +104,7 @@ impl Fetched {
                         &format!("kea-validate: bundle from {}: {warning}", self.remote.path),
                     );
                 }
-                self.api = Some(Rc::new(api));
+                self.api = Some(api);
                 self.etag = etag;
                 metrics.bundle_updates.add(host, 1);
                 self.schedule_refresh(now);
@@ -167,7 +167,7 @@ impl Fetched {
             return Ok(Answer::Unchanged(etag));
         }
         let api = compile_api(&bundle, "bundle").map_err(|e| e.to_string())?;
-        Ok(Answer::New(api, bundle.warnings, etag))
+        Ok(Answer::New(Rc::new(api), bundle.warnings, etag))
     }
 
     fn schedule_refresh(&mut self, now: SystemTime) {
