@@ -291,13 +291,21 @@ fn validate_config() -> Value {
 
 fn validate_config_with(defaults: Value) -> Value {
     let file = kea_e2e::repo_root().join("bench/pets-api.yaml");
-    let bundle = std::fs::read(&file)
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| kea_schema::compile_document("pets-api.yaml", &bytes).map_err(|e| e.to_string()));
-    match bundle.and_then(|b| serde_json::from_slice::<Value>(&b.to_json()).map_err(|e| e.to_string())) {
-        Ok(bundle) => json!({"apis": [{"name": "pets", "bundle": bundle}], "defaults": defaults}),
-        // The plugin then refuses its configuration and the scenario fails loudly.
-        Err(error) => json!({"apis": [{"name": "pets", "bundle": {"error": error}}]}),
+    let mut config = api_config("pets", std::fs::read(&file).map_err(|e| e.to_string()));
+    config["defaults"] = defaults;
+    config
+}
+
+/// The validate plugin enforcing one API compiled from `document` (JSON or YAML bytes). A
+/// document that cannot be had or compiled gives a bundle the plugin refuses, so the scenario
+/// fails loudly.
+fn api_config(name: &str, document: Result<Vec<u8>, String>) -> Value {
+    let bundle = document
+        .and_then(|bytes| kea_schema::compile_document(name, &bytes).map_err(|e| e.to_string()))
+        .and_then(|b| serde_json::from_slice::<Value>(&b.to_json()).map_err(|e| e.to_string()));
+    match bundle {
+        Ok(bundle) => json!({"apis": [{"name": name, "bundle": bundle}]}),
+        Err(error) => json!({"apis": [{"name": name, "bundle": {"error": error}}]}),
     }
 }
 
@@ -333,12 +341,7 @@ fn oip_validate_config() -> Value {
                 Err(String::from_utf8_lossy(&output.stderr).into_owned())
             }
         });
-    let bundle = document
-        .and_then(|bytes| kea_schema::compile_document("mnist.json", &bytes).map_err(|e| e.to_string()));
-    match bundle.and_then(|b| serde_json::from_slice::<Value>(&b.to_json()).map_err(|e| e.to_string())) {
-        Ok(bundle) => json!({"apis": [{"name": "mnist", "bundle": bundle}]}),
-        Err(error) => json!({"apis": [{"name": "mnist", "bundle": {"error": error}}]}),
-    }
+    api_config("mnist", document)
 }
 
 /// Where the large-document scenarios post: an operation of `interlinked_document` (issue 18),
@@ -348,15 +351,10 @@ const INTERLINKED_PATH: &str = "/r0/obj_1?limit=10";
 /// The validate plugin enforcing `interlinked_document(operations, schemas)`.
 fn interlinked_config(operations: usize, schemas: usize) -> Value {
     let document = kea_e2e::openapi::interlinked_document(operations, schemas);
-    let bundle = serde_json::to_vec(&document)
-        .map_err(|e| e.to_string())
-        .and_then(|bytes| {
-            kea_schema::compile_document("interlinked.json", &bytes).map_err(|e| e.to_string())
-        });
-    match bundle.and_then(|b| serde_json::from_slice::<Value>(&b.to_json()).map_err(|e| e.to_string())) {
-        Ok(bundle) => json!({"apis": [{"name": "interlinked", "bundle": bundle}]}),
-        Err(error) => json!({"apis": [{"name": "interlinked", "bundle": {"error": error}}]}),
-    }
+    api_config(
+        "interlinked",
+        serde_json::to_vec(&document).map_err(|e| e.to_string()),
+    )
 }
 
 /// A ~1 KB body for [`INTERLINKED_PATH`]: objects nested through six references, arrays of
