@@ -29,6 +29,20 @@ use std::time::{Duration, Instant};
 /// The field manager of every server-side apply the harness makes.
 pub const FIELD_MANAGER: &str = "kea-tests";
 
+/// The real Istio and Gateway API CRDs KEA writes objects of, vendored unchanged (provenance in
+/// `manifests/third-party/README.md`).
+pub const THIRD_PARTY_CRD_FILES: [&str; 2] = [
+    "manifests/third-party/istio-1.30.3.yaml",
+    "manifests/third-party/gateway-api-v1.6.1-standard-httproutes.yaml",
+];
+
+/// The CustomResourceDefinitions in [`THIRD_PARTY_CRD_FILES`].
+pub const THIRD_PARTY_CRDS: [&str; 3] = [
+    "wasmplugins.extensions.istio.io",
+    "virtualservices.networking.istio.io",
+    "httproutes.gateway.networking.k8s.io",
+];
+
 const BUILD_HINT: &str = "run scripts/kube-build.sh";
 
 /// One of the control plane's processes; its log is `<name>.log` in the scratch directory.
@@ -160,20 +174,35 @@ impl ControlPlane {
     /// resources work once their CRD is served). Namespaced objects without a namespace go to
     /// `default`. Returns the objects as the server stored them.
     pub async fn apply_manifests(&self, path: &Path) -> Result<Vec<DynamicObject>> {
-        let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let client = self.client().await?;
         let mut applied = Vec::new();
-        for (index, document) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
-            let value = serde_json::Value::deserialize(document)
-                .with_context(|| format!("{} document {}", path.display(), index + 1))?;
-            if value.is_null() {
-                continue;
-            }
+        for (index, value) in yaml_documents(path)?.into_iter().enumerate() {
             let object = apply(&client, value)
                 .await
                 .with_context(|| format!("applying {} document {}", path.display(), index + 1))?;
             applied.push(object);
         }
+        Ok(applied)
+    }
+
+    /// Installs the real Istio and Gateway API CRDs, in the form this 1.20 server can store
+    /// ([`for_kubernetes_1_20`]), and waits until they are served.
+    pub async fn install_third_party_crds(&self) -> Result<Vec<DynamicObject>> {
+        let client = self.client().await?;
+        let mut applied = Vec::new();
+        for file in THIRD_PARTY_CRD_FILES {
+            for (index, mut crd) in yaml_documents(&crate::repo_root().join(file))?
+                .into_iter()
+                .enumerate()
+            {
+                for_kubernetes_1_20(&mut crd);
+                let object = apply(&client, crd)
+                    .await
+                    .with_context(|| format!("applying {file} document {}", index + 1))?;
+                applied.push(object);
+            }
+        }
+        self.wait_crds_established(&THIRD_PARTY_CRDS).await?;
         Ok(applied)
     }
 
@@ -484,6 +513,38 @@ async fn default_service_account_has_token(kubeconfig: &Path) -> bool {
 
 /// Server-side applies one object (field manager [`FIELD_MANAGER`], forced) to the resource its
 /// `apiVersion`/`kind` name; namespaced objects without a namespace go to `default`.
+/// The YAML documents of `path` as JSON, empty ones left out.
+pub fn yaml_documents(path: &Path) -> Result<Vec<serde_json::Value>> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut documents = Vec::new();
+    for (index, document) in serde_yaml_ng::Deserializer::from_str(&text).enumerate() {
+        let value = serde_json::Value::deserialize(document)
+            .with_context(|| format!("{} document {}", path.display(), index + 1))?;
+        if !value.is_null() {
+            documents.push(value);
+        }
+    }
+    Ok(documents)
+}
+
+/// What a 1.20 API server cannot store of a current CRD, removed: `x-kubernetes-validations`
+/// (CEL arrived in 1.25; server-side apply refuses the unknown keyword) and `default: ""` on
+/// strings (refused as "null" by 1.20). The conformance checker applies both from the
+/// unmodified files (`crate::conformance`).
+pub fn for_kubernetes_1_20(node: &mut serde_json::Value) {
+    match node {
+        serde_json::Value::Object(map) => {
+            map.remove("x-kubernetes-validations");
+            if map.get("default").and_then(serde_json::Value::as_str) == Some("") {
+                map.remove("default");
+            }
+            map.values_mut().for_each(for_kubernetes_1_20);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(for_kubernetes_1_20),
+        _ => {}
+    }
+}
+
 pub async fn apply(client: &kube::Client, value: serde_json::Value) -> Result<DynamicObject> {
     let object: DynamicObject = serde_json::from_value(value)?;
     let types = object.types.clone().context("document has no apiVersion/kind")?;

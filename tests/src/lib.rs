@@ -11,6 +11,7 @@
 pub mod browser;
 pub mod clickhouse;
 pub mod cluster;
+pub mod conformance;
 pub mod envoy;
 pub mod http;
 pub mod idp;

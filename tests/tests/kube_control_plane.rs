@@ -1,20 +1,13 @@
 //! End-to-end: the Kubernetes harness itself. A real v1.20.2 control plane (etcd, kube-apiserver,
-//! kube-controller-manager) stores the project's third-party CRDs and their objects, runs real
+//! kube-controller-manager) stores the real Istio and Gateway API CRDs and their objects, runs real
 //! controllers, and keeps its data across an API server restart.
 
 use anyhow::{bail, Context, Result};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use kea_e2e::kube::ControlPlane;
-use kea_e2e::repo_root;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-const CRDS: [&str; 3] = [
-    "wasmplugins.extensions.istio.io",
-    "virtualservices.networking.istio.io",
-    "httproutes.gateway.networking.k8s.io",
-];
 
 fn wasm_plugins(client: kube::Client) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("extensions.istio.io", "v1alpha1", "WasmPlugin");
@@ -53,11 +46,8 @@ async fn control_plane_serves_crds_runs_controllers_and_survives_apiserver_resta
         plane.server()
     );
 
-    let applied = plane
-        .apply_manifests(&repo_root().join("manifests/testing/third-party-crds.yaml"))
-        .await?;
+    let applied = plane.install_third_party_crds().await?;
     assert_eq!(applied.len(), 3);
-    plane.wait_crds_established(&CRDS).await?;
 
     let client = plane.client().await?;
     let plugins = wasm_plugins(client.clone());

@@ -22,17 +22,9 @@ pub async fn cluster() -> Result<(ControlPlane, Client)> {
     let plane = ControlPlane::start()?;
     let root = repo_root();
     plane.apply_manifests(&root.join("manifests/crds.yaml")).await?;
+    plane.install_third_party_crds().await?;
     plane
-        .apply_manifests(&root.join("manifests/testing/third-party-crds.yaml"))
-        .await?;
-    plane
-        .wait_crds_established(&[
-            "gatewaybindings.kea.dev",
-            "apidefinitions.kea.dev",
-            "wasmplugins.extensions.istio.io",
-            "virtualservices.networking.istio.io",
-            "httproutes.gateway.networking.k8s.io",
-        ])
+        .wait_crds_established(&["gatewaybindings.kea.dev", "apidefinitions.kea.dev"])
         .await?;
     let client = plane.client().await?;
     apply(
