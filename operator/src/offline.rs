@@ -12,8 +12,10 @@ use crate::crd::{ApiDefinitionSpec, GatewayBindingSpec};
 use crate::render::envoy::{self, Named, Options, RoutedApi};
 use crate::render::plugins::{self, BoundApi, Plugin, PluginConfigs};
 use crate::render::schema::DEFAULT_CONFIG_MAP_KEY;
+use crate::render::targets::RouteTargets;
 use crate::render::{schema, spec, Key};
 use anyhow::{anyhow, bail, Context, Result};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
@@ -163,6 +165,82 @@ impl Rendered {
     }
 }
 
+/// The Istio and Gateway API objects the operator writes for the GatewayBinding and ApiDefinitions
+/// (and Models) of `files`, checked as the operator checks them for the binding's route targets:
+/// the WasmPlugins (modules from `sources`), each API's VirtualService and/or HTTPRoute, and the
+/// docs VirtualService. A resource the operator would refuse is an error naming it and the reason.
+#[instrument(level = "debug", skip_all, err(level = "debug", Display))]
+pub fn kubernetes_objects(
+    files: &[PathBuf],
+    namespace: &str,
+    sources: &dyn Fn(Plugin) -> crate::crd::PluginSource,
+) -> Result<Vec<Value>> {
+    let mut documents = Documents::default();
+    for file in files {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        documents.read(file, &text, namespace)?;
+    }
+    let (gateway, apis) = documents.select(files)?;
+    spec::check_gateway(&gateway.spec)
+        .map_err(|problem| anyhow!("GatewayBinding {} ({}): {problem}", gateway.key, gateway.origin))?;
+    let targets = RouteTargets::of(&gateway.spec, &gateway.key.namespace);
+    let owner_of = |kind: &str, name: &str| OwnerReference {
+        api_version: KEA_API_VERSION.into(),
+        kind: kind.into(),
+        name: name.into(),
+        controller: Some(true),
+        ..OwnerReference::default()
+    };
+    let mut objects = Vec::new();
+    let mut bundles = Vec::with_capacity(apis.len());
+    for api in &apis {
+        let refused = |problem: crate::render::Problem| {
+            anyhow!("ApiDefinition {} ({}): {problem}", api.key, api.origin)
+        };
+        let checked = spec::check(&api.spec, &gateway.spec, &targets).map_err(refused)?;
+        let name = api.key.to_string();
+        let document = schema::document(&name, &api.spec, documents.schema_text(api)?).map_err(refused)?;
+        bundles.push(schema::compile(&name, document).map_err(refused)?);
+        let owner = owner_of("ApiDefinition", &api.key.name);
+        objects.extend(crate::render::objects::routes(
+            &api.key, &api.spec, &checked, &targets, &owner,
+        ));
+    }
+    if gateway.spec.standalone.is_some() {
+        return Ok(objects);
+    }
+    let bound: Vec<BoundApi<'_>> = apis
+        .iter()
+        .zip(&bundles)
+        .map(|(api, bundle)| BoundApi {
+            key: &api.key,
+            spec: &api.spec,
+            bundle,
+        })
+        .collect();
+    let configs = plugins::render(&gateway.spec, &bound, None)
+        .map_err(|problem| anyhow!("GatewayBinding {} ({}): {problem}", gateway.key, gateway.origin))?;
+    let owner = owner_of("GatewayBinding", &gateway.key.name);
+    let plugins =
+        crate::render::objects::wasm_plugins(&gateway.key, &gateway.spec, &configs, sources, &owner);
+    objects.extend(plugins.into_iter().map(|(_, object)| object));
+    if let Some(host) = &gateway.spec.docs_host {
+        let gateways = RouteTargets::docs(&gateway.spec, &gateway.key.namespace)
+            .virtual_service
+            .unwrap_or_default();
+        objects.push(crate::render::objects::docs_virtual_service(
+            &gateway.key,
+            host,
+            "kea-operator.kea-system.svc.cluster.local",
+            8080,
+            &gateways,
+            &owner,
+        ));
+    }
+    Ok(objects)
+}
+
 /// Reads the files and renders the Envoy configuration.
 #[instrument(level = "debug", skip_all, err(level = "debug", Display))]
 pub fn render(args: &RenderArgs) -> Result<Rendered> {
@@ -188,7 +266,8 @@ pub fn render(args: &RenderArgs) -> Result<Rendered> {
         let refused = |problem: crate::render::Problem| {
             anyhow!("ApiDefinition {} ({}): {problem}", api.key, api.origin)
         };
-        checked.push(spec::check(&api.spec, &gateway.spec).map_err(refused)?);
+        // The routes are this Envoy configuration's own: no Istio or Gateway API object is written.
+        checked.push(spec::check(&api.spec, &gateway.spec, &RouteTargets::default()).map_err(refused)?);
         let text = documents.schema_text(api)?;
         let name = api.key.to_string();
         let document = schema::document(&name, &api.spec, text).map_err(refused)?;

@@ -9,6 +9,7 @@ use crate::crd::{
 };
 use crate::render::objects::{self, HTTP_ROUTE_API_VERSION, VIRTUAL_SERVICE_API_VERSION};
 use crate::render::plugins::{self, BoundApi};
+use crate::render::targets::RouteTargets;
 use crate::render::{schema, spec, Key, Problem};
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -297,7 +298,12 @@ async fn evaluate(
                 gateway_key(api).name
             ),
         )),
-        Some(binding) => spec::check(spec, &binding.spec).and_then(|checked| {
+        Some(binding) => spec::check(
+            spec,
+            &binding.spec,
+            &RouteTargets::of(&binding.spec, &binding.namespace().unwrap_or_default()),
+        )
+        .and_then(|checked| {
             // The API alone through the plugins' own compilers: its rules are attributed to it.
             if let Ok((_, bundle)) = &compiled_schema {
                 let bound = BoundApi { key, spec, bundle };
@@ -339,28 +345,36 @@ async fn evaluate(
             retry: true,
         });
     }
-    if let Err(rejected) = write_objects(api, key, binding, &checked, &bundle, &document, ctx).await? {
-        // The API server refused an object (too large, a host Gateway API does not allow, ...):
-        // a condition, not a retry loop.
-        let routes = Verdict::failed(condition::ROUTES_READY, "ApplyRejected", rejected);
-        return Ok(Evaluation {
-            verdicts: vec![accepted_verdict, schema_verdict, routes],
-            warnings,
-            compiled: None,
-            retry: false,
-        });
-    }
+    let written = write_objects(api, key, binding, &checked, &bundle, &document, ctx).await?;
     let split = checked
         .backends
         .iter()
         .map(|backend| format!("{}:{} {}%", backend.service, backend.port, backend.weight))
         .collect::<Vec<_>>()
         .join(", ");
-    let routes = Verdict::ok(
-        condition::ROUTES_READY,
-        "Applied",
-        format!("{} → {split}", spec.base_path),
-    );
+    let routes = match written {
+        Written::All => Verdict::ok(
+            condition::ROUTES_READY,
+            "Applied",
+            format!("{} → {split}", spec.base_path),
+        ),
+        Written::Rejected(rejected) => {
+            // The API server refused an object (too large, a field its CRD refuses, ...): a
+            // condition, not a retry loop.
+            let routes = Verdict::failed(condition::ROUTES_READY, "ApplyRejected", rejected);
+            return Ok(Evaluation {
+                verdicts: vec![accepted_verdict, schema_verdict, routes],
+                warnings,
+                compiled: None,
+                retry: false,
+            });
+        }
+        // The routes exist and serve (so the plugins keep carrying the API's rules), but not as
+        // written: the condition says which fields the cluster lost.
+        Written::Dropped(message) => {
+            Verdict::failed(condition::ROUTES_READY, "FieldsDroppedByCluster", message)
+        }
+    };
     let compiled = Compiled {
         generation: api.metadata.generation.unwrap_or(0),
         gateway: gateway_key(api),
@@ -412,8 +426,16 @@ fn schema_verdict(
     }
 }
 
-/// Writes the bundle ConfigMap and the routes. `Ok(Err(message))` when the API server refuses one
-/// of them for good (4xx other than conflicts and throttling).
+/// How writing an API's objects ended (errors worth a retry aside).
+enum Written {
+    All,
+    /// The API server refused one for good (4xx other than conflicts and throttling).
+    Rejected(String),
+    /// All stored, but the cluster's CRDs dropped fields of some.
+    Dropped(String),
+}
+
+/// Writes the bundle ConfigMap and the routes.
 #[instrument(level = "debug", skip_all, err(Display))]
 async fn write_objects(
     api: &ApiDefinition,
@@ -423,33 +445,13 @@ async fn write_objects(
     bundle: &kea_schema::Bundle,
     document: &serde_json::Value,
     ctx: &Context,
-) -> Result<Result<(), String>, Error> {
+) -> Result<Written, Error> {
     let owner = owner(api);
-    let binding_namespace = binding.namespace().unwrap_or_default();
-    let routing = &binding.spec.routing;
+    let targets = RouteTargets::of(&binding.spec, &binding.namespace().unwrap_or_default());
     let route_name = objects::api_object_name(&key.name);
     let mut wanted = vec![objects::bundle_config_map(key, bundle, document, &owner)];
-    // A standalone gateway routes by itself (its Envoy configuration): Istio objects only when
-    // the binding asks for them.
-    let standalone = binding.spec.standalone.is_some();
-    if routing.virtual_service.is_some() || (routing.http_route.is_none() && !standalone) {
-        // Istio resolves a gateway name without a namespace in the VirtualService's namespace.
-        let gateways: Vec<String> = routing
-            .virtual_service
-            .iter()
-            .flat_map(|vs| vs.gateways.iter())
-            .map(|gateway| {
-                if gateway.contains('/') {
-                    gateway.clone()
-                } else {
-                    format!("{binding_namespace}/{gateway}")
-                }
-            })
-            .collect();
-        wanted.push(objects::virtual_service(
-            key, &api.spec, checked, &gateways, &owner,
-        ));
-    } else {
+    wanted.extend(objects::routes(key, &api.spec, checked, &targets, &owner));
+    if targets.virtual_service.is_none() {
         ctx.applier
             .delete(
                 VIRTUAL_SERVICE_API_VERSION,
@@ -459,35 +461,26 @@ async fn write_objects(
             )
             .await?;
     }
-    if let Some(http_route) = &routing.http_route {
-        let parents: Vec<crate::crd::ParentRef> = http_route
-            .parent_refs
-            .iter()
-            .map(|parent| crate::crd::ParentRef {
-                namespace: parent
-                    .namespace
-                    .clone()
-                    .or_else(|| Some(binding_namespace.clone())),
-                ..parent.clone()
-            })
-            .collect();
-        wanted.push(objects::http_route(key, &api.spec, checked, &parents, &owner));
-    } else {
+    if targets.http_route.is_none() {
         ctx.applier
             .delete(HTTP_ROUTE_API_VERSION, "HTTPRoute", &key.namespace, &route_name)
             .await?;
     }
+    let mut dropped = Vec::new();
     for object in &wanted {
+        let kind = object
+            .pointer("/kind")
+            .and_then(|kind| kind.as_str())
+            .unwrap_or_default();
         match ctx.apply(object).await {
+            Ok(applied) if !applied.dropped.is_empty() => {
+                dropped.push(super::dropped_message(kind, &applied.dropped));
+            }
             Ok(_) => {}
             Err(kube::Error::Api(status))
                 if (400..500).contains(&status.code) && status.code != 409 && status.code != 429 =>
             {
-                let kind = object
-                    .pointer("/kind")
-                    .and_then(|kind| kind.as_str())
-                    .unwrap_or_default();
-                return Ok(Err(format!(
+                return Ok(Written::Rejected(format!(
                     "the API server refused the {kind}: {}",
                     status.message
                 )));
@@ -495,7 +488,11 @@ async fn write_objects(
             Err(error) => return Err(error.into()),
         }
     }
-    Ok(Ok(()))
+    if dropped.is_empty() {
+        Ok(Written::All)
+    } else {
+        Ok(Written::Dropped(dropped.join("; ")))
+    }
 }
 
 /// Removes the API's routes: used when no gateway's plugins cover the API any more, so that it

@@ -7,6 +7,7 @@ use super::Context;
 use crate::crd::{condition, CommonStatus, Conditions, GatewayBinding, GatewayBindingStatus, Verdict};
 use crate::render::objects::{self, VIRTUAL_SERVICE_API_VERSION, WASM_PLUGIN_API_VERSION};
 use crate::render::plugins::{self, BoundApi, Plugin};
+use crate::render::targets::RouteTargets;
 use crate::render::Key;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
@@ -298,8 +299,12 @@ async fn write_wasm_plugins(
     }
     let source_of = |plugin: Plugin| sources.get(plugin.name()).cloned().unwrap_or_default();
     let wanted = objects::wasm_plugins(key, &binding.spec, configs, &source_of, owner);
+    let mut dropped = Vec::new();
     for (_, object) in &wanted {
-        ctx.apply(object).await?;
+        let applied = ctx.apply(object).await?;
+        if !applied.dropped.is_empty() {
+            dropped.push(super::dropped_message("WasmPlugin", &applied.dropped));
+        }
     }
     for plugin in Plugin::ALL {
         let name = objects::wasm_plugin_name(&key.name, plugin);
@@ -310,6 +315,15 @@ async fn write_wasm_plugins(
                 .delete(WASM_PLUGIN_API_VERSION, "WasmPlugin", &key.namespace, &name)
                 .await?;
         }
+    }
+    if !dropped.is_empty() {
+        // A WasmPlugin whose `targetRefs` or `failStrategy` were dropped attaches elsewhere or
+        // fails open: the gateway is not configured as written.
+        return Ok(Some(Verdict::failed(
+            condition::PLUGINS_READY,
+            "FieldsDroppedByCluster",
+            dropped.join("; "),
+        )));
     }
     Ok(None)
 }
@@ -369,12 +383,8 @@ async fn write_docs_route(
         Some((host, port)) => (host.to_string(), port.parse().unwrap_or(80)),
         None => (authority.to_string(), 80),
     };
-    let gateways = binding
-        .spec
-        .routing
+    let gateways = RouteTargets::docs(&binding.spec, &key.namespace)
         .virtual_service
-        .as_ref()
-        .map(|vs| vs.gateways.clone())
         .unwrap_or_default();
     let object = objects::docs_virtual_service(key, host, &operator_host, port, &gateways, owner);
     ctx.apply(&object).await?;

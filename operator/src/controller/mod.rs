@@ -146,12 +146,12 @@ impl std::fmt::Debug for Context {
 impl Context {
     /// Applies `object` with the operator's field manager and counts it in `writes_total` when it
     /// was written (an unchanged object within the refresh period is skipped).
-    pub async fn apply(&self, object: &serde_json::Value) -> Result<bool, kube::Error> {
-        let written = self.applier.apply(object).await?;
-        if written {
+    pub async fn apply(&self, object: &serde_json::Value) -> Result<apply::Applied, kube::Error> {
+        let applied = self.applier.apply(object).await?;
+        if applied.written {
             self.metrics.writes.inc();
         }
-        Ok(written)
+        Ok(applied)
     }
 
     pub fn endpoint(&self, binding: &GatewayBinding) -> BundleEndpoint {
@@ -534,4 +534,12 @@ async fn lead(
         }
     }
     context.applier.forget();
+}
+
+/// A condition message for fields the cluster's CRD did not store (see [`apply::Applied`]).
+pub fn dropped_message(kind: &str, dropped: &[String]) -> String {
+    format!(
+        "the cluster's {kind} CRD dropped {} when storing it: its Istio / Gateway API release is older than KEA needs (see the operator README, supported versions), so the object does not say what KEA wrote",
+        dropped.join(", ")
+    )
 }

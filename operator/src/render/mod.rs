@@ -10,6 +10,7 @@ pub mod portal;
 pub mod schema;
 pub mod spec;
 pub mod standalone;
+pub mod targets;
 
 use crate::crd::condition;
 

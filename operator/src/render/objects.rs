@@ -4,6 +4,7 @@
 
 use super::plugins::{Plugin, PluginConfigs};
 use super::spec::Checked;
+use super::targets::{gateway_api_duration, http_route_hostnames, RouteTargets};
 use super::Key;
 use crate::crd::{ApiDefinitionSpec, GatewayBindingSpec, PluginSource};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -192,7 +193,8 @@ pub fn virtual_service(
     })
 }
 
-/// The API's HTTPRoute (Gateway API): the same split as the VirtualService.
+/// The API's HTTPRoute (Gateway API): the same split as the VirtualService, the backend's version
+/// in `x-kea-backend-version` on its responses, the timeout in Gateway API's duration format.
 #[instrument(level = "debug", skip_all, fields(api = %api_key))]
 pub fn http_route(
     api_key: &Key,
@@ -204,7 +206,19 @@ pub fn http_route(
     let backend_refs: Vec<Value> = checked
         .backends
         .iter()
-        .map(|backend| json!({"name": backend.service, "port": backend.port, "weight": backend.weight}))
+        .map(|backend| {
+            let mut reference = json!({"name": backend.service, "port": backend.port, "weight": backend.weight});
+            if let (Some(version), Some(map)) = (&backend.version, reference.as_object_mut()) {
+                map.insert(
+                    "filters".into(),
+                    json!([{
+                        "type": "ResponseHeaderModifier",
+                        "responseHeaderModifier": {"set": [{"name": "x-kea-backend-version", "value": version}]},
+                    }]),
+                );
+            }
+            reference
+        })
         .collect();
     let parent_refs: Vec<Value> = parents
         .iter()
@@ -221,21 +235,45 @@ pub fn http_route(
             value
         })
         .collect();
+    let mut rule = json!({
+        "matches": [{"path": {"type": "PathPrefix", "value": spec.base_path}}],
+        "backendRefs": backend_refs,
+    });
+    // The spec checks refuse a timeout Gateway API cannot write, so this is always present.
+    if let (Some(timeout), Some(map)) = (gateway_api_duration(checked.timeout), rule.as_object_mut()) {
+        map.insert("timeouts".into(), json!({"request": timeout}));
+    }
+    let mut route_spec = json!({"parentRefs": parent_refs, "rules": [rule]});
+    let hostnames = http_route_hostnames(&spec.hosts);
+    if let (false, Some(map)) = (hostnames.is_empty(), route_spec.as_object_mut()) {
+        map.insert("hostnames".into(), json!(hostnames));
+    }
     let labels = json!({MANAGED_BY.0: MANAGED_BY.1, API_LABEL: api_key.name});
     json!({
         "apiVersion": HTTP_ROUTE_API_VERSION,
         "kind": "HTTPRoute",
         "metadata": metadata(&api_object_name(&api_key.name), &api_key.namespace, labels, owner),
-        "spec": {
-            "parentRefs": parent_refs,
-            "hostnames": spec.hosts,
-            "rules": [{
-                "matches": [{"path": {"type": "PathPrefix", "value": spec.base_path}}],
-                "backendRefs": backend_refs,
-                "timeouts": {"request": istio_duration(checked.timeout)},
-            }],
-        },
+        "spec": route_spec,
     })
+}
+
+/// The API's route objects for the binding's targets (`targets`): a VirtualService, an HTTPRoute,
+/// both, or none (a standalone gateway routes in its own Envoy configuration).
+pub fn routes(
+    api_key: &Key,
+    spec: &ApiDefinitionSpec,
+    checked: &Checked,
+    targets: &RouteTargets,
+    owner: &OwnerReference,
+) -> Vec<Value> {
+    let mut routes = Vec::new();
+    if let Some(gateways) = &targets.virtual_service {
+        routes.push(virtual_service(api_key, spec, checked, gateways, owner));
+    }
+    if let Some(parents) = &targets.http_route {
+        routes.push(http_route(api_key, spec, checked, parents, owner));
+    }
+    routes
 }
 
 /// The ConfigMap holding an API's compiled bundle (what the bundle endpoint serves) and its

@@ -1,6 +1,7 @@
 //! Checks of an ApiDefinition's spec beyond what its OpenAPI schema can say (weights summing to
 //! 100, durations, sizes, provider names), giving the values the renderers use.
 
+use super::targets::{self, RouteTargets};
 use super::Problem;
 use crate::crd::{ApiDefinitionSpec, GatewayBindingSpec, Policies};
 use kea_plugin_sdk::{ByteSize, ConfigDuration};
@@ -26,9 +27,14 @@ pub struct Checked {
     pub timeout: Duration,
 }
 
-/// Checks `spec` against the gateway it names.
+/// Checks `spec` against the gateway it names and the route objects it will be written as
+/// (`routes`: none for `kea render`'s Envoy configuration).
 #[instrument(level = "debug", skip_all, err(level = "debug", Display))]
-pub fn check(spec: &ApiDefinitionSpec, gateway: &GatewayBindingSpec) -> Result<Checked, Problem> {
+pub fn check(
+    spec: &ApiDefinitionSpec,
+    gateway: &GatewayBindingSpec,
+    routes: &RouteTargets,
+) -> Result<Checked, Problem> {
     let backends = weights(spec)?;
     let timeout = match &spec.timeout {
         None => DEFAULT_TIMEOUT,
@@ -40,11 +46,24 @@ pub fn check(spec: &ApiDefinitionSpec, gateway: &GatewayBindingSpec) -> Result<C
             "spec.timeout: must be more than 0s",
         ));
     }
-    if !spec.base_path.starts_with('/') {
-        return Err(Problem::invalid(
-            "InvalidBasePath",
-            format!("spec.basePath {:?}: must start with '/'", spec.base_path),
-        ));
+    targets::check_base_path(&spec.base_path)?;
+    targets::check_hosts("spec.hosts", &spec.hosts, routes)?;
+    if routes.http_route.is_some() {
+        if backends.len() > targets::GATEWAY_API_MAX_ITEMS {
+            return Err(Problem::invalid(
+                "TooManyBackends",
+                format!(
+                    "spec.backends: an HTTPRoute rule holds at most {} backends",
+                    targets::GATEWAY_API_MAX_ITEMS
+                ),
+            ));
+        }
+        if timeout > targets::GATEWAY_API_MAX_DURATION {
+            return Err(Problem::invalid(
+                "InvalidTimeout",
+                "spec.timeout: Gateway API durations end at 99999h59m59s999ms",
+            ));
+        }
     }
     policies("spec", &spec.policies, gateway)?;
     // Without an auth policy of its own the API gets the gateway's default, else a credential is
@@ -98,6 +117,15 @@ pub fn check_gateway(gateway: &GatewayBindingSpec) -> Result<(), Problem> {
             ));
         }
         None => {}
+    }
+    if let Some(docs_host) = &gateway.docs_host {
+        let docs = RouteTargets::docs(gateway, "");
+        targets::check_hosts("spec.docsHost", std::slice::from_ref(docs_host), &docs).map_err(|problem| {
+            Problem {
+                message: problem.message.replacen("spec.docsHost[0]", "spec.docsHost", 1),
+                ..problem
+            }
+        })?;
     }
     policies("spec.defaults", &gateway.defaults, gateway)
 }
@@ -290,20 +318,25 @@ mod tests {
     #[test]
     fn weights_must_sum_to_100() {
         let gateway = GatewayBindingSpec::default();
-        let checked = check(&spec(&[None]), &gateway).unwrap();
+        let checked = check(&spec(&[None]), &gateway, &RouteTargets::default()).unwrap();
         assert_eq!(checked.backends[0].weight, 100);
         assert_eq!(checked.timeout, DEFAULT_TIMEOUT);
-        let split = check(&spec(&[Some(80), Some(20)]), &gateway).unwrap();
+        let split = check(&spec(&[Some(80), Some(20)]), &gateway, &RouteTargets::default()).unwrap();
         assert_eq!(
             split.backends.iter().map(|b| b.weight).collect::<Vec<_>>(),
             [80, 20]
         );
-        let problem = check(&spec(&[Some(80), Some(10)]), &gateway).unwrap_err();
+        let problem = check(&spec(&[Some(80), Some(10)]), &gateway, &RouteTargets::default()).unwrap_err();
         assert_eq!(problem.reason, "WeightsDoNotSumTo100");
         assert!(problem.message.contains("sum to 90"), "{problem}");
-        let problem = check(&spec(&[Some(100), None]), &gateway).unwrap_err();
+        let problem = check(&spec(&[Some(100), None]), &gateway, &RouteTargets::default()).unwrap_err();
         assert!(problem.message.contains("backends[1].weight"), "{problem}");
-        assert_eq!(check(&spec(&[]), &gateway).unwrap_err().reason, "NoBackends");
+        assert_eq!(
+            check(&spec(&[]), &gateway, &RouteTargets::default())
+                .unwrap_err()
+                .reason,
+            "NoBackends"
+        );
     }
 
     #[test]
@@ -311,13 +344,18 @@ mod tests {
         let mut gateway = GatewayBindingSpec::default();
         let mut api = spec(&[None]);
         api.timeout = Some("soon".into());
-        let problem = check(&api, &gateway).unwrap_err();
+        let problem = check(&api, &gateway, &RouteTargets::default()).unwrap_err();
         assert!(problem.message.starts_with("spec.timeout"), "{problem}");
         api.timeout = Some("0s".into());
-        assert_eq!(check(&api, &gateway).unwrap_err().reason, "InvalidTimeout");
+        assert_eq!(
+            check(&api, &gateway, &RouteTargets::default())
+                .unwrap_err()
+                .reason,
+            "InvalidTimeout"
+        );
         api.timeout = Some("1500ms".into());
         assert_eq!(
-            check(&api, &gateway).unwrap().timeout,
+            check(&api, &gateway, &RouteTargets::default()).unwrap().timeout,
             Duration::from_millis(1500)
         );
 
@@ -326,30 +364,83 @@ mod tests {
             ..AuthPolicy::default()
         });
         assert_eq!(
-            check(&api, &gateway).unwrap_err().reason,
+            check(&api, &gateway, &RouteTargets::default())
+                .unwrap_err()
+                .reason,
             "UnknownIdentityProvider"
         );
         gateway.identity_providers.push(IdentityProvider {
             name: "corp".into(),
             ..IdentityProvider::default()
         });
-        check(&api, &gateway).unwrap();
+        check(&api, &gateway, &RouteTargets::default()).unwrap();
         api.policies.auth = Some(AuthPolicy::default());
-        check(&api, &gateway).unwrap();
+        check(&api, &gateway, &RouteTargets::default()).unwrap();
         gateway.identity_providers.clear();
-        assert_eq!(check(&api, &gateway).unwrap_err().reason, "NoIdentityProviders");
+        assert_eq!(
+            check(&api, &gateway, &RouteTargets::default())
+                .unwrap_err()
+                .reason,
+            "NoIdentityProviders"
+        );
         api.policies.auth = Some(AuthPolicy {
             anonymous: true,
             ..AuthPolicy::default()
         });
-        check(&api, &gateway).unwrap();
+        check(&api, &gateway, &RouteTargets::default()).unwrap();
         // No auth policy: a credential is required, and this gateway has none (fail closed).
         api.policies.auth = None;
-        assert_eq!(check(&api, &gateway).unwrap_err().reason, "NoIdentityProviders");
+        assert_eq!(
+            check(&api, &gateway, &RouteTargets::default())
+                .unwrap_err()
+                .reason,
+            "NoIdentityProviders"
+        );
         gateway.defaults.auth = Some(AuthPolicy {
             anonymous: true,
             ..AuthPolicy::default()
         });
-        check(&api, &gateway).unwrap();
+        check(&api, &gateway, &RouteTargets::default()).unwrap();
+    }
+
+    #[test]
+    fn what_the_route_targets_cannot_express_is_refused() {
+        let gateway = GatewayBindingSpec::default();
+        let mut api = spec(&[None]);
+        api.hosts = vec!["*".into()];
+        let mesh = RouteTargets {
+            virtual_service: Some(vec![]),
+            http_route: None,
+        };
+        let bound = RouteTargets {
+            virtual_service: Some(vec!["istio-system/ingressgateway".into()]),
+            http_route: None,
+        };
+        let gateway_api = RouteTargets {
+            virtual_service: None,
+            http_route: Some(vec![]),
+        };
+        let reason = |api: &ApiDefinitionSpec, routes: &RouteTargets| {
+            check(api, &gateway, routes).err().map(|problem| problem.reason)
+        };
+        assert_eq!(reason(&api, &mesh).as_deref(), Some("WildcardHostOnMesh"));
+        assert_eq!(reason(&api, &bound), None);
+        assert_eq!(reason(&api, &gateway_api), None);
+        assert_eq!(reason(&api, &RouteTargets::default()), None);
+
+        api.base_path = "/a//b".into();
+        assert_eq!(reason(&api, &bound).as_deref(), Some("InvalidBasePath"));
+        api.base_path = "/pets".into();
+
+        api.timeout = Some("100000h".into());
+        assert_eq!(reason(&api, &gateway_api).as_deref(), Some("InvalidTimeout"));
+        assert_eq!(reason(&api, &bound), None);
+        api.timeout = None;
+
+        let weights: Vec<Option<u32>> = (0..20).map(|i| Some(if i < 10 { 10 } else { 0 })).collect();
+        let mut many = spec(&weights);
+        many.hosts = vec!["*".into()];
+        assert_eq!(reason(&many, &gateway_api).as_deref(), Some("TooManyBackends"));
+        assert_eq!(reason(&many, &bound), None);
     }
 }
