@@ -511,6 +511,117 @@ mod tests {
         assert_violation(&service, "spec.http[0].match[0].uri", "oneOf");
     }
 
+    /// A small CRD exercising what the vendored ones use little: evaluation errors, transition
+    /// rules, escaping, nullable, int-or-string, list types, nested defaults.
+    fn widgets() -> Crds {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "apiVersion": {"type": "string"},
+                "kind": {"type": "string"},
+                "metadata": {"type": "object"},
+                "spec": {
+                    "type": "object",
+                    "x-kubernetes-validations": [
+                        {"rule": "self.missing == 1", "message": "never shown"},
+                        {"rule": "self == oldSelf", "message": "transition rules are skipped on create"},
+                        {"rule": "!has(self.__namespace__) || self.__namespace__ != 'kube-system'", "message": "no kube-system"},
+                        {"rule": "!has(self.ratio) || self.ratio < 1.0"}
+                    ],
+                    "properties": {
+                        "missing": {"type": "integer"},
+                        "namespace": {"type": "string"},
+                        "ratio": {"type": "number"},
+                        "note": {"type": "string", "nullable": true},
+                        "port": {"x-kubernetes-int-or-string": true},
+                        "tags": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"},
+                        "ports": {
+                            "type": "array",
+                            "x-kubernetes-list-type": "map",
+                            "x-kubernetes-list-map-keys": ["name"],
+                            "items": {"type": "object", "properties": {"name": {"type": "string"}, "number": {"type": "integer"}}}
+                        },
+                        "limits": {
+                            "type": "object",
+                            "default": {},
+                            "properties": {"burst": {"type": "integer", "default": 5, "maximum": 10}}
+                        }
+                    }
+                }
+            }
+        });
+        let crd = json!({
+            "apiVersion": "apiextensions.k8s.io/v1",
+            "kind": "CustomResourceDefinition",
+            "spec": {
+                "group": "example.kea.io",
+                "names": {"kind": "Widget"},
+                "versions": [
+                    {"name": "v1", "served": true, "schema": {"openAPIV3Schema": schema}},
+                    {"name": "v0", "served": false, "schema": {"openAPIV3Schema": {"type": "object"}}}
+                ]
+            }
+        });
+        Crds::from_documents(&[crd]).expect("the test CRD loads")
+    }
+
+    fn widget(spec: Value) -> Value {
+        json!({"apiVersion": "example.kea.io/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": spec})
+    }
+
+    #[test]
+    fn rules_that_cannot_be_evaluated_are_violations() {
+        let crds = widgets();
+        let violations = crds.check(&widget(json!({})));
+        assert_eq!(violations.len(), 1, "{violations:#?}");
+        assert_eq!(violations[0].path, "spec");
+        assert!(
+            violations[0]
+                .message
+                .starts_with("could not evaluate rule `self.missing == 1`"),
+            "{violations:#?}"
+        );
+        assert!(crds.check(&widget(json!({"missing": 1}))).is_empty());
+    }
+
+    #[test]
+    fn schema_details_kubernetes_adds() {
+        let crds = widgets();
+        // `spec` plus `missing: 1`, which the first rule needs.
+        let check = |mut spec: Value| {
+            spec["missing"] = json!(1);
+            crds.check(&widget(spec))
+        };
+        // Escaped reserved words, numbers as doubles, nullable, int-or-string, nested defaults.
+        assert!(check(json!({"namespace": "shop", "ratio": 0, "note": null, "port": "http"})).is_empty());
+        assert!(check(json!({"port": 8080})).is_empty());
+        let violations = check(json!({"namespace": "kube-system"}));
+        assert_eq!(
+            violations.iter().map(|v| v.message.as_str()).collect::<Vec<_>>(),
+            ["no kube-system"]
+        );
+        assert_eq!(
+            check(json!({"ratio": 2}))[0].message,
+            "failed rule: !has(self.ratio) || self.ratio < 1.0"
+        );
+        assert_eq!(check(json!({"port": true}))[0].path, "spec.port");
+        // The default object gets its own defaults, then validation runs on them.
+        assert!(check(json!({"limits": {"burst": 11}}))[0]
+            .message
+            .contains("less than or equal to 10"));
+        // A null of a non-nullable property is dropped (and defaulted), not refused.
+        assert!(check(json!({"limits": null, "namespace": null})).is_empty());
+        // List types.
+        assert_eq!(check(json!({"tags": ["a", "b", "a"]}))[0].path, "spec.tags[2]");
+        let duplicate =
+            check(json!({"ports": [{"name": "http", "number": 1}, {"name": "http", "number": 2}]}));
+        assert_eq!(duplicate[0].path, "spec.ports[1]");
+        // An unserved version.
+        let unserved =
+            crds.check(&json!({"apiVersion": "example.kea.io/v0", "kind": "Widget", "metadata": {}}));
+        assert!(unserved[0].message.contains("not served"));
+    }
+
     #[test]
     fn every_vendored_rule_compiles() {
         let rules = crds().rules();
