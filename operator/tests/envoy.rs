@@ -56,6 +56,7 @@ async fn configure(client: &kube::Client, idp: &Idp, operator: &Operator) {
             "metadata": {"name": "edge", "namespace": NAMESPACE},
             "spec": {
                 "selector": {"istio": "ingressgateway"},
+                "routing": {"virtualService": {"gateways": ["istio-system/ingressgateway"]}},
                 "identityProviders": [{"name": "corp", "issuer": idp.issuer(), "audiences": ["orders"],
                                        "jwksUri": idp.jwks_uri(), "cluster": "idp"}],
                 "audit": {"redactHeaders": ["x-internal"]},
@@ -86,6 +87,8 @@ async fn configure(client: &kube::Client, idp: &Idp, operator: &Operator) {
     wait_ready(client, "ApiDefinition", "orders", Duration::from_secs(30))
         .await
         .unwrap_or_else(|e| panic!("{e}\n{}", operator.logs()));
+    // What the operator wrote passes the real CRDs' rules and istiod's checks.
+    assert!(assert_written_objects_conform(client, NAMESPACE).await >= 2);
 }
 
 /// Envoy with the WasmPlugins' configs, in Istio's phase/priority order.

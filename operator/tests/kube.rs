@@ -308,6 +308,73 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
         })
         .collect();
     assert_eq!(split, [("pets-v1".to_string(), 75), ("pets-v2".to_string(), 25)]);
+    assert_eq!(
+        rule["backendRefs"][0]["filters"],
+        json!([{"type": "ResponseHeaderModifier",
+                "responseHeaderModifier": {"set": [{"name": "x-kea-backend-version", "value": "v1"}]}}])
+    );
+    // The HTTPRoute and the WasmPlugins as stored pass the real CRDs' rules and istiod's checks.
+    assert!(assert_written_objects_conform(&client, NAMESPACE).await >= 3);
+
+    // A cluster whose HTTPRoute CRD predates `timeouts` (Gateway API before v1.2) refuses the
+    // route (server-side apply: "field not declared in schema", a 500 on 1.20): a condition
+    // naming the field and the cause, not a retry loop.
+    let mut old_crds =
+        kea_e2e::kube::yaml_documents(&kea_e2e::repo_root().join(kea_e2e::kube::THIRD_PARTY_CRD_FILES[1]))
+            .unwrap();
+    let mut old_crd = old_crds.remove(0);
+    kea_e2e::kube::for_kubernetes_1_20(&mut old_crd);
+    for version in old_crd["spec"]["versions"].as_array_mut().unwrap() {
+        let rule = version
+            .pointer_mut("/schema/openAPIV3Schema/properties/spec/properties/rules/items/properties")
+            .and_then(Value::as_object_mut)
+            .unwrap();
+        assert!(rule.remove("timeouts").is_some());
+    }
+    kea_e2e::kube::apply(&client, old_crd).await.unwrap();
+    // The API server takes the new schema in a moment: new timeouts until a write is pruned.
+    let mut slower = pets_api((75, 25));
+    let mut polls = 0u64;
+    let refused = eventually(READY, "ApplyRejected for the old CRD", || {
+        polls += 1;
+        let poll = polls;
+        let (client, mut slower) = (client.clone(), slower.clone());
+        async move {
+            if poll % 5 == 1 {
+                slower["spec"]["timeout"] = json!(format!("{}ms", 7000 + poll));
+                apply(&client, &slower).await?;
+            }
+            let api = get(&client, "kea.dev/v1alpha1", "ApiDefinition", NAMESPACE, "pets")
+                .await?
+                .unwrap_or_default();
+            Ok(
+                condition(&api, "RoutesReady").filter(|(status, reason, message)| {
+                    status == "False" && reason == "ApplyRejected" && message.contains("timeouts")
+                }),
+            )
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", operator.warnings()));
+    assert!(
+        refused
+            .2
+            .contains(".spec.rules[0].timeouts: field not declared in schema"),
+        "{refused:?}"
+    );
+    assert!(
+        refused.2.contains("HTTPRoute CRD is older than KEA needs"),
+        "{refused:?}"
+    );
+    // The current CRD back: the next write stores the timeout and the API is ready again.
+    plane.install_third_party_crds().await.unwrap();
+    slower["spec"]["timeout"] = json!("8s");
+    apply(&client, &slower).await.unwrap();
+    wait_ready(&client, "ApiDefinition", "pets", READY).await.unwrap();
+    let route = http_route(&client).await.unwrap().unwrap();
+    assert_eq!(route["spec"]["rules"][0]["timeouts"]["request"], "8s");
+    apply(&client, &pets_api((75, 25))).await.unwrap();
+
     apply(&client, &binding()).await.unwrap();
     eventually(READY, "back to a VirtualService", || async {
         let route = http_route(&client).await?;
@@ -316,6 +383,7 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", operator.warnings()));
     wait_ready(&client, "ApiDefinition", "pets", READY).await.unwrap();
+    assert!(assert_written_objects_conform(&client, NAMESPACE).await >= 3);
 
     // Invalid specs: a condition with the reason, the last good routes kept, no crash.
     let mut broken = pets_api((60, 30));

@@ -427,6 +427,7 @@ fn live_binding(access: &str) -> Value {
         "metadata": {"name": "edge", "namespace": NAMESPACE},
         "spec": {
             "selector": {"istio": "ingressgateway"},
+            "routing": {"virtualService": {"gateways": ["istio-system/ingressgateway"]}},
             "docsHost": DOCS_HOST,
             "docsAccess": access,
             "identityProviders": [{"name": "corp", "issuer": "https://idp.example.com", "cluster": "outbound|443||idp.example.com",
@@ -463,6 +464,9 @@ async fn the_operator_portal_follows_the_cluster() -> Result<()> {
     }
     apply(&client, &api("pets", "Pets")).await?;
     wait_ready(&client, "ApiDefinition", "pets", Duration::from_secs(30)).await?;
+    wait_ready(&client, "GatewayBinding", "edge", Duration::from_secs(30)).await?;
+    // The routes, the WasmPlugins and the docs VirtualService pass the real CRDs' rules.
+    assert!(assert_written_objects_conform(&client, NAMESPACE).await >= 3);
 
     // The catalog of the gateway whose docs host the request names, with the resource's status.
     let catalog = |host: &str| {

@@ -345,36 +345,28 @@ async fn evaluate(
             retry: true,
         });
     }
-    let written = write_objects(api, key, binding, &checked, &bundle, &document, ctx).await?;
+    if let Err(rejected) = write_objects(api, key, binding, &checked, &bundle, &document, ctx).await? {
+        // The API server refused an object (too large, a field the cluster's CRD does not
+        // declare, ...): a condition, not a retry loop.
+        let routes = Verdict::failed(condition::ROUTES_READY, "ApplyRejected", rejected);
+        return Ok(Evaluation {
+            verdicts: vec![accepted_verdict, schema_verdict, routes],
+            warnings,
+            compiled: None,
+            retry: false,
+        });
+    }
     let split = checked
         .backends
         .iter()
         .map(|backend| format!("{}:{} {}%", backend.service, backend.port, backend.weight))
         .collect::<Vec<_>>()
         .join(", ");
-    let routes = match written {
-        Written::All => Verdict::ok(
-            condition::ROUTES_READY,
-            "Applied",
-            format!("{} → {split}", spec.base_path),
-        ),
-        Written::Rejected(rejected) => {
-            // The API server refused an object (too large, a field its CRD refuses, ...): a
-            // condition, not a retry loop.
-            let routes = Verdict::failed(condition::ROUTES_READY, "ApplyRejected", rejected);
-            return Ok(Evaluation {
-                verdicts: vec![accepted_verdict, schema_verdict, routes],
-                warnings,
-                compiled: None,
-                retry: false,
-            });
-        }
-        // The routes exist and serve (so the plugins keep carrying the API's rules), but not as
-        // written: the condition says which fields the cluster lost.
-        Written::Dropped(message) => {
-            Verdict::failed(condition::ROUTES_READY, "FieldsDroppedByCluster", message)
-        }
-    };
+    let routes = Verdict::ok(
+        condition::ROUTES_READY,
+        "Applied",
+        format!("{} → {split}", spec.base_path),
+    );
     let compiled = Compiled {
         generation: api.metadata.generation.unwrap_or(0),
         gateway: gateway_key(api),
@@ -426,16 +418,8 @@ fn schema_verdict(
     }
 }
 
-/// How writing an API's objects ended (errors worth a retry aside).
-enum Written {
-    All,
-    /// The API server refused one for good (4xx other than conflicts and throttling).
-    Rejected(String),
-    /// All stored, but the cluster's CRDs dropped fields of some.
-    Dropped(String),
-}
-
-/// Writes the bundle ConfigMap and the routes.
+/// Writes the bundle ConfigMap and the routes. `Ok(Err(message))` when the API server refuses one
+/// of them for good ([`super::refused_for_good`]).
 #[instrument(level = "debug", skip_all, err(Display))]
 async fn write_objects(
     api: &ApiDefinition,
@@ -445,7 +429,7 @@ async fn write_objects(
     bundle: &kea_schema::Bundle,
     document: &serde_json::Value,
     ctx: &Context,
-) -> Result<Written, Error> {
+) -> Result<Result<(), String>, Error> {
     let owner = owner(api);
     let targets = RouteTargets::of(&binding.spec, &binding.namespace().unwrap_or_default());
     let route_name = objects::api_object_name(&key.name);
@@ -466,33 +450,19 @@ async fn write_objects(
             .delete(HTTP_ROUTE_API_VERSION, "HTTPRoute", &key.namespace, &route_name)
             .await?;
     }
-    let mut dropped = Vec::new();
     for object in &wanted {
         let kind = object
             .pointer("/kind")
             .and_then(|kind| kind.as_str())
             .unwrap_or_default();
-        match ctx.apply(object).await {
-            Ok(applied) if !applied.dropped.is_empty() => {
-                dropped.push(super::dropped_message(kind, &applied.dropped));
-            }
-            Ok(_) => {}
-            Err(kube::Error::Api(status))
-                if (400..500).contains(&status.code) && status.code != 409 && status.code != 429 =>
-            {
-                return Ok(Written::Rejected(format!(
-                    "the API server refused the {kind}: {}",
-                    status.message
-                )));
-            }
-            Err(error) => return Err(error.into()),
+        if let Err(error) = ctx.apply(object).await {
+            return match super::refused_for_good(kind, &error) {
+                Some(message) => Ok(Err(message)),
+                None => Err(error.into()),
+            };
         }
     }
-    if dropped.is_empty() {
-        Ok(Written::All)
-    } else {
-        Ok(Written::Dropped(dropped.join("; ")))
-    }
+    Ok(Ok(()))
 }
 
 /// Removes the API's routes: used when no gateway's plugins cover the API any more, so that it

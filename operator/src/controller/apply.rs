@@ -19,20 +19,7 @@ pub const FIELD_MANAGER: &str = "kea-operator";
 pub struct Applier {
     client: Client,
     refresh: Duration,
-    /// Per object: the digest last applied, when, and the fields the cluster dropped then.
-    applied: Mutex<HashMap<String, LastApplied>>,
-}
-
-type LastApplied = (u64, Instant, Vec<String>);
-
-/// What became of an applied object.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Applied {
-    /// Sent to the API server (false: identical to what was applied within `refresh`).
-    pub written: bool,
-    /// Fields of `spec` the cluster did not store: its CRD predates them and pruned them
-    /// silently (e.g. an HTTPRoute's `timeouts` before Gateway API v1.2).
-    pub dropped: Vec<String>,
+    applied: Mutex<HashMap<String, (u64, Instant)>>,
 }
 
 impl std::fmt::Debug for Applier {
@@ -105,10 +92,10 @@ impl Applier {
         Api::namespaced_with(self.client.clone(), namespace, &resource(api_version, kind))
     }
 
-    /// Applies `object` (apiVersion, kind, metadata.name/namespace set); not `written` when skipped
-    /// as unchanged (the fields dropped then are those of the last write).
+    /// Applies `object` (apiVersion, kind, metadata.name/namespace set); `Ok(false)` when skipped
+    /// as unchanged.
     #[instrument(level = "debug", skip_all, fields(kind = text(object, "/kind"), name = text(object, "/metadata/name")), ret, err(Display))]
-    pub async fn apply(&self, object: &Value) -> Result<Applied, kube::Error> {
+    pub async fn apply(&self, object: &Value) -> Result<bool, kube::Error> {
         let (api_version, kind) = (text(object, "/apiVersion"), text(object, "/kind"));
         let (namespace, name) = (
             text(object, "/metadata/namespace"),
@@ -119,34 +106,23 @@ impl Applier {
         object.to_string().hash(&mut hasher);
         let digest = hasher.finish();
         if let Ok(applied) = self.applied.lock() {
-            if let Some((seen, when, dropped)) = applied.get(&id) {
+            if let Some((seen, when)) = applied.get(&id) {
                 if *seen == digest && when.elapsed() < self.refresh {
-                    return Ok(Applied {
-                        written: false,
-                        dropped: dropped.clone(),
-                    });
+                    return Ok(false);
                 }
             }
         }
-        let stored = self
-            .api(api_version, kind, namespace)
+        self.api(api_version, kind, namespace)
             .patch(
                 name,
                 &PatchParams::apply(FIELD_MANAGER).force(),
                 &Patch::Apply(object),
             )
             .await?;
-        let mut dropped = Vec::new();
-        if let (Some(sent), Some(kept)) = (object.get("spec"), stored.data.get("spec")) {
-            dropped_fields("spec", sent, kept, &mut dropped);
-        }
         if let Ok(mut applied) = self.applied.lock() {
-            applied.insert(id, (digest, Instant::now(), dropped.clone()));
+            applied.insert(id, (digest, Instant::now()));
         }
-        Ok(Applied {
-            written: true,
-            dropped,
-        })
+        Ok(true)
     }
 
     /// Deletes an object the operator wrote earlier and no longer wants; absent is fine.
@@ -177,46 +153,5 @@ impl Applier {
         if let Ok(mut applied) = self.applied.lock() {
             applied.clear();
         }
-    }
-}
-
-/// Paths (under `at`) of the fields of `sent` that `stored` lacks: what the cluster pruned.
-fn dropped_fields(at: &str, sent: &Value, stored: &Value, out: &mut Vec<String>) {
-    match (sent, stored) {
-        (Value::Object(sent), Value::Object(stored)) => {
-            for (key, value) in sent {
-                let path = format!("{at}.{key}");
-                match stored.get(key) {
-                    None if !value.is_null() => out.push(path),
-                    None => {}
-                    Some(kept) => dropped_fields(&path, value, kept, out),
-                }
-            }
-        }
-        (Value::Array(sent), Value::Array(stored)) => {
-            for (index, (value, kept)) in sent.iter().zip(stored).enumerate() {
-                dropped_fields(&format!("{at}[{index}]"), value, kept, out);
-            }
-        }
-        _ => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn pruned_fields_are_named_by_path() {
-        let sent =
-            json!({"rules": [{"matches": [], "timeouts": {"request": "5s"}}], "hostnames": ["a"], "x": null});
-        let stored = json!({"rules": [{"matches": []}], "hostnames": ["a"]});
-        let mut out = Vec::new();
-        dropped_fields("spec", &sent, &stored, &mut out);
-        assert_eq!(out, ["spec.rules[0].timeouts"]);
-        let mut none = Vec::new();
-        dropped_fields("spec", &sent, &sent, &mut none);
-        assert!(none.is_empty());
     }
 }

@@ -299,11 +299,16 @@ async fn write_wasm_plugins(
     }
     let source_of = |plugin: Plugin| sources.get(plugin.name()).cloned().unwrap_or_default();
     let wanted = objects::wasm_plugins(key, &binding.spec, configs, &source_of, owner);
-    let mut dropped = Vec::new();
     for (_, object) in &wanted {
-        let applied = ctx.apply(object).await?;
-        if !applied.dropped.is_empty() {
-            dropped.push(super::dropped_message("WasmPlugin", &applied.dropped));
+        if let Err(error) = ctx.apply(object).await {
+            return match super::refused_for_good("WasmPlugin", &error) {
+                Some(message) => Ok(Some(Verdict::failed(
+                    condition::PLUGINS_READY,
+                    "ApplyRejected",
+                    message,
+                ))),
+                None => Err(error.into()),
+            };
         }
     }
     for plugin in Plugin::ALL {
@@ -315,15 +320,6 @@ async fn write_wasm_plugins(
                 .delete(WASM_PLUGIN_API_VERSION, "WasmPlugin", &key.namespace, &name)
                 .await?;
         }
-    }
-    if !dropped.is_empty() {
-        // A WasmPlugin whose `targetRefs` or `failStrategy` were dropped attaches elsewhere or
-        // fails open: the gateway is not configured as written.
-        return Ok(Some(Verdict::failed(
-            condition::PLUGINS_READY,
-            "FieldsDroppedByCluster",
-            dropped.join("; "),
-        )));
     }
     Ok(None)
 }

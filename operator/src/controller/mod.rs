@@ -146,12 +146,12 @@ impl std::fmt::Debug for Context {
 impl Context {
     /// Applies `object` with the operator's field manager and counts it in `writes_total` when it
     /// was written (an unchanged object within the refresh period is skipped).
-    pub async fn apply(&self, object: &serde_json::Value) -> Result<apply::Applied, kube::Error> {
-        let applied = self.applier.apply(object).await?;
-        if applied.written {
+    pub async fn apply(&self, object: &serde_json::Value) -> Result<bool, kube::Error> {
+        let written = self.applier.apply(object).await?;
+        if written {
             self.metrics.writes.inc();
         }
-        Ok(applied)
+        Ok(written)
     }
 
     pub fn endpoint(&self, binding: &GatewayBinding) -> BundleEndpoint {
@@ -536,10 +536,28 @@ async fn lead(
     context.applier.forget();
 }
 
-/// A condition message for fields the cluster's CRD did not store (see [`apply::Applied`]).
-pub fn dropped_message(kind: &str, dropped: &[String]) -> String {
-    format!(
-        "the cluster's {kind} CRD dropped {} when storing it: its Istio / Gateway API release is older than KEA needs (see the operator README, supported versions), so the object does not say what KEA wrote",
-        dropped.join(", ")
-    )
+/// The condition message when the API server refuses to write `kind` for good — any 4xx but
+/// conflicts and throttling, and server-side apply's 500 for a field the cluster's CRD does not
+/// declare (Kubernetes 1.20 answers 500 where later releases answer 400): retrying cannot help,
+/// so it is a condition, not a retry loop. `None` for errors worth a retry.
+pub fn refused_for_good(kind: &str, error: &kube::Error) -> Option<String> {
+    let kube::Error::Api(status) = error else {
+        return None;
+    };
+    let undeclared = status.message.contains("field not declared in schema");
+    let client_error = (400..500).contains(&status.code) && status.code != 409 && status.code != 429;
+    if !(client_error || undeclared) {
+        return None;
+    }
+    let hint = if undeclared {
+        format!(
+            " — the cluster's {kind} CRD is older than KEA needs (see the operator README, supported versions)"
+        )
+    } else {
+        String::new()
+    };
+    Some(format!(
+        "the API server refused the {kind}: {}{hint}",
+        status.message
+    ))
 }

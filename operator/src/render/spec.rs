@@ -118,6 +118,7 @@ pub fn check_gateway(gateway: &GatewayBindingSpec) -> Result<(), Problem> {
         }
         None => {}
     }
+    attachment(gateway)?;
     if let Some(docs_host) = &gateway.docs_host {
         let docs = RouteTargets::docs(gateway, "");
         targets::check_hosts("spec.docsHost", std::slice::from_ref(docs_host), &docs).map_err(|problem| {
@@ -128,6 +129,37 @@ pub fn check_gateway(gateway: &GatewayBindingSpec) -> Result<(), Problem> {
         })?;
     }
     policies("spec.defaults", &gateway.defaults, gateway)
+}
+
+/// What Istio's WasmPlugin takes as an attachment (istiod 1.30 `validatePolicyTargetReference`
+/// and `validateWorkloadSelector`, the CRD's CEL rules): targets that are Services, ServiceEntries,
+/// Gateways or GatewayClasses, selector labels with a key and no `*`.
+fn attachment(gateway: &GatewayBindingSpec) -> Result<(), Problem> {
+    const TARGETS: [(&str, &str); 4] = [
+        ("", "Service"),
+        ("networking.istio.io", "ServiceEntry"),
+        ("gateway.networking.k8s.io", "Gateway"),
+        ("gateway.networking.k8s.io", "GatewayClass"),
+    ];
+    for (index, target) in gateway.target_refs.iter().enumerate() {
+        let group = target.group.as_deref().unwrap_or("gateway.networking.k8s.io");
+        let kind = target.kind.as_deref().unwrap_or("Gateway");
+        if !TARGETS.contains(&(group, kind)) {
+            return Err(Problem::invalid(
+                "InvalidTargetRef",
+                format!("spec.targetRefs[{index}]: Istio attaches WasmPlugins to a Service, ServiceEntry (networking.istio.io), Gateway or GatewayClass (gateway.networking.k8s.io), not {group}/{kind}"),
+            ));
+        }
+    }
+    for (key, value) in &gateway.selector {
+        if key.is_empty() || key.contains('*') || value.contains('*') {
+            return Err(Problem::invalid(
+                "InvalidAttachment",
+                format!("spec.selector {key:?}: {value:?}: Istio selects workloads by exact labels (a key, no '*')"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Requests and limits must be Kubernetes quantities: a typo becomes a condition naming the field
@@ -442,5 +474,43 @@ mod tests {
         many.hosts = vec!["*".into()];
         assert_eq!(reason(&many, &gateway_api).as_deref(), Some("TooManyBackends"));
         assert_eq!(reason(&many, &bound), None);
+    }
+
+    #[test]
+    fn a_docs_host_the_docs_route_cannot_carry_is_refused() {
+        let mut gateway = GatewayBindingSpec {
+            selector: [("istio".to_string(), "ingressgateway".to_string())].into(),
+            docs_host: Some("*".into()),
+            ..GatewayBindingSpec::default()
+        };
+        let problem = check_gateway(&gateway).unwrap_err();
+        assert_eq!(problem.reason, "WildcardHostOnMesh");
+        assert!(problem.message.starts_with("spec.docsHost \"*\""), "{problem}");
+        gateway.docs_host = Some("Docs.Example.com".into());
+        assert_eq!(check_gateway(&gateway).unwrap_err().reason, "InvalidHost");
+        gateway.docs_host = Some("docs.example.com".into());
+        check_gateway(&gateway).unwrap();
+    }
+
+    #[test]
+    fn attachments_istio_cannot_use_are_refused() {
+        let mut gateway = GatewayBindingSpec {
+            target_refs: vec![crate::crd::TargetRef {
+                name: "public".into(),
+                ..crate::crd::TargetRef::default()
+            }],
+            ..GatewayBindingSpec::default()
+        };
+        check_gateway(&gateway).unwrap();
+        gateway.target_refs[0].kind = Some("HTTPRoute".into());
+        assert_eq!(check_gateway(&gateway).unwrap_err().reason, "InvalidTargetRef");
+        gateway.target_refs[0].group = Some(String::new());
+        gateway.target_refs[0].kind = Some("Service".into());
+        check_gateway(&gateway).unwrap();
+        let selected = GatewayBindingSpec {
+            selector: [("app".to_string(), "gw-*".to_string())].into(),
+            ..GatewayBindingSpec::default()
+        };
+        assert_eq!(check_gateway(&selected).unwrap_err().reason, "InvalidAttachment");
     }
 }

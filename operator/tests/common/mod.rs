@@ -1,5 +1,5 @@
 //! Shared by the operator's end-to-end suites: a real Kubernetes 1.20 control plane with KEA's
-//! CRDs and the project-written Istio / Gateway API CRDs, and `kea operator` processes against it.
+//! CRDs and the real Istio / Gateway API CRDs, and `kea operator` processes against it.
 #![allow(dead_code)]
 
 use anyhow::{bail, Context, Result};
@@ -346,4 +346,39 @@ pub fn service(name: &str, port: u16) -> Value {
         "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {"ports": [{"port": port, "targetPort": port, "protocol": "TCP"}], "selector": {"app": name}},
     })
+}
+
+/// Asserts that every WasmPlugin, VirtualService and HTTPRoute in `namespace` — as the API server
+/// stored them — is accepted by the real CRDs' schema and CEL rules and by istiod's webhook
+/// checks (what this 1.20 API server cannot check itself).
+pub async fn assert_written_objects_conform(client: &Client, namespace: &str) -> usize {
+    static CRDS: std::sync::OnceLock<kea_e2e::conformance::Crds> = std::sync::OnceLock::new();
+    let crds = CRDS.get_or_init(|| kea_e2e::conformance::Crds::vendored().expect("the vendored CRDs load"));
+    let mut checked = 0;
+    let mut violations = Vec::new();
+    for (api_version, kind) in [
+        ("extensions.istio.io/v1alpha1", "WasmPlugin"),
+        ("networking.istio.io/v1beta1", "VirtualService"),
+        ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ] {
+        for mut object in list(client, api_version, kind, namespace).await.expect("list") {
+            // Lists carry no apiVersion/kind per item.
+            object["apiVersion"] = Value::from(api_version);
+            object["kind"] = Value::from(kind);
+            let name = object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            for violation in crds.check(&object) {
+                violations.push(format!("{kind} {name}: {violation}"));
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "a real cluster refuses objects the operator wrote:\n{}",
+        violations.join("\n")
+    );
+    checked
 }
