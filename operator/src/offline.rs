@@ -68,6 +68,16 @@ pub struct RenderArgs {
     /// Where the portal's in-browser validator is (`scripts/web-build.sh` writes `dist/web`).
     #[arg(long, value_name = "DIR", default_value = "dist/web")]
     pub web_dir: PathBuf,
+    /// Write the Kubernetes objects the operator writes for this gateway instead — its
+    /// WasmPlugins, each API's VirtualService and/or HTTPRoute, the docs route — checked for the
+    /// binding's route targets as the operator checks them (e.g. to try them with
+    /// `kubectl apply --dry-run=server`).
+    #[arg(long, requires = "plugin_url")]
+    pub kubernetes: bool,
+    /// With `--kubernetes`: where the modules are published (`{plugin}` becomes audit, auth,
+    /// validate or cache), where the binding's `spec.plugins.<plugin>.url` does not say.
+    #[arg(long, value_name = "URL")]
+    pub plugin_url: Option<String>,
 }
 
 impl RenderArgs {
@@ -85,12 +95,37 @@ impl RenderArgs {
             ca_file: PathBuf::from(envoy::DEFAULT_CA_FILE),
             portal: None,
             web_dir: PathBuf::from("dist/web"),
+            kubernetes: false,
+            plugin_url: None,
         }
     }
 }
 
 /// `kea render`: writes the configuration to `--output` (or stdout) and a summary to stderr.
 pub fn run(args: &RenderArgs) -> Result<()> {
+    if args.kubernetes {
+        let no_digests = BTreeMap::new();
+        let objects = kubernetes_objects(&args.files, &args.namespace, &|gateway, plugin| {
+            crate::render::objects::plugin_source(gateway, plugin, args.plugin_url.as_deref(), &no_digests)
+                .unwrap_or_default()
+        })?;
+        let mut yaml = String::new();
+        for object in &objects {
+            yaml.push_str("---\n");
+            yaml.push_str(&serde_yaml_ng::to_string(object).context("writing the objects as YAML")?);
+        }
+        return match &args.output {
+            Some(path) => {
+                std::fs::write(path, yaml).with_context(|| format!("cannot write {}", path.display()))
+            }
+            None => {
+                use std::io::Write;
+                std::io::stdout()
+                    .write_all(yaml.as_bytes())
+                    .context("writing the objects")
+            }
+        };
+    }
     let rendered = render(args)?;
     for warning in &rendered.warnings {
         eprintln!("warning: {warning}");
@@ -167,13 +202,13 @@ impl Rendered {
 
 /// The Istio and Gateway API objects the operator writes for the GatewayBinding and ApiDefinitions
 /// (and Models) of `files`, checked as the operator checks them for the binding's route targets:
-/// the WasmPlugins (modules from `sources`), each API's VirtualService and/or HTTPRoute, and the
+/// the WasmPlugins (modules from `sources`, given the binding), each API's VirtualService and/or HTTPRoute, and the
 /// docs VirtualService. A resource the operator would refuse is an error naming it and the reason.
 #[instrument(level = "debug", skip_all, err(level = "debug", Display))]
 pub fn kubernetes_objects(
     files: &[PathBuf],
     namespace: &str,
-    sources: &dyn Fn(Plugin) -> crate::crd::PluginSource,
+    sources: &dyn Fn(&GatewayBindingSpec, Plugin) -> crate::crd::PluginSource,
 ) -> Result<Vec<Value>> {
     let mut documents = Documents::default();
     for file in files {
@@ -222,8 +257,9 @@ pub fn kubernetes_objects(
     let configs = plugins::render(&gateway.spec, &bound, None)
         .map_err(|problem| anyhow!("GatewayBinding {} ({}): {problem}", gateway.key, gateway.origin))?;
     let owner = owner_of("GatewayBinding", &gateway.key.name);
+    let source_of = |plugin: Plugin| sources(&gateway.spec, plugin);
     let plugins =
-        crate::render::objects::wasm_plugins(&gateway.key, &gateway.spec, &configs, sources, &owner);
+        crate::render::objects::wasm_plugins(&gateway.key, &gateway.spec, &configs, &source_of, &owner);
     objects.extend(plugins.into_iter().map(|(_, object)| object));
     if let Some(host) = &gateway.spec.docs_host {
         let gateways = RouteTargets::docs(&gateway.spec, &gateway.key.namespace)

@@ -399,3 +399,72 @@ fn a_document_of_500_operations_over_500_interlinked_schemas_bundles_in_seconds(
     // Each schema once per direction (request, response): shared, not copied per operation.
     assert_eq!(bundle.definitions.len(), 1000);
 }
+
+#[test]
+fn render_kubernetes_writes_the_objects_the_operator_writes() {
+    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../envoy-examples/gateway");
+    let output = Command::new(env!("CARGO_BIN_EXE_kea"))
+        .arg("render")
+        .arg(demo.join("gateway.yaml"))
+        .arg(demo.join("apis.yaml"))
+        .args([
+            "--kubernetes",
+            "--plugin-url",
+            "oci://registry.example/kea/{plugin}:0.1.0",
+        ])
+        // The demo's single sign-on names these secrets (the auth plugin's compiler reads them).
+        .env("KEA_OIDC_CLIENT_SECRET", "kea-web-secret-kea-web-secret-kea-web")
+        .env(
+            "KEA_SESSION_KEY",
+            "demo-session-key-replace-with-openssl-rand-base64-32",
+        )
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let objects: Vec<serde_json::Value> = text
+        .split("---\n")
+        .filter(|document| !document.trim().is_empty())
+        .map(|document| serde_yaml_ng::from_str(document).unwrap())
+        .collect();
+    let names: Vec<String> = objects
+        .iter()
+        .map(|o| {
+            format!(
+                "{} {}",
+                o["kind"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for expected in [
+        "WasmPlugin kea-demo-auth",
+        "VirtualService kea-pets",
+        "VirtualService kea-demo-docs",
+    ] {
+        assert!(names.contains(&expected.to_string()), "{expected}: {names:?}");
+    }
+    let auth = objects
+        .iter()
+        .find(|o| o["metadata"]["name"] == "kea-demo-auth")
+        .unwrap();
+    assert_eq!(auth["spec"]["url"], "oci://registry.example/kea/auth:0.1.0");
+    let pets = objects
+        .iter()
+        .find(|o| o["metadata"]["name"] == "kea-pets")
+        .unwrap();
+    assert_eq!(
+        pets["spec"]["gateways"],
+        serde_json::json!(["istio-system/ingressgateway"])
+    );
+
+    // Without a place for the modules there is nothing to point the WasmPlugins at.
+    let (ok, _, stderr) = kea(&[
+        "render",
+        "--kubernetes",
+        &demo.join("gateway.yaml").display().to_string(),
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("--plugin-url"), "{stderr}");
+}

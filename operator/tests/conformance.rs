@@ -13,7 +13,7 @@
 
 use kea_e2e::conformance::Crds;
 use kea_e2e::repo_root;
-use kea_operator::crd::PluginSource;
+use kea_operator::crd::{GatewayBindingSpec, PluginSource};
 use kea_operator::offline::kubernetes_objects;
 use kea_operator::render::plugins::Plugin;
 use serde_json::{json, Value};
@@ -25,7 +25,7 @@ fn crds() -> &'static Crds {
     CRDS.get_or_init(|| Crds::vendored().expect("the vendored CRDs load"))
 }
 
-fn source(plugin: Plugin) -> PluginSource {
+fn source(_: &GatewayBindingSpec, plugin: Plugin) -> PluginSource {
     PluginSource {
         url: format!("oci://registry.example/kea/{}:0.1.0", plugin.name()),
         sha256: Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into()),

@@ -12,7 +12,7 @@ pub mod portal;
 mod registry;
 mod standalone;
 
-use crate::crd::{ApiDefinition, GatewayBinding, Model, PluginSettings, PluginSource};
+use crate::crd::{ApiDefinition, GatewayBinding, Model, PluginSource};
 use crate::render::objects::BUNDLE_LABEL;
 use crate::render::plugins::{BundleEndpoint, Plugin};
 use crate::render::standalone::XDS_LABEL;
@@ -174,23 +174,12 @@ impl Context {
     /// Where `plugin`'s module is for `binding`: its own setting, else the operator's default;
     /// `None` when neither gives one.
     pub fn source(&self, binding: &GatewayBinding, plugin: Plugin) -> Option<PluginSource> {
-        let sources = &binding.spec.plugins;
-        let settings: Option<&PluginSettings> = match plugin {
-            Plugin::Audit => sources.audit.as_ref(),
-            Plugin::Auth => sources.auth.as_ref(),
-            Plugin::Validate => sources.validate.as_ref(),
-            Plugin::Cache => sources.cache.as_ref(),
-        };
-        match settings.and_then(|settings| settings.url.clone()) {
-            Some(url) => Some(PluginSource {
-                url,
-                sha256: settings.and_then(|settings| settings.sha256.clone()),
-            }),
-            None => self.settings.plugin_url.as_ref().map(|url| PluginSource {
-                url: url.replace("{plugin}", plugin.name()),
-                sha256: self.digests.get(plugin.name()).cloned(),
-            }),
-        }
+        crate::render::objects::plugin_source(
+            &binding.spec,
+            plugin,
+            self.settings.plugin_url.as_deref(),
+            &self.digests,
+        )
     }
 }
 

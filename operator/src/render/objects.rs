@@ -44,6 +44,33 @@ pub fn placement(plugin: Plugin) -> (&'static str, i32) {
     }
 }
 
+/// Where `plugin`'s module is published: the binding's `spec.plugins.<plugin>.url` (and
+/// `sha256`), else `default_url` with `{plugin}` replaced (pinned by `digests`, by plugin name).
+pub fn plugin_source(
+    gateway: &GatewayBindingSpec,
+    plugin: Plugin,
+    default_url: Option<&str>,
+    digests: &std::collections::BTreeMap<String, String>,
+) -> Option<PluginSource> {
+    let sources = &gateway.plugins;
+    let settings = match plugin {
+        Plugin::Audit => sources.audit.as_ref(),
+        Plugin::Auth => sources.auth.as_ref(),
+        Plugin::Validate => sources.validate.as_ref(),
+        Plugin::Cache => sources.cache.as_ref(),
+    };
+    match settings.and_then(|settings| settings.url.clone()) {
+        Some(url) => Some(PluginSource {
+            url,
+            sha256: settings.and_then(|settings| settings.sha256.clone()),
+        }),
+        None => default_url.map(|url| PluginSource {
+            url: url.replace("{plugin}", plugin.name()),
+            sha256: digests.get(plugin.name()).cloned(),
+        }),
+    }
+}
+
 /// Name of a gateway's WasmPlugin for `plugin`.
 pub fn wasm_plugin_name(gateway: &str, plugin: Plugin) -> String {
     format!("kea-{gateway}-{}", plugin.name())

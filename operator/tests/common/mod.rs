@@ -119,8 +119,10 @@ impl Operator {
             .arg("--portal-assets")
             .arg(dist.join("web"))
             .args([
+                // A host name, as in a cluster: Istio routes the docs VirtualService to it, and
+                // istiod refuses an IP address as a destination host.
                 "--bundle-url",
-                &format!("http://127.0.0.1:{port}"),
+                &format!("http://localhost:{port}"),
                 "--bundle-cluster",
                 "kea-operator",
             ])
