@@ -34,6 +34,9 @@ pub struct AuthConfig {
     /// Browser single sign-on with sessions in encrypted cookies.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sso: Option<SsoConfig>,
+    /// Exact (or sticky) traffic splits and mirroring marks, per route (first match applies).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub splits: Vec<crate::split::config::SplitConfig>,
 }
 
 impl Default for AuthConfig {
@@ -48,6 +51,7 @@ impl Default for AuthConfig {
             jwks: JwksLimits::default(),
             max_token_bytes: ByteSize::kib(8),
             sso: None,
+            splits: Vec::new(),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod native;
 pub mod plugin;
 pub mod sources;
+pub mod split;
 pub mod sso;
 pub mod stream;
 pub mod token_cache;
