@@ -447,6 +447,8 @@ pub struct Compiled {
     /// Whether some rule looks at the path (then ambiguous paths are refused, see `stream`).
     pub path_rules: bool,
     pub sso: Option<Sso>,
+    /// Exact or sticky traffic splits and mirror marks (`crate::split`).
+    pub splits: crate::split::compile::Splits,
 }
 
 impl Compiled {
@@ -871,6 +873,7 @@ impl AuthConfig {
             .collect();
         forwarded_headers.sort();
         forwarded_headers.dedup();
+        let splits = crate::split::compile::Splits::compile(&self.splits, checked_header)?;
         let path_rules = self
             .rules
             .iter()
@@ -890,6 +893,7 @@ impl AuthConfig {
             unknown_kid_refetch_interval: self.jwks.unknown_kid_refetch_interval.get(),
             callout_timeout: timeout,
             forwarded_headers,
+            splits,
         })
     }
 }

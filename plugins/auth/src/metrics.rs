@@ -25,6 +25,14 @@ pub struct AuthMetrics {
     pub sso_refreshes: Metric,
     pub sso_refresh_failures: Metric,
     pub sso_logouts: Metric,
+    /// Requests the split stage marked with a backend.
+    pub split_marked: Metric,
+    /// Requests of a split route left unmarked (CAS conflicts exhausted, shared data failing):
+    /// the route's weighted fallback served them.
+    pub split_unmarked: Metric,
+    pub mirror_marked: Metric,
+    /// Requests whose mirror decision failed the same way (not mirrored).
+    pub mirror_unmarked: Metric,
 }
 
 impl AuthMetrics {
@@ -49,6 +57,10 @@ impl AuthMetrics {
             sso_refreshes: Metric::counter(host, "kea_auth_sso_refreshes_total"),
             sso_refresh_failures: Metric::counter(host, "kea_auth_sso_refresh_failures_total"),
             sso_logouts: Metric::counter(host, "kea_auth_sso_logouts_total"),
+            split_marked: Metric::counter(host, "kea_auth_split_marked_total"),
+            split_unmarked: Metric::counter(host, "kea_auth_split_unmarked_total"),
+            mirror_marked: Metric::counter(host, "kea_auth_mirror_marked_total"),
+            mirror_unmarked: Metric::counter(host, "kea_auth_mirror_unmarked_total"),
         }
     }
 }

@@ -25,6 +25,7 @@ pub fn configure(host: &impl Host, raw: &[u8]) -> Result<Rc<Runtime>, ConfigErro
     let compiled = config.compile()?;
     let keystore = Keystore::new(&compiled);
     keystore.prepare(host, &compiled);
+    crate::split::stage::prepare(host, &compiled.splits);
     let token_cache = RefCell::new(TokenCache::new(compiled.token_cache_entries));
     let refresh_leases = if compiled.sso.is_some() {
         RefreshLeases::prepare(host)

@@ -201,7 +201,7 @@ impl AuthStream {
         let path = headers.get(":path").unwrap_or_default();
         let authority = headers.get(":authority").unwrap_or_default();
         let method = headers.get(":method").unwrap_or_default();
-        let route = if rt.config.rules.needs_route_name() {
+        let route = if rt.config.rules.needs_route_name() || rt.config.splits.needs_route_name() {
             route_name(host)
         } else {
             None
@@ -272,6 +272,8 @@ impl AuthStream {
                 metrics.allowed.add(host, 1);
                 remove.extend(sso_cookies(headers, config, &self.sso));
                 forward(host, headers, config, &identities, &remove);
+                let subject = principal(&identities).and_then(|i| i.subject.as_deref());
+                mark_split(host, rt, &view, subject, headers);
                 RequestAction::Continue
             }
             Decision::Anonymous => {
@@ -280,6 +282,7 @@ impl AuthStream {
                 if !remove.is_empty() {
                     sources::remove_all(host, headers, &remove);
                 }
+                mark_split(host, rt, &view, None, headers);
                 RequestAction::Continue
             }
             Decision::Wait(token, waiting) => {
@@ -342,6 +345,35 @@ impl AuthStream {
             }
         }
     }
+}
+
+/// The split stage runs on requests the decision lets through (also after a paused request's
+/// callout answered), once the identity headers are set: sticky splits use the verified principal.
+fn mark_split(
+    host: &impl Host,
+    rt: &Runtime,
+    view: &RequestView<'_>,
+    principal: Option<&str>,
+    headers: &RequestHeaders,
+) {
+    if rt.config.splits.is_empty() {
+        return;
+    }
+    let request = crate::split::stage::Request {
+        view,
+        principal,
+        headers,
+        forwarded_headers: &rt.config.forwarded_headers,
+    };
+    crate::split::stage::mark(host, &rt.config.splits, &rt.metrics, &request);
+}
+
+/// The credential whose subject is the principal: the token when one verified, else the first.
+fn principal(identities: &[Identity]) -> Option<&Identity> {
+    identities
+        .iter()
+        .find(|i| i.token.is_some())
+        .or(identities.first())
 }
 
 /// `WWW-Authenticate` value: a `Bearer` challenge when the rule accepts tokens, an `ApiKey` one
@@ -684,10 +716,7 @@ fn forward(
     let set =
         |name: &str, value: &str| host.set_header(HeaderMap::RequestHeaders, name, Some(value.as_bytes()));
     // Subject and issuer come from one credential: the token when there is one, else the key.
-    let principal = identities
-        .iter()
-        .find(|i| i.token.is_some())
-        .or(identities.first());
+    let principal = principal(identities);
     if let Some(subject) = principal.and_then(|i| i.subject.as_deref()) {
         set(identity::SUBJECT, subject);
     }
