@@ -6,12 +6,13 @@ use super::{Key, Problem};
 use crate::crd::ApiDefinitionSpec;
 use crate::crd::{
     AuditPolicy, AuthPolicy, CachePolicy, CacheSetCookie, DocsAccess, GatewayBindingSpec, IdentityProvider,
-    PluginSettings, Policies, ValidationPolicy,
+    PluginSettings, Policies, StickyBy, ValidationPolicy,
 };
 use kea_audit::config::{AuditConfig, AuditRule, BodyCapture, HttpSink, Sampling};
 use kea_auth::config::{
     AuthConfig, ClaimHeader, DiscoveryJwks, JwksSource, ProviderConfig, RemoteJwks, Requirement, RuleConfig,
 };
+use kea_auth::split::config::{SplitBackend, SplitConfig, Sticky, StickyBy as SplitStickyBy};
 use kea_cache::config::{CacheConfig, CacheRule, RuleSettings, SetCookiePolicy};
 use kea_plugin_sdk::{ByteSize, ConfigDuration, MatchSpec};
 use kea_schema::Bundle;
@@ -181,6 +182,9 @@ pub fn render(
         if let Some(config) = validate.as_mut() {
             config.apis.push(api_source(api, endpoint));
         }
+        if let (Some(split), Some(config)) = (split_config(api)?, auth.as_mut()) {
+            config.splits.push(split);
+        }
     }
     if let Some(config) = audit.as_mut() {
         config.rules.extend(audit_rules);
@@ -237,7 +241,10 @@ pub fn render(
     let all_anonymous = auth
         .as_ref()
         .is_none_or(|config| config.rules.iter().all(|rule| rule.requirement.allow_anonymous));
-    if !has_credentials && all_anonymous {
+    // The splitter lives in the auth plugin: an API that splits exactly or mirrors needs it even
+    // on a gateway without credentials.
+    let splits = auth.as_ref().is_some_and(|config| !config.splits.is_empty());
+    if !has_credentials && all_anonymous && !splits {
         auth = None;
     }
     let configs = PluginConfigs {
@@ -271,6 +278,38 @@ fn compile(configs: &PluginConfigs) -> Result<(), Problem> {
         config.compile().map_err(|e| refused("cache", e))?;
     }
     Ok(())
+}
+
+/// The auth plugin's split of an API whose routes follow its marks: the same `match` as the API's
+/// own auth rule (hosts and base path), its backends by key and weight, stickiness, the mirror.
+fn split_config(api: &BoundApi<'_>) -> Result<Option<SplitConfig>, Problem> {
+    let (backends, plan) = super::spec::split(api.spec)?;
+    if !plan.marks {
+        return Ok(None);
+    }
+    Ok(Some(SplitConfig {
+        match_spec: MatchSpec {
+            hosts: api.spec.hosts.clone(),
+            path_prefix: Some(api.spec.base_path.clone()),
+            ..MatchSpec::default()
+        },
+        name: api.key.to_string(),
+        backends: backends
+            .iter()
+            .map(|backend| SplitBackend {
+                key: backend.key.clone(),
+                weight: backend.weight,
+            })
+            .collect(),
+        sticky: plan.sticky.map(|sticky| Sticky {
+            by: match sticky.by {
+                StickyBy::Principal => SplitStickyBy::Principal,
+                StickyBy::Header => SplitStickyBy::Header,
+            },
+            header: sticky.header,
+        }),
+        mirror_percent: plan.mirror.as_ref().map(super::spec::MirrorTarget::percent),
+    }))
 }
 
 /// The request scopes of an API: its operations with policies of their own (from

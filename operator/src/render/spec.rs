@@ -3,7 +3,7 @@
 
 use super::targets::{self, RouteTargets};
 use super::Problem;
-use crate::crd::{ApiDefinitionSpec, GatewayBindingSpec, Policies};
+use crate::crd::{ApiDefinitionSpec, GatewayBindingSpec, Policies, SplitMode, StickyBy, StickySplit};
 use kea_plugin_sdk::{ByteSize, ConfigDuration};
 use std::time::Duration;
 use tracing::instrument;
@@ -18,6 +18,8 @@ pub struct WeightedBackend {
     pub port: u16,
     pub version: Option<String>,
     pub weight: u32,
+    /// The value of `x-kea-backend` that routes a request to it: its version, else its Service.
+    pub key: String,
 }
 
 /// What the renderers need from a checked spec.
@@ -25,6 +27,151 @@ pub struct WeightedBackend {
 pub struct Checked {
     pub backends: Vec<WeightedBackend>,
     pub timeout: Duration,
+    pub split: SplitPlan,
+}
+
+/// How the backends share the requests, and the mirror.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SplitPlan {
+    /// The auth plugin marks every request with its backend's key (`x-kea-backend`) and the ones
+    /// to mirror (`x-kea-mirror`); the routes follow the marks. False: the routes' weights and
+    /// mirror percentage are sampled at random (`mode: Random`, or one backend and no mirror).
+    pub marks: bool,
+    pub sticky: Option<StickySplit>,
+    pub mirror: Option<MirrorTarget>,
+}
+
+/// The mirror of an API, its percent in hundredths (exact: `0.25` is 25).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorTarget {
+    pub service: String,
+    pub port: u16,
+    pub hundredths: u32,
+}
+
+impl MirrorTarget {
+    pub fn percent(&self) -> f64 {
+        f64::from(self.hundredths) / 100.0
+    }
+}
+
+impl Checked {
+    /// The HTTPRoute rules (and Envoy and VirtualService routes) the API takes: with marks, per
+    /// backend a marked route (and a marked-for-mirroring one), then the weighted fallback.
+    pub fn route_count(&self) -> usize {
+        route_count(&self.backends, &self.split)
+    }
+}
+
+fn route_count(backends: &[WeightedBackend], split: &SplitPlan) -> usize {
+    match split.marks {
+        true => backends.len() * (1 + usize::from(split.mirror.is_some())) + 1,
+        false => 1,
+    }
+}
+
+/// The backends (with keys) and the split of `spec`, checked.
+#[instrument(level = "debug", skip_all, err(level = "debug", Display))]
+pub fn split(spec: &ApiDefinitionSpec) -> Result<(Vec<WeightedBackend>, SplitPlan), Problem> {
+    let backends = weights(spec)?;
+    let config = spec.split.clone().unwrap_or_default();
+    let mirror = spec.mirror.as_ref().map(mirror).transpose()?;
+    let marks = config.mode == SplitMode::Exact && (backends.len() > 1 || mirror.is_some());
+    if let Some(sticky) = &config.sticky {
+        if config.mode == SplitMode::Random {
+            return Err(Problem::invalid(
+                "InvalidSticky",
+                "spec.split.sticky: sticky backends are picked by the gateway, which needs split.mode: Exact",
+            ));
+        }
+        match (sticky.by, sticky.header.as_deref()) {
+            (StickyBy::Header, None) => {
+                return Err(Problem::invalid(
+                    "InvalidSticky",
+                    "spec.split.sticky.header: by: Header needs the header naming the client",
+                ))
+            }
+            (StickyBy::Header, Some(header)) if !is_header_name(header) => {
+                return Err(Problem::invalid(
+                    "InvalidSticky",
+                    format!("spec.split.sticky.header {header:?}: not a header name (letters, digits and !#$%&'*+-.^_`|~)"),
+                ))
+            }
+            (StickyBy::Header, Some(header)) if kea_plugin_sdk::identity::is_kea_header(header) => {
+                return Err(Problem::invalid(
+                    "InvalidSticky",
+                    format!("spec.split.sticky.header {header:?}: x-kea-* headers are set by the gateway, not by clients"),
+                ))
+            }
+            (StickyBy::Principal, Some(_)) => {
+                return Err(Problem::invalid(
+                    "InvalidSticky",
+                    "spec.split.sticky.header: only by: Header names a header",
+                ))
+            }
+            _ => {}
+        }
+    }
+    if marks {
+        for (index, backend) in backends.iter().enumerate() {
+            let key = &backend.key;
+            if key.is_empty() || key.len() > 253 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(Problem::invalid(
+                    "InvalidBackendKey",
+                    format!("spec.backends[{index}]: its key {key:?} (version, else service) is sent as a header value: 1-253 visible ASCII characters"),
+                ));
+            }
+            if let Some(first) = backends
+                .iter()
+                .position(|other| other.key == *key)
+                .filter(|&first| first < index)
+            {
+                return Err(Problem::invalid(
+                    "DuplicateBackendKey",
+                    format!("spec.backends[{index}]: key {key:?} (version, else service) is also backends[{first}]'s; exact splitting tells backends apart by key: give each a distinct version"),
+                ));
+            }
+        }
+    }
+    Ok((
+        backends,
+        SplitPlan {
+            marks,
+            sticky: config.sticky.filter(|_| marks),
+            mirror,
+        },
+    ))
+}
+
+fn mirror(mirror: &crate::crd::Mirror) -> Result<MirrorTarget, Problem> {
+    if mirror.service.is_empty() || mirror.port == 0 {
+        return Err(Problem::invalid(
+            "InvalidMirror",
+            "spec.mirror: give the mirror's service and port",
+        ));
+    }
+    let percent = mirror.percent;
+    let hundredths = (percent * 100.0).round();
+    if !(percent > 0.0 && percent <= 100.0) || (percent * 100.0 - hundredths).abs() > 1e-6 {
+        return Err(Problem::invalid(
+            "InvalidMirror",
+            format!("spec.mirror.percent {percent}: must be more than 0 and at most 100, with at most two decimals"),
+        ));
+    }
+    Ok(MirrorTarget {
+        service: mirror.service.clone(),
+        port: mirror.port,
+        // 1..=10000 after the check above.
+        hundredths: hundredths as u32,
+    })
+}
+
+/// An HTTP header name (RFC 9110 token).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Checks `spec` against the gateway it names and the route objects it will be written as
@@ -35,7 +182,7 @@ pub fn check(
     gateway: &GatewayBindingSpec,
     routes: &RouteTargets,
 ) -> Result<Checked, Problem> {
-    let backends = weights(spec)?;
+    let (backends, split) = split(spec)?;
     let timeout = match &spec.timeout {
         None => DEFAULT_TIMEOUT,
         Some(text) => duration("spec.timeout", text)?,
@@ -54,6 +201,18 @@ pub fn check(
                 "TooManyBackends",
                 format!(
                     "spec.backends: an HTTPRoute rule holds at most {} backends",
+                    targets::GATEWAY_API_MAX_ITEMS
+                ),
+            ));
+        }
+        let rules = route_count(&backends, &split);
+        if rules > targets::GATEWAY_API_MAX_ITEMS {
+            return Err(Problem::invalid(
+                "TooManyRules",
+                format!(
+                    "spec.backends: exact splitting of {} backends{} takes {rules} HTTPRoute rules, an HTTPRoute holds at most {}; use fewer backends, or split.mode: Random",
+                    backends.len(),
+                    if split.mirror.is_some() { " with a mirror" } else { "" },
                     targets::GATEWAY_API_MAX_ITEMS
                 ),
             ));
@@ -94,7 +253,11 @@ pub fn check(
             gateway,
         )?;
     }
-    Ok(Checked { backends, timeout })
+    Ok(Checked {
+        backends,
+        timeout,
+        split,
+    })
 }
 
 /// Checks a GatewayBinding's own spec: how its plugins attach and its default policies.
@@ -210,6 +373,7 @@ fn weights(spec: &ApiDefinitionSpec) -> Result<Vec<WeightedBackend>, Problem> {
             }
         };
         out.push(WeightedBackend {
+            key: backend.version.clone().unwrap_or_else(|| backend.service.clone()),
             service: backend.service.clone(),
             port: backend.port,
             version: backend.version.clone(),
