@@ -243,9 +243,17 @@ pub fn render(
         .is_none_or(|config| config.rules.iter().all(|rule| rule.requirement.allow_anonymous));
     // The splitter lives in the auth plugin: an API that splits exactly or mirrors needs it even
     // on a gateway without credentials.
-    let splits = auth.as_ref().is_some_and(|config| !config.splits.is_empty());
-    if !has_credentials && all_anonymous && !splits {
-        auth = None;
+    if !has_credentials && all_anonymous {
+        match auth.as_mut() {
+            // Only the splitter: requests no rule matches pass, as they would without the plugin.
+            Some(config) if !config.splits.is_empty() => {
+                config.defaults = Requirement {
+                    allow_anonymous: true,
+                    ..Requirement::default()
+                };
+            }
+            _ => auth = None,
+        }
     }
     let configs = PluginConfigs {
         audit,
