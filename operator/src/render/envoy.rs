@@ -970,6 +970,93 @@ mod tests {
     }
 
     #[test]
+    fn an_exact_mirrored_split_routes_by_mark_before_the_weighted_fallback() {
+        let mut api = spec(&["api.example.com"], "/orders");
+        api.backends = vec![
+            crate::crd::Backend {
+                service: "orders-v1".into(),
+                port: 8080,
+                version: Some("v1".into()),
+                weight: Some(90),
+            },
+            crate::crd::Backend {
+                service: "orders-v2".into(),
+                port: 8080,
+                version: Some("v2".into()),
+                weight: Some(10),
+            },
+        ];
+        api.mirror = Some(crate::crd::Mirror {
+            service: "shadow".into(),
+            port: 9090,
+            percent: 0.25,
+        });
+        let (backends, split) = crate::render::spec::split(&api).unwrap();
+        let checked = Checked {
+            backends,
+            timeout: Duration::from_secs(5),
+            split,
+        };
+        let config = render(
+            &[(Key::new("shop", "orders"), api, checked)],
+            &PluginConfigs::default(),
+            &Options::default(),
+        );
+        let routes = hcm(&config)["route_config"]["virtual_hosts"][0]["routes"].clone();
+        let version = |v: &str| json!([{"header": {"key": VERSION_HEADER, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]);
+        let marked = |key: &str, mirror: bool| {
+            let mut headers = vec![json!({"name": "x-kea-backend", "string_match": {"exact": key}})];
+            if mirror {
+                headers.push(json!({"name": "x-kea-mirror", "string_match": {"exact": "1"}}));
+            }
+            json!({"path_separated_prefix": "/orders", "headers": headers})
+        };
+        let all = json!([{"cluster": "shadow.shop:9090", "runtime_fraction": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}}]);
+        let keyed = |key: &str, mirror: bool| {
+            let mut route = json!({
+                "name": if mirror { format!("orders-{key}-mirror") } else { format!("orders-{key}") },
+                "match": marked(key, mirror),
+                "route": {"cluster": format!("orders-{key}.shop:8080"), "timeout": "5s"},
+                "response_headers_to_add": version(key),
+            });
+            if mirror {
+                route["route"]["request_mirror_policies"] = all.clone();
+            }
+            route
+        };
+        assert_eq!(
+            routes,
+            json!([
+                keyed("v1", true),
+                keyed("v1", false),
+                keyed("v2", true),
+                keyed("v2", false),
+                {
+                    "name": "orders",
+                    "match": {"path_separated_prefix": "/orders"},
+                    "route": {
+                        "weighted_clusters": {"clusters": [
+                            {"name": "orders-v1.shop:8080", "weight": 90, "response_headers_to_add": version("v1")},
+                            {"name": "orders-v2.shop:8080", "weight": 10, "response_headers_to_add": version("v2")},
+                        ]},
+                        "timeout": "5s",
+                        "request_mirror_policies": [{"cluster": "shadow.shop:9090",
+                            "runtime_fraction": {"default_value": {"numerator": 25, "denominator": "TEN_THOUSAND"}}}],
+                    },
+                },
+            ])
+        );
+        // The mirror is a cluster like the backends'.
+        let clusters = config["static_resources"]["clusters"].as_array().unwrap();
+        let shadow = clusters.iter().find(|c| c["name"] == "shadow.shop:9090").unwrap();
+        assert_eq!(
+            shadow["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+                ["socket_address"]["address"],
+            "shadow.shop.svc.cluster.local"
+        );
+    }
+
+    #[test]
     fn a_single_backend_is_a_plain_cluster() {
         let apis = vec![(
             Key::new("default", "pets"),

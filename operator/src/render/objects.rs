@@ -475,3 +475,159 @@ pub fn docs_virtual_service(
         "spec": spec,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::crd::{Backend, Mirror};
+    use crate::render::spec::{self, SplitPlan};
+
+    /// pets: v1 90%, v2 10%, optionally mirrored to `shadow`.
+    fn pets(mirror: Option<f64>) -> (ApiDefinitionSpec, Checked) {
+        let backend = |version: &str, weight| Backend {
+            service: format!("pets-{version}"),
+            port: 8080,
+            version: Some(version.into()),
+            weight: Some(weight),
+        };
+        let spec = ApiDefinitionSpec {
+            hosts: vec!["pets.example.com".into()],
+            base_path: "/pets".into(),
+            backends: vec![backend("v1", 90), backend("v2", 10)],
+            mirror: mirror.map(|percent| Mirror {
+                service: "shadow".into(),
+                port: 9090,
+                percent,
+            }),
+            ..ApiDefinitionSpec::default()
+        };
+        let (backends, split) = spec::split(&spec).unwrap();
+        let checked = Checked {
+            backends,
+            timeout: Duration::from_secs(5),
+            split,
+        };
+        (spec, checked)
+    }
+
+    fn key() -> Key {
+        Key::new("shop", "pets")
+    }
+
+    fn destination(version: &str, weight: u32) -> Value {
+        json!({"destination": {"host": format!("pets-{version}.shop.svc.cluster.local"), "port": {"number": 8080}},
+               "weight": weight, "headers": {"response": {"set": {"x-kea-backend-version": version}}}})
+    }
+
+    fn vs_match(headers: Value) -> Value {
+        json!([{"uri": {"exact": "/pets"}, "headers": headers}, {"uri": {"prefix": "/pets/"}, "headers": headers}])
+    }
+
+    #[test]
+    fn an_exact_split_is_a_marked_route_per_key_then_the_weighted_one() {
+        let (spec, checked) = pets(None);
+        let vs = virtual_service(&key(), &spec, &checked, &[], &OwnerReference::default());
+        assert_eq!(
+            vs["spec"]["http"],
+            json!([
+                {"name": "pets-v1", "match": vs_match(json!({"x-kea-backend": {"exact": "v1"}})),
+                 "route": [destination("v1", 100)], "timeout": "5s"},
+                {"name": "pets-v2", "match": vs_match(json!({"x-kea-backend": {"exact": "v2"}})),
+                 "route": [destination("v2", 100)], "timeout": "5s"},
+                {"name": "pets", "match": base_path_matches("/pets"),
+                 "route": [destination("v1", 90), destination("v2", 10)], "timeout": "5s"},
+            ])
+        );
+        // Random: today's single weighted route.
+        let random = Checked {
+            split: SplitPlan::default(),
+            ..checked
+        };
+        let vs = virtual_service(&key(), &spec, &random, &[], &OwnerReference::default());
+        assert_eq!(vs["spec"]["http"].as_array().unwrap().len(), 1);
+        assert_eq!(vs["spec"]["http"][0]["name"], "pets");
+    }
+
+    #[test]
+    fn a_mirrored_split_mirrors_all_marked_requests_and_samples_the_fallback() {
+        let (spec, checked) = pets(Some(2.5));
+        let vs = virtual_service(&key(), &spec, &checked, &[], &OwnerReference::default());
+        let mirror = json!({"host": "shadow.shop.svc.cluster.local", "port": {"number": 9090}});
+        let marked = |key: &str| json!({"x-kea-backend": {"exact": key}, "x-kea-mirror": {"exact": "1"}});
+        assert_eq!(
+            vs["spec"]["http"],
+            json!([
+                {"name": "pets-v1-mirror", "match": vs_match(marked("v1")), "route": [destination("v1", 100)],
+                 "mirror": mirror, "mirrorPercentage": {"value": 100.0}, "timeout": "5s"},
+                {"name": "pets-v1", "match": vs_match(json!({"x-kea-backend": {"exact": "v1"}})),
+                 "route": [destination("v1", 100)], "timeout": "5s"},
+                {"name": "pets-v2-mirror", "match": vs_match(marked("v2")), "route": [destination("v2", 100)],
+                 "mirror": mirror, "mirrorPercentage": {"value": 100.0}, "timeout": "5s"},
+                {"name": "pets-v2", "match": vs_match(json!({"x-kea-backend": {"exact": "v2"}})),
+                 "route": [destination("v2", 100)], "timeout": "5s"},
+                {"name": "pets", "match": base_path_matches("/pets"),
+                 "route": [destination("v1", 90), destination("v2", 10)],
+                 "mirror": mirror, "mirrorPercentage": {"value": 2.5}, "timeout": "5s"},
+            ])
+        );
+    }
+
+    fn backend_ref(version: &str, weight: u32) -> Value {
+        json!({"name": format!("pets-{version}"), "port": 8080, "weight": weight, "filters": [{
+            "type": "ResponseHeaderModifier",
+            "responseHeaderModifier": {"set": [{"name": "x-kea-backend-version", "value": version}]}}]})
+    }
+
+    fn path_match(headers: &[(&str, &str)]) -> Value {
+        let mut matched = json!({"path": {"type": "PathPrefix", "value": "/pets"}});
+        if !headers.is_empty() {
+            matched["headers"] = headers
+                .iter()
+                .map(|(name, value)| json!({"type": "Exact", "name": name, "value": value}))
+                .collect();
+        }
+        json!([matched])
+    }
+
+    #[test]
+    fn http_route_rules_follow_the_marks_with_request_mirror_filters() {
+        let parents = [crate::crd::ParentRef {
+            name: "public".into(),
+            ..crate::crd::ParentRef::default()
+        }];
+        let (spec, checked) = pets(None);
+        let route = http_route(&key(), &spec, &checked, &parents, &OwnerReference::default());
+        assert_eq!(
+            route["spec"]["rules"],
+            json!([
+                {"matches": path_match(&[("x-kea-backend", "v1")]), "backendRefs": [backend_ref("v1", 100)], "timeouts": {"request": "5s"}},
+                {"matches": path_match(&[("x-kea-backend", "v2")]), "backendRefs": [backend_ref("v2", 100)], "timeouts": {"request": "5s"}},
+                {"matches": path_match(&[]), "backendRefs": [backend_ref("v1", 90), backend_ref("v2", 10)], "timeouts": {"request": "5s"}},
+            ])
+        );
+
+        let (spec, checked) = pets(Some(2.5));
+        let route = http_route(&key(), &spec, &checked, &parents, &OwnerReference::default());
+        let rules = route["spec"]["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 5);
+        let all = json!([{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "shadow", "port": 9090}}}]);
+        assert_eq!(
+            rules[0],
+            json!({"matches": path_match(&[("x-kea-backend", "v1"), ("x-kea-mirror", "1")]),
+                   "backendRefs": [backend_ref("v1", 100)], "filters": all, "timeouts": {"request": "5s"}})
+        );
+        assert!(rules[1].get("filters").is_none(), "{}", rules[1]);
+        assert_eq!(
+            rules[4]["filters"],
+            json!([{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "shadow", "port": 9090},
+                    "fraction": {"numerator": 250, "denominator": 10000}}}])
+        );
+        let (spec, checked) = pets(Some(5.0));
+        let route = http_route(&key(), &spec, &checked, &parents, &OwnerReference::default());
+        assert_eq!(
+            route["spec"]["rules"][4]["filters"][0]["requestMirror"]["percent"],
+            5
+        );
+    }
+}

@@ -755,6 +755,103 @@ mod tests {
     }
 
     #[test]
+    fn splitting_apis_get_a_split_in_the_auth_plugin_even_without_credentials() {
+        use crate::crd::{Mirror, Split, SplitMode, StickySplit};
+        let mut pets = api(
+            "/pets",
+            Policies {
+                auth: Some(AuthPolicy {
+                    anonymous: true,
+                    ..AuthPolicy::default()
+                }),
+                ..Policies::default()
+            },
+        );
+        let key = Key::new("shop", "pets");
+        let bound = |spec: &ApiDefinitionSpec| {
+            let bundle = bundle(spec);
+            render(
+                &GatewayBindingSpec::default(),
+                &[BoundApi {
+                    key: &key,
+                    spec,
+                    bundle: &bundle,
+                }],
+                None,
+            )
+            .unwrap()
+        };
+        // One backend, public, no credentials: no auth plugin at all.
+        assert!(bound(&pets).auth.is_none());
+
+        pets.backends = vec![
+            Backend {
+                service: "pets-v1".into(),
+                port: 8080,
+                version: Some("v1".into()),
+                weight: Some(90),
+            },
+            Backend {
+                service: "pets-v2".into(),
+                port: 8080,
+                version: None,
+                weight: Some(10),
+            },
+        ];
+        pets.split = Some(Split {
+            mode: SplitMode::Exact,
+            sticky: Some(StickySplit {
+                by: StickyBy::Header,
+                header: Some("x-session-id".into()),
+            }),
+        });
+        pets.mirror = Some(Mirror {
+            service: "shadow".into(),
+            port: 8080,
+            percent: 0.5,
+        });
+        let auth = bound(&pets).auth.expect("the splitter is in the auth plugin");
+        assert_eq!(
+            serde_json::to_value(&auth.splits).unwrap(),
+            json!([{
+                "match": {"hosts": ["api.example.com"], "pathPrefix": "/pets"},
+                "name": "shop/pets",
+                "backends": [{"key": "v1", "weight": 90}, {"key": "pets-v2", "weight": 10}],
+                "sticky": {"by": "Header", "header": "x-session-id"},
+                "mirrorPercent": 0.5,
+            }])
+        );
+        // Nothing else changes: requests no rule matches pass, as without the plugin.
+        assert!(auth.defaults.allow_anonymous);
+        assert!(auth.providers.is_empty());
+
+        // Random: the routes' weights alone, no splitter.
+        pets.split = Some(Split {
+            mode: SplitMode::Random,
+            sticky: None,
+        });
+        assert!(bound(&pets).auth.is_none());
+
+        // With credentials the split joins the gateway's own auth configuration.
+        pets.split = None;
+        let bundle = bundle(&pets);
+        let configs = render(
+            &gateway(),
+            &[BoundApi {
+                key: &key,
+                spec: &pets,
+                bundle: &bundle,
+            }],
+            None,
+        )
+        .unwrap();
+        let auth = configs.auth.unwrap();
+        assert_eq!(auth.splits.len(), 1);
+        assert_eq!(auth.splits[0].sticky, None);
+        assert!(!auth.defaults.allow_anonymous, "fail closed by default");
+    }
+
+    #[test]
     fn base_configs_are_read_with_the_plugins_own_types() {
         let mut gateway = gateway();
         gateway.plugins.cache = Some(PluginSettings {

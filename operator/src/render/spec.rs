@@ -641,6 +641,151 @@ mod tests {
     }
 
     #[test]
+    fn splits_mirrors_and_stickiness_are_checked_with_a_reason() {
+        use crate::crd::{Mirror, Split};
+        let gateway = GatewayBindingSpec::default();
+        let reason = |api: &ApiDefinitionSpec, routes: &RouteTargets| {
+            check(api, &gateway, routes).err().map(|problem| problem.reason)
+        };
+        let any = RouteTargets::default();
+        let mut api = spec(&[Some(90), Some(10)]);
+        let checked = check(&api, &gateway, &any).unwrap();
+        assert!(checked.split.marks, "Exact by default with several backends");
+        assert_eq!(
+            checked
+                .backends
+                .iter()
+                .map(|b| b.key.as_str())
+                .collect::<Vec<_>>(),
+            ["svc-0", "svc-1"],
+            "the service names without versions"
+        );
+        assert!(!check(&spec(&[None]), &gateway, &any).unwrap().split.marks);
+
+        // Keys: distinct, and header values.
+        api.backends[1].service = "svc-0".into();
+        api.backends[1].port = 81;
+        assert_eq!(reason(&api, &any).as_deref(), Some("DuplicateBackendKey"));
+        api.backends[1].version = Some("canary".into());
+        check(&api, &gateway, &any).unwrap();
+        api.backends[1].version = Some("v 2".into());
+        assert_eq!(reason(&api, &any).as_deref(), Some("InvalidBackendKey"));
+        api.split = Some(Split {
+            mode: SplitMode::Random,
+            sticky: None,
+        });
+        check(&api, &gateway, &any).unwrap();
+        api.backends[1].version = Some("v2".into());
+
+        // Stickiness needs the gateway's splitter, and a header name when by header.
+        let sticky = |by, header: Option<&str>| {
+            Some(Split {
+                mode: SplitMode::Exact,
+                sticky: Some(StickySplit {
+                    by,
+                    header: header.map(String::from),
+                }),
+            })
+        };
+        api.split = sticky(StickyBy::Principal, None);
+        assert!(check(&api, &gateway, &any).unwrap().split.sticky.is_some());
+        for (by, header) in [
+            (StickyBy::Header, None),
+            (StickyBy::Header, Some("x session")),
+            (StickyBy::Header, Some("X-Kea-Sub")),
+            (StickyBy::Principal, Some("x-session")),
+        ] {
+            api.split = sticky(by, header);
+            assert_eq!(reason(&api, &any).as_deref(), Some("InvalidSticky"), "{header:?}");
+        }
+        api.split = sticky(StickyBy::Header, Some("x-session-id"));
+        check(&api, &gateway, &any).unwrap();
+        api.split.as_mut().unwrap().mode = SplitMode::Random;
+        assert_eq!(reason(&api, &any).as_deref(), Some("InvalidSticky"));
+        api.split = None;
+
+        // Mirror: a service, a port, 0 < percent <= 100 with at most two decimals.
+        for (percent, ok) in [
+            (0.01, true),
+            (2.5, true),
+            (100.0, true),
+            (0.0, false),
+            (100.5, false),
+            (0.125, false),
+            (-1.0, false),
+        ] {
+            api.mirror = Some(Mirror {
+                service: "shadow".into(),
+                port: 80,
+                percent,
+            });
+            match check(&api, &gateway, &any) {
+                Ok(checked) => {
+                    assert!(ok, "{percent}");
+                    let mirror = checked.split.mirror.unwrap();
+                    assert_eq!(mirror.percent(), percent);
+                }
+                Err(problem) => assert!(!ok && problem.reason == "InvalidMirror", "{percent}: {problem}"),
+            }
+        }
+        api.mirror = Some(Mirror {
+            service: String::new(),
+            port: 80,
+            percent: 1.0,
+        });
+        assert_eq!(reason(&api, &any).as_deref(), Some("InvalidMirror"));
+        // A single backend with a mirror: the splitter marks the mirrored share exactly.
+        let mut single = spec(&[None]);
+        single.mirror = Some(Mirror {
+            service: "shadow".into(),
+            port: 80,
+            percent: 10.0,
+        });
+        let checked = check(&single, &gateway, &any).unwrap();
+        assert!(checked.split.marks);
+        assert_eq!(checked.route_count(), 3);
+    }
+
+    #[test]
+    fn an_http_route_holds_at_most_sixteen_rules() {
+        use crate::crd::{Mirror, Split};
+        let gateway = GatewayBindingSpec::default();
+        let gateway_api = RouteTargets {
+            virtual_service: None,
+            http_route: Some(vec![]),
+        };
+        let weights = |count: u32| -> Vec<Option<u32>> {
+            (0..count)
+                .map(|i| Some(if i == 0 { 100 - (count - 1) } else { 1 }))
+                .collect()
+        };
+        check(&spec(&weights(15)), &gateway, &gateway_api).unwrap();
+        let mut sixteen = spec(&weights(16));
+        let problem = check(&sixteen, &gateway, &gateway_api).unwrap_err();
+        assert_eq!(problem.reason, "TooManyRules");
+        assert!(problem.message.contains("takes 17 HTTPRoute rules"), "{problem}");
+        check(&sixteen, &gateway, &RouteTargets::default()).unwrap();
+        sixteen.split = Some(Split {
+            mode: SplitMode::Random,
+            sticky: None,
+        });
+        check(&sixteen, &gateway, &gateway_api).unwrap();
+        let mut mirrored = spec(&weights(8));
+        mirrored.mirror = Some(Mirror {
+            service: "shadow".into(),
+            port: 80,
+            percent: 1.0,
+        });
+        assert_eq!(
+            check(&mirrored, &gateway, &gateway_api).unwrap_err().reason,
+            "TooManyRules"
+        );
+        mirrored.backends.pop();
+        mirrored.backends[0].weight = Some(94);
+        check(&mirrored, &gateway, &gateway_api).unwrap();
+    }
+
+    #[test]
     fn a_docs_host_the_docs_route_cannot_carry_is_refused() {
         let mut gateway = GatewayBindingSpec {
             selector: [("istio".to_string(), "ingressgateway".to_string())].into(),
