@@ -575,11 +575,15 @@ mod tests {
             crate::render::schema::compile("m", parsed.schema.openapi.unwrap()).unwrap();
         }
         // The weighted one is split exactly by version (the default), its routes keyed by version.
-        let weighted: crate::crd::ApiDefinitionSpec = serde_json::from_value(apis[0]["spec"].clone()).unwrap();
+        let weighted: crate::crd::ApiDefinitionSpec =
+            serde_json::from_value(apis[0]["spec"].clone()).unwrap();
         let (backends, split) = crate::render::spec::split(&weighted).unwrap();
         assert!(split.marks);
         assert_eq!(
-            backends.iter().map(|b| (b.key.as_str(), b.weight)).collect::<Vec<_>>(),
+            backends
+                .iter()
+                .map(|b| (b.key.as_str(), b.weight))
+                .collect::<Vec<_>>(),
             [("v1", 90), ("v2", 10)]
         );
         let pinned: crate::crd::ApiDefinitionSpec = serde_json::from_value(apis[2]["spec"].clone()).unwrap();
