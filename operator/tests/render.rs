@@ -226,7 +226,12 @@ fn a_rendered_gateway_routes_splits_and_validates() -> Result<()> {
         .collect();
     assert_eq!(
         filters,
-        ["kea.audit", "kea.auth", "kea.validate", "envoy.filters.http.router"]
+        [
+            "kea.audit",
+            "kea.auth",
+            "kea.validate",
+            "envoy.filters.http.router"
+        ]
     );
 
     // A valid request reaches the orders service.
