@@ -285,7 +285,79 @@ fn generated_edge_cases_conform_or_are_refused_with_a_reason() {
     let cases: Vec<(&str, Value, Option<Refusal>)> = vec![
         ("one-backend", json!({}), None),
         ("ten-backends", json!({"backends": backends(10)}), None),
-        ("sixteen-backends", json!({"backends": backends(16)}), None),
+        (
+            "sixteen-backends",
+            json!({"backends": backends(16)}),
+            Some(("TooManyRules", gateway_api)),
+        ),
+        (
+            "sixteen-backends-random",
+            json!({"backends": backends(16), "split": {"mode": "Random"}}),
+            None,
+        ),
+        ("fifteen-backends", json!({"backends": backends(15)}), None),
+        // Exact splits, stickiness and mirrors: per-key marked routes before the weighted one.
+        ("split-two", json!({"backends": backends(2)}), None),
+        (
+            "split-two-sticky-principal",
+            json!({"backends": backends(2), "split": {"sticky": {"by": "Principal"}}}),
+            None,
+        ),
+        (
+            "split-ten-sticky-header",
+            json!({"backends": backends(10), "split": {"mode": "Exact", "sticky": {"by": "Header", "header": "x-session-id"}}}),
+            None,
+        ),
+        (
+            "mirror-one",
+            json!({"mirror": {"service": "shadow", "port": 8080, "percent": 5}}),
+            None,
+        ),
+        (
+            "mirror-two-fraction",
+            json!({"backends": backends(2), "mirror": {"service": "shadow", "port": 8080, "percent": 0.25}}),
+            None,
+        ),
+        (
+            "mirror-all",
+            json!({"backends": backends(2), "mirror": {"service": "shadow", "port": 9090, "percent": 100}}),
+            None,
+        ),
+        (
+            "mirror-random",
+            json!({"backends": backends(2), "split": {"mode": "Random"}, "mirror": {"service": "shadow", "port": 8080, "percent": 12.5}}),
+            None,
+        ),
+        (
+            "mirror-seven",
+            json!({"backends": backends(7), "mirror": {"service": "shadow", "port": 8080, "percent": 1}}),
+            None,
+        ),
+        (
+            "mirror-ten",
+            json!({"backends": backends(10), "mirror": {"service": "shadow", "port": 8080, "percent": 1}}),
+            Some(("TooManyRules", gateway_api)),
+        ),
+        (
+            "mirror-three-decimals",
+            json!({"mirror": {"service": "shadow", "port": 8080, "percent": 0.125}}),
+            Some(("InvalidMirror", in_cluster)),
+        ),
+        (
+            "duplicate-keys",
+            json!({"backends": [{"service": "a", "port": 80, "version": "v1", "weight": 50}, {"service": "b", "port": 80, "version": "v1", "weight": 50}]}),
+            Some(("DuplicateBackendKey", in_cluster)),
+        ),
+        (
+            "sticky-random",
+            json!({"backends": backends(2), "split": {"mode": "Random", "sticky": {"by": "Principal"}}}),
+            Some(("InvalidSticky", in_cluster)),
+        ),
+        (
+            "sticky-bad-header",
+            json!({"backends": backends(2), "split": {"sticky": {"by": "Header", "header": "x session"}}}),
+            Some(("InvalidSticky", in_cluster)),
+        ),
         (
             "seventeen-backends",
             json!({"backends": backends(17)}),
@@ -387,6 +459,7 @@ fn generated_edge_cases_conform_or_are_refused_with_a_reason() {
                             .any(|o| o["metadata"]["name"] == format!("kea-{name}")),
                         "{name}"
                     );
+                    marks_and_splits_agree(name, &objects);
                 }
                 (Err(refused), Some(reason)) => assert!(
                     refused.contains(reason),
@@ -401,4 +474,54 @@ fn generated_edge_cases_conform_or_are_refused_with_a_reason() {
         }
     }
     assert!(accepted > 60, "most cases render ({accepted})");
+}
+
+/// Routes that match the splitter's marks exist exactly when the auth plugin (present even on
+/// this gateway without credentials) splits the API, with the same keys.
+fn marks_and_splits_agree(name: &str, objects: &[Value]) {
+    let mut marked: Vec<String> = Vec::new();
+    for route in objects
+        .iter()
+        .filter(|o| o["metadata"]["name"] == format!("kea-{name}"))
+    {
+        let text = route["spec"].to_string();
+        for piece in text.split("\"x-kea-backend\"").skip(1) {
+            // VirtualService `{"exact": k}`, HTTPRoute `"value": k` (after the name).
+            let value = piece
+                .split("\"exact\":\"")
+                .nth(1)
+                .or_else(|| piece.split("\"value\":\"").nth(1))
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_default();
+            if !marked.iter().any(|key| key == value) {
+                marked.push(value.to_string());
+            }
+        }
+    }
+    let auth = objects
+        .iter()
+        .find(|o| o["kind"] == "WasmPlugin" && o["metadata"]["name"] == "kea-edge-auth");
+    let split = auth.and_then(|auth| {
+        auth["spec"]["pluginConfig"]["splits"]
+            .as_array()?
+            .iter()
+            .find(|split| split["name"] == format!("default/{name}"))
+            .cloned()
+    });
+    match split {
+        None => assert!(
+            marked.is_empty(),
+            "{name}: marked routes {marked:?} without a split"
+        ),
+        Some(split) => {
+            let keys: Vec<String> = split["backends"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|backend| backend["key"].as_str().unwrap().to_string())
+                .collect();
+            assert_eq!(marked, keys, "{name}: {split}");
+            assert_eq!(split["match"]["pathPrefix"], "/api", "{split}");
+        }
+    }
 }

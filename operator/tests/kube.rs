@@ -103,24 +103,45 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
         .await
         .unwrap();
 
-    // The VirtualService, exactly.
+    // The VirtualService, exactly: a route per backend key for the requests the auth plugin
+    // marked (exact 90/10), then the weighted route for unmarked ones.
+    let v1 = json!({"destination": {"host": "pets-v1.shop.svc.cluster.local", "port": {"number": 8080}},
+        "headers": {"response": {"set": {"x-kea-backend-version": "v1"}}}});
+    let v2 = json!({"destination": {"host": "pets-v2.shop.svc.cluster.local", "port": {"number": 8080}},
+        "headers": {"response": {"set": {"x-kea-backend-version": "v2"}}}});
+    let weighted = |route: &Value, weight: u32| {
+        let mut route = route.clone();
+        route["weight"] = json!(weight);
+        route
+    };
+    let marked = |key: &str| {
+        json!([{"uri": {"exact": "/pets"}, "headers": {"x-kea-backend": {"exact": key}}},
+               {"uri": {"prefix": "/pets/"}, "headers": {"x-kea-backend": {"exact": key}}}])
+    };
     assert_eq!(
         routes(&client).await.unwrap(),
         json!({
             "hosts": ["pets.example.com"],
             "gateways": ["istio-system/public"],
-            "http": [{
-                "name": "pets",
-                "match": [{"uri": {"exact": "/pets"}}, {"uri": {"prefix": "/pets/"}}],
-                "route": [
-                    {"destination": {"host": "pets-v1.shop.svc.cluster.local", "port": {"number": 8080}}, "weight": 90,
-                     "headers": {"response": {"set": {"x-kea-backend-version": "v1"}}}},
-                    {"destination": {"host": "pets-v2.shop.svc.cluster.local", "port": {"number": 8080}}, "weight": 10,
-                     "headers": {"response": {"set": {"x-kea-backend-version": "v2"}}}},
-                ],
-                "timeout": "5s",
-            }],
+            "http": [
+                {"name": "pets-v1", "match": marked("v1"), "route": [weighted(&v1, 100)], "timeout": "5s"},
+                {"name": "pets-v2", "match": marked("v2"), "route": [weighted(&v2, 100)], "timeout": "5s"},
+                {
+                    "name": "pets",
+                    "match": [{"uri": {"exact": "/pets"}}, {"uri": {"prefix": "/pets/"}}],
+                    "route": [weighted(&v1, 90), weighted(&v2, 10)],
+                    "timeout": "5s",
+                },
+            ],
         })
+    );
+    // The split in force, and the auth plugin that marks the requests.
+    assert_eq!(
+        api["status"]["split"],
+        json!({"mode": "Exact", "backends": [
+            {"key": "v1", "service": "pets-v1", "port": 8080, "weight": 90},
+            {"key": "v2", "service": "pets-v2", "port": 8080, "weight": 10},
+        ]})
     );
     let vs = get(
         &client,
@@ -208,10 +229,15 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
              "allowAnonymous": false, "anyOf": ["corp"], "scopes": ["pets:write"]},
         ])
     );
+    assert_eq!(
+        auth["splits"],
+        json!([{"match": {"hosts": ["pets.example.com"], "pathPrefix": "/pets"}, "name": "shop/pets",
+                "backends": [{"key": "v1", "weight": 90}, {"key": "v2", "weight": 10}]}])
+    );
     let validate = config("kea-edge-validate");
     assert_eq!(
         validate["apis"],
-        json!([{"name": "shop/pets", "url": format!("http://127.0.0.1:{}/bundles/shop/pets", operator.port),
+        json!([{"name": "shop/pets", "url": format!("http://localhost:{}/bundles/shop/pets", operator.port),
                 "cluster": "kea-operator", "sha256": sha}])
     );
     assert_eq!(
@@ -258,7 +284,7 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
         apply(&client, &pets_api(weights)).await.unwrap();
         let spec = eventually(READY, "the new weights", || async {
             let spec = routes(&client).await?;
-            let current: Vec<u64> = spec["http"][0]["route"]
+            let current: Vec<u64> = spec["http"][2]["route"]
                 .as_array()
                 .map(|r| r.iter().map(|d| d["weight"].as_u64().unwrap_or(0)).collect())
                 .unwrap_or_default();
@@ -266,8 +292,8 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
         })
         .await
         .unwrap();
-        assert_eq!(spec["http"].as_array().unwrap().len(), 1, "{spec}");
-        assert_eq!(spec["http"][0]["route"].as_array().unwrap().len(), 2, "{spec}");
+        assert_eq!(spec["http"].as_array().unwrap().len(), 3, "{spec}");
+        assert_eq!(spec["http"][2]["route"].as_array().unwrap().len(), 2, "{spec}");
         wait_ready(&client, "ApiDefinition", "pets", READY).await.unwrap();
     }
 
@@ -290,7 +316,13 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
         spec["parentRefs"][0]["namespace"], NAMESPACE,
         "qualified with the binding's namespace"
     );
-    let rule = &spec["rules"][0];
+    assert_eq!(spec["rules"].as_array().unwrap().len(), 3, "{spec}");
+    assert_eq!(
+        spec["rules"][0]["matches"][0]["headers"],
+        json!([{"type": "Exact", "name": "x-kea-backend", "value": "v1"}])
+    );
+    let rule = &spec["rules"][2];
+    assert!(rule["matches"][0].get("headers").is_none(), "{rule}");
     assert_eq!(
         rule["matches"][0]["path"],
         json!({"type": "PathPrefix", "value": "/pets"})
@@ -406,7 +438,7 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
     let (_, _, message) = reason("Accepted", "WeightsDoNotSumTo100").await;
     assert!(message.contains("sum to 90"), "{message}");
     assert_eq!(
-        routes(&client).await.unwrap()["http"][0]["route"][0]["weight"],
+        routes(&client).await.unwrap()["http"][2]["route"][0]["weight"],
         75,
         "last good routes kept"
     );

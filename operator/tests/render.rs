@@ -213,8 +213,9 @@ fn a_rendered_gateway_routes_splits_and_validates() -> Result<()> {
     let (v1, v2, orders) = (Upstream::start()?, Upstream::start()?, Upstream::start()?);
     let gateway = start(&v1, &v2, &orders)?;
 
-    // The plugins the resources need, in chain order: audit (on by default) and validate (there
-    // are APIs); public APIs without identity providers and no cache settings, so no auth and no cache.
+    // The plugins the resources need, in chain order: audit (on by default), auth (no identity
+    // providers, but the catalog splits exactly: the splitter is in the auth plugin) and validate
+    // (there are APIs); no cache settings, so no cache.
     let hcm =
         &gateway.config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
     let filters: Vec<&str> = hcm["http_filters"]
@@ -225,7 +226,12 @@ fn a_rendered_gateway_routes_splits_and_validates() -> Result<()> {
         .collect();
     assert_eq!(
         filters,
-        ["kea.audit", "kea.validate", "envoy.filters.http.router"]
+        [
+            "kea.audit",
+            "kea.auth",
+            "kea.validate",
+            "envoy.filters.http.router"
+        ]
     );
 
     // A valid request reaches the orders service.
@@ -252,7 +258,9 @@ fn a_rendered_gateway_routes_splits_and_validates() -> Result<()> {
     }
     assert_eq!(orders.hits(), 2, "no invalid request reached the upstream");
 
-    // 80/20 across the catalog's two backends, each answer naming its version.
+    // 80/20 across the catalog's two backends, each answer naming its version (exactly 160/40
+    // with the auth plugin's splitter marking requests; within sampling noise on the weighted
+    // fallback route without it).
     let (mut v1_answers, mut v2_answers) = (0, 0);
     for _ in 0..200 {
         let response = gateway.send("GET", "api.test", "/catalog/items", &[], None)?;

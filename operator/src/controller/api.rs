@@ -5,7 +5,8 @@
 use super::registry::{Compiled, Entry};
 use super::Context;
 use crate::crd::{
-    condition, ApiDefinition, ApiDefinitionStatus, CommonStatus, Conditions, GatewayBinding, Verdict,
+    condition, ApiDefinition, ApiDefinitionStatus, CommonStatus, Conditions, GatewayBinding,
+    SplitBackendStatus, SplitMode, SplitStatus, Verdict,
 };
 use crate::render::objects::{self, HTTP_ROUTE_API_VERSION, VIRTUAL_SERVICE_API_VERSION};
 use crate::render::plugins::{self, BoundApi};
@@ -362,10 +363,28 @@ async fn evaluate(
         .map(|backend| format!("{}:{} {}%", backend.service, backend.port, backend.weight))
         .collect::<Vec<_>>()
         .join(", ");
+    let mode = match (checked.backends.len() > 1, checked.split.marks) {
+        (false, _) => "",
+        (true, true) => " (exact)",
+        (true, false) => " (random)",
+    };
+    let mirror = checked
+        .split
+        .mirror
+        .as_ref()
+        .map(|mirror| {
+            format!(
+                ", mirror {}:{} {}%",
+                mirror.service,
+                mirror.port,
+                mirror.percent()
+            )
+        })
+        .unwrap_or_default();
     let routes = Verdict::ok(
         condition::ROUTES_READY,
         "Applied",
-        format!("{} → {split}", spec.base_path),
+        format!("{} → {split}{mode}{mirror}", spec.base_path),
     );
     let compiled = Compiled {
         generation: api.metadata.generation.unwrap_or(0),
@@ -492,12 +511,45 @@ fn verdict_of(problem: &Problem) -> Verdict {
 #[instrument(level = "debug", skip_all, ret, err(Display))]
 async fn missing_service(api: &ApiDefinition, ctx: &Context) -> Result<Option<String>, Error> {
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &api.namespace().unwrap_or_default());
-    for backend in &api.spec.backends {
-        if services.get_opt(&backend.service).await?.is_none() {
-            return Ok(Some(backend.service.clone()));
+    let mirror = api.spec.mirror.iter().map(|mirror| &mirror.service);
+    for service in api
+        .spec
+        .backends
+        .iter()
+        .map(|backend| &backend.service)
+        .chain(mirror)
+    {
+        if services.get_opt(service).await?.is_none() {
+            return Ok(Some(service.clone()));
         }
     }
     Ok(None)
+}
+
+/// `status.split`: the split in force, for APIs with several backends or a mirror.
+fn split_status(spec: &crate::crd::ApiDefinitionSpec, checked: &spec::Checked) -> Option<SplitStatus> {
+    if checked.backends.len() < 2 && checked.split.mirror.is_none() {
+        return None;
+    }
+    Some(SplitStatus {
+        mode: if checked.split.marks {
+            SplitMode::Exact
+        } else {
+            SplitMode::Random
+        },
+        backends: checked
+            .backends
+            .iter()
+            .map(|backend| SplitBackendStatus {
+                key: backend.key.clone(),
+                service: backend.service.clone(),
+                port: backend.port,
+                weight: backend.weight,
+            })
+            .collect(),
+        sticky: checked.split.sticky.clone(),
+        mirror: spec.mirror.clone(),
+    })
 }
 
 /// Writes the status when it differs from what the object shows.
@@ -529,6 +581,9 @@ async fn write_status(
             Some(ctx.endpoint(&binding).bundle_url(key))
         }),
         warnings: warnings.to_vec(),
+        split: serving
+            .as_ref()
+            .and_then(|compiled| split_status(&compiled.spec, &compiled.checked)),
     };
     if status == previous {
         return Ok(());

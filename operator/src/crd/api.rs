@@ -47,6 +47,12 @@ pub struct ApiDefinitionSpec {
     /// Upstream timeout of a request (default `5s`), e.g. `500ms`, `30s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// How requests are shared across several backends (default: `mode: Exact`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
+    /// A shadow backend that receives a copy of a share of the requests; its answers are discarded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<Mirror>,
     /// The API's OpenAPI 3.0 description: exactly one of `openapi`, `configMapRef`, `operations`.
     pub schema: ApiSchema,
     /// Policies for the whole API (fields left unset come from the GatewayBinding's `defaults`).
@@ -77,6 +83,67 @@ pub struct Backend {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 100))]
     pub weight: Option<u32>,
+}
+
+/// How requests are shared across the backends.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Split {
+    /// `Exact` (the default): the gateway's auth plugin picks each request's backend by smooth
+    /// weighted round-robin shared by all workers, so 90/10 is exactly 9 of every 10 requests;
+    /// the routes follow its choice. `Random`: the routes' weights alone, sampled per request.
+    #[serde(default)]
+    pub mode: SplitMode,
+    /// Keep a client on one backend while the weights stay the same (needs `mode: Exact`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<StickySplit>,
+}
+
+/// Who picks a request's backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum SplitMode {
+    /// Exactly by weight (the auth plugin marks each request with its backend's key).
+    #[default]
+    Exact,
+    /// The routes' weights, sampled at random per request.
+    Random,
+}
+
+/// What identifies a client for sticky splitting.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StickySplit {
+    /// `Principal`: the authenticated caller (anonymous requests are split exactly); `Header`:
+    /// the value of `header` (requests without it are split exactly).
+    pub by: StickyBy,
+    /// With `by: Header`: the request header naming the client, e.g. `x-session-id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+}
+
+/// What keeps a client on one backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum StickyBy {
+    /// The authenticated principal (token subject, API key, single sign-on session).
+    #[default]
+    Principal,
+    /// A request header's value.
+    Header,
+}
+
+/// A shadow backend: a copy of `percent` of the requests goes to it, its answers are discarded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Mirror {
+    /// Service name, in this namespace.
+    #[schemars(length(min = 1))]
+    pub service: String,
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: u16,
+    /// Share of the requests copied, in percent: more than 0, at most 100, at most two decimals
+    /// (e.g. `5`, `0.25`). Exact (p of every 100 requests) with `split.mode: Exact`.
+    #[schemars(range(min = 0.01, max = 100))]
+    pub percent: f64,
 }
 
 /// Where the API's OpenAPI 3.0 description comes from.
@@ -313,4 +380,36 @@ pub struct ApiDefinitionStatus {
     /// the rest. `SchemaValid` is then `True` with reason `CompiledWithWarnings`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The split in force (APIs with several backends or a mirror): who picks the backend, each
+    /// backend's key and weight, the mirror.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitStatus>,
+}
+
+/// The split the gateway applies.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SplitStatus {
+    /// `Exact` when the auth plugin picks each request's backend, `Random` when the route
+    /// weights do.
+    pub mode: SplitMode,
+    /// Each backend with its key (the `x-kea-backend` value its routes match) and weight.
+    #[serde(default)]
+    pub backends: Vec<SplitBackendStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<StickySplit>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<Mirror>,
+}
+
+/// A backend of the split in force.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SplitBackendStatus {
+    /// Its `version`, else its Service name.
+    pub key: String,
+    pub service: String,
+    pub port: u16,
+    /// Percent of requests.
+    pub weight: u32,
 }

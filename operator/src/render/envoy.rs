@@ -6,6 +6,7 @@
 //! base paths first (ties by namespace/name), both treat a base path as segment-aware (`/pets`
 //! serves `/pets` and `/pets/1`, not `/petshop`), and both ignore the port in the host.
 
+use super::objects::{mark_headers, route_shapes};
 use super::plugins::{Plugin, PluginConfigs};
 use super::spec::Checked;
 use super::{Key, Problem};
@@ -255,13 +256,14 @@ pub fn duration(duration: Duration) -> String {
     }
 }
 
-/// The route of one API: its base path, its backends by weight, its timeout.
+/// The routes of one API ([`route_shapes`]): its base path, its backends by weight (or the one a
+/// request is marked for), its timeout, its mirror.
 fn route(
     api: &RoutedApi<'_>,
     options: &Options,
     clusters: &mut Clusters,
     used: &mut BTreeSet<String>,
-) -> Result<Value, Problem> {
+) -> Result<Vec<Value>, Problem> {
     if api.spec.hosts.is_empty() {
         // The CRD requires one; without, the plugins' rules would match every host and no route any.
         return Err(Problem::invalid(
@@ -286,40 +288,74 @@ fn route(
     } else {
         json!({"path_separated_prefix": base})
     };
-    let mut action = Map::new();
     let version_header = |version: &str| json!([{"header": {"key": VERSION_HEADER, "value": version}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]);
-    let mut route_headers = None;
-    match api.checked.backends.as_slice() {
-        [single] => {
-            let name = clusters.backend(api.key, &single.service, single.port, options, used);
-            action.insert("cluster".into(), json!(name));
-            route_headers = single.version.as_deref().map(version_header);
+    let mirror_cluster = api
+        .checked
+        .split
+        .mirror
+        .as_ref()
+        .map(|mirror| clusters.backend(api.key, &mirror.service, mirror.port, options, used));
+    let mut routes = Vec::new();
+    for shape in route_shapes(api.checked) {
+        let mut action = Map::new();
+        let mut route_headers = None;
+        match shape.backends.as_slice() {
+            [single] => {
+                let name = clusters.backend(api.key, &single.service, single.port, options, used);
+                action.insert("cluster".into(), json!(name));
+                route_headers = single.version.as_deref().map(version_header);
+            }
+            backends => {
+                let weighted: Vec<Value> = backends
+                    .iter()
+                    .map(|backend| {
+                        let name = clusters.backend(api.key, &backend.service, backend.port, options, used);
+                        let mut entry = json!({"name": name, "weight": backend.weight});
+                        if let (Some(version), Some(map)) = (&backend.version, entry.as_object_mut()) {
+                            map.insert("response_headers_to_add".into(), version_header(version));
+                        }
+                        entry
+                    })
+                    .collect();
+                action.insert("weighted_clusters".into(), json!({"clusters": weighted}));
+            }
         }
-        backends => {
-            let weighted: Vec<Value> = backends
-                .iter()
-                .map(|backend| {
-                    let name = clusters.backend(api.key, &backend.service, backend.port, options, used);
-                    let mut entry = json!({"name": name, "weight": backend.weight});
-                    if let (Some(version), Some(map)) = (&backend.version, entry.as_object_mut()) {
-                        map.insert("response_headers_to_add".into(), version_header(version));
-                    }
-                    entry
-                })
-                .collect();
-            action.insert("weighted_clusters".into(), json!({"clusters": weighted}));
+        action.insert("timeout".into(), json!(duration(api.checked.timeout)));
+        if let (Some(cluster), Some(hundredths)) = (&mirror_cluster, shape.mirror_hundredths) {
+            action.insert(
+                "request_mirror_policies".into(),
+                json!([{"cluster": cluster, "runtime_fraction": {"default_value": fraction(hundredths)}}]),
+            );
         }
+        let mut matcher = matcher.clone();
+        let headers: Vec<Value> = mark_headers(&shape)
+            .into_iter()
+            .map(|(name, value)| json!({"name": name, "string_match": {"exact": value}}))
+            .collect();
+        if let (false, Some(map)) = (headers.is_empty(), matcher.as_object_mut()) {
+            map.insert("headers".into(), json!(headers));
+        }
+        let mut route = json!({
+            "name": format!("{}{}", api.key.name, shape.suffix),
+            "match": matcher,
+            "route": action,
+        });
+        if let (Some(headers), Some(map)) = (route_headers, route.as_object_mut()) {
+            map.insert("response_headers_to_add".into(), headers);
+        }
+        routes.push(route);
     }
-    action.insert("timeout".into(), json!(duration(api.checked.timeout)));
-    let mut route = json!({
-        "name": api.key.name,
-        "match": matcher,
-        "route": action,
-    });
-    if let (Some(headers), Some(map)) = (route_headers, route.as_object_mut()) {
-        map.insert("response_headers_to_add".into(), headers);
+    Ok(routes)
+}
+
+/// Envoy's `FractionalPercent` for a percent in hundredths: per hundred when whole, else per
+/// ten thousand.
+fn fraction(hundredths: u32) -> Value {
+    if hundredths.is_multiple_of(100) {
+        json!({"numerator": hundredths / 100, "denominator": "HUNDRED"})
+    } else {
+        json!({"numerator": hundredths, "denominator": "TEN_THOUSAND"})
     }
-    Ok(route)
 }
 
 /// Whether every host `domain` stands for is matched by `pattern` (`*`, `*.suffix` or exact).
@@ -340,7 +376,7 @@ fn covers(pattern: &str, domain: &str) -> bool {
 /// The docs host gets a virtual host of its own, the portal's routes first.
 fn virtual_hosts(
     ordered: &[&RoutedApi<'_>],
-    routes: &[Value],
+    routes: &[Vec<Value>],
     docs: Option<&DocsRoutes>,
 ) -> Result<Vec<Value>, Problem> {
     let hosts: Vec<Vec<String>> = ordered
@@ -407,7 +443,7 @@ fn virtual_hosts(
                 .unwrap_or_default();
             let routes: Vec<&Value> = portal
                 .iter()
-                .chain(apis.iter().filter_map(|&index| routes.get(index)))
+                .chain(apis.iter().filter_map(|&index| routes.get(index)).flatten())
                 .collect();
             json!({"name": domains.join(","), "domains": domains, "routes": routes})
         })
@@ -844,13 +880,16 @@ mod tests {
             port: 8080,
             version: version.map(String::from),
             weight,
+            key: version.unwrap_or(service).into(),
         }
     }
 
+    /// Split by the routes' weights alone (`mode: Random`).
     fn checked(backends: Vec<WeightedBackend>) -> Checked {
         Checked {
             backends,
             timeout: Duration::from_millis(1500),
+            split: crate::render::spec::SplitPlan::default(),
         }
     }
 
@@ -928,6 +967,93 @@ mod tests {
                 ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
             assert_eq!(options["common_http_protocol_options"]["idle_timeout"], "1.5s");
         }
+    }
+
+    #[test]
+    fn an_exact_mirrored_split_routes_by_mark_before_the_weighted_fallback() {
+        let mut api = spec(&["api.example.com"], "/orders");
+        api.backends = vec![
+            crate::crd::Backend {
+                service: "orders-v1".into(),
+                port: 8080,
+                version: Some("v1".into()),
+                weight: Some(90),
+            },
+            crate::crd::Backend {
+                service: "orders-v2".into(),
+                port: 8080,
+                version: Some("v2".into()),
+                weight: Some(10),
+            },
+        ];
+        api.mirror = Some(crate::crd::Mirror {
+            service: "shadow".into(),
+            port: 9090,
+            percent: 0.25,
+        });
+        let (backends, split) = crate::render::spec::split(&api).unwrap();
+        let checked = Checked {
+            backends,
+            timeout: Duration::from_secs(5),
+            split,
+        };
+        let config = render(
+            &[(Key::new("shop", "orders"), api, checked)],
+            &PluginConfigs::default(),
+            &Options::default(),
+        );
+        let routes = hcm(&config)["route_config"]["virtual_hosts"][0]["routes"].clone();
+        let version = |v: &str| json!([{"header": {"key": VERSION_HEADER, "value": v}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}]);
+        let marked = |key: &str, mirror: bool| {
+            let mut headers = vec![json!({"name": "x-kea-backend", "string_match": {"exact": key}})];
+            if mirror {
+                headers.push(json!({"name": "x-kea-mirror", "string_match": {"exact": "1"}}));
+            }
+            json!({"path_separated_prefix": "/orders", "headers": headers})
+        };
+        let all = json!([{"cluster": "shadow.shop:9090", "runtime_fraction": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}}}]);
+        let keyed = |key: &str, mirror: bool| {
+            let mut route = json!({
+                "name": if mirror { format!("orders-{key}-mirror") } else { format!("orders-{key}") },
+                "match": marked(key, mirror),
+                "route": {"cluster": format!("orders-{key}.shop:8080"), "timeout": "5s"},
+                "response_headers_to_add": version(key),
+            });
+            if mirror {
+                route["route"]["request_mirror_policies"] = all.clone();
+            }
+            route
+        };
+        assert_eq!(
+            routes,
+            json!([
+                keyed("v1", true),
+                keyed("v1", false),
+                keyed("v2", true),
+                keyed("v2", false),
+                {
+                    "name": "orders",
+                    "match": {"path_separated_prefix": "/orders"},
+                    "route": {
+                        "weighted_clusters": {"clusters": [
+                            {"name": "orders-v1.shop:8080", "weight": 90, "response_headers_to_add": version("v1")},
+                            {"name": "orders-v2.shop:8080", "weight": 10, "response_headers_to_add": version("v2")},
+                        ]},
+                        "timeout": "5s",
+                        "request_mirror_policies": [{"cluster": "shadow.shop:9090",
+                            "runtime_fraction": {"default_value": {"numerator": 25, "denominator": "TEN_THOUSAND"}}}],
+                    },
+                },
+            ])
+        );
+        // The mirror is a cluster like the backends'.
+        let clusters = config["static_resources"]["clusters"].as_array().unwrap();
+        let shadow = clusters.iter().find(|c| c["name"] == "shadow.shop:9090").unwrap();
+        assert_eq!(
+            shadow["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+                ["socket_address"]["address"],
+            "shadow.shop.svc.cluster.local"
+        );
     }
 
     #[test]

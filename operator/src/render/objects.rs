@@ -3,11 +3,12 @@
 //! a ConfigMap per API holding its compiled bundle.
 
 use super::plugins::{Plugin, PluginConfigs};
-use super::spec::Checked;
+use super::spec::{Checked, WeightedBackend};
 use super::targets::{gateway_api_duration, http_route_hostnames, RouteTargets};
 use super::Key;
 use crate::crd::{ApiDefinitionSpec, GatewayBindingSpec, PluginSource};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kea_auth::split::config::{BACKEND_HEADER, MIRROR_HEADER};
 use kea_schema::Bundle;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -175,8 +176,73 @@ pub fn base_path_matches(base_path: &str) -> Value {
     }
 }
 
-/// The API's VirtualService: one HTTP route for its base path, split across its backends by
-/// weight. Written whole with server-side apply, so a weight change replaces the split.
+/// The routes of an API in order (first match wins): with marks, per backend key `k` a route for
+/// requests marked `x-kea-backend: k` and `x-kea-mirror` (to `k`, mirrored) and one for requests
+/// marked `k` (to `k`); then the fallback, weighted across all backends with the mirror sampled
+/// at its percent — what a request without marks (a gateway without the splitter) gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteShape<'a> {
+    /// Route name suffix (`""` for the fallback, `-<k>`, `-<k>-mirror`).
+    pub suffix: String,
+    /// The key matched in `x-kea-backend`, if any.
+    pub key: Option<&'a str>,
+    /// Whether `x-kea-mirror` is matched.
+    pub mirror_mark: bool,
+    /// The backends routed to (all of them on the fallback).
+    pub backends: Vec<&'a WeightedBackend>,
+    /// Mirror percent in hundredths (`10000` = all), when the route mirrors.
+    pub mirror_hundredths: Option<u32>,
+}
+
+/// The routes of `checked`, in match order.
+pub fn route_shapes(checked: &Checked) -> Vec<RouteShape<'_>> {
+    let mut shapes = Vec::with_capacity(checked.route_count());
+    let mirror = checked.split.mirror.as_ref();
+    if checked.split.marks {
+        for backend in &checked.backends {
+            if mirror.is_some() {
+                shapes.push(RouteShape {
+                    suffix: format!("-{}-mirror", backend.key),
+                    key: Some(&backend.key),
+                    mirror_mark: true,
+                    backends: vec![backend],
+                    mirror_hundredths: Some(10_000),
+                });
+            }
+            shapes.push(RouteShape {
+                suffix: format!("-{}", backend.key),
+                key: Some(&backend.key),
+                mirror_mark: false,
+                backends: vec![backend],
+                mirror_hundredths: None,
+            });
+        }
+    }
+    shapes.push(RouteShape {
+        suffix: String::new(),
+        key: None,
+        mirror_mark: false,
+        backends: checked.backends.iter().collect(),
+        mirror_hundredths: mirror.map(|mirror| mirror.hundredths),
+    });
+    shapes
+}
+
+/// The header matches of a route shape as `(name, exact value)`.
+pub fn mark_headers(shape: &RouteShape<'_>) -> Vec<(&'static str, String)> {
+    let mut headers = Vec::new();
+    if let Some(key) = shape.key {
+        headers.push((BACKEND_HEADER, key.to_string()));
+    }
+    if shape.mirror_mark {
+        headers.push((MIRROR_HEADER, "1".to_string()));
+    }
+    headers
+}
+
+/// The API's VirtualService: the routes of [`route_shapes`] for its base path, each with the
+/// timeout and the backends' `x-kea-backend-version`. Written whole with server-side apply, so a
+/// weight change replaces the whole route set at once.
 #[instrument(level = "debug", skip_all, fields(api = %api_key))]
 pub fn virtual_service(
     api_key: &Key,
@@ -185,29 +251,53 @@ pub fn virtual_service(
     gateways: &[String],
     owner: &OwnerReference,
 ) -> Value {
-    let destinations: Vec<Value> = checked
-        .backends
+    let http: Vec<Value> = route_shapes(checked)
         .iter()
-        .map(|backend| {
+        .map(|shape| {
+            let destinations: Vec<Value> = shape
+                .backends
+                .iter()
+                .map(|backend| {
+                    let weight = if shape.key.is_some() { 100 } else { backend.weight };
+                    let mut route = json!({
+                        "destination": {"host": service_host(&backend.service, &api_key.namespace), "port": {"number": backend.port}},
+                        "weight": weight,
+                    });
+                    if let (Some(version), Some(map)) = (&backend.version, route.as_object_mut()) {
+                        map.insert("headers".into(), json!({"response": {"set": {"x-kea-backend-version": version}}}));
+                    }
+                    route
+                })
+                .collect();
+            let headers: serde_json::Map<String, Value> = mark_headers(shape)
+                .into_iter()
+                .map(|(name, value)| (name.to_string(), json!({"exact": value})))
+                .collect();
+            let mut matches = base_path_matches(&spec.base_path);
+            if let (false, Some(list)) = (headers.is_empty(), matches.as_array_mut()) {
+                for entry in list.iter_mut().filter_map(Value::as_object_mut) {
+                    entry.insert("headers".into(), Value::Object(headers.clone()));
+                }
+            }
             let mut route = json!({
-                "destination": {"host": service_host(&backend.service, &api_key.namespace), "port": {"number": backend.port}},
-                "weight": backend.weight,
+                "name": format!("{}{}", api_key.name, shape.suffix),
+                "match": matches,
+                "route": destinations,
+                "timeout": istio_duration(checked.timeout),
             });
-            if let (Some(version), Some(map)) = (&backend.version, route.as_object_mut()) {
-                map.insert("headers".into(), json!({"response": {"set": {"x-kea-backend-version": version}}}));
+            if let (Some(mirror), Some(hundredths), Some(map)) =
+                (&checked.split.mirror, shape.mirror_hundredths, route.as_object_mut())
+            {
+                map.insert(
+                    "mirror".into(),
+                    json!({"host": service_host(&mirror.service, &api_key.namespace), "port": {"number": mirror.port}}),
+                );
+                map.insert("mirrorPercentage".into(), json!({"value": f64::from(hundredths) / 100.0}));
             }
             route
         })
         .collect();
-    let mut vs_spec = json!({
-        "hosts": spec.hosts,
-        "http": [{
-            "name": api_key.name,
-            "match": base_path_matches(&spec.base_path),
-            "route": destinations,
-            "timeout": istio_duration(checked.timeout),
-        }],
-    });
+    let mut vs_spec = json!({"hosts": spec.hosts, "http": http});
     if let (false, Some(map)) = (gateways.is_empty(), vs_spec.as_object_mut()) {
         map.insert("gateways".into(), json!(gateways));
     }
@@ -220,8 +310,10 @@ pub fn virtual_service(
     })
 }
 
-/// The API's HTTPRoute (Gateway API): the same split as the VirtualService, the backend's version
-/// in `x-kea-backend-version` on its responses, the timeout in Gateway API's duration format.
+/// The API's HTTPRoute (Gateway API): the same routes as the VirtualService, one rule each (Gateway
+/// API orders them by specificity: more header matches first, as [`route_shapes`] lists them),
+/// the backend's version in `x-kea-backend-version` on its responses, the timeout in Gateway API's
+/// duration format, the mirror as a `RequestMirror` filter.
 #[instrument(level = "debug", skip_all, fields(api = %api_key))]
 pub fn http_route(
     api_key: &Key,
@@ -230,23 +322,6 @@ pub fn http_route(
     parents: &[crate::crd::ParentRef],
     owner: &OwnerReference,
 ) -> Value {
-    let backend_refs: Vec<Value> = checked
-        .backends
-        .iter()
-        .map(|backend| {
-            let mut reference = json!({"name": backend.service, "port": backend.port, "weight": backend.weight});
-            if let (Some(version), Some(map)) = (&backend.version, reference.as_object_mut()) {
-                map.insert(
-                    "filters".into(),
-                    json!([{
-                        "type": "ResponseHeaderModifier",
-                        "responseHeaderModifier": {"set": [{"name": "x-kea-backend-version", "value": version}]},
-                    }]),
-                );
-            }
-            reference
-        })
-        .collect();
     let parent_refs: Vec<Value> = parents
         .iter()
         .map(|parent| {
@@ -262,15 +337,62 @@ pub fn http_route(
             value
         })
         .collect();
-    let mut rule = json!({
-        "matches": [{"path": {"type": "PathPrefix", "value": spec.base_path}}],
-        "backendRefs": backend_refs,
-    });
-    // The spec checks refuse a timeout Gateway API cannot write, so this is always present.
-    if let (Some(timeout), Some(map)) = (gateway_api_duration(checked.timeout), rule.as_object_mut()) {
-        map.insert("timeouts".into(), json!({"request": timeout}));
-    }
-    let mut route_spec = json!({"parentRefs": parent_refs, "rules": [rule]});
+    let rules: Vec<Value> = route_shapes(checked)
+        .iter()
+        .map(|shape| {
+            let backend_refs: Vec<Value> = shape
+                .backends
+                .iter()
+                .map(|backend| {
+                    let weight = if shape.key.is_some() { 100 } else { backend.weight };
+                    let mut reference = json!({"name": backend.service, "port": backend.port, "weight": weight});
+                    if let (Some(version), Some(map)) = (&backend.version, reference.as_object_mut()) {
+                        map.insert(
+                            "filters".into(),
+                            json!([{
+                                "type": "ResponseHeaderModifier",
+                                "responseHeaderModifier": {"set": [{"name": "x-kea-backend-version", "value": version}]},
+                            }]),
+                        );
+                    }
+                    reference
+                })
+                .collect();
+            let mut matched = json!({"path": {"type": "PathPrefix", "value": spec.base_path}});
+            let headers: Vec<Value> = mark_headers(shape)
+                .into_iter()
+                .map(|(name, value)| json!({"type": "Exact", "name": name, "value": value}))
+                .collect();
+            if let (false, Some(map)) = (headers.is_empty(), matched.as_object_mut()) {
+                map.insert("headers".into(), json!(headers));
+            }
+            let mut rule = json!({"matches": [matched], "backendRefs": backend_refs});
+            let Some(map) = rule.as_object_mut() else {
+                return rule;
+            };
+            if let (Some(mirror), Some(hundredths)) = (&checked.split.mirror, shape.mirror_hundredths) {
+                let mut request_mirror = json!({"backendRef": {"name": mirror.service, "port": mirror.port}});
+                // All requests when no share is given (also what CRDs before `percent` take).
+                if let (true, Some(fields)) = (hundredths < 10_000, request_mirror.as_object_mut()) {
+                    if hundredths % 100 == 0 {
+                        fields.insert("percent".into(), json!(hundredths / 100));
+                    } else {
+                        fields.insert("fraction".into(), json!({"numerator": hundredths, "denominator": 10_000}));
+                    }
+                }
+                map.insert(
+                    "filters".into(),
+                    json!([{"type": "RequestMirror", "requestMirror": request_mirror}]),
+                );
+            }
+            // The spec checks refuse a timeout Gateway API cannot write, so this is always present.
+            if let Some(timeout) = gateway_api_duration(checked.timeout) {
+                map.insert("timeouts".into(), json!({"request": timeout}));
+            }
+            rule
+        })
+        .collect();
+    let mut route_spec = json!({"parentRefs": parent_refs, "rules": rules});
     let hostnames = http_route_hostnames(&spec.hosts);
     if let (false, Some(map)) = (hostnames.is_empty(), route_spec.as_object_mut()) {
         map.insert("hostnames".into(), json!(hostnames));
@@ -352,4 +474,160 @@ pub fn docs_virtual_service(
         "metadata": metadata(&format!("kea-{}-docs", gateway_key.name), &gateway_key.namespace, labels, owner),
         "spec": spec,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::crd::{Backend, Mirror};
+    use crate::render::spec::{self, SplitPlan};
+
+    /// pets: v1 90%, v2 10%, optionally mirrored to `shadow`.
+    fn pets(mirror: Option<f64>) -> (ApiDefinitionSpec, Checked) {
+        let backend = |version: &str, weight| Backend {
+            service: format!("pets-{version}"),
+            port: 8080,
+            version: Some(version.into()),
+            weight: Some(weight),
+        };
+        let spec = ApiDefinitionSpec {
+            hosts: vec!["pets.example.com".into()],
+            base_path: "/pets".into(),
+            backends: vec![backend("v1", 90), backend("v2", 10)],
+            mirror: mirror.map(|percent| Mirror {
+                service: "shadow".into(),
+                port: 9090,
+                percent,
+            }),
+            ..ApiDefinitionSpec::default()
+        };
+        let (backends, split) = spec::split(&spec).unwrap();
+        let checked = Checked {
+            backends,
+            timeout: Duration::from_secs(5),
+            split,
+        };
+        (spec, checked)
+    }
+
+    fn key() -> Key {
+        Key::new("shop", "pets")
+    }
+
+    fn destination(version: &str, weight: u32) -> Value {
+        json!({"destination": {"host": format!("pets-{version}.shop.svc.cluster.local"), "port": {"number": 8080}},
+               "weight": weight, "headers": {"response": {"set": {"x-kea-backend-version": version}}}})
+    }
+
+    fn vs_match(headers: Value) -> Value {
+        json!([{"uri": {"exact": "/pets"}, "headers": headers}, {"uri": {"prefix": "/pets/"}, "headers": headers}])
+    }
+
+    #[test]
+    fn an_exact_split_is_a_marked_route_per_key_then_the_weighted_one() {
+        let (spec, checked) = pets(None);
+        let vs = virtual_service(&key(), &spec, &checked, &[], &OwnerReference::default());
+        assert_eq!(
+            vs["spec"]["http"],
+            json!([
+                {"name": "pets-v1", "match": vs_match(json!({"x-kea-backend": {"exact": "v1"}})),
+                 "route": [destination("v1", 100)], "timeout": "5s"},
+                {"name": "pets-v2", "match": vs_match(json!({"x-kea-backend": {"exact": "v2"}})),
+                 "route": [destination("v2", 100)], "timeout": "5s"},
+                {"name": "pets", "match": base_path_matches("/pets"),
+                 "route": [destination("v1", 90), destination("v2", 10)], "timeout": "5s"},
+            ])
+        );
+        // Random: today's single weighted route.
+        let random = Checked {
+            split: SplitPlan::default(),
+            ..checked
+        };
+        let vs = virtual_service(&key(), &spec, &random, &[], &OwnerReference::default());
+        assert_eq!(vs["spec"]["http"].as_array().unwrap().len(), 1);
+        assert_eq!(vs["spec"]["http"][0]["name"], "pets");
+    }
+
+    #[test]
+    fn a_mirrored_split_mirrors_all_marked_requests_and_samples_the_fallback() {
+        let (spec, checked) = pets(Some(2.5));
+        let vs = virtual_service(&key(), &spec, &checked, &[], &OwnerReference::default());
+        let mirror = json!({"host": "shadow.shop.svc.cluster.local", "port": {"number": 9090}});
+        let marked = |key: &str| json!({"x-kea-backend": {"exact": key}, "x-kea-mirror": {"exact": "1"}});
+        assert_eq!(
+            vs["spec"]["http"],
+            json!([
+                {"name": "pets-v1-mirror", "match": vs_match(marked("v1")), "route": [destination("v1", 100)],
+                 "mirror": mirror, "mirrorPercentage": {"value": 100.0}, "timeout": "5s"},
+                {"name": "pets-v1", "match": vs_match(json!({"x-kea-backend": {"exact": "v1"}})),
+                 "route": [destination("v1", 100)], "timeout": "5s"},
+                {"name": "pets-v2-mirror", "match": vs_match(marked("v2")), "route": [destination("v2", 100)],
+                 "mirror": mirror, "mirrorPercentage": {"value": 100.0}, "timeout": "5s"},
+                {"name": "pets-v2", "match": vs_match(json!({"x-kea-backend": {"exact": "v2"}})),
+                 "route": [destination("v2", 100)], "timeout": "5s"},
+                {"name": "pets", "match": base_path_matches("/pets"),
+                 "route": [destination("v1", 90), destination("v2", 10)],
+                 "mirror": mirror, "mirrorPercentage": {"value": 2.5}, "timeout": "5s"},
+            ])
+        );
+    }
+
+    fn backend_ref(version: &str, weight: u32) -> Value {
+        json!({"name": format!("pets-{version}"), "port": 8080, "weight": weight, "filters": [{
+            "type": "ResponseHeaderModifier",
+            "responseHeaderModifier": {"set": [{"name": "x-kea-backend-version", "value": version}]}}]})
+    }
+
+    fn path_match(headers: &[(&str, &str)]) -> Value {
+        let mut matched = json!({"path": {"type": "PathPrefix", "value": "/pets"}});
+        if !headers.is_empty() {
+            matched["headers"] = headers
+                .iter()
+                .map(|(name, value)| json!({"type": "Exact", "name": name, "value": value}))
+                .collect();
+        }
+        json!([matched])
+    }
+
+    #[test]
+    fn http_route_rules_follow_the_marks_with_request_mirror_filters() {
+        let parents = [crate::crd::ParentRef {
+            name: "public".into(),
+            ..crate::crd::ParentRef::default()
+        }];
+        let (spec, checked) = pets(None);
+        let route = http_route(&key(), &spec, &checked, &parents, &OwnerReference::default());
+        assert_eq!(
+            route["spec"]["rules"],
+            json!([
+                {"matches": path_match(&[("x-kea-backend", "v1")]), "backendRefs": [backend_ref("v1", 100)], "timeouts": {"request": "5s"}},
+                {"matches": path_match(&[("x-kea-backend", "v2")]), "backendRefs": [backend_ref("v2", 100)], "timeouts": {"request": "5s"}},
+                {"matches": path_match(&[]), "backendRefs": [backend_ref("v1", 90), backend_ref("v2", 10)], "timeouts": {"request": "5s"}},
+            ])
+        );
+
+        let (spec, checked) = pets(Some(2.5));
+        let route = http_route(&key(), &spec, &checked, &parents, &OwnerReference::default());
+        let rules = route["spec"]["rules"].as_array().unwrap();
+        assert_eq!(rules.len(), 5);
+        let all = json!([{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "shadow", "port": 9090}}}]);
+        assert_eq!(
+            rules[0],
+            json!({"matches": path_match(&[("x-kea-backend", "v1"), ("x-kea-mirror", "1")]),
+                   "backendRefs": [backend_ref("v1", 100)], "filters": all, "timeouts": {"request": "5s"}})
+        );
+        assert!(rules[1].get("filters").is_none(), "{}", rules[1]);
+        assert_eq!(
+            rules[4]["filters"],
+            json!([{"type": "RequestMirror", "requestMirror": {"backendRef": {"name": "shadow", "port": 9090},
+                    "fraction": {"numerator": 250, "denominator": 10000}}}])
+        );
+        let (spec, checked) = pets(Some(5.0));
+        let route = http_route(&key(), &spec, &checked, &parents, &OwnerReference::default());
+        assert_eq!(
+            route["spec"]["rules"][4]["filters"][0]["requestMirror"]["percent"],
+            5
+        );
+    }
 }

@@ -6,12 +6,13 @@ use super::{Key, Problem};
 use crate::crd::ApiDefinitionSpec;
 use crate::crd::{
     AuditPolicy, AuthPolicy, CachePolicy, CacheSetCookie, DocsAccess, GatewayBindingSpec, IdentityProvider,
-    PluginSettings, Policies, ValidationPolicy,
+    PluginSettings, Policies, StickyBy, ValidationPolicy,
 };
 use kea_audit::config::{AuditConfig, AuditRule, BodyCapture, HttpSink, Sampling};
 use kea_auth::config::{
     AuthConfig, ClaimHeader, DiscoveryJwks, JwksSource, ProviderConfig, RemoteJwks, Requirement, RuleConfig,
 };
+use kea_auth::split::config::{SplitBackend, SplitConfig, Sticky, StickyBy as SplitStickyBy};
 use kea_cache::config::{CacheConfig, CacheRule, RuleSettings, SetCookiePolicy};
 use kea_plugin_sdk::{ByteSize, ConfigDuration, MatchSpec};
 use kea_schema::Bundle;
@@ -181,6 +182,9 @@ pub fn render(
         if let Some(config) = validate.as_mut() {
             config.apis.push(api_source(api, endpoint));
         }
+        if let (Some(split), Some(config)) = (split_config(api)?, auth.as_mut()) {
+            config.splits.push(split);
+        }
     }
     if let Some(config) = audit.as_mut() {
         config.rules.extend(audit_rules);
@@ -237,8 +241,19 @@ pub fn render(
     let all_anonymous = auth
         .as_ref()
         .is_none_or(|config| config.rules.iter().all(|rule| rule.requirement.allow_anonymous));
+    // The splitter lives in the auth plugin: an API that splits exactly or mirrors needs it even
+    // on a gateway without credentials.
     if !has_credentials && all_anonymous {
-        auth = None;
+        match auth.as_mut() {
+            // Only the splitter: requests no rule matches pass, as they would without the plugin.
+            Some(config) if !config.splits.is_empty() => {
+                config.defaults = Requirement {
+                    allow_anonymous: true,
+                    ..Requirement::default()
+                };
+            }
+            _ => auth = None,
+        }
     }
     let configs = PluginConfigs {
         audit,
@@ -271,6 +286,38 @@ fn compile(configs: &PluginConfigs) -> Result<(), Problem> {
         config.compile().map_err(|e| refused("cache", e))?;
     }
     Ok(())
+}
+
+/// The auth plugin's split of an API whose routes follow its marks: the same `match` as the API's
+/// own auth rule (hosts and base path), its backends by key and weight, stickiness, the mirror.
+fn split_config(api: &BoundApi<'_>) -> Result<Option<SplitConfig>, Problem> {
+    let (backends, plan) = super::spec::split(api.spec)?;
+    if !plan.marks {
+        return Ok(None);
+    }
+    Ok(Some(SplitConfig {
+        match_spec: MatchSpec {
+            hosts: api.spec.hosts.clone(),
+            path_prefix: Some(api.spec.base_path.clone()),
+            ..MatchSpec::default()
+        },
+        name: api.key.to_string(),
+        backends: backends
+            .iter()
+            .map(|backend| SplitBackend {
+                key: backend.key.clone(),
+                weight: backend.weight,
+            })
+            .collect(),
+        sticky: plan.sticky.map(|sticky| Sticky {
+            by: match sticky.by {
+                StickyBy::Principal => SplitStickyBy::Principal,
+                StickyBy::Header => SplitStickyBy::Header,
+            },
+            header: sticky.header,
+        }),
+        mirror_percent: plan.mirror.as_ref().map(super::spec::MirrorTarget::percent),
+    }))
 }
 
 /// The request scopes of an API: its operations with policies of their own (from
@@ -705,6 +752,103 @@ mod tests {
             .apis
             .iter()
             .all(|source| source.bundle.is_some() && source.url.is_none()));
+    }
+
+    #[test]
+    fn splitting_apis_get_a_split_in_the_auth_plugin_even_without_credentials() {
+        use crate::crd::{Mirror, Split, SplitMode, StickySplit};
+        let mut pets = api(
+            "/pets",
+            Policies {
+                auth: Some(AuthPolicy {
+                    anonymous: true,
+                    ..AuthPolicy::default()
+                }),
+                ..Policies::default()
+            },
+        );
+        let key = Key::new("shop", "pets");
+        let bound = |spec: &ApiDefinitionSpec| {
+            let bundle = bundle(spec);
+            render(
+                &GatewayBindingSpec::default(),
+                &[BoundApi {
+                    key: &key,
+                    spec,
+                    bundle: &bundle,
+                }],
+                None,
+            )
+            .unwrap()
+        };
+        // One backend, public, no credentials: no auth plugin at all.
+        assert!(bound(&pets).auth.is_none());
+
+        pets.backends = vec![
+            Backend {
+                service: "pets-v1".into(),
+                port: 8080,
+                version: Some("v1".into()),
+                weight: Some(90),
+            },
+            Backend {
+                service: "pets-v2".into(),
+                port: 8080,
+                version: None,
+                weight: Some(10),
+            },
+        ];
+        pets.split = Some(Split {
+            mode: SplitMode::Exact,
+            sticky: Some(StickySplit {
+                by: StickyBy::Header,
+                header: Some("x-session-id".into()),
+            }),
+        });
+        pets.mirror = Some(Mirror {
+            service: "shadow".into(),
+            port: 8080,
+            percent: 0.5,
+        });
+        let auth = bound(&pets).auth.expect("the splitter is in the auth plugin");
+        assert_eq!(
+            serde_json::to_value(&auth.splits).unwrap(),
+            json!([{
+                "match": {"hosts": ["api.example.com"], "pathPrefix": "/pets"},
+                "name": "shop/pets",
+                "backends": [{"key": "v1", "weight": 90}, {"key": "pets-v2", "weight": 10}],
+                "sticky": {"by": "Header", "header": "x-session-id"},
+                "mirrorPercent": 0.5,
+            }])
+        );
+        // Nothing else changes: requests no rule matches pass, as without the plugin.
+        assert!(auth.defaults.allow_anonymous);
+        assert!(auth.providers.is_empty());
+
+        // Random: the routes' weights alone, no splitter.
+        pets.split = Some(Split {
+            mode: SplitMode::Random,
+            sticky: None,
+        });
+        assert!(bound(&pets).auth.is_none());
+
+        // With credentials the split joins the gateway's own auth configuration.
+        pets.split = None;
+        let bundle = bundle(&pets);
+        let configs = render(
+            &gateway(),
+            &[BoundApi {
+                key: &key,
+                spec: &pets,
+                bundle: &bundle,
+            }],
+            None,
+        )
+        .unwrap();
+        let auth = configs.auth.unwrap();
+        assert_eq!(auth.splits.len(), 1);
+        assert_eq!(auth.splits[0].sticky, None);
+        assert!(!auth.defaults.allow_anonymous, "fail closed by default");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::targets::{self, RouteTargets};
 use super::Problem;
-use crate::crd::{ApiDefinitionSpec, GatewayBindingSpec, Policies};
+use crate::crd::{ApiDefinitionSpec, GatewayBindingSpec, Policies, SplitMode, StickyBy, StickySplit};
 use kea_plugin_sdk::{ByteSize, ConfigDuration};
 use std::time::Duration;
 use tracing::instrument;
@@ -18,6 +18,8 @@ pub struct WeightedBackend {
     pub port: u16,
     pub version: Option<String>,
     pub weight: u32,
+    /// The value of `x-kea-backend` that routes a request to it: its version, else its Service.
+    pub key: String,
 }
 
 /// What the renderers need from a checked spec.
@@ -25,6 +27,151 @@ pub struct WeightedBackend {
 pub struct Checked {
     pub backends: Vec<WeightedBackend>,
     pub timeout: Duration,
+    pub split: SplitPlan,
+}
+
+/// How the backends share the requests, and the mirror.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SplitPlan {
+    /// The auth plugin marks every request with its backend's key (`x-kea-backend`) and the ones
+    /// to mirror (`x-kea-mirror`); the routes follow the marks. False: the routes' weights and
+    /// mirror percentage are sampled at random (`mode: Random`, or one backend and no mirror).
+    pub marks: bool,
+    pub sticky: Option<StickySplit>,
+    pub mirror: Option<MirrorTarget>,
+}
+
+/// The mirror of an API, its percent in hundredths (exact: `0.25` is 25).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorTarget {
+    pub service: String,
+    pub port: u16,
+    pub hundredths: u32,
+}
+
+impl MirrorTarget {
+    pub fn percent(&self) -> f64 {
+        f64::from(self.hundredths) / 100.0
+    }
+}
+
+impl Checked {
+    /// The HTTPRoute rules (and Envoy and VirtualService routes) the API takes: with marks, per
+    /// backend a marked route (and a marked-for-mirroring one), then the weighted fallback.
+    pub fn route_count(&self) -> usize {
+        route_count(&self.backends, &self.split)
+    }
+}
+
+fn route_count(backends: &[WeightedBackend], split: &SplitPlan) -> usize {
+    match split.marks {
+        true => backends.len() * (1 + usize::from(split.mirror.is_some())) + 1,
+        false => 1,
+    }
+}
+
+/// The backends (with keys) and the split of `spec`, checked.
+#[instrument(level = "debug", skip_all, err(level = "debug", Display))]
+pub fn split(spec: &ApiDefinitionSpec) -> Result<(Vec<WeightedBackend>, SplitPlan), Problem> {
+    let backends = weights(spec)?;
+    let config = spec.split.clone().unwrap_or_default();
+    let mirror = spec.mirror.as_ref().map(mirror).transpose()?;
+    let marks = config.mode == SplitMode::Exact && (backends.len() > 1 || mirror.is_some());
+    if let Some(sticky) = &config.sticky {
+        if config.mode == SplitMode::Random {
+            return Err(Problem::invalid(
+                "InvalidSticky",
+                "spec.split.sticky: sticky backends are picked by the gateway, which needs split.mode: Exact",
+            ));
+        }
+        match (sticky.by, sticky.header.as_deref()) {
+            (StickyBy::Header, None) => {
+                return Err(Problem::invalid(
+                    "InvalidSticky",
+                    "spec.split.sticky.header: by: Header needs the header naming the client",
+                ))
+            }
+            (StickyBy::Header, Some(header)) if !is_header_name(header) => {
+                return Err(Problem::invalid(
+                    "InvalidSticky",
+                    format!("spec.split.sticky.header {header:?}: not a header name (letters, digits and !#$%&'*+-.^_`|~)"),
+                ))
+            }
+            (StickyBy::Header, Some(header)) if kea_plugin_sdk::identity::is_kea_header(header) => {
+                return Err(Problem::invalid(
+                    "InvalidSticky",
+                    format!("spec.split.sticky.header {header:?}: x-kea-* headers are set by the gateway, not by clients"),
+                ))
+            }
+            (StickyBy::Principal, Some(_)) => {
+                return Err(Problem::invalid(
+                    "InvalidSticky",
+                    "spec.split.sticky.header: only by: Header names a header",
+                ))
+            }
+            _ => {}
+        }
+    }
+    if marks {
+        for (index, backend) in backends.iter().enumerate() {
+            let key = &backend.key;
+            if key.is_empty() || key.len() > 253 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(Problem::invalid(
+                    "InvalidBackendKey",
+                    format!("spec.backends[{index}]: its key {key:?} (version, else service) is sent as a header value: 1-253 visible ASCII characters"),
+                ));
+            }
+            if let Some(first) = backends
+                .iter()
+                .position(|other| other.key == *key)
+                .filter(|&first| first < index)
+            {
+                return Err(Problem::invalid(
+                    "DuplicateBackendKey",
+                    format!("spec.backends[{index}]: key {key:?} (version, else service) is also backends[{first}]'s; exact splitting tells backends apart by key: give each a distinct version"),
+                ));
+            }
+        }
+    }
+    Ok((
+        backends,
+        SplitPlan {
+            marks,
+            sticky: config.sticky.filter(|_| marks),
+            mirror,
+        },
+    ))
+}
+
+fn mirror(mirror: &crate::crd::Mirror) -> Result<MirrorTarget, Problem> {
+    if mirror.service.is_empty() || mirror.port == 0 {
+        return Err(Problem::invalid(
+            "InvalidMirror",
+            "spec.mirror: give the mirror's service and port",
+        ));
+    }
+    let percent = mirror.percent;
+    let hundredths = (percent * 100.0).round();
+    if !(percent > 0.0 && percent <= 100.0) || (percent * 100.0 - hundredths).abs() > 1e-6 {
+        return Err(Problem::invalid(
+            "InvalidMirror",
+            format!("spec.mirror.percent {percent}: must be more than 0 and at most 100, with at most two decimals"),
+        ));
+    }
+    Ok(MirrorTarget {
+        service: mirror.service.clone(),
+        port: mirror.port,
+        // 1..=10000 after the check above.
+        hundredths: hundredths as u32,
+    })
+}
+
+/// An HTTP header name (RFC 9110 token).
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Checks `spec` against the gateway it names and the route objects it will be written as
@@ -35,7 +182,7 @@ pub fn check(
     gateway: &GatewayBindingSpec,
     routes: &RouteTargets,
 ) -> Result<Checked, Problem> {
-    let backends = weights(spec)?;
+    let (backends, split) = split(spec)?;
     let timeout = match &spec.timeout {
         None => DEFAULT_TIMEOUT,
         Some(text) => duration("spec.timeout", text)?,
@@ -54,6 +201,18 @@ pub fn check(
                 "TooManyBackends",
                 format!(
                     "spec.backends: an HTTPRoute rule holds at most {} backends",
+                    targets::GATEWAY_API_MAX_ITEMS
+                ),
+            ));
+        }
+        let rules = route_count(&backends, &split);
+        if rules > targets::GATEWAY_API_MAX_ITEMS {
+            return Err(Problem::invalid(
+                "TooManyRules",
+                format!(
+                    "spec.backends: exact splitting of {} backends{} takes {rules} HTTPRoute rules, an HTTPRoute holds at most {}; use fewer backends, or split.mode: Random",
+                    backends.len(),
+                    if split.mirror.is_some() { " with a mirror" } else { "" },
                     targets::GATEWAY_API_MAX_ITEMS
                 ),
             ));
@@ -94,7 +253,11 @@ pub fn check(
             gateway,
         )?;
     }
-    Ok(Checked { backends, timeout })
+    Ok(Checked {
+        backends,
+        timeout,
+        split,
+    })
 }
 
 /// Checks a GatewayBinding's own spec: how its plugins attach and its default policies.
@@ -210,6 +373,7 @@ fn weights(spec: &ApiDefinitionSpec) -> Result<Vec<WeightedBackend>, Problem> {
             }
         };
         out.push(WeightedBackend {
+            key: backend.version.clone().unwrap_or_else(|| backend.service.clone()),
             service: backend.service.clone(),
             port: backend.port,
             version: backend.version.clone(),
@@ -474,6 +638,151 @@ mod tests {
         many.hosts = vec!["*".into()];
         assert_eq!(reason(&many, &gateway_api).as_deref(), Some("TooManyBackends"));
         assert_eq!(reason(&many, &bound), None);
+    }
+
+    #[test]
+    fn splits_mirrors_and_stickiness_are_checked_with_a_reason() {
+        use crate::crd::{Mirror, Split};
+        let gateway = GatewayBindingSpec::default();
+        let reason = |api: &ApiDefinitionSpec, routes: &RouteTargets| {
+            check(api, &gateway, routes).err().map(|problem| problem.reason)
+        };
+        let any = RouteTargets::default();
+        let mut api = spec(&[Some(90), Some(10)]);
+        let checked = check(&api, &gateway, &any).unwrap();
+        assert!(checked.split.marks, "Exact by default with several backends");
+        assert_eq!(
+            checked
+                .backends
+                .iter()
+                .map(|b| b.key.as_str())
+                .collect::<Vec<_>>(),
+            ["svc-0", "svc-1"],
+            "the service names without versions"
+        );
+        assert!(!check(&spec(&[None]), &gateway, &any).unwrap().split.marks);
+
+        // Keys: distinct, and header values.
+        api.backends[1].service = "svc-0".into();
+        api.backends[1].port = 81;
+        assert_eq!(reason(&api, &any).as_deref(), Some("DuplicateBackendKey"));
+        api.backends[1].version = Some("canary".into());
+        check(&api, &gateway, &any).unwrap();
+        api.backends[1].version = Some("v 2".into());
+        assert_eq!(reason(&api, &any).as_deref(), Some("InvalidBackendKey"));
+        api.split = Some(Split {
+            mode: SplitMode::Random,
+            sticky: None,
+        });
+        check(&api, &gateway, &any).unwrap();
+        api.backends[1].version = Some("v2".into());
+
+        // Stickiness needs the gateway's splitter, and a header name when by header.
+        let sticky = |by, header: Option<&str>| {
+            Some(Split {
+                mode: SplitMode::Exact,
+                sticky: Some(StickySplit {
+                    by,
+                    header: header.map(String::from),
+                }),
+            })
+        };
+        api.split = sticky(StickyBy::Principal, None);
+        assert!(check(&api, &gateway, &any).unwrap().split.sticky.is_some());
+        for (by, header) in [
+            (StickyBy::Header, None),
+            (StickyBy::Header, Some("x session")),
+            (StickyBy::Header, Some("X-Kea-Sub")),
+            (StickyBy::Principal, Some("x-session")),
+        ] {
+            api.split = sticky(by, header);
+            assert_eq!(reason(&api, &any).as_deref(), Some("InvalidSticky"), "{header:?}");
+        }
+        api.split = sticky(StickyBy::Header, Some("x-session-id"));
+        check(&api, &gateway, &any).unwrap();
+        api.split.as_mut().unwrap().mode = SplitMode::Random;
+        assert_eq!(reason(&api, &any).as_deref(), Some("InvalidSticky"));
+        api.split = None;
+
+        // Mirror: a service, a port, 0 < percent <= 100 with at most two decimals.
+        for (percent, ok) in [
+            (0.01, true),
+            (2.5, true),
+            (100.0, true),
+            (0.0, false),
+            (100.5, false),
+            (0.125, false),
+            (-1.0, false),
+        ] {
+            api.mirror = Some(Mirror {
+                service: "shadow".into(),
+                port: 80,
+                percent,
+            });
+            match check(&api, &gateway, &any) {
+                Ok(checked) => {
+                    assert!(ok, "{percent}");
+                    let mirror = checked.split.mirror.unwrap();
+                    assert_eq!(mirror.percent(), percent);
+                }
+                Err(problem) => assert!(!ok && problem.reason == "InvalidMirror", "{percent}: {problem}"),
+            }
+        }
+        api.mirror = Some(Mirror {
+            service: String::new(),
+            port: 80,
+            percent: 1.0,
+        });
+        assert_eq!(reason(&api, &any).as_deref(), Some("InvalidMirror"));
+        // A single backend with a mirror: the splitter marks the mirrored share exactly.
+        let mut single = spec(&[None]);
+        single.mirror = Some(Mirror {
+            service: "shadow".into(),
+            port: 80,
+            percent: 10.0,
+        });
+        let checked = check(&single, &gateway, &any).unwrap();
+        assert!(checked.split.marks);
+        assert_eq!(checked.route_count(), 3);
+    }
+
+    #[test]
+    fn an_http_route_holds_at_most_sixteen_rules() {
+        use crate::crd::{Mirror, Split};
+        let gateway = GatewayBindingSpec::default();
+        let gateway_api = RouteTargets {
+            virtual_service: None,
+            http_route: Some(vec![]),
+        };
+        let weights = |count: u32| -> Vec<Option<u32>> {
+            (0..count)
+                .map(|i| Some(if i == 0 { 100 - (count - 1) } else { 1 }))
+                .collect()
+        };
+        check(&spec(&weights(15)), &gateway, &gateway_api).unwrap();
+        let mut sixteen = spec(&weights(16));
+        let problem = check(&sixteen, &gateway, &gateway_api).unwrap_err();
+        assert_eq!(problem.reason, "TooManyRules");
+        assert!(problem.message.contains("takes 17 HTTPRoute rules"), "{problem}");
+        check(&sixteen, &gateway, &RouteTargets::default()).unwrap();
+        sixteen.split = Some(Split {
+            mode: SplitMode::Random,
+            sticky: None,
+        });
+        check(&sixteen, &gateway, &gateway_api).unwrap();
+        let mut mirrored = spec(&weights(8));
+        mirrored.mirror = Some(Mirror {
+            service: "shadow".into(),
+            port: 80,
+            percent: 1.0,
+        });
+        assert_eq!(
+            check(&mirrored, &gateway, &gateway_api).unwrap_err().reason,
+            "TooManyRules"
+        );
+        mirrored.backends.pop();
+        mirrored.backends[0].weight = Some(94);
+        check(&mirrored, &gateway, &gateway_api).unwrap();
     }
 
     #[test]

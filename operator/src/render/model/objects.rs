@@ -574,6 +574,20 @@ mod tests {
             let parsed: crate::crd::ApiDefinitionSpec = serde_json::from_value(api["spec"].clone()).unwrap();
             crate::render::schema::compile("m", parsed.schema.openapi.unwrap()).unwrap();
         }
+        // The weighted one is split exactly by version (the default), its routes keyed by version.
+        let weighted: crate::crd::ApiDefinitionSpec =
+            serde_json::from_value(apis[0]["spec"].clone()).unwrap();
+        let (backends, split) = crate::render::spec::split(&weighted).unwrap();
+        assert!(split.marks);
+        assert_eq!(
+            backends
+                .iter()
+                .map(|b| (b.key.as_str(), b.weight))
+                .collect::<Vec<_>>(),
+            [("v1", 90), ("v2", 10)]
+        );
+        let pinned: crate::crd::ApiDefinitionSpec = serde_json::from_value(apis[2]["spec"].clone()).unwrap();
+        assert!(!crate::render::spec::split(&pinned).unwrap().1.marks);
 
         let image = "reg/kea/models/ml-iris@sha256:00";
         let deployment = deployment(&key, &spec, &checked.versions[1], image, Some("abc"), &owner);
