@@ -19,17 +19,18 @@ mod common;
 use common::*;
 
 use anyhow::{bail, Context, Result};
+use kea_e2e::envoy::EnvoyProcess;
 use kea_e2e::http;
 use kea_e2e::oidc::node_script;
 use kea_e2e::upstream::Upstream;
-use kea_e2e::{envoy_binary, free_port, plugin_wasm, wait_for};
+use kea_e2e::{free_port, plugin_wasm};
 use kea_operator::offline::{self, RenderArgs};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn artifacts() -> PathBuf {
@@ -208,16 +209,9 @@ spec:
 
 /// Envoy running the rendered gateway and portal; stopped when dropped.
 struct Gateway {
-    child: Child,
+    _envoy: EnvoyProcess,
     port: u16,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start_gateway(upstream: &Upstream, big_operations: usize) -> Result<Gateway> {
@@ -242,38 +236,12 @@ fn start_gateway(upstream: &Upstream, big_operations: usize) -> Result<Gateway> 
     args.portal = Some(dir.path().join("portal"));
     args.web_dir = web_dir()?;
     offline::run(&args)?;
-    let log = dir.path().join("envoy.log");
-    let mut child = Command::new(envoy_binary()?)
-        .arg("-c")
-        .arg(&output)
-        .args(["--use-dynamic-base-id", "--concurrency", "2", "-l", "warning"])
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(&log)?)
-        .stderr(fs::File::create(dir.path().join("envoy.err"))?)
-        .spawn()
-        .context("cannot start Envoy")?;
-    let ready = format!("http://127.0.0.1:{admin}/ready");
-    let started = wait_for(Duration::from_secs(60), "Envoy to become ready", || {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(Err(status));
-        }
-        http::get(&ready).ok().filter(|r| r.status == 200).map(|_| Ok(()))
-    });
-    match started {
-        Ok(Ok(())) => Ok(Gateway {
-            child,
-            port,
-            _dir: dir,
-        }),
-        Ok(Err(status)) => bail!(
-            "Envoy exited ({status}): {}",
-            fs::read_to_string(dir.path().join("envoy.err")).unwrap_or_default()
-        ),
-        Err(error) => {
-            let _ = child.kill();
-            Err(error)
-        }
-    }
+    let envoy = EnvoyProcess::start(&output, admin, &dir.path().join("envoy.log"))?;
+    Ok(Gateway {
+        _envoy: envoy,
+        port,
+        _dir: dir,
+    })
 }
 
 #[test]

@@ -9,16 +9,15 @@
     clippy::indexing_slicing
 )]
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
+use kea_e2e::envoy::EnvoyProcess;
 use kea_e2e::http::{self, Response};
 use kea_e2e::upstream::Upstream;
-use kea_e2e::{envoy_binary, free_port, plugin_wasm, wait_for};
+use kea_e2e::{free_port, plugin_wasm};
 use kea_operator::offline::{self, RenderArgs};
 use serde_json::{json, Value};
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::path::Path;
 
 const RESOURCES: &str = r#"
 apiVersion: kea.dev/v1alpha1
@@ -80,18 +79,10 @@ spec:
 
 /// Envoy running a rendered configuration; stopped when dropped.
 struct Gateway {
-    child: Child,
+    envoy: EnvoyProcess,
     port: u16,
     config: Value,
-    log: PathBuf,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Gateway {
@@ -114,13 +105,8 @@ impl Gateway {
     }
 
     fn logs(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
+        self.envoy.log_tail(40)
     }
-}
-
-fn tail(text: &str, lines: usize) -> String {
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// Renders the resources with the three upstreams as the Services, and starts Envoy on the result.
@@ -160,52 +146,13 @@ fn start_once(v1: &Upstream, v2: &Upstream, orders: &Upstream) -> Result<Gateway
     offline::run(&args)?;
     let config: Value = serde_yaml_ng::from_str(&fs::read_to_string(&output)?)?;
 
-    let log = dir.path().join("envoy.log");
-    let file = fs::File::create(&log)?;
-    let mut child = Command::new(envoy_binary()?)
-        .arg("-c")
-        .arg(&output)
-        .args([
-            "--use-dynamic-base-id",
-            "--concurrency",
-            "2",
-            "-l",
-            "warning",
-            "--component-log-level",
-            "wasm:info",
-        ])
-        .stdin(Stdio::null())
-        .stdout(file.try_clone()?)
-        .stderr(file)
-        .spawn()
-        .context("cannot start Envoy")?;
-    let ready = format!("http://127.0.0.1:{admin}/ready");
-    let outcome = wait_for(Duration::from_secs(60), "Envoy to become ready", || {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(Err(status));
-        }
-        http::get(&ready).ok().filter(|r| r.status == 200).map(|_| Ok(()))
-    });
-    match outcome {
-        Ok(Ok(())) => Ok(Gateway {
-            child,
-            port,
-            config,
-            log,
-            _dir: dir,
-        }),
-        Ok(Err(status)) => {
-            bail!(
-                "Envoy exited ({status}) on the rendered configuration:\n{}",
-                tail(&fs::read_to_string(&log)?, 40)
-            )
-        }
-        Err(error) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{error}:\n{}", tail(&fs::read_to_string(&log)?, 40))
-        }
-    }
+    let envoy = EnvoyProcess::start(&output, admin, &dir.path().join("envoy.log"))?;
+    Ok(Gateway {
+        envoy,
+        port,
+        config,
+        _dir: dir,
+    })
 }
 
 #[test]
@@ -236,7 +183,7 @@ fn a_rendered_gateway_routes_splits_and_validates() -> Result<()> {
 
     // A valid request reaches the orders service.
     let ok = gateway.send("GET", "api.test", "/orders/7", &[], None)?;
-    assert_eq!(ok.status, 200, "{}\n{}", ok.body, tail(&gateway.logs(), 20));
+    assert_eq!(ok.status, 200, "{}\n{}", ok.body, gateway.logs());
     assert_eq!(orders.hits(), 1);
     let line = json!({"sku": "kea-1", "quantity": 2}).to_string();
     let json_type = [("content-type", "application/json")];

@@ -41,6 +41,8 @@ pub struct GatewaySpec {
     /// Envoy's own HTTP filters (full filter entries), placed before the plugins; the benchmark
     /// compares plugins with them (e.g. `envoy.filters.http.jwt_authn`).
     pub native_filters: Vec<Value>,
+    /// The virtual host's routes instead of one route to the upstream.
+    pub routes: Option<Value>,
 }
 
 fn cluster(name: &str, port: u16) -> Value {
@@ -110,7 +112,7 @@ impl GatewaySpec {
                                 "virtual_hosts": [{
                                     "name": "all",
                                     "domains": ["*"],
-                                    "routes": [{"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "upstream", "timeout": "5s"}}]
+                                    "routes": self.routes.clone().unwrap_or_else(|| json!([{"name": "default", "match": {"prefix": "/"}, "route": {"cluster": "upstream", "timeout": "5s"}}]))
                                 }]
                             },
                             "http_filters": filters
@@ -134,6 +136,7 @@ pub struct EnvoyBuilder {
     concurrency: u32,
     wasm_log_level: String,
     listen_port: Option<u16>,
+    routes: Option<Value>,
 }
 
 impl EnvoyBuilder {
@@ -146,7 +149,14 @@ impl EnvoyBuilder {
             concurrency: 1,
             wasm_log_level: "info".into(),
             listen_port: None,
+            routes: None,
         }
+    }
+
+    /// The virtual host's routes (Envoy route entries) instead of one route to the upstream.
+    pub fn routes(mut self, routes: Value) -> Self {
+        self.routes = Some(routes);
+        self
     }
 
     /// Listens on this port instead of a free one (when another component must know the
@@ -201,6 +211,7 @@ impl EnvoyBuilder {
             plugins: self.plugins.clone(),
             clusters: self.clusters.clone(),
             native_filters: self.native_filters.clone(),
+            routes: self.routes.clone(),
         })
     }
 
@@ -377,5 +388,61 @@ impl Envoy {
 impl Drop for Envoy {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Envoy running a configuration file (e.g. one `kea render` wrote) with two workers; killed
+/// when dropped.
+#[derive(Debug)]
+pub struct EnvoyProcess {
+    child: Child,
+    log: PathBuf,
+}
+
+impl EnvoyProcess {
+    /// Starts Envoy on `config` (its log in `log`, wasm logs at info) and waits until the admin
+    /// interface on `admin` says ready; fails with the log's tail if it exits or never gets ready.
+    pub fn start(config: &Path, admin: u16, log: &Path) -> Result<Self> {
+        let file = fs::File::create(log)?;
+        let child = Command::new(envoy_binary()?)
+            .arg("-c")
+            .arg(config)
+            .args(["--use-dynamic-base-id", "--concurrency", "2", "-l", "warning"])
+            .args(["--component-log-level", "wasm:info"])
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .spawn()
+            .context("cannot start Envoy")?;
+        let mut envoy = Self {
+            child,
+            log: log.to_path_buf(),
+        };
+        let ready = format!("http://127.0.0.1:{admin}/ready");
+        let outcome = wait_for(Duration::from_secs(60), "Envoy to become ready", || {
+            if let Ok(Some(status)) = envoy.child.try_wait() {
+                return Some(Err(status));
+            }
+            http::get(&ready).ok().filter(|r| r.status == 200).map(|_| Ok(()))
+        });
+        match outcome {
+            Ok(Ok(())) => Ok(envoy),
+            Ok(Err(status)) => bail!("Envoy exited ({status}):\n{}", envoy.log_tail(40)),
+            Err(error) => bail!("{error}:\n{}", envoy.log_tail(40)),
+        }
+    }
+
+    /// The last `lines` lines of Envoy's log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for EnvoyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

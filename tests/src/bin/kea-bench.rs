@@ -59,6 +59,9 @@ struct Scenario {
     /// `POST` of the upstream's ~1 KB JSON document instead of `GET`; compared with bare Envoy
     /// answering the same POST.
     post: bool,
+    /// The gateway's routes instead of one route to the upstream (clusters `v1` and `v2` also
+    /// reach the upstream).
+    routes: Option<Value>,
 }
 
 /// Session cookies a scenario sends.
@@ -85,6 +88,7 @@ fn jwt_scenario(name: &'static str, verifier: Verifier, alg: &'static str, disti
         }),
         session: None,
         post: false,
+        routes: None,
     }
 }
 
@@ -402,6 +406,30 @@ fn post_args(dir: &std::path::Path, path: &str) -> Result<Vec<String>> {
     Ok(vec!["-s".into(), script.display().to_string()])
 }
 
+/// Routes as KEA renders them for an API split 90/10 across `v1` and `v2`: one route per
+/// backend matching the auth plugin's `x-kea-backend` mark, then the weighted fallback.
+fn split_routes() -> Value {
+    let marked = |key: &str| {
+        json!({"name": format!("pets-{key}"),
+               "match": {"prefix": "/pets", "headers": [{"name": "x-kea-backend", "string_match": {"exact": key}}]},
+               "route": {"cluster": key, "timeout": "5s"}})
+    };
+    json!([marked("v1"), marked("v2"), {
+        "name": "pets", "match": {"prefix": "/"},
+        "route": {"weighted_clusters": {"clusters": [{"name": "v1", "weight": 90}, {"name": "v2", "weight": 10}]}, "timeout": "5s"},
+    }])
+}
+
+/// The auth plugin for public `/pets` routes, with or without the exact 90/10 split.
+fn split_auth(split: bool) -> Value {
+    let mut config = json!({"rules": [{"match": {"pathPrefix": "/pets"}, "allowAnonymous": true}]});
+    if split {
+        config["splits"] = json!([{"match": {"pathPrefix": "/pets"}, "name": "bench/pets",
+                                   "backends": [{"key": "v1", "weight": 90}, {"key": "v2", "weight": 10}]}]);
+    }
+    config
+}
+
 fn scenarios() -> Vec<Scenario> {
     vec![
         Scenario {
@@ -411,6 +439,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: false,
+            routes: None,
         },
         // The floor: the audit VM loaded and a rule skipping every request, so its callbacks run
         // but record nothing. What a wasm filter costs here before it does any work.
@@ -421,6 +450,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: false,
+            routes: None,
         },
         Scenario {
             name: "audit, proxy-log sink (defaults)",
@@ -429,6 +459,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: false,
+            routes: None,
         },
         Scenario {
             name: "audit, proxy-log sink, all headers + JSON bodies",
@@ -440,6 +471,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: false,
+            routes: None,
         },
         Scenario {
             name: "audit, HTTP sink (JSON lines, batched)",
@@ -451,6 +483,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: false,
+            routes: None,
         },
         // The upstream answers /cacheable with the same 1 KB body plus caching headers.
         Scenario {
@@ -460,6 +493,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: false,
+            routes: None,
         },
         Scenario {
             name: "cache miss (origin says no-store)",
@@ -468,6 +502,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: false,
+            routes: None,
         },
         // The same upstream answering after 5 ms (`/delay/5/...`), where what a hit saves is
         // the origin's latency, not a few microseconds of a local process.
@@ -478,6 +513,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: false,
+            routes: None,
         },
         Scenario {
             name: "cache hit (public, max-age=60), upstream 5 ms",
@@ -486,6 +522,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: false,
+            routes: None,
         },
         Scenario {
             name: "cache miss (origin says no-store), upstream 5 ms",
@@ -494,6 +531,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: false,
+            routes: None,
         },
         jwt_scenario(
             "jwt RS256 same token: native jwt_authn",
@@ -531,6 +569,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: false,
+            routes: None,
         },
         Scenario {
             name: "validate GET, path + query checked",
@@ -539,6 +578,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: false,
+            routes: None,
         },
         Scenario {
             name: "bare Envoy, POST 1 KB JSON (validate baseline)",
@@ -547,6 +587,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: true,
+            routes: None,
         },
         // Isolates holding headers and buffering the body from checking it: JSON is not read.
         Scenario {
@@ -556,6 +597,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: true,
+            routes: None,
         },
         Scenario {
             name: "validate POST 1 KB JSON body checked",
@@ -564,6 +606,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: true,
+            routes: None,
         },
         Scenario {
             name: "bare Envoy, POST ~1 KB JSON to the interlinked document's path (interlinked baseline)",
@@ -572,6 +615,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: true,
+            routes: None,
         },
         // The same body checked against the same schema structure in a document 100 times
         // smaller: what the document's size costs per request.
@@ -582,6 +626,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: true,
+            routes: None,
         },
         Scenario {
             name: "interlinked: validate POST ~1 KB JSON checked, 500 operations × 500 schemas",
@@ -590,6 +635,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: true,
+            routes: None,
         },
         Scenario {
             name: "bare Envoy, POST OIP 1×784 FP32 (oip baseline)",
@@ -598,6 +644,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: true,
+            routes: None,
         },
         Scenario {
             name: "oip: validate POST 1×784 FP32 held, not parsed (bodies: [])",
@@ -610,6 +657,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: true,
+            routes: None,
         },
         Scenario {
             name: "oip: validate POST 1×784 FP32 tensor checked",
@@ -618,6 +666,27 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: None,
             post: true,
+            routes: None,
+        },
+        // Exact splitting (issue 19): the same gateway — auth loaded, a public route split 90/10 —
+        // without and with the auth plugin's split stage marking each request.
+        Scenario {
+            name: "split baseline: auth (public route), weighted routes 90/10, no marks",
+            path: "/pets/1",
+            plugins: vec![("auth", split_auth(false))],
+            jwt: None,
+            session: None,
+            post: false,
+            routes: Some(split_routes()),
+        },
+        Scenario {
+            name: "split: auth marks x-kea-backend, exact 90/10 (shared-data CAS)",
+            path: "/pets/1",
+            plugins: vec![("auth", split_auth(true))],
+            jwt: None,
+            session: None,
+            post: false,
+            routes: Some(split_routes()),
         },
         Scenario {
             name: "sso one session: kea auth",
@@ -626,6 +695,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: Some(SessionLoad::One),
             post: false,
+            routes: None,
         },
         Scenario {
             name: "sso 10,000 sessions: kea auth",
@@ -634,6 +704,7 @@ fn scenarios() -> Vec<Scenario> {
             jwt: None,
             session: Some(SessionLoad::Distinct),
             post: false,
+            routes: None,
         },
     ]
 }
@@ -812,6 +883,12 @@ fn main() -> Result<()> {
     for round in 1..=rounds {
         for (i, scenario) in scenarios.iter().enumerate() {
             let mut builder = EnvoyBuilder::new(upstream.port).cluster("collector", upstream.port);
+            if let Some(routes) = &scenario.routes {
+                builder = builder
+                    .routes(routes.clone())
+                    .cluster("v1", upstream.port)
+                    .cluster("v2", upstream.port);
+            }
             for (plugin, config) in &scenario.plugins {
                 builder = builder.plugin(plugin, config.clone())?;
             }
@@ -926,6 +1003,7 @@ mod tests {
             jwt: None,
             session: None,
             post: false,
+            routes: None,
         };
         let cache = || vec![("cache", json!({}))];
         vec![
@@ -950,10 +1028,12 @@ mod tests {
             ),
             Scenario {
                 post: true,
+                routes: None,
                 ..get("bare Envoy, POST 1 KB JSON (validate baseline)", "/pets", vec![])
             },
             Scenario {
                 post: true,
+                routes: None,
                 ..get(
                     "validate POST 1 KB JSON body checked",
                     "/pets",
