@@ -422,7 +422,9 @@ fn split_routes() -> Value {
 
 /// The auth plugin for public `/pets` routes, with or without the exact 90/10 split.
 fn split_auth(split: bool) -> Value {
-    let mut config = json!({"rules": [{"match": {"pathPrefix": "/pets"}, "allowAnonymous": true}]});
+    // As the operator writes it for a gateway without credentials: anonymous requests pass.
+    let mut config = json!({"rules": [{"match": {"pathPrefix": "/pets"}, "allowAnonymous": true}],
+                            "defaults": {"allowAnonymous": true}});
     if split {
         config["splits"] = json!([{"match": {"pathPrefix": "/pets"}, "name": "bench/pets",
                                    "backends": [{"key": "v1", "weight": 90}, {"key": "v2", "weight": 10}]}]);
