@@ -525,17 +525,19 @@ async fn lead(
     context.applier.forget();
 }
 
-/// The condition message when the API server refuses to write `kind` for good — any 4xx but
-/// conflicts and throttling, and server-side apply's 500 for a field the cluster's CRD does not
-/// declare (Kubernetes 1.20 answers 500 where later releases answer 400): retrying cannot help,
-/// so it is a condition, not a retry loop. `None` for errors worth a retry.
+/// The condition message when the API server refuses to write `kind` for good — the object is
+/// invalid (400, 422) or too large (413), or server-side apply's 500 for a field the cluster's
+/// CRD does not declare (Kubernetes 1.20 answers 500 where later releases answer 400): retrying
+/// cannot help, so it is a condition, not a retry loop. `None` for errors worth a retry:
+/// conflicts, throttling, and 401/403/404, which a restarting API server answers while its RBAC
+/// and CRD caches fill, and which an RBAC or CRD fix cures without a spec change.
 pub fn refused_for_good(kind: &str, error: &kube::Error) -> Option<String> {
     let kube::Error::Api(status) = error else {
         return None;
     };
     let undeclared = status.message.contains("field not declared in schema");
-    let client_error = (400..500).contains(&status.code) && status.code != 409 && status.code != 429;
-    if !(client_error || undeclared) {
+    let invalid = matches!(status.code, 400 | 413 | 422);
+    if !(invalid || undeclared) {
         return None;
     }
     let hint = if undeclared {
