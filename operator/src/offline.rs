@@ -245,15 +245,7 @@ pub fn kubernetes_objects(
     if gateway.spec.standalone.is_some() {
         return Ok(objects);
     }
-    let bound: Vec<BoundApi<'_>> = apis
-        .iter()
-        .zip(&bundles)
-        .map(|(api, bundle)| BoundApi {
-            key: &api.key,
-            spec: &api.spec,
-            bundle,
-        })
-        .collect();
+    let bound = bound_apis(&apis, &bundles);
     let configs = plugins::render(&gateway.spec, &bound, None)
         .map_err(|problem| anyhow!("GatewayBinding {} ({}): {problem}", gateway.key, gateway.origin))?;
     let owner = owner_of("GatewayBinding", &gateway.key.name);
@@ -275,6 +267,21 @@ pub fn kubernetes_objects(
         ));
     }
     Ok(objects)
+}
+
+/// The APIs with their compiled bundles, as the plugins' renderers take them.
+fn bound_apis<'a>(
+    apis: &[&'a Found<ApiDefinitionSpec>],
+    bundles: &'a [kea_schema::Bundle],
+) -> Vec<BoundApi<'a>> {
+    apis.iter()
+        .zip(bundles)
+        .map(|(api, bundle)| BoundApi {
+            key: &api.key,
+            spec: &api.spec,
+            bundle,
+        })
+        .collect()
 }
 
 /// Reads the files and renders the Envoy configuration.
@@ -316,15 +323,7 @@ pub fn render(args: &RenderArgs) -> Result<Rendered> {
         );
         bundles.push(bundle);
     }
-    let bound: Vec<BoundApi<'_>> = apis
-        .iter()
-        .zip(&bundles)
-        .map(|(api, bundle)| BoundApi {
-            key: &api.key,
-            spec: &api.spec,
-            bundle,
-        })
-        .collect();
+    let bound = bound_apis(&apis, &bundles);
     let refused = |problem: crate::render::Problem| {
         // The plugins' compilers read the secrets their `...Env` fields name from this process.
         let hint = if problem.message.contains("the VM environment has no variable") {
