@@ -154,7 +154,7 @@ impl Bundle {
     /// Reads a bundle and checks its format and digest.
     pub fn from_json(bytes: &[u8]) -> Result<Self, BundleError> {
         let bundle: Bundle =
-            serde_json::from_slice(bytes).map_err(|e| BundleError::Malformed(e.to_string()))?;
+            kea_plugin_sdk::json::from_slice(bytes).map_err(|e| BundleError::Malformed(e.to_string()))?;
         if bundle.format != FORMAT {
             return Err(BundleError::Format { found: bundle.format });
         }

@@ -551,6 +551,10 @@ fn tampered_bundles_are_refused() {
         Err(BundleError::Format { .. })
     ));
     assert!(matches!(Bundle::from_json(b"{}"), Err(BundleError::Malformed(_))));
+    // A bundle is a JSON object; serde alone would read its fields from an array in order.
+    assert!(
+        matches!(Bundle::from_json(br#"["kea.dev/openapi-bundle/v1"]"#), Err(BundleError::Malformed(m)) if m.contains("sequence"))
+    );
 }
 
 #[test]

@@ -14,6 +14,7 @@ pub struct AuditMetrics {
     dropped: Metric,
     buffer_records: Metric,
     buffer_bytes: Metric,
+    vm_memory_bytes: Metric,
 }
 
 impl AuditMetrics {
@@ -27,7 +28,13 @@ impl AuditMetrics {
             dropped: Metric::counter(host, "kea_audit_records_dropped_total"),
             buffer_records: Metric::gauge(host, "kea_audit_buffer_records"),
             buffer_bytes: Metric::gauge(host, "kea_audit_buffer_bytes"),
+            vm_memory_bytes: Metric::gauge(host, "kea_audit_vm_memory_bytes"),
         }
+    }
+
+    /// The VM's linear memory, set on every tick (soak runs watch it for growth).
+    pub fn vm_memory(&self, host: &impl Host, bytes: u64) {
+        self.vm_memory_bytes.set(host, bytes);
     }
 
     pub fn emitted(&self, host: &impl Host) {

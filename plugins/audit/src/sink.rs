@@ -237,7 +237,7 @@ impl Flusher {
             #[serde(default)]
             items: Vec<serde_json::Map<String, serde_json::Value>>,
         }
-        let answer: BulkAnswer = match serde_json::from_slice(&body) {
+        let answer: BulkAnswer = match kea_plugin_sdk::json::from_slice(&body) {
             Ok(answer) => answer,
             Err(err) => {
                 log::warn!("audit sink {}: unreadable _bulk answer: {err}", self.sink.cluster);

@@ -202,7 +202,7 @@ impl Keystore {
         };
         let (value, cas) = host.shared_data(key);
         let record = value
-            .and_then(|raw| serde_json::from_slice(&raw).ok())
+            .and_then(|raw| kea_plugin_sdk::json::from_slice(&raw).ok())
             .unwrap_or_default();
         (record, cas)
     }

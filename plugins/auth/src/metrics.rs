@@ -33,6 +33,8 @@ pub struct AuthMetrics {
     pub mirror_marked: Metric,
     /// Requests whose mirror decision failed the same way (not mirrored).
     pub mirror_unmarked: Metric,
+    /// The VM's linear memory, set on every tick (soak runs watch it for growth).
+    pub vm_memory_bytes: Metric,
 }
 
 impl AuthMetrics {
@@ -61,6 +63,7 @@ impl AuthMetrics {
             split_unmarked: Metric::counter(host, "kea_auth_split_unmarked_total"),
             mirror_marked: Metric::counter(host, "kea_auth_mirror_marked_total"),
             mirror_unmarked: Metric::counter(host, "kea_auth_mirror_unmarked_total"),
+            vm_memory_bytes: Metric::gauge(host, "kea_auth_vm_memory_bytes"),
         }
     }
 }

@@ -114,7 +114,9 @@ fn segments(token: &str) -> Result<[&str; 3], Rejection> {
 
 fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, Rejection> {
     let bytes = Base64UrlSafeNoPadding::decode_to_vec(part, None).map_err(|_| Rejection::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| Rejection::Malformed)
+    // RFC 7515 4 and RFC 7519 7.2: the header and the claims set are JSON objects; serde alone
+    // would also read a struct from an array (`["RS256"]`).
+    kea_plugin_sdk::json::from_slice(&bytes).map_err(|_| Rejection::Malformed)
 }
 
 /// Parses the header. Unknown `alg` values (`none`, `HS1`, ...) are a rejection, not an error.

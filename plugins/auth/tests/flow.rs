@@ -633,6 +633,48 @@ fn hmac_providers_and_other_token_sources() {
     );
 }
 
+/// RFC 7515 4 / RFC 7519 7.2: the JOSE header and the claims set are JSON objects. serde's derived
+/// `Deserialize` also reads a struct from an array of its fields in order, so `["HS256"]` used to
+/// pass as `{"alg": "HS256"}`. Both tokens here are correctly signed: only their shape is wrong.
+#[test]
+fn a_header_or_claims_set_that_is_a_json_array_is_malformed() {
+    let proxy = Proxy::new(json!({
+        "providers": [{"name": "internal", "issuer": "internal", "algorithms": ["HS256"],
+                       "hmacSecretEnv": "KEA_TEST_HMAC", "requireExpiration": false}]
+    }));
+    let key = HS256Key::from_bytes(HMAC_SECRET.as_bytes());
+    let signed = |header: &str, payload: &str| {
+        let input = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+        let tag = key.authentication_tag(input.as_bytes());
+        format!("{input}.{}", b64(&tag))
+    };
+    let object_claims = r#"{"iss": "internal", "sub": "svc"}"#;
+    let control = signed(r#"{"alg": "HS256"}"#, object_claims);
+    upstream(proxy.bearer(&control));
+    for (name, token, description) in [
+        ("array header", signed(r#"["HS256"]"#, object_claims), "malformed"),
+        (
+            "array header with kid",
+            signed(r#"["HS256", null]"#, object_claims),
+            "malformed",
+        ),
+        // jwt-simple checks HMAC tokens' claims first and refuses this one on its own terms.
+        (
+            "array claims",
+            signed(
+                r#"{"alg": "HS256"}"#,
+                r#"[null, null, null, null, "svc", "internal"]"#,
+            ),
+            "invalid",
+        ),
+    ] {
+        let reply = local(proxy.bearer(&token));
+        assert_eq!(reply.status, 401, "{name}");
+        let challenge = reply.header("www-authenticate").unwrap();
+        assert!(challenge.contains(description), "{name}: {challenge}");
+    }
+}
+
 /// A protobuf message's length-delimited fields: (field number, bytes).
 type Fields = Vec<(u8, Vec<u8>)>;
 /// Every `verify_signature` call a mock proxy received.

@@ -25,6 +25,10 @@ pub struct CacheMetrics {
     pub stale_while_revalidate: Metric,
     /// Background refreshes that made an entry current again (304 or a new response stored).
     pub background_refresh: Metric,
+    /// The VM's linear memory, set on every tick (soak runs watch it for growth).
+    pub vm_memory_bytes: Metric,
+    /// Bytes the store holds in shared data (every worker's writes; bounded by the store size).
+    pub shared_bytes: Metric,
 }
 
 impl CacheMetrics {
@@ -46,6 +50,8 @@ impl CacheMetrics {
             collapsed: Metric::counter(host, "kea_cache_collapsed_total"),
             stale_while_revalidate: Metric::counter(host, "kea_cache_stale_while_revalidate_total"),
             background_refresh: Metric::counter(host, "kea_cache_background_refresh_total"),
+            vm_memory_bytes: Metric::gauge(host, "kea_cache_vm_memory_bytes"),
+            shared_bytes: Metric::gauge(host, "kea_cache_shared_bytes"),
         }
     }
 }

@@ -15,7 +15,9 @@ pub fn configure(host: &impl Host, raw: &[u8]) -> Result<Rc<Runtime>, ConfigErro
     let _phase = Phase::enter("cache.configure");
     let config: CacheConfig = parse_json(raw)?;
     let compiled = config.compile()?;
-    let store = SlotStore::new(STORE_PREFIX, compiled.max_entries, compiled.max_entry_bytes);
+    let metrics = CacheMetrics::define(host);
+    let store = SlotStore::new(STORE_PREFIX, compiled.max_entries, compiled.max_entry_bytes)
+        .with_held_bytes_gauge(metrics.shared_bytes);
     if let Err(err) = refresh::prepare_claims(host) {
         // Claims still work, created on first use (two workers may then both refresh once).
         log::warn!("cache: cannot prepare the refresh claims: {err}");
@@ -23,7 +25,7 @@ pub fn configure(host: &impl Host, raw: &[u8]) -> Result<Rc<Runtime>, ConfigErro
     Ok(Rc::new(Runtime {
         config: compiled,
         store,
-        metrics: CacheMetrics::define(host),
+        metrics,
         refresh: Refresher::default(),
     }))
 }

@@ -28,11 +28,13 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ConfigError> {
         raw
     };
     let mut deserializer = serde_json::Deserializer::from_slice(raw);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let path = if path == "." { "(root)".to_string() } else { path };
-        ConfigError::new(path, err.into_inner().to_string())
-    })?;
+    // A struct is read only from a JSON object (see `crate::json`), at every depth.
+    let value =
+        serde_path_to_error::deserialize(crate::json::ObjectsOnly(&mut deserializer)).map_err(|err| {
+            let path = err.path().to_string();
+            let path = if path == "." { "(root)".to_string() } else { path };
+            ConfigError::new(path, err.into_inner().to_string())
+        })?;
     deserializer
         .end()
         .map_err(|e| ConfigError::new("(root)", e.to_string()))?;
@@ -124,5 +126,9 @@ mod tests {
         assert!(parse_json::<Outer>(b"  \n").is_ok());
         assert!(parse_json::<Outer>(b"{} x").is_err());
         assert!(parse_json::<Outer>(b"not json").is_err());
+        // serde would read `Outer` from `[[…]]` (its fields in order); a configuration is an object.
+        let err = parse_json::<Outer>(br#"{"sinks": [[7]]}"#).unwrap_err();
+        assert_eq!(err.path, "sinks[0]");
+        assert!(parse_json::<Outer>(br#"[[]]"#).is_err());
     }
 }

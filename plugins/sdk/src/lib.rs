@@ -7,6 +7,7 @@
 pub mod config;
 pub mod host;
 pub mod identity;
+pub mod json;
 pub mod matcher;
 pub mod metrics;
 pub mod mock;

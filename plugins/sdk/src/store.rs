@@ -10,6 +10,7 @@
 //! whatever the key churn.
 
 use crate::host::{Bytes, Host, HostError};
+use crate::metrics::Metric;
 
 const MAGIC: &[u8; 4] = b"KEA1";
 /// magic, stored_at (u64), expires_at (u64), key length (u32)
@@ -86,6 +87,9 @@ pub struct SlotStore {
     prefix: String,
     slots: u64,
     max_entry_bytes: usize,
+    /// A gauge of the bytes the slots hold, moved by each write's difference (so every worker
+    /// adds to one total). Two workers overwriting one slot at once can skew it by an entry.
+    held_bytes: Metric,
 }
 
 impl SlotStore {
@@ -95,7 +99,14 @@ impl SlotStore {
             prefix: prefix.to_string(),
             slots: u64::from(slots.max(1)),
             max_entry_bytes,
+            held_bytes: Metric::default(),
         }
+    }
+
+    /// Reports the bytes held in shared data on this gauge.
+    pub fn with_held_bytes_gauge(mut self, gauge: Metric) -> Self {
+        self.held_bytes = gauge;
+        self
     }
 
     /// Upper bound of the memory the store can hold in shared data.
@@ -138,39 +149,47 @@ impl SlotStore {
             });
         }
         let candidates = self.candidates(hash);
-        let mut oldest: Option<(&String, u64)> = None;
-        let mut free = None;
-        for slot in &candidates {
-            match host.shared_data(slot).0.as_deref().and_then(Entry::decode) {
+        // (slot, bytes it holds now)
+        let mut oldest: Option<(&String, usize, u64)> = None;
+        let mut free: Option<(&String, usize)> = None;
+        let mut first_len = 0;
+        for (i, slot) in candidates.iter().enumerate() {
+            let raw = host.shared_data(slot).0;
+            let held = raw.as_ref().map_or(0, Vec::len);
+            if i == 0 {
+                first_len = held;
+            }
+            match raw.as_deref().and_then(Entry::decode) {
                 Some(entry) if entry.key == key => {
-                    free = Some(slot);
+                    free = Some((slot, held));
                     break;
                 }
                 Some(entry) if now < entry.expires_at => {
-                    if oldest.is_none_or(|(_, at)| entry.stored_at < at) {
-                        oldest = Some((slot, entry.stored_at));
+                    if oldest.is_none_or(|(_, _, at)| entry.stored_at < at) {
+                        oldest = Some((slot, held, entry.stored_at));
                     }
                 }
-                _ => free = free.or(Some(slot)),
+                _ => free = free.or(Some((slot, held))),
             }
         }
-        let (slot, outcome) = match (free, oldest) {
-            (Some(slot), _) => (slot, PutOutcome::Stored),
-            (None, Some((slot, _))) => (slot, PutOutcome::Evicted),
-            (None, None) => (&candidates[0], PutOutcome::Stored),
+        let (slot, held, outcome) = match (free, oldest) {
+            (Some((slot, held)), _) => (slot, held, PutOutcome::Stored),
+            (None, Some((slot, held, _))) => (slot, held, PutOutcome::Evicted),
+            (None, None) => (&candidates[0], first_len, PutOutcome::Stored),
         };
         host.set_shared_data(slot, &Entry::encode(key, value, now, expires_at), None)?;
+        self.held_bytes.add(host, size as i64 - held as i64);
         Ok(outcome)
     }
 
     /// Removes `key` by overwriting its slot with an empty value (shared data cannot delete).
     pub fn remove(&self, host: &impl Host, key: &[u8], hash: u64) -> Result<bool, StoreError> {
         for slot in self.candidates(hash) {
-            if let Some(entry) = host.shared_data(&slot).0.as_deref().and_then(Entry::decode) {
-                if entry.key == key {
-                    host.set_shared_data(&slot, &[], None)?;
-                    return Ok(true);
-                }
+            let raw = host.shared_data(&slot).0.unwrap_or_default();
+            if Entry::decode(&raw).is_some_and(|entry| entry.key == key) {
+                host.set_shared_data(&slot, &[], None)?;
+                self.held_bytes.add(host, -(raw.len() as i64));
+                return Ok(true);
             }
         }
         Ok(false)
@@ -268,6 +287,25 @@ mod tests {
             })
             .count();
         assert!(recent > 500, "{recent} of the last 1000 keys still cached");
+    }
+
+    #[test]
+    fn the_held_bytes_gauge_follows_what_shared_data_holds() {
+        let host = MockHost::new();
+        let gauge = Metric::gauge(&host, "held");
+        let store = SlotStore::new("t", 16, 512).with_held_bytes_gauge(gauge);
+        for i in 0..2_000u64 {
+            let key = format!("k{}", i % 300);
+            let value = vec![7; (i % 200) as usize];
+            store
+                .put(&host, key.as_bytes(), hash(key.as_bytes()), &value, i, i + 50)
+                .unwrap();
+            if i % 7 == 0 {
+                store.remove(&host, key.as_bytes(), hash(key.as_bytes())).unwrap();
+            }
+            let (_, bytes) = host.shared_data_usage();
+            assert_eq!(host.metric("held"), Some(bytes as i64), "after write {i}");
+        }
     }
 
     #[test]

@@ -55,7 +55,11 @@ impl RootContext for Root {
 
     fn on_tick(&mut self) {
         sync_log_level();
-        if let Some(runtime) = self.runtime.as_ref().filter(|r| r.fetches()) {
+        let Some(runtime) = self.runtime.as_ref() else {
+            return;
+        };
+        runtime.metrics.vm_memory_bytes.set(&ProxyHost, vm_memory_bytes());
+        if runtime.fetches() {
             self.pending.extend(runtime.on_tick(&ProxyHost));
         }
     }

@@ -107,7 +107,7 @@ pub fn read(host: &impl Host, sso: &Sso, body_size: usize) -> Result<TokenAnswer
         FetchError::NoAnswer => ExchangeError::Unavailable("no answer".into()),
         other => ExchangeError::Invalid(other.to_string()),
     })?;
-    let tokens: TokenAnswer = serde_json::from_slice(&answer.body)
+    let tokens: TokenAnswer = kea_plugin_sdk::json::from_slice(&answer.body)
         .map_err(|e| ExchangeError::Invalid(format!("not a token answer: {e}")))?;
     if !tokens.token_type.eq_ignore_ascii_case("bearer") {
         return Err(ExchangeError::Invalid(format!(

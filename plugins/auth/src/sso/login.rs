@@ -237,7 +237,7 @@ pub fn callback(
         .filter(|(n, _)| *n == name)
         .find_map(|(_, sealed)| {
             let plain = seal::open(sso, Purpose::Login, &name, &sealed).ok()?;
-            serde_json::from_slice::<LoginState>(&plain).ok()
+            kea_plugin_sdk::json::from_slice::<LoginState>(&plain).ok()
         })
         .filter(|login| now < login.exp && constant_time_eq(login.state.as_bytes(), state.as_bytes()))
         .ok_or_else(|| (CallbackError::UnknownState, Some(clear.clone())))?;

@@ -151,7 +151,7 @@ pub fn presented(headers: &RequestHeaders, cookie: &CookieConfig) -> Presented {
 pub fn open(sso: &Sso, sealed: &str, now: u64) -> Result<Session, SessionError> {
     let plain = seal::open(sso, Purpose::Session, &sso.cookie.name, sealed)?;
     let session: Session =
-        serde_json::from_slice(&plain).map_err(|_| SessionError::Open(OpenError::Malformed))?;
+        kea_plugin_sdk::json::from_slice(&plain).map_err(|_| SessionError::Open(OpenError::Malformed))?;
     if now >= session.end {
         return Err(SessionError::Ended);
     }
