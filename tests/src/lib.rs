@@ -19,6 +19,7 @@ pub mod jose;
 pub mod kube;
 pub mod oidc;
 pub mod openapi;
+pub mod soak;
 pub mod upstream;
 
 use anyhow::{bail, Context, Result};

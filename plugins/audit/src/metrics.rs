@@ -14,7 +14,8 @@ pub struct AuditMetrics {
     dropped: Metric,
     buffer_records: Metric,
     buffer_bytes: Metric,
-    vm_memory_bytes: Metric,
+    /// The largest linear memory among the plugin's VMs (`report_vm_memory` on every tick).
+    pub vm_memory_bytes: Metric,
 }
 
 impl AuditMetrics {
@@ -30,11 +31,6 @@ impl AuditMetrics {
             buffer_bytes: Metric::gauge(host, "kea_audit_buffer_bytes"),
             vm_memory_bytes: Metric::gauge(host, "kea_audit_vm_memory_bytes"),
         }
-    }
-
-    /// The VM's linear memory, set on every tick (soak runs watch it for growth).
-    pub fn vm_memory(&self, host: &impl Host, bytes: u64) {
-        self.vm_memory_bytes.set(host, bytes);
     }
 
     pub fn emitted(&self, host: &impl Host) {

@@ -3,7 +3,7 @@
 
 use crate::plugin::{AuditRoot, Runtime};
 use crate::stream::AuditStream;
-use kea_plugin_sdk::proxy::{load_configuration, sync_log_level, vm_memory_bytes, ProxyHost};
+use kea_plugin_sdk::proxy::{load_configuration, report_vm_memory, sync_log_level, ProxyHost};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 use std::rc::Rc;
@@ -45,7 +45,7 @@ impl RootContext for Root {
     fn on_tick(&mut self) {
         sync_log_level();
         if let Some(runtime) = self.inner.runtime() {
-            runtime.metrics.vm_memory(&ProxyHost, vm_memory_bytes());
+            report_vm_memory(runtime.metrics.vm_memory_bytes);
         }
         self.inner.on_tick(&ProxyHost);
     }

@@ -33,7 +33,7 @@ pub struct AuthMetrics {
     pub mirror_marked: Metric,
     /// Requests whose mirror decision failed the same way (not mirrored).
     pub mirror_unmarked: Metric,
-    /// The VM's linear memory, set on every tick (soak runs watch it for growth).
+    /// The largest linear memory among the plugin's VMs (`report_vm_memory` on every tick).
     pub vm_memory_bytes: Metric,
 }
 

@@ -3,7 +3,7 @@
 use crate::keystore::{Pending, Progress};
 use crate::plugin::{configure, TICK};
 use crate::stream::{AuthStream, RequestAction, Runtime};
-use kea_plugin_sdk::proxy::{load_configuration, sync_log_level, vm_memory_bytes, ProxyHost};
+use kea_plugin_sdk::proxy::{load_configuration, report_vm_memory, sync_log_level, ProxyHost};
 use kea_plugin_sdk::Host;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
@@ -65,7 +65,7 @@ impl RootContext for Root {
         let Some(runtime) = self.runtime.as_ref() else {
             return;
         };
-        runtime.metrics.vm_memory_bytes.set(&ProxyHost, vm_memory_bytes());
+        report_vm_memory(runtime.metrics.vm_memory_bytes);
         for (token, pending) in runtime
             .keystore
             .on_tick(&ProxyHost, &runtime.config, &runtime.metrics)

@@ -25,7 +25,7 @@ pub struct CacheMetrics {
     pub stale_while_revalidate: Metric,
     /// Background refreshes that made an entry current again (304 or a new response stored).
     pub background_refresh: Metric,
-    /// The VM's linear memory, set on every tick (soak runs watch it for growth).
+    /// The largest linear memory among the plugin's VMs (`report_vm_memory` on every tick).
     pub vm_memory_bytes: Metric,
     /// Bytes the store holds in shared data (every worker's writes; bounded by the store size).
     pub shared_bytes: Metric,

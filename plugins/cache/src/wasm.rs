@@ -3,7 +3,7 @@
 use crate::plugin::configure;
 use crate::refresh;
 use crate::stream::{CacheStream, RequestAction, ResponseAction, Runtime, Wake};
-use kea_plugin_sdk::proxy::{load_configuration, sync_log_level, vm_memory_bytes, ProxyHost};
+use kea_plugin_sdk::proxy::{load_configuration, report_vm_memory, sync_log_level, ProxyHost};
 use kea_plugin_sdk::Host;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
@@ -76,7 +76,7 @@ impl RootContext for Root {
         let Some(runtime) = self.runtime.as_ref() else {
             return;
         };
-        runtime.metrics.vm_memory_bytes.set(&ProxyHost, vm_memory_bytes());
+        report_vm_memory(runtime.metrics.vm_memory_bytes);
         refresh::dispatch_pending(&ProxyHost, runtime);
         // Each held stream is resumed in its own context: replies and resumptions act on it.
         self.waiting.borrow_mut().retain(|(context_id, stream)| {

@@ -36,6 +36,11 @@ impl Metric {
         }
     }
 
+    /// The proxy's id of this metric, when it was defined.
+    pub fn id(self) -> Option<u32> {
+        self.id
+    }
+
     pub fn set(self, host: &impl Host, value: u64) {
         if let Some(id) = self.id {
             let _ = host.record_metric(id, value);

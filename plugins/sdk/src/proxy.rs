@@ -176,6 +176,21 @@ pub fn vm_memory_bytes() -> u64 {
     u64::try_from(core::arch::wasm32::memory_size(0)).unwrap_or(u64::MAX) * PAGE
 }
 
+/// Raises `gauge` to this VM's linear memory when it is larger. Every VM of a plugin (the main
+/// thread's and one per worker) shares the gauge, so it holds the largest VM's memory: a gauge
+/// each VM simply set would show whichever VM ticked last. Wasm memory never shrinks, so the
+/// largest only grows, and any VM that grows shows. (Two VMs racing can briefly lower it; the
+/// larger one's next report restores it.)
+pub fn report_vm_memory(gauge: crate::Metric) {
+    let Some(id) = gauge.id() else {
+        return;
+    };
+    let now = vm_memory_bytes();
+    if hostcalls::get_metric(id).map_or(true, |shown| now > shown) {
+        let _ = hostcalls::record_metric(id, now);
+    }
+}
+
 /// Reads the plugin configuration and hands it to `compile`; logs acceptance, or the field and
 /// reason of a rejection at error level. `None` tells `on_configure` to return false.
 pub fn load_configuration<T>(

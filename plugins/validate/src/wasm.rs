@@ -2,7 +2,7 @@
 
 use crate::plugin::{configure, Runtime, TICK};
 use crate::stream::{Action as StreamAction, ValidateStream};
-use kea_plugin_sdk::proxy::{load_configuration, sync_log_level, vm_memory_bytes, ProxyHost};
+use kea_plugin_sdk::proxy::{load_configuration, report_vm_memory, sync_log_level, ProxyHost};
 use kea_plugin_sdk::Host;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
@@ -45,7 +45,7 @@ impl RootContext for Root {
         }) else {
             return false;
         };
-        runtime.metrics.vm_memory_bytes.set(&ProxyHost, vm_memory_bytes());
+        report_vm_memory(runtime.metrics.vm_memory_bytes);
         self.runtime = Some(runtime);
         self.pending.clear();
         // Fetches start from the first tick; ticks also follow log-level changes.
@@ -58,7 +58,7 @@ impl RootContext for Root {
         let Some(runtime) = self.runtime.as_ref() else {
             return;
         };
-        runtime.metrics.vm_memory_bytes.set(&ProxyHost, vm_memory_bytes());
+        report_vm_memory(runtime.metrics.vm_memory_bytes);
         if runtime.fetches() {
             self.pending.extend(runtime.on_tick(&ProxyHost));
         }

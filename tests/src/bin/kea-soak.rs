@@ -1,0 +1,70 @@
+//! Soak runner: `kea-soak [--targets audit,auth,validate,cache,suite] [--minutes 60] [--rate 100]
+//! [--sample-secs 10] [--warm-up-secs 300] [--max-growth 1] [--out bench/soak]
+//! [--write bench/README.md --section soak-results]`. Runs every target at once on its own
+//! Envoy, writes `<out>/<target>.csv` and `.svg`, prints the Markdown report (and writes it
+//! between the section's markers), and exits non-zero when a target failed.
+
+use anyhow::{bail, Context, Result};
+use kea_e2e::soak::{self, workload::Target, Plan};
+use std::time::Duration;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let number = |name: &str, default: f64| -> Result<f64> {
+        flag(name)
+            .map(|v| v.parse::<f64>().with_context(|| format!("{name} {v}")))
+            .transpose()
+            .map(|v| v.unwrap_or(default))
+    };
+    let targets = match flag("--targets") {
+        None => Target::ALL.to_vec(),
+        Some(list) => list
+            .split(',')
+            .map(|name| Target::parse(name).with_context(|| format!("no soak target {name:?}")))
+            .collect::<Result<Vec<_>>>()?,
+    };
+    let minutes = number("--minutes", 60.0)?;
+    let plan = Plan {
+        targets,
+        duration: Duration::from_secs_f64(minutes * 60.0),
+        warm_up: Duration::from_secs_f64(number("--warm-up-secs", (minutes * 6.0).min(300.0))?),
+        sample_every: Duration::from_secs_f64(number("--sample-secs", 10.0)?),
+        rate: number("--rate", 100.0)?,
+        threads: number("--threads", 2.0)? as usize,
+    };
+    let max_growth = number("--max-growth", 1.0)?;
+    let out = std::path::PathBuf::from(flag("--out").unwrap_or_else(|| "bench/soak".into()));
+    let runs = soak::run(&plan)?;
+    soak::write_series(&out, &runs)?;
+    let plots: Vec<String> = runs
+        .iter()
+        .map(|r| format!("[{0}]({1}/{0}.svg)", r.target.name(), out.display()))
+        .collect();
+    let report = soak::report(&plan, &runs, max_growth, &plots.join(", "));
+    println!("{report}");
+    if let Some(path) = flag("--write") {
+        let section = flag("--section").unwrap_or_else(|| "soak-results".into());
+        let readme = std::fs::read_to_string(&path)?;
+        let (start, end) = (format!("<!-- {section}:start -->"), format!("<!-- {section}:end -->"));
+        let (Some(a), Some(b)) = (readme.find(&start), readme.find(&end)) else {
+            bail!("{path} lacks the {start} / {end} markers");
+        };
+        std::fs::write(&path, format!("{}{start}\n{report}{}", &readme[..a], &readme[b..]))?;
+        eprintln!("report written to {path}");
+    }
+    let failed: Vec<&str> = runs
+        .iter()
+        .filter(|r| !r.problems(max_growth).is_empty())
+        .map(|r| r.target.name())
+        .collect();
+    if !failed.is_empty() {
+        bail!("soak failed for {}", failed.join(", "));
+    }
+    Ok(())
+}
