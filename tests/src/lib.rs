@@ -94,3 +94,19 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Opt
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Replaces the text between `<!-- <section>:start -->` and `<!-- <section>:end -->` in the
+/// Markdown file at `path` (the bench and soak tables in `bench/README.md`).
+pub fn write_section(path: &str, section: &str, text: &str) -> Result<()> {
+    let readme = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    let (start, end) = (
+        format!("<!-- {section}:start -->"),
+        format!("<!-- {section}:end -->"),
+    );
+    let (Some(a), Some(b)) = (readme.find(&start), readme.find(&end)) else {
+        bail!("{path} lacks the {start} / {end} markers");
+    };
+    std::fs::write(path, format!("{}{start}\n{text}{}", &readme[..a], &readme[b..]))?;
+    eprintln!("results written to {path}");
+    Ok(())
+}

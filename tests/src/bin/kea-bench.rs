@@ -965,19 +965,8 @@ fn main() -> Result<()> {
     println!("{table}");
 
     if let Some(path) = flag("--write") {
-        let readme = std::fs::read_to_string(&path)?;
         let section = flag("--section").unwrap_or_else(|| "results".into());
-        let (start, end) = (
-            format!("<!-- {section}:start -->"),
-            format!("<!-- {section}:end -->"),
-        );
-        let (start, end) = (start.as_str(), end.as_str());
-        let (Some(a), Some(b)) = (readme.find(start), readme.find(end)) else {
-            bail!("{path} lacks the {start} / {end} markers");
-        };
-        let updated = format!("{}{start}\n{table}{}", &readme[..a], &readme[b..]);
-        std::fs::write(&path, updated)?;
-        eprintln!("results written to {path}");
+        kea_e2e::write_section(&path, &section, &table)?;
     }
     Ok(())
 }

@@ -50,13 +50,7 @@ fn main() -> Result<()> {
     println!("{report}");
     if let Some(path) = flag("--write") {
         let section = flag("--section").unwrap_or_else(|| "soak-results".into());
-        let readme = std::fs::read_to_string(&path)?;
-        let (start, end) = (format!("<!-- {section}:start -->"), format!("<!-- {section}:end -->"));
-        let (Some(a), Some(b)) = (readme.find(&start), readme.find(&end)) else {
-            bail!("{path} lacks the {start} / {end} markers");
-        };
-        std::fs::write(&path, format!("{}{start}\n{report}{}", &readme[..a], &readme[b..]))?;
-        eprintln!("report written to {path}");
+        kea_e2e::write_section(&path, &section, &report)?;
     }
     let failed: Vec<&str> = runs
         .iter()

@@ -197,7 +197,8 @@ pub fn run(plan: &Plan) -> Result<Vec<TargetRun>> {
                                     std::thread::sleep(wait);
                                 }
                                 let at = start.elapsed().as_secs_f64();
-                                if let (Some(sample), Ok(mut all)) = (sample::read(envoy, at), samples.lock()) {
+                                if let (Some(sample), Ok(mut all)) = (sample::read(envoy, at), samples.lock())
+                                {
                                     all.push(sample);
                                 }
                                 next += plan.sample_every;
@@ -259,7 +260,9 @@ pub fn report(plan: &Plan, runs: &[TargetRun], max_growth: f64, plots: &str) -> 
             if problems.is_empty() { "pass" } else { "**fail**" }
         ));
     }
-    out.push_str("\n| target | series | after warm-up | end | max | growth %/h |\n|---|---|---:|---:|---:|---:|\n");
+    out.push_str(
+        "\n| target | series | after warm-up | end | max | growth %/h |\n|---|---|---:|---:|---:|---:|\n",
+    );
     for run in runs {
         for (series, t) in run.memory_trends().into_iter().chain(run.gauge_trends()) {
             out.push_str(&format!(
@@ -298,7 +301,7 @@ pub fn report(plan: &Plan, runs: &[TargetRun], max_growth: f64, plots: &str) -> 
 
 fn humanize(d: Duration) -> String {
     let secs = d.as_secs();
-    if secs >= 3600 && secs % 60 == 0 {
+    if secs >= 3600 && secs.is_multiple_of(60) {
         format!("{} h {} min", secs / 3600, secs % 3600 / 60)
     } else {
         format!("{} min {} s", secs / 60, secs % 60)

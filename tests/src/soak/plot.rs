@@ -25,7 +25,12 @@ pub fn write(path: &Path, title: &str, samples: &[Sample]) -> Result<()> {
         .map_err(|e| anyhow!("{e}"))?;
     let (top, bottom) = root.split_vertically(360);
     panel(&top, "Envoy process (MiB)", samples, process_series)?;
-    panel(&bottom, "plugins: VM memory, shared data, queued records (MiB)", samples, plugin_series)?;
+    panel(
+        &bottom,
+        "plugins: VM memory, shared data, queued records (MiB)",
+        samples,
+        plugin_series,
+    )?;
     root.present().map_err(|e| anyhow!("{e}"))?;
     Ok(())
 }

@@ -82,7 +82,11 @@ pub fn trend(samples: &[Sample], series: &str, warm_up_secs: f64) -> Option<Tren
     let mean_v = points.iter().map(|p| p.1).sum::<f64>() / n;
     let covariance: f64 = points.iter().map(|p| (p.0 - mean_t) * (p.1 - mean_v)).sum();
     let variance: f64 = points.iter().map(|p| (p.0 - mean_t).powi(2)).sum();
-    let slope = if variance > 0.0 { covariance / variance } else { 0.0 };
+    let slope = if variance > 0.0 {
+        covariance / variance
+    } else {
+        0.0
+    };
     let percent_per_hour = if first.1 > 0.0 {
         slope * 3600.0 / first.1 * 100.0
     } else {
