@@ -32,10 +32,10 @@ fn config() -> String {
     let digest: String = Sha256::digest(PURGE_TOKEN).iter().map(|b| format!("{b:02x}")).collect();
     serde_json::json!({
         "rules": [
-            {"match": {"pathPrefix": "/me"}, "perUser": true, "setCookie": "storeWithout"},
-            {"match": {"pathPrefix": "/static"}, "defaultTtl": "5m", "query": {"include": ["v"]},
-             "keyHeaders": ["accept-encoding"], "setCookie": "replay"},
-            {"match": {"pathPrefix": "/nocache"}, "enabled": false}
+            {"match": {"pathPrefix": "/me"}, "settings": {"perUser": true, "setCookie": "storeWithout"}},
+            {"match": {"pathPrefix": "/static"}, "settings": {"defaultTtl": "5m", "query": {"include": ["v"]},
+             "keyHeaders": ["accept-encoding"], "setCookie": "replay"}},
+            {"match": {"pathPrefix": "/nocache"}, "settings": {"enabled": false}}
         ],
         "defaults": {"methods": ["GET", "HEAD"], "query": {"exclude": ["utm_source"]}},
         "store": {"maxEntries": 64, "maxEntryBytes": "4KiB"},
