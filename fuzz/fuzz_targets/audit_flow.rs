@@ -67,7 +67,11 @@ fuzz_target!(|input: Input| {
         let mut request = input.request.clone();
         let planted = input.plant % 6;
         match planted {
-            1 => request.path = format!("{}?access_token={SECRET}", request.path),
+            1 => {
+                // A parameter of its own: after `?`, or after `&` when the path has a query.
+                let separator = if request.path.contains('?') { '&' } else { '?' };
+                request.path = format!("{}{separator}access_token={SECRET}", request.path);
+            }
             5 => {
                 if let Ok(serde_json::Value::Object(mut body)) = serde_json::from_slice(&request.body) {
                     body.insert("password".into(), SECRET.into());
@@ -81,10 +85,22 @@ fuzz_target!(|input: Input| {
         let fuzz_text = fuzz_bytes(&input);
         let host = request.host(Some(root_host.shared()));
         match planted {
-            2 => host.set_header(HeaderMap::RequestHeaders, "authorization", Some(format!("Bearer {SECRET}").as_bytes())),
+            2 => host.set_header(
+                HeaderMap::RequestHeaders,
+                "authorization",
+                Some(format!("Bearer {SECRET}").as_bytes()),
+            ),
             3 => host.set_header(HeaderMap::RequestHeaders, "x-api-key", Some(SECRET.as_bytes())),
-            4 => host.set_header(HeaderMap::RequestHeaders, "cookie", Some(format!("s={SECRET}").as_bytes())),
-            5 => host.set_header(HeaderMap::RequestHeaders, "content-type", Some(b"application/json")),
+            4 => host.set_header(
+                HeaderMap::RequestHeaders,
+                "cookie",
+                Some(format!("s={SECRET}").as_bytes()),
+            ),
+            5 => host.set_header(
+                HeaderMap::RequestHeaders,
+                "content-type",
+                Some(b"application/json"),
+            ),
             _ => {}
         }
         let runtime = root.runtime().unwrap();
@@ -105,7 +121,8 @@ fuzz_target!(|input: Input| {
         let outcome = stream.on_log(&host, &runtime.config);
         if let LogOutcome::Record(line) = &outcome {
             assert!(!line.contains('\n'), "{line}");
-            let record: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            let record: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
             assert!(record.is_object());
             if planted != 0 && !fuzz_text.windows(SECRET.len()).any(|w| w == SECRET.as_bytes()) {
                 assert!(!line.contains(SECRET), "planted secret {planted} leaked: {line}");

@@ -56,8 +56,8 @@ fuzz_target!(|input: Input<'_>| {
         if out.starts_with("[REDACTED") && serde_json::from_str::<serde_json::Value>(&out).is_err() {
             // A marker for a body that cannot be checked.
         } else {
-            let value: serde_json::Value =
-                serde_json::from_str(&out).unwrap_or_else(|e| panic!("redacted body is not JSON ({e}): {out}"));
+            let value: serde_json::Value = serde_json::from_str(&out)
+                .unwrap_or_else(|e| panic!("redacted body is not JSON ({e}): {out}"));
             for pointer in &exact {
                 if let Some(found) = value.pointer(pointer) {
                     assert!(
@@ -71,7 +71,12 @@ fuzz_target!(|input: Input<'_>| {
     // Query strings and URLs.
     let query = redactor.query(input.query);
     let separators = |s: &str| s.bytes().filter(|b| *b == b'&' || *b == b';').count();
-    assert_eq!(separators(&query), separators(input.query), "{:?} -> {query:?}", input.query);
+    assert_eq!(
+        separators(&query),
+        separators(input.query),
+        "{:?} -> {query:?}",
+        input.query
+    );
     for pair in query.split(['&', ';']) {
         if let Some((name, value)) = pair.split_once('=') {
             if name.eq_ignore_ascii_case("access_token") {
@@ -84,7 +89,10 @@ fuzz_target!(|input: Input<'_>| {
     let line = redactor.header_line(input.header_name, input.header_value);
     if redactor.is_secret_header(input.header_name) {
         let value = String::from_utf8_lossy(input.header_value);
-        if value.len() >= 4 && !input.header_name.contains(value.as_ref()) && !"[REDACTED len= sha256 hmac]".contains(value.as_ref()) {
+        if value.len() >= 4
+            && !input.header_name.contains(value.as_ref())
+            && !"[REDACTED len= sha256 hmac]".contains(value.as_ref())
+        {
             let tail = line.get(input.header_name.len()..).unwrap_or_default();
             assert!(!tail.contains(value.as_ref()), "{line}");
         }

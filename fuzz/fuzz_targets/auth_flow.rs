@@ -21,7 +21,17 @@ thread_local! {
     static FIXTURE: Fixture = Fixture::new();
 }
 
-const PREFIXES: &[&str] = &["", "/public", "/admin", "/orders/", "/staff", "/both", "/app", "/callback", "/logout"];
+const PREFIXES: &[&str] = &[
+    "",
+    "/public",
+    "/admin",
+    "/orders/",
+    "/staff",
+    "/both",
+    "/app",
+    "/callback",
+    "/logout",
+];
 
 #[derive(Debug, Arbitrary)]
 struct Input {
@@ -35,7 +45,11 @@ struct Input {
 fuzz_target!(|input: Input| {
     FIXTURE.with(|fixture| {
         let mut request = input.request.clone();
-        request.path = format!("{}{}", PREFIXES[usize::from(input.prefix) % PREFIXES.len()], request.path);
+        request.path = format!(
+            "{}{}",
+            PREFIXES[usize::from(input.prefix) % PREFIXES.len()],
+            request.path
+        );
         let host = fixture.host().with_request(&request.method(), &request.path, &[]);
         host.set_body(Buffer::RequestBody, &request.body);
         let credential = match input.credential % 6 {
@@ -77,7 +91,8 @@ fuzz_target!(|input: Input| {
             RequestAction::Continue => {
                 assert!(replies.is_empty(), "{replies:?}");
                 let headers = input.response.headers();
-                let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 host.set_response(input.response.status(), &headers);
                 host.set_body(Buffer::ResponseBody, &input.response.body);
                 stream.on_response_headers(&host);

@@ -74,14 +74,23 @@ fn tokens() -> &'static Vec<String> {
         use base64::Engine;
         let payload = URL_SAFE_NO_PAD.encode(format!(r#"{{"iss":"{ISSUER}","sub":"s"}}"#));
         let mut out = Vec::new();
-        for (alg, len) in [("RS256", 256), ("PS256", 256), ("ES256", 64), ("ES384", 96), ("EdDSA", 64)] {
+        for (alg, len) in [
+            ("RS256", 256),
+            ("PS256", 256),
+            ("ES256", 64),
+            ("ES384", 96),
+            ("EdDSA", 64),
+        ] {
             for kid in [None, Some("k1")] {
                 let header = match kid {
                     Some(kid) => format!(r#"{{"alg":"{alg}","kid":"{kid}"}}"#),
                     None => format!(r#"{{"alg":"{alg}"}}"#),
                 };
                 let signature = URL_SAFE_NO_PAD.encode(vec![0x5a; len]);
-                out.push(format!("{}.{payload}.{signature}", URL_SAFE_NO_PAD.encode(header)));
+                out.push(format!(
+                    "{}.{payload}.{signature}",
+                    URL_SAFE_NO_PAD.encode(header)
+                ));
             }
         }
         out
@@ -99,7 +108,9 @@ fuzz_target!(|input: Input<'_>| {
             assert_eq!(checked.is_ok(), !keys.is_empty());
             let provider = &provider_config().providers[0];
             for token in tokens() {
-                let Ok(header) = verify::header(token) else { continue };
+                let Ok(header) = verify::header(token) else {
+                    continue;
+                };
                 let _ = keys.has_kid("k1");
                 let result = verify::verify(provider, keys, token, &header, 1_800_000_000, &NoNative);
                 assert!(result.is_err(), "a garbage signature verified: {token}");
@@ -113,14 +124,21 @@ fuzz_target!(|input: Input<'_>| {
         if let Some(endpoints) = &found.endpoints {
             assert!(split_url(&endpoints.authorization).is_some());
             assert!(split_url(&endpoints.token).is_some());
-            assert!(endpoints.end_session.as_deref().is_none_or(|u| split_url(u).is_some()));
+            assert!(endpoints
+                .end_session
+                .as_deref()
+                .is_none_or(|u| split_url(u).is_some()));
         }
         let document: serde_json::Value = serde_json::from_slice(input.document).unwrap();
         assert_eq!(document["issuer"], ISSUER);
     }
     // The callout answer.
     let host = MockHost::new();
-    host.answer_call(input.status, &[("cache-control", input.cache_control)], input.document);
+    host.answer_call(
+        input.status,
+        &[("cache-control", input.cache_control)],
+        input.document,
+    );
     let _ = fetch::read_answer(&host, input.document.len(), 1 << 16);
     // The proxy's verify_signature answer and the DER form of ECDSA signatures.
     let _ = native::decode_result(input.native_answer);

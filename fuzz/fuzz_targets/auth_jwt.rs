@@ -82,7 +82,14 @@ fn build() -> Fixture {
             URL_SAFE_NO_PAD.encode(point.x().unwrap()),
             URL_SAFE_NO_PAD.encode(point.y().unwrap()),
         );
-        Fixture { compiled, hs: 0, es: 1, keys, ec, ec_xy }
+        Fixture {
+            compiled,
+            hs: 0,
+            es: 1,
+            keys,
+            ec,
+            ec_xy,
+        }
     }
 }
 
@@ -123,7 +130,13 @@ fn sign(es256: bool, signing_input: &str) -> String {
 fn token(shape: &Shape, now: u64) -> String {
     match shape {
         Shape::Raw(text) => text.clone(),
-        Shape::Signed { es256, header, payload, lifetime, edits } => {
+        Shape::Signed {
+            es256,
+            header,
+            payload,
+            lifetime,
+            edits,
+        } => {
             let header = header.clone().unwrap_or_else(|| {
                 let alg = if *es256 { "ES256" } else { "HS256" };
                 format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"ec-1"}}"#).into_bytes()
@@ -133,7 +146,11 @@ fn token(shape: &Shape, now: u64) -> String {
                 format!(r#"{{"iss":"{ISSUER}","aud":"{AUDIENCE}","sub":"alice","iat":{now},"exp":{exp}}}"#)
                     .into_bytes()
             });
-            let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload));
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header),
+                URL_SAFE_NO_PAD.encode(payload)
+            );
             let mut token = format!("{input}.{}", sign(*es256, &input)).into_bytes();
             for (at, byte) in edits.iter().take(8) {
                 if !token.is_empty() {
@@ -150,7 +167,11 @@ fn token(shape: &Shape, now: u64) -> String {
 fn second_opinion(token: &str, es256: bool, skew: Duration, require_exp: bool) -> Result<(), String> {
     use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
     let (key, alg) = if es256 {
-        (DecodingKey::from_ec_components(&fixture().ec_xy.0, &fixture().ec_xy.1).map_err(|e| e.to_string())?, Algorithm::ES256)
+        (
+            DecodingKey::from_ec_components(&fixture().ec_xy.0, &fixture().ec_xy.1)
+                .map_err(|e| e.to_string())?,
+            Algorithm::ES256,
+        )
     } else {
         (DecodingKey::from_secret(HMAC_SECRET), Algorithm::HS256)
     };
@@ -168,6 +189,10 @@ fn second_opinion(token: &str, es256: bool, skew: Duration, require_exp: bool) -
 }
 
 fn check_accepted(token: &str, verified: &Verified, es256: bool, fixture: &Fixture) {
+    // `KEA_FUZZ_VERBOSE=1`: show accepted tokens (to see the differential is exercised).
+    if std::env::var_os("KEA_FUZZ_VERBOSE").is_some() {
+        eprintln!("accepted ({}): {token}", if es256 { "ES256" } else { "HS256" });
+    }
     let provider = &fixture.compiled.providers[if es256 { fixture.es } else { fixture.hs }];
     // (2) RFC 7515/7519 structure.
     let mut parts = token.split('.');

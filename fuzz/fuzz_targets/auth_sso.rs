@@ -40,7 +40,11 @@ fuzz_target!(|input: Input| {
         let sso = fixture.runtime.config.sso.as_ref().unwrap();
         let host = fixture.host().with_request("GET", &input.path, &[]);
         if input.with_session {
-            host.add_header(HeaderMap::RequestHeaders, "cookie", fixture.session_cookie.as_bytes());
+            host.add_header(
+                HeaderMap::RequestHeaders,
+                "cookie",
+                fixture.session_cookie.as_bytes(),
+            );
         }
         for cookie in input.cookies.iter().take(8) {
             host.add_header(HeaderMap::RequestHeaders, "cookie", cookie.as_bytes());
@@ -53,13 +57,18 @@ fuzz_target!(|input: Input| {
         for candidate in &presented.candidates {
             if let Ok(opened) = session::open(sso, candidate, NOW) {
                 assert!(
-                    input.with_session && fixture.session_cookie.contains(candidate.split_at(candidate.len().min(40)).0),
+                    input.with_session
+                        && fixture
+                            .session_cookie
+                            .contains(candidate.split_at(candidate.len().min(40)).0),
                     "a session opened that the gateway did not seal: {candidate}"
                 );
                 assert_eq!(opened.sub, "alice");
             }
         }
-        assert!(session::open(sso, &input.other, NOW).is_err() || fixture.session_cookie.contains(&input.other));
+        assert!(
+            session::open(sso, &input.other, NOW).is_err() || fixture.session_cookie.contains(&input.other)
+        );
         // Callback requests.
         let _ = login::query_params(&input.path);
         let _ = login::request_scheme(&headers);
@@ -77,8 +86,14 @@ fuzz_target!(|input: Input| {
         assert!(local.starts_with('/') && !local.starts_with("//") && !local.starts_with("/\\"));
         // Credential sources.
         for source in [
-            Source::Header { name: "authorization".into(), prefix: Some("bearer ".into()) },
-            Source::Header { name: "cookie".into(), prefix: None },
+            Source::Header {
+                name: "authorization".into(),
+                prefix: Some("bearer ".into()),
+            },
+            Source::Header {
+                name: "cookie".into(),
+                prefix: None,
+            },
             Source::Query("access_token".into()),
             Source::Cookie("at".into()),
         ] {
@@ -86,9 +101,17 @@ fuzz_target!(|input: Input| {
                 assert!(!value.is_empty());
             }
         }
-        sources::remove_all(&host, &headers, &[Source::Query("access_token".into()), Source::Cookie("at".into())]);
+        sources::remove_all(
+            &host,
+            &headers,
+            &[Source::Query("access_token".into()), Source::Cookie("at".into())],
+        );
         // Token-endpoint answers.
-        host.answer_call(input.answer_status, &[("content-type", "application/json")], &input.answer);
+        host.answer_call(
+            input.answer_status,
+            &[("content-type", "application/json")],
+            &input.answer,
+        );
         if let Ok(answer) = exchange::read(&host, sso, input.answer.len()) {
             assert!(answer.token_type.eq_ignore_ascii_case("bearer"));
         }

@@ -43,7 +43,10 @@ fuzz_target!(|input: Input| {
                         let _ = entry.header("content-type");
                     }
                     Slot::VaryIndex(names) => {
-                        assert_eq!(Slot::decode(&encode_vary_index(&names)), Some(Slot::VaryIndex(names)));
+                        assert_eq!(
+                            Slot::decode(&encode_vary_index(&names)),
+                            Some(Slot::VaryIndex(names))
+                        );
                     }
                 }
             }
@@ -61,12 +64,19 @@ fuzz_target!(|input: Input| {
                 cluster: e.cluster,
             };
             let encoded = entry.encode();
-            assert_eq!(StoredResponse::decode(&encoded), Some(entry.clone()), "{encoded:?}");
+            assert_eq!(
+                StoredResponse::decode(&encoded),
+                Some(entry.clone()),
+                "{encoded:?}"
+            );
             assert_eq!(Slot::decode(&encoded), Some(Slot::Response(entry)));
         }
         Input::VaryIndex(names) => {
             if names.len() <= usize::from(u16::MAX) {
-                assert_eq!(Slot::decode(&encode_vary_index(&names)), Some(Slot::VaryIndex(names)));
+                assert_eq!(
+                    Slot::decode(&encode_vary_index(&names)),
+                    Some(Slot::VaryIndex(names))
+                );
             }
         }
     }

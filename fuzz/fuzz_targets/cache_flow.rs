@@ -29,7 +29,10 @@ const PURGE_TOKEN: &str = "purge-token";
 
 fn config() -> String {
     use sha2::{Digest, Sha256};
-    let digest: String = Sha256::digest(PURGE_TOKEN).iter().map(|b| format!("{b:02x}")).collect();
+    let digest: String = Sha256::digest(PURGE_TOKEN)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     serde_json::json!({
         "rules": [
             {"match": {"pathPrefix": "/me"}, "settings": {"perUser": true, "setCookie": "storeWithout"}},
@@ -62,12 +65,20 @@ fuzz_target!(|exchanges: Vec<Exchange>| {
     for exchange in exchanges.iter().take(6) {
         clock += u64::from(exchange.advance % 600);
         let mut request = exchange.request.clone();
-        request.path = format!("{}{}", PREFIXES[usize::from(exchange.prefix) % PREFIXES.len()], request.path);
+        request.path = format!(
+            "{}{}",
+            PREFIXES[usize::from(exchange.prefix) % PREFIXES.len()],
+            request.path
+        );
         let host = request.host(Some(Rc::clone(&root.shared())));
         host.set_now(SystemTime::UNIX_EPOCH + Duration::from_secs(clock));
         host.set_property(&["xds", "cluster_name"], b"upstream");
         if exchange.purge_token {
-            host.set_header(HeaderMap::RequestHeaders, "kea-purge-token", Some(PURGE_TOKEN.as_bytes()));
+            host.set_header(
+                HeaderMap::RequestHeaders,
+                "kea-purge-token",
+                Some(PURGE_TOKEN.as_bytes()),
+            );
         }
         let mut stream = CacheStream::new();
         let mut action = stream.on_request_headers(&host, &runtime);
@@ -84,7 +95,11 @@ fuzz_target!(|exchanges: Vec<Exchange>| {
             RequestAction::Answered => {
                 assert_eq!(replies.len(), 1, "{replies:?}");
                 let reply = &replies[0];
-                if reply.status == 206 && reply.header("content-type").is_none_or(|t| !t.starts_with("multipart/")) {
+                if reply.status == 206
+                    && reply
+                        .header("content-type")
+                        .is_none_or(|t| !t.starts_with("multipart/"))
+                {
                     assert!(reply.header("content-range").is_some(), "{reply:?}");
                 }
             }
@@ -92,7 +107,8 @@ fuzz_target!(|exchanges: Vec<Exchange>| {
                 assert!(replies.is_empty(), "{replies:?}");
                 let response = &exchange.response;
                 let headers = response.headers();
-                let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 host.set_response(response.status(), &headers);
                 let body = &response.body;
                 if stream.on_response_headers(&host, &runtime, body.is_empty()) == ResponseAction::Replaced {

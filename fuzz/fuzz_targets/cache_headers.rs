@@ -24,10 +24,25 @@ use kea_cache::surrogate;
 use libfuzzer_sys::fuzz_target;
 
 const NAMES: &[&str] = &[
-    "cache-control", "age", "date", "expires", "last-modified", "vary", "etag", "surrogate-control",
-    "pragma", "content-type", "set-cookie",
+    "cache-control",
+    "age",
+    "date",
+    "expires",
+    "last-modified",
+    "vary",
+    "etag",
+    "surrogate-control",
+    "pragma",
+    "content-type",
+    "set-cookie",
 ];
-const VARY: &[&str] = &["accept", "accept-encoding", "accept-language", "origin", "x-custom"];
+const VARY: &[&str] = &[
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "origin",
+    "x-custom",
+];
 
 #[derive(Debug, Arbitrary)]
 struct Input<'a> {
@@ -86,12 +101,27 @@ fuzz_target!(|input: Input<'_>| {
     let _ = (lifetime, age, now, facts.has_explicit_freshness());
     let request_cc = CacheControl::parse([input.request_cache_control]);
     let _ = request_cc.revalidate_when_stale();
-    let request = RequestFacts { method: "GET", cache_control: Some(&request_cc), has_authorization: false };
-    let _ = freshness::storable(&request, &facts, &["GET".to_string(), "HEAD".to_string()], false, Some(60));
+    let request = RequestFacts {
+        method: "GET",
+        cache_control: Some(&request_cc),
+        has_authorization: false,
+    };
+    let _ = freshness::storable(
+        &request,
+        &facts,
+        &["GET".to_string(), "HEAD".to_string()],
+        false,
+        Some(60),
+    );
     // Vary and keys.
     let vary_name = VARY[usize::from(input.vary_name) % VARY.len()];
     let normalised = normalise_vary_value(vary_name, input.vary_value);
-    assert_eq!(normalise_vary_value(vary_name, &normalised), normalised, "{:?}", input.vary_value);
+    assert_eq!(
+        normalise_vary_value(vary_name, &normalised),
+        normalised,
+        "{:?}",
+        input.vary_value
+    );
     let key = CacheKey::build(
         &KeyInput {
             method: "GET",
@@ -105,7 +135,10 @@ fuzz_target!(|input: Input<'_>| {
         &QueryFilter::Exclude(vec!["utm_source".into()]),
     );
     let a = key.variant(&[(vary_name.to_string(), Some(normalised.clone()))]);
-    let b = key.variant(&[(vary_name.to_string(), Some(normalise_vary_value(vary_name, &normalised)))]);
+    let b = key.variant(&[(
+        vary_name.to_string(),
+        Some(normalise_vary_value(vary_name, &normalised)),
+    )]);
     assert_eq!(a, b);
     let _ = key.hash64();
     // Ranges.
@@ -114,7 +147,10 @@ fuzz_target!(|input: Input<'_>| {
     let etag = headers.iter().find(|(n, _)| *n == "etag").map(|(_, v)| *v);
     let stored = Validators {
         etag,
-        last_modified: headers.iter().find(|(n, _)| *n == "last-modified").map(|(_, v)| *v),
+        last_modified: headers
+            .iter()
+            .find(|(n, _)| *n == "last-modified")
+            .map(|(_, v)| *v),
         date: headers.iter().find(|(n, _)| *n == "date").map(|(_, v)| *v),
     };
     for value in input.if_range.iter().take(4) {
@@ -127,9 +163,16 @@ fuzz_target!(|input: Input<'_>| {
     let if_ranges: Vec<&str> = input.if_range.iter().take(4).copied().collect();
     match range::plan(&ranges, &if_ranges, &stored, length) {
         Plan::Partial(parts) => {
-            assert!(!parts.is_empty() && parts.len() <= MAX_RANGES, "{} parts", parts.len());
+            assert!(
+                !parts.is_empty() && parts.len() <= MAX_RANGES,
+                "{} parts",
+                parts.len()
+            );
             for part in &parts {
-                assert!(part.first <= part.last && part.last < length, "{part:?} of {length}");
+                assert!(
+                    part.first <= part.last && part.last < length,
+                    "{part:?} of {length}"
+                );
                 let slice = part.slice(&body).expect("a planned part slices the body");
                 assert_eq!(slice.len() as u64, part.last - part.first + 1);
                 let _ = part.content_range(length);

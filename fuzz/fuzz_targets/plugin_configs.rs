@@ -24,11 +24,17 @@ where
     let compiled = compile(&config).is_ok();
     let json = serde_json::to_vec(&config).expect("a parsed configuration serialises");
     let again: T = parse_json(&json).unwrap_or_else(|e| {
-        panic!("re-serialised configuration does not parse ({e}): {}", String::from_utf8_lossy(&json))
+        panic!(
+            "re-serialised configuration does not parse ({e}): {}",
+            String::from_utf8_lossy(&json)
+        )
     });
     assert_eq!(again, config, "{}", String::from_utf8_lossy(&json));
     if compiled {
-        assert!(compile(&again).is_ok(), "the re-parsed configuration does not compile");
+        assert!(
+            compile(&again).is_ok(),
+            "the re-parsed configuration does not compile"
+        );
     }
 }
 

@@ -12,10 +12,16 @@ fuzz_target!(|data: &[u8]| {
     let Ok(bundle) = Bundle::from_json(data) else {
         return;
     };
-    let again = Bundle::from_json(&bundle.to_json()).unwrap_or_else(|e| panic!("a loaded bundle does not reload: {e}"));
+    let again = Bundle::from_json(&bundle.to_json())
+        .unwrap_or_else(|e| panic!("a loaded bundle does not reload: {e}"));
     assert_eq!(again, bundle);
     if let Ok(api) = Api::compile(&bundle) {
-        for (method, path) in [("GET", "/"), ("POST", "/items"), ("GET", "/items/1"), ("DELETE", "/a/b/c")] {
+        for (method, path) in [
+            ("GET", "/"),
+            ("POST", "/items"),
+            ("GET", "/items/1"),
+            ("DELETE", "/a/b/c"),
+        ] {
             let _ = api.route(method, path);
         }
     }

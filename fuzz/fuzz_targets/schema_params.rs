@@ -22,10 +22,20 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 const STYLES: [Style; 7] = [
-    Style::Form, Style::SpaceDelimited, Style::PipeDelimited, Style::DeepObject, Style::Simple, Style::Label,
+    Style::Form,
+    Style::SpaceDelimited,
+    Style::PipeDelimited,
+    Style::DeepObject,
+    Style::Simple,
+    Style::Label,
     Style::Matrix,
 ];
-const LOCATIONS: [ParameterIn; 4] = [ParameterIn::Query, ParameterIn::Path, ParameterIn::Header, ParameterIn::Cookie];
+const LOCATIONS: [ParameterIn; 4] = [
+    ParameterIn::Query,
+    ParameterIn::Path,
+    ParameterIn::Header,
+    ParameterIn::Cookie,
+];
 
 fn shapes() -> &'static Vec<Shape> {
     static SHAPES: OnceLock<Vec<Shape>> = OnceLock::new();
@@ -73,7 +83,11 @@ fuzz_target!(|input: Input<'_>| {
     let shapes = shapes();
     let shape = &shapes[usize::from(input.shape) % shapes.len()];
     let spec = ParameterSpec {
-        name: if input.name.is_empty() { "p".into() } else { input.name.into() },
+        name: if input.name.is_empty() {
+            "p".into()
+        } else {
+            input.name.into()
+        },
         location: LOCATIONS[usize::from(input.location) % LOCATIONS.len()],
         required: false,
         style: STYLES[usize::from(input.style) % STYLES.len()],
@@ -90,8 +104,22 @@ fuzz_target!(|input: Input<'_>| {
     let _ = shape.coerce(input.text);
     let mut encoding = BTreeMap::new();
     if let Some((style, explode, json)) = input.encoding {
-        encoding.insert(spec.name.clone(), EncodingSpec { style: STYLES[usize::from(style) % STYLES.len()], explode, json });
-        encoding.insert("a".to_string(), EncodingSpec { style: STYLES[usize::from(style) % 4], explode, json });
+        encoding.insert(
+            spec.name.clone(),
+            EncodingSpec {
+                style: STYLES[usize::from(style) % STYLES.len()],
+                explode,
+                json,
+            },
+        );
+        encoding.insert(
+            "a".to_string(),
+            EncodingSpec {
+                style: STYLES[usize::from(style) % 4],
+                explode,
+                json,
+            },
+        );
     }
     let _ = read_form(input.text, shape, &encoding);
 
@@ -99,7 +127,11 @@ fuzz_target!(|input: Input<'_>| {
     let mut operations = Vec::new();
     for (index, raw) in input.templates.iter().take(6).enumerate() {
         if let Ok(template) = Template::parse(raw) {
-            operations.push(((if index % 2 == 0 { "get" } else { "post" }).to_string(), template, index));
+            operations.push((
+                (if index % 2 == 0 { "get" } else { "post" }).to_string(),
+                template,
+                index,
+            ));
         }
     }
     let table = RouteTable::new(&operations);

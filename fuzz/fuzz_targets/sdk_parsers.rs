@@ -33,7 +33,12 @@ fuzz_target!(|input: Input<'_>| {
         let _ = template.param_count();
         if let Some(captures) = template.captures(input.path) {
             for (_, value) in &captures {
-                assert!(!value.is_empty(), "empty capture for {:?} in {:?}", input.template, input.path);
+                assert!(
+                    !value.is_empty(),
+                    "empty capture for {:?} in {:?}",
+                    input.template,
+                    input.path
+                );
                 assert!(input.path.contains(value));
             }
         }
@@ -41,7 +46,11 @@ fuzz_target!(|input: Input<'_>| {
         // holds an "x" that could swallow it... keep it simple: a template without parameters
         // matches itself.
         if template.param_count() == 0 {
-            assert!(template.matches(input.template), "literal template {:?} does not match itself", input.template);
+            assert!(
+                template.matches(input.template),
+                "literal template {:?} does not match itself",
+                input.template
+            );
         }
     }
     // `:path` splitting and the ambiguity check.

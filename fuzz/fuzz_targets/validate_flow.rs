@@ -20,11 +20,22 @@ use libfuzzer_sys::fuzz_target;
 use std::rc::Rc;
 
 const PREFIXES: &[&str] = &[
-    "", "/api/items", "/api/items/", "/api/pets", "/api/trees", "/api/files/", "/v1/customers",
-    "/v1/customers/", "/v1/payment_intents", "/v1/checkout/sessions",
+    "",
+    "/api/items",
+    "/api/items/",
+    "/api/pets",
+    "/api/trees",
+    "/api/files/",
+    "/v1/customers",
+    "/v1/customers/",
+    "/v1/payment_intents",
+    "/v1/checkout/sessions",
 ];
 const CONTENT_TYPES: &[&str] = &[
-    "application/json", "application/x-www-form-urlencoded", "text/plain", "application/merge-patch+json",
+    "application/json",
+    "application/x-www-form-urlencoded",
+    "text/plain",
+    "application/merge-patch+json",
     "multipart/form-data; boundary=x",
 ];
 
@@ -75,14 +86,20 @@ struct Input {
 fuzz_target!(|input: Input| {
     PROXY.with(|proxy| {
         let mut request = input.request.clone();
-        request.path = format!("{}{}", PREFIXES[usize::from(input.prefix) % PREFIXES.len()], request.path);
+        request.path = format!(
+            "{}{}",
+            PREFIXES[usize::from(input.prefix) % PREFIXES.len()],
+            request.path
+        );
         if let Some(ct) = input.content_type {
             request.headers.insert(
                 0,
                 kea_fuzz::FuzzHeader {
                     known: None,
                     name: "content-type".into(),
-                    value: CONTENT_TYPES[usize::from(ct) % CONTENT_TYPES.len()].as_bytes().to_vec(),
+                    value: CONTENT_TYPES[usize::from(ct) % CONTENT_TYPES.len()]
+                        .as_bytes()
+                        .to_vec(),
                 },
             );
         }
@@ -115,9 +132,16 @@ fuzz_target!(|input: Input| {
                 let response = &input.response;
                 let mut headers = response.headers();
                 if let Some(ct) = input.response_content_type {
-                    headers.insert(0, ("content-type".into(), CONTENT_TYPES[usize::from(ct) % CONTENT_TYPES.len()].into()));
+                    headers.insert(
+                        0,
+                        (
+                            "content-type".into(),
+                            CONTENT_TYPES[usize::from(ct) % CONTENT_TYPES.len()].into(),
+                        ),
+                    );
                 }
-                let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let headers: Vec<(&str, &str)> =
+                    headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 host.set_response(response.status(), &headers);
                 let body = &response.body;
                 let action = stream.on_response_headers(&host, runtime, body.is_empty());

@@ -7,7 +7,9 @@ use kea_plugin_sdk::{Buffer, HeaderMap, Host};
 use std::rc::Rc;
 
 /// Methods the generator picks from (plus, sometimes, an arbitrary token).
-pub const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PURGE"];
+pub const METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PURGE",
+];
 
 /// Header names the plugins look at, so the fuzzer does not have to guess them.
 pub const HEADER_NAMES: &[&str] = &[
@@ -206,7 +208,8 @@ pub fn strict_json_object(bytes: &[u8]) -> Result<(), String> {
     }
     let _ = IgnoredAny;
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    de.deserialize_any(Strict { top: true }).map_err(|e| e.to_string())?;
+    de.deserialize_any(Strict { top: true })
+        .map_err(|e| e.to_string())?;
     de.end().map_err(|e| e.to_string())
 }
 
@@ -272,7 +275,10 @@ pub mod auth {
 
     pub fn sha256_hex(text: &str) -> String {
         use sha2::{Digest, Sha256};
-        Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+        Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// An HS256 token for the `internal` provider with these claims.
@@ -308,7 +314,10 @@ pub mod auth {
             let claims = |extra: serde_json::Value| {
                 let mut claims = serde_json::json!({"iss": "internal", "aud": "orders", "sub": "svc",
                     "iat": NOW, "exp": NOW + 3600, "email": "svc@example.com", "scope": "orders:read"});
-                claims.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+                claims
+                    .as_object_mut()
+                    .unwrap()
+                    .extend(extra.as_object().unwrap().clone());
                 claims
             };
             let token = hs256(&claims(serde_json::json!({})));
@@ -334,7 +343,13 @@ pub mod auth {
                 .filter(|pair| !pair.ends_with('='))
                 .collect::<Vec<_>>()
                 .join("; ");
-            Self { shared: root.shared(), runtime, token, admin_token, session_cookie }
+            Self {
+                shared: root.shared(),
+                runtime,
+                token,
+                admin_token,
+                session_cookie,
+            }
         }
 
         pub fn host(&self) -> MockHost {
