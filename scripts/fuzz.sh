@@ -69,8 +69,8 @@ run() {
     >"$log" 2>&1 || status=$?
   end=$(date +%s)
   local execs rate
-  execs=$(awk -F': *' '/stat::number_of_executed_units/ { print $2 }' "$log" | tail -1)
-  rate=$(awk -F': *' '/stat::average_exec_per_sec/ { print $2 }' "$log" | tail -1)
+  execs=$(awk '/stat::number_of_executed_units/ { print $NF }' "$log" | tail -1)
+  rate=$(awk '/stat::average_exec_per_sec/ { print $NF }' "$log" | tail -1)
   printf '%s %s %s %s\n' "$target" "${execs:-?}" "${rate:-?}" "$((end - start))" >&3
   if [ "$status" -ne 0 ]; then
     tail -n 60 "$log" >&2
