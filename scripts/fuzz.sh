@@ -73,7 +73,10 @@ run() {
   rate=$(awk '/stat::average_exec_per_sec/ { print $NF }' "$log" | tail -1)
   printf '%s %s %s %s\n' "$target" "${execs:-?}" "${rate:-?}" "$((end - start))" >&3
   if [ "$status" -ne 0 ]; then
-    tail -n 60 "$log" >&2
+    # The failure itself (a panic message, a sanitizer report, a timeout), then the end of the log.
+    grep -m1 -A4 -E 'panicked at|ERROR: (AddressSanitizer|libFuzzer)|SUMMARY: ' "$log" >&2 || true
+    printf -- '--- end of the fuzzer log:\n' >&2
+    tail -n 30 "$log" >&2
     local artifact
     artifact=$(grep -oE 'fuzz/artifacts/[^ ]+' "$log" | tail -1 || true)
     rm -rf "$scratch"
