@@ -2,7 +2,7 @@
 //! configuration compiled once (`kea_fuzz::auth::config`: HS256 and ES256 providers, API keys,
 //! browser sessions, rules by prefix, template and method), with fuzzed method, path, headers and
 //! body, optionally carrying a valid credential (a bearer token, an admin token, an API key, a
-//! session cookie) for the fuzzer to mutate around. A callout the request waits for is answered
+//! session cookie) or completing a login in progress (its callback with the login cookie) for the fuzzer to mutate around. A callout the request waits for is answered
 //! with a fuzzed response; then the response headers and the end of the stream run.
 //!
 //! Property: no panic; every request ends in continue or a local reply with a valid status
@@ -50,14 +50,20 @@ fuzz_target!(|input: Input| {
             PREFIXES[usize::from(input.prefix) % PREFIXES.len()],
             request.path
         );
+        if input.credential % 7 == 6 {
+            // The callback of the fixture's login in progress (then the token exchange, answered
+            // by the fuzzer).
+            request.path = format!("{}{}", fixture.callback, request.path);
+        }
         let host = fixture.host().with_request(&request.method(), &request.path, &[]);
         host.set_body(Buffer::RequestBody, &request.body);
-        let credential = match input.credential % 6 {
+        let credential = match input.credential % 7 {
             1 => Some(("authorization", format!("Bearer {}", fixture.token))),
             2 => Some(("authorization", format!("Bearer {}", fixture.admin_token))),
             3 => Some(("x-api-key", API_KEY.to_string())),
             4 => Some(("cookie", fixture.session_cookie.clone())),
             5 => Some(("cookie", format!("at={}", fixture.token))),
+            6 => Some(("cookie", fixture.login_cookie.clone())),
             _ => None,
         };
         if let Some((name, value)) = credential {
@@ -76,6 +82,13 @@ fuzz_target!(|input: Input| {
         let mut rounds = 0;
         while action == RequestAction::Wait && rounds < 3 {
             rounds += 1;
+            // `KEA_FUZZ_VERBOSE=1`: show the callouts requests wait for (token exchanges).
+            if std::env::var_os("KEA_FUZZ_VERBOSE").is_some() {
+                eprintln!(
+                    "waiting for {:?}",
+                    host.calls().last().map(|c| c.header(":path").map(str::to_owned))
+                );
+            }
             let Some(call) = host.calls().last().cloned() else {
                 panic!("waiting without a callout");
             };

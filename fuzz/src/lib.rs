@@ -301,6 +301,10 @@ pub mod auth {
         pub admin_token: String,
         /// A `Cookie` header value carrying a valid browser session.
         pub session_cookie: String,
+        /// A login in progress: the callback path with its `state`, and the login cookie
+        /// (`name=value`), so a fuzzed callback reaches the token exchange.
+        pub callback: String,
+        pub login_cookie: String,
     }
 
     impl Fixture {
@@ -343,12 +347,26 @@ pub mod auth {
                 .filter(|pair| !pair.ends_with('='))
                 .collect::<Vec<_>>()
                 .join("; ");
+            let browser = MockHost::sharing_with(root.shared()).with_request("GET", "/app", &[]);
+            browser.set_now(SystemTime::UNIX_EPOCH + Duration::from_secs(NOW));
+            let headers = kea_auth::sources::RequestHeaders::read(&browser);
+            let endpoints = sso.endpoints.as_ref().unwrap();
+            let started = kea_auth::sso::login::start(&browser, sso, endpoints, &headers, NOW).unwrap();
+            let state = kea_auth::sso::login::query_params(&started.location)
+                .into_iter()
+                .find(|(k, _)| k == "state")
+                .map(|(_, v)| v)
+                .unwrap();
+            let callback = format!("{}?state={state}&code=code-1", sso.callback_path);
+            let login_cookie = started.set_cookie.split(';').next().unwrap().to_string();
             Self {
                 shared: root.shared(),
                 runtime,
                 token,
                 admin_token,
                 session_cookie,
+                callback,
+                login_cookie,
             }
         }
 
