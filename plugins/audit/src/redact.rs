@@ -207,7 +207,8 @@ impl Redactor {
 
     /// The query string with secret parameters' values redacted. Pairs are separated by `&` or
     /// `;`; names are compared after percent-decoding, case-insensitively and without an array
-    /// suffix, so `Access%5Ftoken` and `token[]` do not slip through.
+    /// suffix, so `Access%5Ftoken` and `token[]` do not slip through; a leading `?` (`/x??token=`)
+    /// and surrounding whitespace do not hide a name either.
     pub fn query(&self, query: &str) -> String {
         let mut out = String::with_capacity(query.len());
         let mut rest = query;
@@ -225,7 +226,15 @@ impl Redactor {
                 None => (pair, None),
             };
             let decoded = percent_decode(name);
-            let bare = decoded.split('[').next().unwrap_or_default();
+            // A query handed on as `?a=1` (`/x??a=1`) is read by `URLSearchParams` as `a=1`; and
+            // names are compared without surrounding whitespace: redacting too much is harmless.
+            let bare = decoded
+                .trim_start_matches('?')
+                .trim()
+                .split('[')
+                .next()
+                .unwrap_or_default()
+                .trim();
             let secret = self.query_params.iter().any(|p| p.eq_ignore_ascii_case(bare));
             match (secret, value) {
                 (true, Some(value)) => {
@@ -358,6 +367,20 @@ mod tests {
         assert!(q.contains("&Access%5Ftoken=[REDACTED len=6"), "{q}");
         assert!(q.contains("&KEY=[REDACTED len=1"), "{q}");
         assert!(q.ends_with("&flag&key"), "{q}");
+    }
+
+    /// Found by fuzzing (`audit_flow`): in `/x??access_token=s3cret` the query is
+    /// `?access_token=s3cret`, and the leading `?` hid the name from the comparison, so the token
+    /// reached the record. Applications that hand the query to `URLSearchParams` (which drops a
+    /// leading `?`) read it as `access_token`; the redactor now compares names without leading
+    /// `?` and surrounding whitespace.
+    #[test]
+    fn names_behind_a_second_question_mark_or_spaces_are_redacted() {
+        let r = redactor(&[]);
+        let q = r.query("?access_token=s3cret&??key=s3cret& access_token =s3cret");
+        assert!(!q.contains("s3cret"), "{q}");
+        assert!(q.starts_with("?access_token=[REDACTED len=6"), "{q}");
+        assert_eq!(r.url("/x??access_token=s3cret").matches("[REDACTED").count(), 1);
     }
 
     #[test]

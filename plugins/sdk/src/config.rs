@@ -43,7 +43,8 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ConfigError> {
 
 /// A SHA-256 digest written as 64 hex digits (secrets are configured by hash, never in clear).
 pub fn parse_sha256_hex(hex: &str) -> Option<[u8; 32]> {
-    if hex.len() != 64 {
+    // `from_str_radix` alone would also take a sign (`+f`).
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; 32];
@@ -103,6 +104,15 @@ mod tests {
         assert!(parse_sha256_hex("ab").is_none());
         assert!(parse_sha256_hex(&"zz".repeat(32)).is_none());
         assert!(parse_sha256_hex(&"é".repeat(32)).is_none());
+    }
+
+    /// Found by fuzzing (`sdk_parsers`: "accepts exactly 64 hex digits"): `u8::from_str_radix`
+    /// takes a sign, so `+f` passed as a hex pair and a digest with `+` signs was accepted.
+    #[test]
+    fn sha256_hex_takes_hex_digits_only() {
+        assert!(parse_sha256_hex(&format!("+f{}", "0".repeat(62))).is_none());
+        assert!(parse_sha256_hex(&format!("{}-0", "0".repeat(62))).is_none());
+        assert!(parse_sha256_hex(&"AB".repeat(32)).is_some_and(|d| d.iter().all(|b| *b == 0xab)));
     }
 
     #[test]
