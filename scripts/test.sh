@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every KEA check and test: formatting, clippy (native and wasm32), unit tests, the Python
+# Runs every KEA check and test: formatting, clippy (native and wasm32), a bounded run of every fuzz
+# target (scripts/fuzz.sh ci), unit tests (the soak's CI variant among them), the Python
 # model runtime's lint and tests (scripts/runtime-test.sh), and the end-to-end suites against real Envoy (loading the built dist/*.wasm), a real ClickHouse, a real
 # Kubernetes API server, and a local cluster with a kubelet (scripts/cluster.sh) running KEA's images.
 # Installs what it needs first (scripts/install-deps.sh). Fails if anything fails.
@@ -14,12 +15,17 @@ scripts/web-build.sh
 
 log "cargo fmt"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 log "cargo clippy (native)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo clippy (wasm32-wasip1)"
 cargo clippy --target wasm32-wasip1 --locked -p kea-plugin-sdk -p kea-schema -p kea-audit -p kea-cache -p kea-auth -p kea-validate --all-targets -- -D warnings
 log "cargo clippy (wasm32-unknown-unknown: the docs portal's validator)"
 cargo clippy --target wasm32-unknown-unknown --locked -p kea-web-validator --all-targets -- -D warnings
+log "cargo clippy (the fuzz targets, fuzz/: their own workspace)"
+cargo clippy --manifest-path fuzz/Cargo.toml --locked --all-targets -- -D warnings
+log "fuzzing: every target over its corpus plus a bounded run (scripts/fuzz.sh ci; the long run: fuzz/README.md)"
+scripts/fuzz.sh ci
 log "the docs portal's validator in headless Chromium: every answer must equal the native build's"
 node bench/web-validator.mjs --calls 200 --loads 1
 
