@@ -44,13 +44,26 @@ pub fn read(envoy: &Envoy, at_secs: f64) -> Option<Sample> {
     if let Some(rss) = envoy.pid().and_then(resident_bytes) {
         values.insert("process.resident_bytes".into(), rss);
     }
+    // The cache store's entries live in Envoy's heap; their total is bounded by the store's size
+    // and moves with the sizes of whatever entries were evicted last. Net of it, the heap shows
+    // what else grows.
+    if let (Some(heap), Some(store)) = (
+        values.get("server.memory_allocated"),
+        values.get("kea_cache_shared_bytes"),
+    ) {
+        values.insert(NET_OF_CACHE.into(), heap - store);
+    }
     Some(Sample { at_secs, values })
 }
+
+/// `server.memory_allocated` less what the cache store holds in shared data.
+pub const NET_OF_CACHE: &str = "server.memory_allocated_net_of_cache_store";
 
 /// The memory series a soak judges: the process's and each VM's.
 pub fn is_memory(series: &str) -> bool {
     series == "process.resident_bytes"
         || series == "server.memory_allocated"
+        || series == NET_OF_CACHE
         || series.ends_with("_vm_memory_bytes")
 }
 
