@@ -39,7 +39,7 @@ pub struct TargetRun {
     pub counts: Vec<ProbeCounts>,
     pub samples: Vec<Sample>,
     /// Log lines that show a trapped, panicked or failed VM.
-    pub vm_failures: Vec<String>,
+    pub logged_failures: Vec<String>,
     pub warm_up_secs: f64,
 }
 
@@ -59,7 +59,7 @@ impl TargetRun {
     /// VM failures: the log's signs of a trap or panic, VM reloads (Envoy reloads a failed VM),
     /// and VMs created after the first sample (a replaced VM).
     pub fn vm_failures(&self) -> Vec<String> {
-        let mut failures = self.vm_failures.clone();
+        let mut failures = self.logged_failures.clone();
         if let (Some(first), Some(last)) = (self.samples.first(), self.samples.last()) {
             for (name, value) in &last.values {
                 let reloads = name.starts_with("wasm.") && name.ends_with(".vm_reload");
@@ -220,7 +220,7 @@ pub fn run(plan: &Plan) -> Result<Vec<TargetRun>> {
                         probes,
                         counts,
                         samples: samples.into_inner().unwrap_or_default(),
-                        vm_failures: sample::vm_failures(&envoy.logs()),
+                        logged_failures: sample::logged_vm_failures(&envoy.logs()),
                         warm_up_secs: plan.warm_up.as_secs_f64(),
                     }
                 })

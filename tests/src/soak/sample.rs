@@ -114,7 +114,7 @@ pub fn trend(samples: &[Sample], series: &str, warm_up_secs: f64) -> Option<Tren
 }
 
 /// Signs of a failed VM in Envoy's log: a trap, a panic, a VM that could not be (re)created.
-pub fn vm_failures(log: &str) -> Vec<String> {
+pub fn logged_vm_failures(log: &str) -> Vec<String> {
     const SIGNS: [&str; 6] = [
         "panicked at",
         "Uncaught",
@@ -156,7 +156,7 @@ mod tests {
     #[test]
     fn traps_and_panics_are_found_in_the_log() {
         let log = "[info] fine\n[critical][wasm] panicked at src/lib.rs:1:1\n[error] Function: proxy_on_request_headers failed: Uncaught RuntimeError: unreachable\n";
-        assert_eq!(vm_failures(log).len(), 2);
-        assert!(vm_failures("[info] fine").is_empty());
+        assert_eq!(logged_vm_failures(log).len(), 2);
+        assert!(logged_vm_failures("[info] fine").is_empty());
     }
 }
