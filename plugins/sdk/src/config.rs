@@ -28,7 +28,7 @@ pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ConfigError> {
         raw
     };
     let mut deserializer = serde_json::Deserializer::from_slice(raw);
-    // A struct is read only from a JSON object (see `crate::json`), at every depth.
+    // A struct is read only from a JSON object (see `crate::json`, and its limit under flatten).
     let value =
         serde_path_to_error::deserialize(crate::json::ObjectsOnly(&mut deserializer)).map_err(|err| {
             let path = err.path().to_string();

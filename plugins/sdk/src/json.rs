@@ -7,7 +7,10 @@
 //! RFC 7517 5), and a second spelling of a document is a gap between KEA and every other parser.
 //! serde has no switch for it, so this adapter wraps the deserializer and answers
 //! `deserialize_struct` with `deserialize_map`, at every depth (as serde_path_to_error wraps one
-//! to track paths).
+//! to track paths). One limit: what serde buffers before deciding — fields of a
+//! `#[serde(flatten)]` struct, untagged and internally tagged enums — is re-read by serde's own
+//! buffer, which still takes the array form; the untrusted documents KEA reads have none of those,
+//! configurations do (an auth rule's flattened requirement).
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, MapAccess};
 use serde::de::{SeqAccess, VariantAccess, Visitor};

@@ -15,6 +15,8 @@ use crate::metrics::Metric;
 const MAGIC: &[u8; 4] = b"KEA1";
 /// magic, stored_at (u64), expires_at (u64), key length (u32)
 const HEADER: usize = 4 + 8 + 8 + 4;
+/// Compare-and-swap attempts of a write; the last one overwrites.
+const WRITE_ATTEMPTS: u32 = 3;
 
 /// A decoded slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +90,10 @@ pub struct SlotStore {
     slots: u64,
     max_entry_bytes: usize,
     /// A gauge of the bytes the slots hold, moved by each write's difference (so every worker
-    /// adds to one total). Two workers overwriting one slot at once can skew it by an entry.
+    /// adds to one total). Writes are compare-and-swap, so the difference is the one applied;
+    /// it can be off by an entry only when two workers fill a never-written slot at the same
+    /// moment (no CAS value exists yet) or a write loses [`WRITE_ATTEMPTS`] − 1 races in a row
+    /// and overwrites.
     held_bytes: Metric,
 }
 
@@ -149,47 +154,68 @@ impl SlotStore {
             });
         }
         let candidates = self.candidates(hash);
-        // (slot, bytes it holds now)
-        let mut oldest: Option<(&String, usize, u64)> = None;
-        let mut free: Option<(&String, usize)> = None;
-        let mut first_len = 0;
-        for (i, slot) in candidates.iter().enumerate() {
-            let raw = host.shared_data(slot).0;
-            let held = raw.as_ref().map_or(0, Vec::len);
-            if i == 0 {
-                first_len = held;
-            }
-            match raw.as_deref().and_then(Entry::decode) {
-                Some(entry) if entry.key == key => {
-                    free = Some((slot, held));
-                    break;
+        let entry = Entry::encode(key, value, now, expires_at);
+        for attempt in 1..=WRITE_ATTEMPTS {
+            // (slot, bytes it holds now, its CAS)
+            let mut oldest: Option<(&String, usize, Option<u32>, u64)> = None;
+            let mut free: Option<(&String, usize, Option<u32>)> = None;
+            let mut first = (0, None);
+            for (i, slot) in candidates.iter().enumerate() {
+                let (raw, cas) = host.shared_data(slot);
+                let held = raw.as_ref().map_or(0, Vec::len);
+                if i == 0 {
+                    first = (held, cas);
                 }
-                Some(entry) if now < entry.expires_at => {
-                    if oldest.is_none_or(|(_, _, at)| entry.stored_at < at) {
-                        oldest = Some((slot, held, entry.stored_at));
+                match raw.as_deref().and_then(Entry::decode) {
+                    Some(entry) if entry.key == key => {
+                        free = Some((slot, held, cas));
+                        break;
                     }
+                    Some(entry) if now < entry.expires_at => {
+                        if oldest.is_none_or(|(_, _, _, at)| entry.stored_at < at) {
+                            oldest = Some((slot, held, cas, entry.stored_at));
+                        }
+                    }
+                    _ => free = free.or(Some((slot, held, cas))),
                 }
-                _ => free = free.or(Some((slot, held))),
+            }
+            let (slot, held, cas, outcome) = match (free, oldest) {
+                (Some((slot, held, cas)), _) => (slot, held, cas, PutOutcome::Stored),
+                (None, Some((slot, held, cas, _))) => (slot, held, cas, PutOutcome::Evicted),
+                (None, None) => (&candidates[0], first.0, first.1, PutOutcome::Stored),
+            };
+            // The last attempt overwrites whatever is there: a write never fails for contention.
+            let cas = if attempt == WRITE_ATTEMPTS { None } else { cas };
+            match host.set_shared_data(slot, &entry, cas) {
+                Ok(()) => {
+                    self.held_bytes.add(host, entry.len() as i64 - held as i64);
+                    return Ok(outcome);
+                }
+                Err(HostError::CasMismatch) => continue,
+                Err(err) => return Err(err.into()),
             }
         }
-        let (slot, held, outcome) = match (free, oldest) {
-            (Some((slot, held)), _) => (slot, held, PutOutcome::Stored),
-            (None, Some((slot, held, _))) => (slot, held, PutOutcome::Evicted),
-            (None, None) => (&candidates[0], first_len, PutOutcome::Stored),
-        };
-        host.set_shared_data(slot, &Entry::encode(key, value, now, expires_at), None)?;
-        self.held_bytes.add(host, size as i64 - held as i64);
-        Ok(outcome)
+        Ok(PutOutcome::Stored)
     }
 
     /// Removes `key` by overwriting its slot with an empty value (shared data cannot delete).
     pub fn remove(&self, host: &impl Host, key: &[u8], hash: u64) -> Result<bool, StoreError> {
         for slot in self.candidates(hash) {
-            let raw = host.shared_data(&slot).0.unwrap_or_default();
-            if Entry::decode(&raw).is_some_and(|entry| entry.key == key) {
-                host.set_shared_data(&slot, &[], None)?;
-                self.held_bytes.add(host, -(raw.len() as i64));
-                return Ok(true);
+            for _ in 0..WRITE_ATTEMPTS {
+                let (raw, cas) = host.shared_data(&slot);
+                let raw = raw.unwrap_or_default();
+                if Entry::decode(&raw).is_none_or(|entry| entry.key != key) {
+                    break;
+                }
+                match host.set_shared_data(&slot, &[], cas) {
+                    Ok(()) => {
+                        self.held_bytes.add(host, -(raw.len() as i64));
+                        return Ok(true);
+                    }
+                    // Someone wrote the slot meanwhile: look again.
+                    Err(HostError::CasMismatch) => continue,
+                    Err(err) => return Err(err.into()),
+                }
             }
         }
         Ok(false)

@@ -8,6 +8,11 @@ use anyhow::{bail, Context, Result};
 use kea_e2e::soak::{self, workload::Target, Plan};
 use std::time::Duration;
 
+/// A duration given in seconds; a negative or non-finite value is an error naming the flag.
+fn seconds(flag: &str, value: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(value).with_context(|| format!("{flag}: {value} is not a duration"))
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let flag = |name: &str| {
@@ -32,12 +37,18 @@ fn main() -> Result<()> {
     let minutes = number("--minutes", 60.0)?;
     let plan = Plan {
         targets,
-        duration: Duration::from_secs_f64(minutes * 60.0),
-        warm_up: Duration::from_secs_f64(number("--warm-up-secs", (minutes * 6.0).min(300.0))?),
-        sample_every: Duration::from_secs_f64(number("--sample-secs", 10.0)?),
+        duration: seconds("--minutes", minutes * 60.0)?,
+        warm_up: seconds(
+            "--warm-up-secs",
+            number("--warm-up-secs", (minutes * 6.0).min(300.0))?,
+        )?,
+        sample_every: seconds("--sample-secs", number("--sample-secs", 10.0)?)?,
         rate: number("--rate", 100.0)?,
         threads: number("--threads", 2.0)? as usize,
     };
+    if plan.duration.is_zero() || plan.sample_every.is_zero() || plan.rate <= 0.0 || plan.threads == 0 {
+        bail!("--minutes, --sample-secs, --rate and --threads must be greater than 0");
+    }
     let max_growth = number("--max-growth", 1.0)?;
     let out = std::path::PathBuf::from(flag("--out").unwrap_or_else(|| "bench/soak".into()));
     let runs = soak::run(&plan)?;
