@@ -6,8 +6,12 @@
 //!
 //! Property: no panic, and
 //! - a route template that parses is found by the table for its own text with every variable
-//!   filled by a plain value (the answer is an operation or "method not allowed", never "not
-//!   found"), and the values captured are the ones filled in;
+//!   filled by a plain value that does not run into one of the template's literals (the answer
+//!   is an operation or "method not allowed", never "not found"), and the values captured are
+//!   the ones filled in. A value followed by a literal that shows the literal early is
+//!   ambiguous: `/{a}d{b}` filled with `dd`, or `/{a}UU` filled with `U`, splits at the first
+//!   occurrence (a variable runs to the next literal, as OpenAPI routers do) and leaves `a`
+//!   empty; found by the long run, left as the matcher's documented rule;
 //! - `query_pairs` yields no more pairs than the query has `&`-separated parts.
 #![no_main]
 
@@ -138,11 +142,18 @@ fuzz_target!(|input: Input<'_>| {
     let _ = table.find(input.method, input.text);
     let plain = !input.fill.is_empty() && input.fill.bytes().all(|b| b.is_ascii_alphanumeric());
     for (method, template, _) in &operations {
-        let filled = template.variables().fold(
-            template_text(&operations, template, &input.templates),
-            |text, var| text.replacen(&format!("{{{var}}}"), input.fill, 1),
-        );
-        if !plain || filled.contains('%') || filled.split('/').any(|s| s == "." || s == "..") {
+        let text = template_text(&operations, template, &input.templates);
+        // The template's literal text (what lies outside `{…}`, segment by segment) is ambiguous
+        // with the fill when a variable's value followed by it shows it earlier than its end.
+        let ambiguous = text
+            .split('/')
+            .flat_map(|segment| segment.split(['{', '}']).step_by(2))
+            .filter(|literal| !literal.is_empty())
+            .any(|literal| format!("{}{literal}", input.fill).find(literal) != Some(input.fill.len()));
+        let filled = template.variables().fold(text, |text, var| {
+            text.replacen(&format!("{{{var}}}"), input.fill, 1)
+        });
+        if !plain || ambiguous || filled.contains('%') || filled.split('/').any(|s| s == "." || s == "..") {
             continue;
         }
         match table.find(method, &filled) {
