@@ -110,3 +110,12 @@ pub fn write_section(path: &str, section: &str, text: &str) -> Result<()> {
     eprintln!("results written to {path}");
     Ok(())
 }
+
+/// The value after `name` among the command-line arguments (`--duration 10`), for the bench
+/// and soak binaries.
+pub fn flag(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}

@@ -847,12 +847,7 @@ fn machine() -> String {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let flag = |name: &str| kea_e2e::flag(&args, name);
     if let Some(file) = flag("--write-interlinked") {
         let document = kea_e2e::openapi::interlinked_document(500, 500);
         std::fs::write(&file, serde_json::to_vec(&document)?).with_context(|| format!("writing {file}"))?;

@@ -15,12 +15,7 @@ fn seconds(flag: &str, value: f64) -> Result<Duration> {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let flag = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let flag = |name: &str| kea_e2e::flag(&args, name);
     let number = |name: &str, default: f64| -> Result<f64> {
         flag(name)
             .map(|v| v.parse::<f64>().with_context(|| format!("{name} {v}")))

@@ -83,27 +83,21 @@ impl TargetRun {
 
     /// The memory series and their trends after warm-up.
     pub fn memory_trends(&self) -> Vec<(String, Trend)> {
-        let mut names: Vec<&String> = self
-            .samples
-            .iter()
-            .flat_map(|s| s.values.keys())
-            .filter(|n| sample::is_memory(n))
-            .collect();
-        names.sort();
-        names.dedup();
-        names
-            .into_iter()
-            .filter_map(|n| Some((n.clone(), sample::trend(&self.samples, n, self.warm_up_secs)?)))
-            .collect()
+        self.trends(sample::is_memory)
     }
 
     /// Other gauges worth showing (shared-data bytes, queued records), with their trends.
     pub fn gauge_trends(&self) -> Vec<(String, Trend)> {
+        self.trends(|n| n.starts_with("kea_") && !sample::is_memory(n))
+    }
+
+    /// The trends after warm-up of the series whose names `wanted` accepts, by name.
+    fn trends(&self, wanted: fn(&str) -> bool) -> Vec<(String, Trend)> {
         let mut names: Vec<&String> = self
             .samples
             .iter()
             .flat_map(|s| s.values.keys())
-            .filter(|n| n.starts_with("kea_") && !sample::is_memory(n))
+            .filter(|n| wanted(n))
             .collect();
         names.sort();
         names.dedup();
