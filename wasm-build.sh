@@ -3,12 +3,14 @@
 # and writes dist/<plugin>.wasm plus dist/SHA256SUMS. Installs the Rust target if it is missing.
 #   ./wasm-build.sh            all plugins
 #   ./wasm-build.sh audit      only the named ones
+#   ./wasm-build.sh trivial    the benchmark's floor filter (bench/trivial-filter)
 set -euo pipefail
 cd "$(dirname "$0")"
 source scripts/lib.sh
 
 # A plugin is a crate under plugins/ with a proxy-wasm adapter (src/wasm.rs); its package is
-# kea-<dir>. Crates still without an adapter are libraries only and are not built here.
+# kea-<dir> and its module dist/<dir>.wasm, except the combined module (plugins/suite), which is
+# dist/kea.wasm. Crates without an adapter are libraries only and are not built here.
 plugins=("$@")
 if [ ${#plugins[@]} -eq 0 ]; then
   for dir in plugins/*/; do
@@ -27,25 +29,28 @@ for p in "${plugins[@]}"; do
 done
 
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+module_name() { if [ "$1" = suite ]; then echo kea; else echo "$1"; fi; }
 mkdir -p dist
 for p in "${plugins[@]}"; do
   built="$target_dir/wasm32-wasip1/wasm/kea_${p//-/_}.wasm"
   [ -f "$built" ] || die "expected $built"
+  out=$(module_name "$p")
   if command -v wasm-opt >/dev/null; then
     # Rust enables bulk-memory, sign-ext, mutable-globals and nontrapping float-to-int by default
     # for wasm32-wasip1; wasm-opt must accept them.
     wasm-opt -O3 --strip-debug --strip-producers \
       --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int \
       --enable-multivalue --enable-reference-types \
-      "$built" -o "dist/$p.wasm.tmp"
-    mv "dist/$p.wasm.tmp" "dist/$p.wasm"
+      "$built" -o "dist/$out.wasm.tmp"
+    mv "dist/$out.wasm.tmp" "dist/$out.wasm"
   else
-    log "wasm-opt not found: dist/$p.wasm is not optimised (install binaryen)"
-    cp "$built" "dist/$p.wasm"
+    log "wasm-opt not found: dist/$out.wasm is not optimised (install binaryen)"
+    cp "$built" "dist/$out.wasm"
   fi
 done
 (cd dist && sha256sum ./*.wasm | sed 's| \./| |' > SHA256SUMS)
 for p in "${plugins[@]}"; do
-  printf '  dist/%-14s %8d bytes  (unoptimised %d)\n' "$p.wasm" "$(stat -c %s "dist/$p.wasm")" \
+  out=$(module_name "$p")
+  printf '  dist/%-14s %8d bytes  (unoptimised %d)\n' "$out.wasm" "$(stat -c %s "dist/$out.wasm")" \
     "$(stat -c %s "$target_dir/wasm32-wasip1/wasm/kea_${p//-/_}.wasm")"
 done

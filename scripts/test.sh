@@ -19,7 +19,7 @@ cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 log "cargo clippy (native)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo clippy (wasm32-wasip1)"
-cargo clippy --target wasm32-wasip1 --locked -p kea-plugin-sdk -p kea-schema -p kea-audit -p kea-cache -p kea-auth -p kea-validate --all-targets -- -D warnings
+cargo clippy --target wasm32-wasip1 --locked -p kea-plugin-sdk -p kea-schema -p kea-audit -p kea-cache -p kea-auth -p kea-validate -p kea-suite -p kea-trivial --all-targets -- -D warnings
 log "cargo clippy (wasm32-unknown-unknown: the docs portal's validator)"
 cargo clippy --target wasm32-unknown-unknown --locked -p kea-web-validator --all-targets -- -D warnings
 log "cargo clippy (the fuzz targets, fuzz/: their own workspace)"
@@ -46,3 +46,8 @@ scripts/install-kea.sh
 
 log "tests: unit, flow and end-to-end (real Envoy, a real Kubernetes API server and cluster, ClickHouse, a JWKS server, an OpenID Provider, schemathesis)"
 cargo test --workspace --locked
+
+# The same plugin suites again with the plugins deployed as stages of the combined module
+# (dist/kea.wasm, one filter) instead of one filter each: behaviour must not differ.
+log "end-to-end plugin suites against the combined module (KEA_DEPLOYMENT=combined)"
+KEA_DEPLOYMENT=combined cargo test --locked -p kea-e2e --test audit --test auth --test validate --test cache --test sso

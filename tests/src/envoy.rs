@@ -29,6 +29,69 @@ impl PluginSpec {
     }
 }
 
+/// The combined module's name: `dist/kea.wasm`.
+pub const COMBINED: &str = "kea";
+
+/// The plugins the combined module runs, in the order it runs them (its configuration sections).
+const STAGES: [&str; 4] = ["audit", "auth", "validate", "cache"];
+
+/// How a gateway's plugins are deployed: each in its own filter and VM, or together as stages of
+/// the combined module. The end-to-end suites run against both (`KEA_DEPLOYMENT`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Deployment {
+    #[default]
+    Separate,
+    Combined,
+}
+
+impl Deployment {
+    /// `KEA_DEPLOYMENT=combined` or `separate` (the default).
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("KEA_DEPLOYMENT").as_deref() {
+            Err(_) | Ok("") | Ok("separate") => Ok(Self::Separate),
+            Ok("combined") => Ok(Self::Combined),
+            Ok(other) => bail!("KEA_DEPLOYMENT={other}: expected separate or combined"),
+        }
+    }
+
+    /// The filters for `plugins`. Combined, KEA plugins in the module's order (each once) become
+    /// one `kea.wasm` filter whose sections are their configurations; any other arrangement (a
+    /// plugin twice, out of order, another module) cannot be one module and stays separate.
+    pub fn deploy(self, plugins: &[PluginSpec]) -> Result<Vec<PluginSpec>> {
+        let order: Option<Vec<usize>> = plugins
+            .iter()
+            .map(|p| STAGES.iter().position(|s| *s == p.name))
+            .collect();
+        let combinable = order.is_some_and(|order| order.windows(2).all(|w| w[0] < w[1]));
+        if self == Self::Separate || plugins.is_empty() || !combinable {
+            return Ok(plugins.to_vec());
+        }
+        let sections: serde_json::Map<String, Value> = plugins
+            .iter()
+            .map(|p| (p.name.clone(), p.config.clone()))
+            .collect();
+        Ok(vec![PluginSpec {
+            name: COMBINED.into(),
+            wasm: plugin_wasm(COMBINED)?,
+            config: Value::Object(sections),
+            env: plugins.iter().flat_map(|p| p.env.clone()).collect(),
+        }])
+    }
+}
+
+/// The start of the line Envoy logs when `plugin`'s configuration is refused at `path`, as the
+/// plugins are deployed (`KEA_DEPLOYMENT`): the combined module names the section too.
+pub fn rejected_at(plugin: &str, path: &str) -> Result<String> {
+    Ok(match Deployment::from_env()? {
+        Deployment::Separate => {
+            format!("kea-{plugin}: configuration rejected: invalid configuration at {path}")
+        }
+        Deployment::Combined => {
+            format!("{COMBINED}: configuration rejected: invalid configuration at {plugin}.{path}")
+        }
+    })
+}
+
 /// What the generated Envoy configuration contains.
 #[derive(Debug, Clone)]
 pub struct GatewaySpec {
@@ -70,7 +133,7 @@ pub fn wasm_filter(plugin: &PluginSpec) -> Value {
                 "fail_open": false,
                 // The validate plugin holds request headers until the body is checked: Envoy
                 // must let its StopIteration stand instead of pausing the body too.
-                "allow_on_headers_stop_iteration": plugin.name == "validate",
+                "allow_on_headers_stop_iteration": plugin.name == "validate" || plugin.name == COMBINED,
                 "vm_config": {
                     "vm_id": id,
                     "runtime": "envoy.wasm.runtime.v8",
@@ -137,6 +200,7 @@ pub struct EnvoyBuilder {
     wasm_log_level: String,
     listen_port: Option<u16>,
     routes: Option<Value>,
+    deployment: Option<Deployment>,
 }
 
 impl EnvoyBuilder {
@@ -150,7 +214,14 @@ impl EnvoyBuilder {
             wasm_log_level: "info".into(),
             listen_port: None,
             routes: None,
+            deployment: None,
         }
+    }
+
+    /// Deploys the plugins this way whatever `KEA_DEPLOYMENT` says (the benchmark compares both).
+    pub fn deployment(mut self, deployment: Deployment) -> Self {
+        self.deployment = Some(deployment);
+        self
     }
 
     /// The virtual host's routes (Envoy route entries) instead of one route to the upstream.
@@ -208,7 +279,11 @@ impl EnvoyBuilder {
             },
             admin_port: free_port()?,
             upstream_port: self.upstream_port,
-            plugins: self.plugins.clone(),
+            plugins: match self.deployment {
+                Some(deployment) => deployment,
+                None => Deployment::from_env()?,
+            }
+            .deploy(&self.plugins)?,
             clusters: self.clusters.clone(),
             native_filters: self.native_filters.clone(),
             routes: self.routes.clone(),

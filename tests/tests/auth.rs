@@ -2,7 +2,7 @@
 //! and OpenID discovery over HTTP), tokens minted by PyJWT (a JOSE library KEA did not write).
 
 use anyhow::Result;
-use kea_e2e::envoy::{Envoy, EnvoyBuilder};
+use kea_e2e::envoy::{rejected_at, Envoy, EnvoyBuilder};
 use kea_e2e::http::{self, Response};
 use kea_e2e::idp::{Idp, JwksMode};
 use kea_e2e::jose::KeySet;
@@ -499,7 +499,7 @@ fn envoy_refuses_an_invalid_configuration_and_names_the_field() -> Result<()> {
         )?
         .start_expecting_failure()?;
     assert!(
-        log.contains("kea-auth: configuration rejected: invalid configuration at providers[0].algorithms[0]"),
+        log.contains(&rejected_at("auth", "providers[0].algorithms[0]")?),
         "{log}"
     );
     Ok(())

@@ -1,7 +1,7 @@
 //! End-to-end: real Envoy with `dist/cache.wasm` in front of an upstream that counts requests.
 
 use anyhow::Result;
-use kea_e2e::envoy::{Envoy, EnvoyBuilder};
+use kea_e2e::envoy::{rejected_at, Envoy, EnvoyBuilder};
 use kea_e2e::http;
 use kea_e2e::upstream::Upstream;
 use serde_json::json;
@@ -203,7 +203,7 @@ fn invalid_configuration_is_refused_naming_the_field() -> Result<()> {
         .plugin("cache", json!({"defaults": {"methods": ["POST"]}}))?
         .start_expecting_failure()?;
     assert!(
-        log.contains("kea-cache: configuration rejected: invalid configuration at defaults.methods[0]"),
+        log.contains(&rejected_at("cache", "defaults.methods[0]")?),
         "{log}"
     );
     Ok(())

@@ -11,11 +11,13 @@ pub mod plugin;
 pub mod record;
 pub mod redact;
 pub mod sink;
+pub mod stage;
 pub mod stream;
 
-#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+#[cfg(all(target_arch = "wasm32", target_os = "wasi", feature = "entry"))]
 mod wasm;
 
 pub use config::AuditConfig;
 pub use plugin::{AuditRoot, Runtime};
+pub use stage::AuditStage;
 pub use stream::{AuditStream, LogOutcome};

@@ -71,7 +71,6 @@ impl AuditRoot {
             }
             None => (None, None),
         };
-        host.set_tick_period(flusher.as_ref().map_or(IDLE_TICK, Flusher::flush_interval));
         // A batch the previous configuration still held (in flight or waiting for a retry) will
         // never be answered to this flusher: count it as dropped so the books still balance.
         if let Some(old) = self.flusher.as_ref() {
@@ -84,6 +83,23 @@ impl AuditRoot {
         }));
         self.flusher = flusher;
         Ok(())
+    }
+
+    /// How often the root wants a tick: the sink's flush interval, or only to follow log-level
+    /// changes when there is no HTTP sink.
+    pub fn tick_period(&self) -> Option<Duration> {
+        self.runtime.as_ref()?;
+        Some(self.flusher.as_ref().map_or(IDLE_TICK, Flusher::flush_interval))
+    }
+
+    /// Forgets the configuration (the combined module's configuration dropped this plugin).
+    pub fn unload(&mut self, host: &impl Host) {
+        // As on a reconfiguration: a batch still held will never be delivered.
+        if let (Some(old), Some(runtime)) = (self.flusher.as_ref(), self.runtime.as_ref()) {
+            runtime.metrics.dropped(host, old.held_records() as u64);
+        }
+        self.runtime = None;
+        self.flusher = None;
     }
 
     pub fn runtime(&self) -> Option<Rc<Runtime>> {

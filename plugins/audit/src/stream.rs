@@ -8,7 +8,7 @@ use crate::record::{rfc3339_millis, AuditRecord};
 use crate::redact::Direction;
 use kea_plugin_sdk::host::{lossy, property_i64, property_string, route_name, split_host_port, status_of};
 use kea_plugin_sdk::matcher::split_path;
-use kea_plugin_sdk::{identity, Buffer, HeaderMap, Host, Phase, RequestView};
+use kea_plugin_sdk::{identity, Body, Buffer, HeaderMap, Host, Phase, RequestView};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
@@ -24,14 +24,17 @@ struct Capture {
 
 impl Capture {
     /// Counts a body chunk and, when capturing, copies what fits under `cap`.
-    fn on_chunk(&mut self, host: &impl Host, buffer: Buffer, chunk_size: usize, cap: usize) {
+    fn on_chunk(&mut self, host: &impl Host, buffer: Buffer, body: Body, cap: usize) {
+        let chunk_size = body.chunk_len();
         self.total += chunk_size as u64;
         if !self.active || chunk_size == 0 {
             return;
         }
         let room = cap.saturating_sub(self.data.len());
         if room > 0 {
-            let chunk = host.buffer(buffer, 0, chunk_size.min(room)).unwrap_or_default();
+            let chunk = host
+                .buffer(buffer, body.chunk_start, chunk_size.min(room))
+                .unwrap_or_default();
             self.data.extend_from_slice(&chunk);
         }
         self.truncated |= chunk_size > room;
@@ -115,11 +118,16 @@ impl AuditStream {
         self.policy = Some(policy);
     }
 
+    /// A request body chunk of `chunk_size` new bytes, alone in the buffer.
     pub fn on_request_body(&mut self, host: &impl Host, chunk_size: usize) {
+        self.on_request_chunk(host, Body::whole(chunk_size, false));
+    }
+
+    /// The request body bytes new to this stage (counted once, however the buffer grows).
+    pub fn on_request_chunk(&mut self, host: &impl Host, body: Body) {
         let _phase = Phase::enter("audit.on_request_body");
         let cap = self.policy.as_ref().map_or(0, |p| p.body.max_bytes);
-        self.request_body
-            .on_chunk(host, Buffer::RequestBody, chunk_size, cap);
+        self.request_body.on_chunk(host, Buffer::RequestBody, body, cap);
     }
 
     /// Decides, from the response's content type, whether its body is captured.
@@ -131,11 +139,16 @@ impl AuditStream {
         }
     }
 
+    /// A response body chunk of `chunk_size` new bytes, alone in the buffer.
     pub fn on_response_body(&mut self, host: &impl Host, chunk_size: usize) {
+        self.on_response_chunk(host, Body::whole(chunk_size, false));
+    }
+
+    /// The response body bytes new to this stage.
+    pub fn on_response_chunk(&mut self, host: &impl Host, body: Body) {
         let _phase = Phase::enter("audit.on_response_body");
         let cap = self.policy.as_ref().map_or(0, |p| p.body.max_bytes);
-        self.response_body
-            .on_chunk(host, Buffer::ResponseBody, chunk_size, cap);
+        self.response_body.on_chunk(host, Buffer::ResponseBody, body, cap);
     }
 
     /// Builds the record once the exchange is over (Envoy's access-log phase).

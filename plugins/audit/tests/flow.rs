@@ -385,7 +385,7 @@ fn http_sink_batches_to_clickhouse_and_retries_then_drops() {
         .with_request("GET", "/", &[])
         .with_response(200, &[]);
     let mut root = configured(&host, clickhouse_config());
-    assert_eq!(host.tick_period(), Some(Duration::from_secs(1)));
+    assert_eq!(root.tick_period(), Some(Duration::from_secs(1)));
     emit_requests(&mut root, &host, 2);
     assert!(host.calls().is_empty(), "no full batch yet");
     root.on_tick(&host);

@@ -16,13 +16,15 @@ pub mod plugin;
 pub mod sources;
 pub mod split;
 pub mod sso;
+pub mod stage;
 pub mod stream;
 pub mod token_cache;
 pub mod verify;
 
-#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+#[cfg(all(target_arch = "wasm32", target_os = "wasi", feature = "entry"))]
 mod wasm;
 
 pub use config::AuthConfig;
 pub use plugin::configure;
+pub use stage::AuthStage;
 pub use stream::{AuthStream, RequestAction, Runtime};

@@ -116,6 +116,11 @@ impl AuthStream {
         self.decide(host, rt, &headers, true)
     }
 
+    /// Whether the request waits for a callout (key refetch, token exchange, session refresh).
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.is_some()
+    }
+
     /// The stream ended; a refetch it was waiting for is handed to the root context's tick.
     pub fn on_done(&mut self, host: &impl Host, rt: &Runtime) {
         match self.waiting.take() {

@@ -14,10 +14,11 @@ pub mod metrics;
 pub mod plugin;
 pub mod range;
 pub mod refresh;
+pub mod stage;
 pub mod storage;
 pub mod stream;
 pub mod surrogate;
 pub mod update;
 
-#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+#[cfg(all(target_arch = "wasm32", target_os = "wasi", feature = "entry"))]
 mod wasm;

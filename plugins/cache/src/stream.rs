@@ -23,7 +23,7 @@ use crate::storage::{
 use kea_plugin_sdk::host::{lossy, status_of};
 use kea_plugin_sdk::matcher::split_path;
 use kea_plugin_sdk::{
-    identity, Buffer, Bytes, HeaderMap, Host, HostError, Phase, Problem, RequestView, SlotStore,
+    identity, Body, Buffer, Bytes, HeaderMap, Host, HostError, Phase, Problem, RequestView, SlotStore,
 };
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
@@ -598,6 +598,11 @@ impl CacheStream {
         }
     }
 
+    /// Whether this request is held for another request's fill of its key.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.is_some()
+    }
+
     /// The exchange is over (the proxy's log phase): a lead still held (the client left before
     /// the response was complete) is released, so waiting requests need not wait for its
     /// deadline.
@@ -1017,6 +1022,7 @@ impl CacheStream {
         action
     }
 
+    /// A response body chunk of `chunk_size` bytes, alone in the buffer.
     pub fn on_response_body(
         &mut self,
         host: &impl Host,
@@ -1024,6 +1030,12 @@ impl CacheStream {
         chunk_size: usize,
         end_of_stream: bool,
     ) {
+        self.on_response_chunk(host, runtime, Body::whole(chunk_size, end_of_stream));
+    }
+
+    /// The response body bytes new to this stage: copied for storage when the response is.
+    pub fn on_response_chunk(&mut self, host: &impl Host, runtime: &Runtime, body: Body) {
+        let (chunk_size, end_of_stream) = (body.chunk_len(), body.end_of_stream);
         let Some(capture) = self.capture.as_mut() else {
             return;
         };
@@ -1034,7 +1046,7 @@ impl CacheStream {
             return;
         }
         if chunk_size > 0 {
-            match host.buffer(Buffer::ResponseBody, 0, chunk_size) {
+            match host.buffer(Buffer::ResponseBody, body.chunk_start, chunk_size) {
                 Some(chunk) => capture.body.extend_from_slice(&chunk),
                 None => {
                     self.capture = None;

@@ -4,6 +4,7 @@
 //! implements [`Host`] with proxy-wasm host calls on `wasm32-wasip1` (WASI: the proxies' target; a
 //! `wasm32-unknown-unknown` build, such as the browser validator, gets no proxy-wasm imports).
 
+pub mod chain;
 pub mod config;
 pub mod host;
 pub mod identity;
@@ -13,17 +14,22 @@ pub mod metrics;
 pub mod mock;
 pub mod phase;
 pub mod problem;
+pub mod stage;
 pub mod store;
 pub mod units;
 
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+pub mod module;
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 pub mod proxy;
 
+pub use chain::Chain;
 pub use config::{parse_json, ConfigError};
 pub use host::{Buffer, Bytes, HeaderMap, Host, HostError, HttpCall, MetricKind};
 pub use matcher::{MatchSpec, Matcher, PathTemplate, RequestView, RuleSet};
 pub use metrics::Metric;
 pub use phase::Phase;
 pub use problem::Problem;
+pub use stage::{Body, Flow, Stage, Stages, Stream};
 pub use store::{PutOutcome, SlotStore, StoreError};
 pub use units::{ByteSize, ConfigDuration};

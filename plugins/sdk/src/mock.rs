@@ -74,6 +74,8 @@ pub struct MockHost {
     resumed_responses: Cell<u32>,
     logs: RefCell<Vec<(log::Level, String)>>,
     foreign: RefCell<Option<ForeignFunction>>,
+    /// Host calls made, by `Host` method: what a plugin costs in proxy-wasm crossings.
+    host_calls: RefCell<BTreeMap<&'static str, u32>>,
 }
 
 /// What a foreign function answers.
@@ -120,7 +122,18 @@ impl MockHost {
             resumed_responses: Cell::new(0),
             logs: RefCell::default(),
             foreign: RefCell::default(),
+            host_calls: RefCell::default(),
         }
+    }
+
+    fn count(&self, method: &'static str) {
+        *self.host_calls.borrow_mut().entry(method).or_default() += 1;
+    }
+
+    /// The host calls made since the last call of this, by `Host` method. On the proxy each is
+    /// one crossing of the wasm boundary (`ProxyHost` maps every method to one host call).
+    pub fn take_host_calls(&self) -> BTreeMap<&'static str, u32> {
+        std::mem::take(&mut *self.host_calls.borrow_mut())
     }
 
     pub fn shared(&self) -> Rc<SharedState> {
@@ -282,6 +295,7 @@ impl MockHost {
 
 impl Host for MockHost {
     fn header(&self, map: HeaderMap, name: &str) -> Option<Bytes> {
+        self.count("header");
         let headers = self.headers.borrow();
         headers
             .get(&map)?
@@ -291,10 +305,12 @@ impl Host for MockHost {
     }
 
     fn headers(&self, map: HeaderMap) -> Vec<(String, Bytes)> {
+        self.count("headers");
         self.headers.borrow().get(&map).cloned().unwrap_or_default()
     }
 
     fn set_header(&self, map: HeaderMap, name: &str, value: Option<&[u8]>) {
+        self.count("set_header");
         let mut headers = self.headers.borrow_mut();
         let list = headers.entry(map).or_default();
         list.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
@@ -304,6 +320,7 @@ impl Host for MockHost {
     }
 
     fn add_header(&self, map: HeaderMap, name: &str, value: &[u8]) {
+        self.count("add_header");
         let mut headers = self.headers.borrow_mut();
         headers
             .entry(map)
@@ -312,6 +329,7 @@ impl Host for MockHost {
     }
 
     fn buffer(&self, buffer: Buffer, start: usize, max_size: usize) -> Option<Bytes> {
+        self.count("buffer");
         let buffers = self.buffers.borrow();
         let data = buffers.get(&buffer)?;
         let end = start.saturating_add(max_size).min(data.len());
@@ -320,6 +338,7 @@ impl Host for MockHost {
     }
 
     fn set_buffer(&self, buffer: Buffer, start: usize, size: usize, value: &[u8]) -> Result<(), HostError> {
+        self.count("set_buffer");
         let mut buffers = self.buffers.borrow_mut();
         let data = buffers.entry(buffer).or_default();
         let start = start.min(data.len());
@@ -329,11 +348,13 @@ impl Host for MockHost {
     }
 
     fn property(&self, path: &[&str]) -> Option<Bytes> {
+        self.count("property");
         let key: Vec<String> = path.iter().map(|s| s.to_string()).collect();
         self.properties.borrow().get(&key).cloned()
     }
 
     fn shared_data(&self, key: &str) -> (Option<Bytes>, Option<u32>) {
+        self.count("shared_data");
         match self.shared.data.borrow().get(key) {
             Some((value, cas)) => (Some(value.clone()), Some(*cas)),
             None => (None, None),
@@ -341,6 +362,7 @@ impl Host for MockHost {
     }
 
     fn set_shared_data(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), HostError> {
+        self.count("set_shared_data");
         let mut data = self.shared.data.borrow_mut();
         if let (Some(expected), Some((_, current))) = (cas, data.get(key)) {
             if expected != 0 && expected != *current {
@@ -354,6 +376,7 @@ impl Host for MockHost {
     }
 
     fn register_queue(&self, name: &str) -> Result<u32, HostError> {
+        self.count("register_queue");
         let mut queues = self.shared.queues.borrow_mut();
         if let Some((id, _)) = queues.iter().find(|(_, (n, _))| n == name) {
             return Ok(*id);
@@ -364,11 +387,13 @@ impl Host for MockHost {
     }
 
     fn resolve_queue(&self, _vm_id: &str, name: &str) -> Result<Option<u32>, HostError> {
+        self.count("resolve_queue");
         let queues = self.shared.queues.borrow();
         Ok(queues.iter().find(|(_, (n, _))| n == name).map(|(id, _)| *id))
     }
 
     fn enqueue(&self, queue: u32, value: &[u8]) -> Result<(), HostError> {
+        self.count("enqueue");
         let mut queues = self.shared.queues.borrow_mut();
         let (_, items) = queues.get_mut(&queue).ok_or(HostError::NotFound)?;
         items.push_back(value.to_vec());
@@ -376,12 +401,14 @@ impl Host for MockHost {
     }
 
     fn dequeue(&self, queue: u32) -> Result<Option<Bytes>, HostError> {
+        self.count("dequeue");
         let mut queues = self.shared.queues.borrow_mut();
         let (_, items) = queues.get_mut(&queue).ok_or(HostError::NotFound)?;
         Ok(items.pop_front())
     }
 
     fn dispatch_http_call(&self, call: &HttpCall<'_>) -> Result<u32, HostError> {
+        self.count("dispatch_http_call");
         if self.failing_clusters.borrow().iter().any(|c| c == call.cluster) {
             return Err(HostError::BadArgument);
         }
@@ -402,6 +429,7 @@ impl Host for MockHost {
     }
 
     fn send_local_reply(&self, status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<(), HostError> {
+        self.count("send_local_reply");
         self.replies.borrow_mut().push(LocalReply {
             status,
             headers: headers
@@ -414,14 +442,17 @@ impl Host for MockHost {
     }
 
     fn resume_request(&self) {
+        self.count("resume_request");
         self.resumed_requests.set(self.resumed_requests.get() + 1);
     }
 
     fn resume_response(&self) {
+        self.count("resume_response");
         self.resumed_responses.set(self.resumed_responses.get() + 1);
     }
 
     fn define_metric(&self, kind: MetricKind, name: &str) -> Result<u32, HostError> {
+        self.count("define_metric");
         let mut metrics = self.shared.metrics.borrow_mut();
         if let Some(index) = metrics.iter().position(|(n, _, _)| n == name) {
             return Ok(index as u32);
@@ -431,6 +462,7 @@ impl Host for MockHost {
     }
 
     fn increment_metric(&self, id: u32, delta: i64) -> Result<(), HostError> {
+        self.count("increment_metric");
         let mut metrics = self.shared.metrics.borrow_mut();
         let (_, _, value) = metrics.get_mut(id as usize).ok_or(HostError::NotFound)?;
         *value += delta;
@@ -438,6 +470,7 @@ impl Host for MockHost {
     }
 
     fn record_metric(&self, id: u32, value: u64) -> Result<(), HostError> {
+        self.count("record_metric");
         let mut metrics = self.shared.metrics.borrow_mut();
         let (_, _, current) = metrics.get_mut(id as usize).ok_or(HostError::NotFound)?;
         *current = value as i64;
@@ -445,12 +478,14 @@ impl Host for MockHost {
     }
 
     fn now(&self) -> SystemTime {
+        self.count("now");
         self.now.get()
     }
 
     /// "Randomness" from a process-wide counter run through SHA-256: never the same bytes twice,
     /// also across hosts (a proxy's CSPRNG does not restart per request), and no OS entropy.
     fn random_bytes(&self, out: &mut [u8]) -> Result<(), HostError> {
+        self.count("random_bytes");
         use sha2::{Digest, Sha256};
         use std::sync::atomic::{AtomicU64, Ordering};
         static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -465,10 +500,12 @@ impl Host for MockHost {
     }
 
     fn set_tick_period(&self, period: Duration) {
+        self.count("set_tick_period");
         self.tick_period.set(Some(period));
     }
 
     fn call_foreign_function(&self, name: &str, arguments: &[u8]) -> ForeignResult {
+        self.count("call_foreign_function");
         match self.foreign.borrow().as_ref() {
             Some(handler) => (handler.0)(name, arguments),
             None => Err(HostError::NotFound),
@@ -476,6 +513,7 @@ impl Host for MockHost {
     }
 
     fn log(&self, level: log::Level, message: &str) {
+        self.count("log");
         self.logs.borrow_mut().push((level, message.to_string()));
     }
 }

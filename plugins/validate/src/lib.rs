@@ -9,7 +9,8 @@ pub mod config;
 pub mod metrics;
 pub mod plugin;
 pub mod remote;
+pub mod stage;
 pub mod stream;
 
-#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+#[cfg(all(target_arch = "wasm32", target_os = "wasi", feature = "entry"))]
 mod wasm;

@@ -18,7 +18,7 @@
 
 use anyhow::{bail, Context, Result};
 use kea_e2e::browser::Browser;
-use kea_e2e::envoy::EnvoyBuilder;
+use kea_e2e::envoy::{Deployment, EnvoyBuilder};
 use kea_e2e::jose::KeySet;
 use kea_e2e::oidc::{log_in, OidcProvider, SSO_ENV};
 use kea_e2e::upstream::Upstream;
@@ -47,6 +47,7 @@ struct JwtLoad {
 }
 
 /// One configuration under test.
+#[derive(Default)]
 struct Scenario {
     name: &'static str,
     /// Request path (default `/pets/1`).
@@ -62,6 +63,8 @@ struct Scenario {
     /// The gateway's routes instead of one route to the upstream (clusters `v1` and `v2` also
     /// reach the upstream).
     routes: Option<Value>,
+    /// The plugins as separate filters, or as stages of the combined module (`dist/kea.wasm`).
+    deployment: Deployment,
 }
 
 /// Session cookies a scenario sends.
@@ -89,6 +92,7 @@ fn jwt_scenario(name: &'static str, verifier: Verifier, alg: &'static str, disti
         session: None,
         post: false,
         routes: None,
+        deployment: Deployment::Separate,
     }
 }
 
@@ -442,6 +446,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: false,
             routes: None,
+            deployment: Deployment::Separate,
         },
         // The floor: the audit VM loaded and a rule skipping every request, so its callbacks run
         // but record nothing. What a wasm filter costs here before it does any work.
@@ -453,6 +458,34 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: false,
             routes: None,
+            deployment: Deployment::Separate,
+        },
+        // The real floor: the smallest Rust proxy-wasm filter (sets one response header).
+        Scenario {
+            name: "floor: trivial Rust filter (sets one response header)",
+            path: "/pets/1",
+            plugins: vec![("trivial", json!({}))],
+            ..Scenario::default()
+        },
+        // Each plugin loaded, doing as little as its configuration allows.
+        Scenario {
+            name: "floor: auth loaded, anonymous allowed, no credentials",
+            path: "/pets/1",
+            plugins: vec![("auth", json!({"defaults": {"allowAnonymous": true}}))],
+            ..Scenario::default()
+        },
+        Scenario {
+            name: "floor: cache loaded, every request bypassed",
+            path: "/pets/1",
+            plugins: vec![("cache", json!({"rules": [{"settings": {"enabled": false}}]}))],
+            ..Scenario::default()
+        },
+        Scenario {
+            name: "floor: kea.wasm, audit stage, every request skipped",
+            path: "/pets/1",
+            plugins: vec![("audit", json!({"rules": [{"skip": true}]}))],
+            deployment: Deployment::Combined,
+            ..Scenario::default()
         },
         Scenario {
             name: "audit, proxy-log sink (defaults)",
@@ -462,6 +495,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: false,
             routes: None,
+            deployment: Deployment::Separate,
         },
         Scenario {
             name: "audit, proxy-log sink, all headers + JSON bodies",
@@ -474,6 +508,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: false,
             routes: None,
+            deployment: Deployment::Separate,
         },
         Scenario {
             name: "audit, HTTP sink (JSON lines, batched)",
@@ -486,6 +521,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: false,
             routes: None,
+            deployment: Deployment::Separate,
         },
         // The upstream answers /cacheable with the same 1 KB body plus caching headers.
         Scenario {
@@ -496,6 +532,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: false,
             routes: None,
+            deployment: Deployment::Separate,
         },
         Scenario {
             name: "cache miss (origin says no-store)",
@@ -505,6 +542,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: false,
             routes: None,
+            deployment: Deployment::Separate,
         },
         // The same upstream answering after 5 ms (`/delay/5/...`), where what a hit saves is
         // the origin's latency, not a few microseconds of a local process.
@@ -516,6 +554,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: false,
             routes: None,
+            deployment: Deployment::Separate,
         },
         Scenario {
             name: "cache hit (public, max-age=60), upstream 5 ms",
@@ -525,6 +564,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: false,
             routes: None,
+            deployment: Deployment::Separate,
         },
         Scenario {
             name: "cache miss (origin says no-store), upstream 5 ms",
@@ -534,6 +574,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: false,
             routes: None,
+            deployment: Deployment::Separate,
         },
         jwt_scenario(
             "jwt RS256 same token: native jwt_authn",
@@ -572,6 +613,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: false,
             routes: None,
+            deployment: Deployment::Separate,
         },
         Scenario {
             name: "validate GET, path + query checked",
@@ -581,6 +623,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: false,
             routes: None,
+            deployment: Deployment::Separate,
         },
         Scenario {
             name: "bare Envoy, POST 1 KB JSON (validate baseline)",
@@ -590,6 +633,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: true,
             routes: None,
+            deployment: Deployment::Separate,
         },
         // Isolates holding headers and buffering the body from checking it: JSON is not read.
         Scenario {
@@ -600,6 +644,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: true,
             routes: None,
+            deployment: Deployment::Separate,
         },
         Scenario {
             name: "validate POST 1 KB JSON body checked",
@@ -609,6 +654,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: true,
             routes: None,
+            deployment: Deployment::Separate,
         },
         Scenario {
             name: "bare Envoy, POST ~1 KB JSON to the interlinked document's path (interlinked baseline)",
@@ -618,6 +664,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: true,
             routes: None,
+            deployment: Deployment::Separate,
         },
         // The same body checked against the same schema structure in a document 100 times
         // smaller: what the document's size costs per request.
@@ -629,6 +676,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: true,
             routes: None,
+            deployment: Deployment::Separate,
         },
         Scenario {
             name: "interlinked: validate POST ~1 KB JSON checked, 500 operations × 500 schemas",
@@ -638,6 +686,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: true,
             routes: None,
+            deployment: Deployment::Separate,
         },
         Scenario {
             name: "bare Envoy, POST OIP 1×784 FP32 (oip baseline)",
@@ -647,6 +696,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: true,
             routes: None,
+            deployment: Deployment::Separate,
         },
         Scenario {
             name: "oip: validate POST 1×784 FP32 held, not parsed (bodies: [])",
@@ -660,6 +710,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: true,
             routes: None,
+            deployment: Deployment::Separate,
         },
         Scenario {
             name: "oip: validate POST 1×784 FP32 tensor checked",
@@ -669,6 +720,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: true,
             routes: None,
+            deployment: Deployment::Separate,
         },
         // Exact splitting (issue 19): the same gateway — auth loaded, a public route split 90/10 —
         // without and with the auth plugin's split stage marking each request.
@@ -680,6 +732,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: false,
             routes: Some(split_routes()),
+            deployment: Deployment::Separate,
         },
         Scenario {
             name: "split: auth marks x-kea-backend, exact 90/10 (shared-data CAS)",
@@ -689,6 +742,7 @@ fn scenarios() -> Vec<Scenario> {
             session: None,
             post: false,
             routes: Some(split_routes()),
+            deployment: Deployment::Separate,
         },
         Scenario {
             name: "sso one session: kea auth",
@@ -698,6 +752,7 @@ fn scenarios() -> Vec<Scenario> {
             session: Some(SessionLoad::One),
             post: false,
             routes: None,
+            deployment: Deployment::Separate,
         },
         Scenario {
             name: "sso 10,000 sessions: kea auth",
@@ -707,11 +762,96 @@ fn scenarios() -> Vec<Scenario> {
             session: Some(SessionLoad::Distinct),
             post: false,
             routes: None,
+            deployment: Deployment::Separate,
         },
+        // The whole suite: audit (defaults) → auth (one cached JWT) → validate (checked) → cache
+        // (per user), as four filters and as one module, on a path the cache serves (hit) and
+        // one whose origin says no-store (miss: every request goes through all four).
+        suite(
+            "suite, 4 filters: cache hit",
+            "/cacheable/bench",
+            false,
+            Deployment::Separate,
+        ),
+        suite(
+            "suite, kea.wasm: cache hit",
+            "/cacheable/bench",
+            false,
+            Deployment::Combined,
+        ),
+        suite(
+            "suite, 4 filters: cache miss",
+            "/cacheable/bench?cc=no-store",
+            false,
+            Deployment::Separate,
+        ),
+        suite(
+            "suite, kea.wasm: cache miss",
+            "/cacheable/bench?cc=no-store",
+            false,
+            Deployment::Combined,
+        ),
+        suite(
+            "suite, 4 filters: validate POST 1 KB JSON",
+            "/pets",
+            true,
+            Deployment::Separate,
+        ),
+        suite(
+            "suite, kea.wasm: validate POST 1 KB JSON",
+            "/pets",
+            true,
+            Deployment::Combined,
+        ),
     ]
 }
 
 /// The upstream latency a path asks for: its `/delay/<ms>` prefix, `""` for the fast upstream.
+/// The suite's scenario: the auth section is the JWT fixture's (a placeholder here).
+fn suite(name: &'static str, path: &'static str, post: bool, deployment: Deployment) -> Scenario {
+    Scenario {
+        name,
+        path,
+        plugins: vec![
+            ("audit", json!({})),
+            ("auth", Value::Null),
+            ("validate", suite_validate_config()),
+            (
+                "cache",
+                json!({"rules": [{"settings": {"perUser": true, "defaultTtl": "60s"}}]}),
+            ),
+        ],
+        jwt: Some(JwtLoad {
+            verifier: Verifier::Kea,
+            alg: "ES256",
+            distinct: false,
+        }),
+        post,
+        deployment,
+        ..Scenario::default()
+    }
+}
+
+/// The validate plugin enforcing bench/pets-api.yaml plus the cacheable path the upstream serves
+/// (`/cacheable/{name}?cc=`), so every suite request is checked.
+fn suite_validate_config() -> Value {
+    let file = kea_e2e::repo_root().join("bench/pets-api.yaml");
+    let document = std::fs::read_to_string(&file)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_yaml_ng::from_str::<Value>(&text).map_err(|e| e.to_string()))
+        .map(|mut document| {
+            document["paths"]["/cacheable/{name}"] = json!({"get": {
+                "parameters": [
+                    {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "maxLength": 64}},
+                    {"name": "cc", "in": "query", "schema": {"type": "string", "enum": ["no-store"]}}
+                ],
+                "responses": {"200": {"description": "a cacheable document"}}
+            }});
+            document.to_string().into_bytes()
+        });
+    api_config("pets", document)
+}
+
 fn upstream_delay(path: &str) -> &str {
     path.strip_prefix("/delay/")
         .and_then(|rest| rest.split('/').next())
@@ -886,13 +1026,21 @@ fn main() -> Result<()> {
                     .cluster("v1", upstream.port)
                     .cluster("v2", upstream.port);
             }
+            builder = builder.deployment(scenario.deployment);
+            // An auth section left `null` is the JWT fixture's configuration, in its place.
+            let placed_auth = scenario.plugins.iter().any(|(p, c)| *p == "auth" && c.is_null());
             for (plugin, config) in &scenario.plugins {
-                builder = builder.plugin(plugin, config.clone())?;
+                let config = match (config.is_null(), fixture.as_ref()) {
+                    (true, Some(fixture)) => fixture.plugin_config(),
+                    _ => config.clone(),
+                };
+                builder = builder.plugin(plugin, config)?;
             }
             let mut extra = Vec::new();
             if let (Some(load), Some(fixture)) = (scenario.jwt, fixture.as_ref()) {
                 builder = match load.verifier {
                     Verifier::Native => builder.native_filter(fixture.native_filter()),
+                    Verifier::Kea if placed_auth => builder,
                     Verifier::Kea => builder.plugin("auth", fixture.plugin_config())?,
                 };
                 extra = fixture.wrk_args(load)?;
@@ -990,6 +1138,7 @@ mod tests {
             session: None,
             post: false,
             routes: None,
+            deployment: Deployment::Separate,
         };
         let cache = || vec![("cache", json!({}))];
         vec![

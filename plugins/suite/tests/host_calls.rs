@@ -1,0 +1,127 @@
+//! Host calls per request: each is one crossing of the proxy-wasm boundary (`ProxyHost` maps
+//! every `Host` method to one host call), the cost a plugin pays beyond a trivial filter. The
+//! counts are asserted exactly, per plugin and for the whole suite in one module, so they
+//! cannot grow unnoticed; bench/README.md ("One module") has the numbers before and after.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use jwt_simple::prelude::*;
+use kea_plugin_sdk::mock::MockHost;
+use kea_plugin_sdk::{Buffer, Chain, Flow, Stages};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef-hs";
+const BODY: &[u8] = br#"{"id": 1, "name": "rex", "tag": "dog"}"#;
+
+fn document() -> Value {
+    json!({"openapi": "3.0.3", "info": {"title": "pets", "version": "1"}, "paths": {
+        "/pets/{petId}": {"get": {
+            "parameters": [{"name": "petId", "in": "path", "required": true, "schema": {"type": "integer"}}],
+            "responses": {"200": {"description": "a pet"}}}}}})
+}
+
+/// Each plugin configured as a gateway would run it.
+fn section(name: &str) -> Value {
+    match name {
+        "audit" => json!({}),
+        "auth" => json!({"providers": [{"name": "internal", "issuer": "internal", "audiences": ["pets"],
+            "algorithms": ["HS256"], "hmacSecretEnv": "KEA_HOST_CALLS_HMAC"}]}),
+        "validate" => json!({"apis": [{"name": "pets", "document": document()}]}),
+        "cache" => json!({"rules": [{"settings": {"perUser": true}}]}),
+        _ => Value::Null,
+    }
+}
+
+fn stages(host: &MockHost, sections: &[&str]) -> Stages<MockHost> {
+    std::env::set_var("KEA_HOST_CALLS_HMAC", SECRET);
+    let config: serde_json::Map<String, Value> = sections
+        .iter()
+        .map(|name| (name.to_string(), section(name)))
+        .collect();
+    let mut stages = kea_suite::stages::<MockHost>();
+    kea_suite::configure(&mut stages, host, Value::Object(config).to_string().as_bytes()).unwrap();
+    stages
+}
+
+fn token() -> String {
+    let claims = Claims::create(Duration::from_mins(10))
+        .with_issuer("internal")
+        .with_audience("pets")
+        .with_subject("alice");
+    HS256Key::from_bytes(SECRET.as_bytes())
+        .authenticate(claims)
+        .unwrap()
+}
+
+/// One GET with a bearer token, answered 200 with a cacheable JSON body: the host calls it made,
+/// by method, and in all.
+fn one_request(sections: &[&str]) -> (BTreeMap<&'static str, u32>, u32) {
+    let bearer = format!("Bearer {}", token());
+    let host = MockHost::new().with_request(
+        "GET",
+        "/pets/1",
+        &[
+            (":authority", "api.example.com"),
+            ("authorization", &bearer),
+            ("accept", "application/json"),
+            ("user-agent", "curl/8.5.0"),
+        ],
+    );
+    host.set_now(std::time::SystemTime::now());
+    let stages = stages(&host, sections);
+    host.take_host_calls();
+    let mut chain = Chain::new(stages.iter().filter_map(|s| s.new_stream()).collect());
+    assert_eq!(
+        chain.on_request_headers(&host, true),
+        Flow::Continue,
+        "{:?}",
+        host.replies()
+    );
+    host.set_response(
+        200,
+        &[
+            ("content-type", "application/json"),
+            ("cache-control", "public, max-age=60"),
+            ("content-length", "38"),
+        ],
+    );
+    host.set_body(Buffer::ResponseBody, BODY);
+    assert_eq!(chain.on_response_headers(&host, false), Flow::Continue);
+    assert_eq!(chain.on_response_body(&host, BODY.len(), true), Flow::Continue);
+    chain.on_log(&host);
+    chain.on_done(&host);
+    let calls = host.take_host_calls();
+    let total = calls.values().sum();
+    (calls, total)
+}
+
+#[test]
+fn host_calls_per_request() {
+    let mut report = String::new();
+    let mut totals = BTreeMap::new();
+    for sections in [
+        &["audit"][..],
+        &["auth"],
+        &["validate"],
+        &["cache"],
+        &["audit", "auth", "validate", "cache"],
+    ] {
+        let (calls, total) = one_request(sections);
+        report.push_str(&format!("{}: {total} {calls:?}\n", sections.join("+")));
+        totals.insert(sections.join("+"), total);
+    }
+    println!("{report}");
+    let expected: BTreeMap<String, u32> = [
+        ("audit", 12),
+        ("auth", 7),
+        ("validate", 5),
+        ("cache", 5),
+        // More than the sum: behind auth the cache stores the per-user response.
+        ("audit+auth+validate+cache", 47),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(totals, expected, "host calls per request changed:\n{report}");
+}
