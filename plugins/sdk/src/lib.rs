@@ -4,6 +4,7 @@
 //! implements [`Host`] with proxy-wasm host calls on `wasm32-wasip1` (WASI: the proxies' target; a
 //! `wasm32-unknown-unknown` build, such as the browser validator, gets no proxy-wasm imports).
 
+pub mod caching;
 pub mod chain;
 pub mod config;
 pub mod host;
@@ -23,6 +24,7 @@ pub mod module;
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 pub mod proxy;
 
+pub use caching::CachingHost;
 pub use chain::Chain;
 pub use config::{parse_json, ConfigError};
 pub use host::{Buffer, Bytes, HeaderMap, Host, HostError, HttpCall, MetricKind};

@@ -2,7 +2,12 @@
 //! HTTP context running their streams in one [`Chain`]. A single-plugin module is a list of one;
 //! the combined module (`kea.wasm`) lists every plugin and configures the ones its configuration
 //! names. Nothing here decides anything about a request. Only built for `wasm32-wasip1`.
+//!
+//! The stages talk to the proxy through one [`CachingHost`] per VM, told at every entry into the
+//! VM that the header maps may have changed: within a callback, the stages share one read of each
+//! map.
 
+use crate::caching::CachingHost;
 use crate::chain::Chain;
 use crate::proxy::{load_configuration, report_vm_memory, sync_log_level, ProxyHost};
 use crate::stage::{Flow, Stage};
@@ -13,14 +18,17 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, SystemTime};
 
+/// The host the stages see.
+pub type ModuleHost = CachingHost<ProxyHost>;
+
 /// A module's stages.
-pub type Stages = crate::stage::Stages<ProxyHost>;
+pub type Stages = crate::stage::Stages<ModuleHost>;
 
 /// Configures the stages from the module's configuration (one plugin's, or the combined one's).
-pub type Configure = fn(&mut Stages, &ProxyHost, &[u8]) -> Result<(), ConfigError>;
+pub type Configure = fn(&mut Stages, &ModuleHost, &[u8]) -> Result<(), ConfigError>;
 
 /// Requests whose holding stage polls, by context id.
-type Polled = Rc<RefCell<Vec<(u32, Weak<RefCell<Chain<ProxyHost>>>)>>>;
+type Polled = Rc<RefCell<Vec<(u32, Weak<RefCell<Chain<ModuleHost>>>)>>>;
 
 /// The root context.
 pub struct Module {
@@ -28,6 +36,7 @@ pub struct Module {
     stages: Stages,
     configure: Configure,
     configured: bool,
+    host: Rc<ModuleHost>,
     /// When each stage's next tick is due (`None`: it wants none).
     due: Vec<Option<(Duration, SystemTime)>>,
     polled: Polled,
@@ -45,7 +54,7 @@ impl std::fmt::Debug for Module {
 
 impl Module {
     /// A module of one plugin, configured with that plugin's configuration.
-    pub fn single(stage: Box<dyn Stage<ProxyHost>>) -> Self {
+    pub fn single(stage: Box<dyn Stage<ModuleHost>>) -> Self {
         let name = stage.name();
         Self::new(name, vec![stage], configure_single)
     }
@@ -56,6 +65,7 @@ impl Module {
             stages,
             configure,
             configured: false,
+            host: Rc::new(CachingHost::new(ProxyHost)),
             due: Vec::new(),
             polled: Polled::default(),
         }
@@ -64,7 +74,7 @@ impl Module {
     /// Schedules every stage's timer and sets the root tick to the shortest period any stage
     /// (or polling) needs; each stage still only runs when its own period is due.
     fn schedule(&mut self) {
-        let now = ProxyHost.now();
+        let now = self.host.now();
         self.due = self
             .stages
             .iter()
@@ -77,6 +87,7 @@ impl Module {
     }
 
     fn poll_held(&self) {
+        let host = &self.host;
         self.polled.borrow_mut().retain(|(context_id, chain)| {
             let Some(chain) = chain.upgrade() else {
                 return false;
@@ -85,15 +96,16 @@ impl Module {
             if proxy_wasm::hostcalls::set_effective_context(*context_id).is_err() {
                 return false;
             }
+            host.begin();
             let Ok(mut chain) = chain.try_borrow_mut() else {
                 return true;
             };
-            chain.poll(&ProxyHost) == Flow::Pause && chain.wants_poll()
+            chain.poll(host) == Flow::Pause && chain.wants_poll()
         });
     }
 }
 
-fn configure_single(stages: &mut Stages, host: &ProxyHost, raw: &[u8]) -> Result<(), ConfigError> {
+fn configure_single(stages: &mut Stages, host: &ModuleHost, raw: &[u8]) -> Result<(), ConfigError> {
     match stages.first_mut() {
         Some(stage) => stage.configure(host, raw),
         None => Ok(()),
@@ -102,8 +114,9 @@ fn configure_single(stages: &mut Stages, host: &ProxyHost, raw: &[u8]) -> Result
 
 impl Context for Module {
     fn on_http_call_response(&mut self, token: u32, headers: usize, body_size: usize, _trailers: usize) {
+        self.host.begin();
         for stage in &mut self.stages {
-            if stage.on_call_response(&ProxyHost, token, headers, body_size) {
+            if stage.on_call_response(&self.host, token, headers, body_size) {
                 return;
             }
         }
@@ -118,8 +131,10 @@ impl RootContext for Module {
 
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
         let configure = self.configure;
+        self.host.begin();
+        let host = Rc::clone(&self.host);
         let accepted = load_configuration(self.name, plugin_configuration_size, |raw| {
-            configure(&mut self.stages, &ProxyHost, raw)
+            configure(&mut self.stages, &host, raw)
         })
         .is_some();
         if accepted {
@@ -134,7 +149,8 @@ impl RootContext for Module {
 
     fn on_tick(&mut self) {
         sync_log_level();
-        let now = ProxyHost.now();
+        self.host.begin();
+        let now = self.host.now();
         for (stage, due) in self.stages.iter_mut().zip(self.due.iter_mut()) {
             let Some((period, at)) = due else {
                 continue;
@@ -146,14 +162,15 @@ impl RootContext for Module {
             if let Some(gauge) = stage.vm_memory_gauge() {
                 report_vm_memory(gauge);
             }
-            stage.on_tick(&ProxyHost);
+            stage.on_tick(&self.host);
         }
         self.poll_held();
     }
 
     fn on_queue_ready(&mut self, queue_id: u32) {
+        self.host.begin();
         for stage in &mut self.stages {
-            if stage.on_queue_ready(&ProxyHost, queue_id) {
+            if stage.on_queue_ready(&self.host, queue_id) {
                 return;
             }
         }
@@ -169,6 +186,7 @@ impl RootContext for Module {
             context_id,
             chain: Rc::new(RefCell::new(Chain::new(streams))),
             polled: Rc::clone(&self.polled),
+            host: Rc::clone(&self.host),
         }))
     }
 
@@ -180,18 +198,20 @@ impl RootContext for Module {
 /// The HTTP context of one request.
 struct Request {
     context_id: u32,
-    chain: Rc<RefCell<Chain<ProxyHost>>>,
+    chain: Rc<RefCell<Chain<ModuleHost>>>,
     polled: Polled,
+    host: Rc<ModuleHost>,
 }
 
 impl Request {
     /// Runs one chain callback; a callback that finds the chain busy (a re-entrant call) lets the
     /// request go rather than trap.
-    fn run(&self, callback: impl FnOnce(&mut Chain<ProxyHost>) -> Flow) -> Action {
+    fn run(&self, callback: impl FnOnce(&mut Chain<ModuleHost>, &ModuleHost) -> Flow) -> Action {
         let Ok(mut chain) = self.chain.try_borrow_mut() else {
             return Action::Continue;
         };
-        let flow = callback(&mut chain);
+        self.host.begin();
+        let flow = callback(&mut chain, &self.host);
         if flow == Flow::Pause && chain.wants_poll() {
             let mut polled = self.polled.borrow_mut();
             if !polled.iter().any(|(id, _)| *id == self.context_id) {
@@ -209,12 +229,13 @@ impl Request {
 impl Context for Request {
     fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
         // The chain resumes the request itself when every stage lets it go.
-        self.run(|chain| chain.on_call_answer(&ProxyHost, token, body_size));
+        self.run(|chain, host| chain.on_call_answer(host, token, body_size));
     }
 
     fn on_done(&mut self) -> bool {
         if let Ok(mut chain) = self.chain.try_borrow_mut() {
-            chain.on_done(&ProxyHost);
+            self.host.begin();
+            chain.on_done(&self.host);
         }
         true
     }
@@ -222,28 +243,29 @@ impl Context for Request {
 
 impl HttpContext for Request {
     fn on_http_request_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
-        self.run(|chain| chain.on_request_headers(&ProxyHost, end_of_stream))
+        self.run(|chain, host| chain.on_request_headers(host, end_of_stream))
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        self.run(|chain| chain.on_request_body(&ProxyHost, body_size, end_of_stream))
+        self.run(|chain, host| chain.on_request_body(host, body_size, end_of_stream))
     }
 
     fn on_http_request_trailers(&mut self, _trailers: usize) -> Action {
-        self.run(|chain| chain.on_request_trailers(&ProxyHost))
+        self.run(|chain, host| chain.on_request_trailers(host))
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, end_of_stream: bool) -> Action {
-        self.run(|chain| chain.on_response_headers(&ProxyHost, end_of_stream))
+        self.run(|chain, host| chain.on_response_headers(host, end_of_stream))
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        self.run(|chain| chain.on_response_body(&ProxyHost, body_size, end_of_stream))
+        self.run(|chain, host| chain.on_response_body(host, body_size, end_of_stream))
     }
 
     fn on_log(&mut self) {
         if let Ok(mut chain) = self.chain.try_borrow_mut() {
-            chain.on_log(&ProxyHost);
+            self.host.begin();
+            chain.on_log(&self.host);
         }
     }
 }

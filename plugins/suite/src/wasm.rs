@@ -1,11 +1,11 @@
 //! proxy-wasm entry point of the combined module: the SDK's module over every plugin's stage.
 
 use kea_plugin_sdk::module::Module;
-use kea_plugin_sdk::proxy::ProxyHost;
+use kea_plugin_sdk::module::ModuleHost;
 use proxy_wasm::types::LogLevel;
 
 fn module() -> Module {
-    Module::new("kea", crate::stages::<ProxyHost>(), |stages, host, raw| {
+    Module::new("kea", crate::stages::<ModuleHost>(), |stages, host, raw| {
         crate::configure(stages, host, raw)
     })
 }

@@ -7,7 +7,7 @@
 
 use jwt_simple::prelude::*;
 use kea_plugin_sdk::mock::MockHost;
-use kea_plugin_sdk::{Buffer, Chain, Flow, Stages};
+use kea_plugin_sdk::{Buffer, CachingHost, Chain, Flow, Host, Stages};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -33,13 +33,13 @@ fn section(name: &str) -> Value {
     }
 }
 
-fn stages(host: &MockHost, sections: &[&str]) -> Stages<MockHost> {
+fn stages<H: Host>(host: &H, sections: &[&str]) -> Stages<H> {
     std::env::set_var("KEA_HOST_CALLS_HMAC", SECRET);
     let config: serde_json::Map<String, Value> = sections
         .iter()
         .map(|name| (name.to_string(), section(name)))
         .collect();
-    let mut stages = kea_suite::stages::<MockHost>();
+    let mut stages = kea_suite::stages::<H>();
     kea_suite::configure(&mut stages, host, Value::Object(config).to_string().as_bytes()).unwrap();
     stages
 }
@@ -54,9 +54,7 @@ fn token() -> String {
         .unwrap()
 }
 
-/// One GET with a bearer token, answered 200 with a cacheable JSON body: the host calls it made,
-/// by method, and in all.
-fn one_request(sections: &[&str]) -> (BTreeMap<&'static str, u32>, u32) {
+fn request_host() -> MockHost {
     let bearer = format!("Bearer {}", token());
     let host = MockHost::new().with_request(
         "GET",
@@ -69,16 +67,29 @@ fn one_request(sections: &[&str]) -> (BTreeMap<&'static str, u32>, u32) {
         ],
     );
     host.set_now(std::time::SystemTime::now());
-    let stages = stages(&host, sections);
-    host.take_host_calls();
+    host
+}
+
+/// One GET with a bearer token, answered 200 with a cacheable JSON body, through `host` (whose
+/// proxy is `mock`; `begin` runs where the proxy enters the VM): the host calls it made, by
+/// method, and in all.
+fn one_request<H: Host>(
+    host: &H,
+    mock: &MockHost,
+    begin: fn(&H),
+    sections: &[&str],
+) -> (BTreeMap<&'static str, u32>, u32) {
+    let stages = stages(host, sections);
+    mock.take_host_calls();
     let mut chain = Chain::new(stages.iter().filter_map(|s| s.new_stream()).collect());
+    begin(host);
     assert_eq!(
-        chain.on_request_headers(&host, true),
+        chain.on_request_headers(host, true),
         Flow::Continue,
         "{:?}",
-        host.replies()
+        mock.replies()
     );
-    host.set_response(
+    mock.set_response(
         200,
         &[
             ("content-type", "application/json"),
@@ -86,12 +97,16 @@ fn one_request(sections: &[&str]) -> (BTreeMap<&'static str, u32>, u32) {
             ("content-length", "38"),
         ],
     );
-    host.set_body(Buffer::ResponseBody, BODY);
-    assert_eq!(chain.on_response_headers(&host, false), Flow::Continue);
-    assert_eq!(chain.on_response_body(&host, BODY.len(), true), Flow::Continue);
-    chain.on_log(&host);
-    chain.on_done(&host);
-    let calls = host.take_host_calls();
+    mock.set_body(Buffer::ResponseBody, BODY);
+    begin(host);
+    assert_eq!(chain.on_response_headers(host, false), Flow::Continue);
+    begin(host);
+    assert_eq!(chain.on_response_body(host, BODY.len(), true), Flow::Continue);
+    begin(host);
+    chain.on_log(host);
+    begin(host);
+    chain.on_done(host);
+    let calls = mock.take_host_calls();
     let total = calls.values().sum();
     (calls, total)
 }
@@ -107,18 +122,24 @@ fn host_calls_per_request() {
         &["cache"],
         &["audit", "auth", "validate", "cache"],
     ] {
-        let (calls, total) = one_request(sections);
-        report.push_str(&format!("{}: {total} {calls:?}\n", sections.join("+")));
-        totals.insert(sections.join("+"), total);
+        // Every stage straight on the proxy (as before one module), and through the module's
+        // host, which shares each header map read within a callback.
+        let mock = request_host();
+        let (calls, direct) = one_request(&mock, &mock, |_| {}, sections);
+        report.push_str(&format!("{} direct: {direct} {calls:?}\n", sections.join("+")));
+        let host = CachingHost::new(request_host());
+        let (calls, shared) = one_request(&host, host.inner(), CachingHost::begin, sections);
+        report.push_str(&format!("{} module: {shared} {calls:?}\n", sections.join("+")));
+        totals.insert(sections.join("+"), (direct, shared));
     }
     println!("{report}");
-    let expected: BTreeMap<String, u32> = [
-        ("audit", 12),
-        ("auth", 7),
-        ("validate", 5),
-        ("cache", 5),
+    let expected: BTreeMap<String, (u32, u32)> = [
+        ("audit", (12, 12)),
+        ("auth", (7, 7)),
+        ("validate", (5, 5)),
+        ("cache", (5, 5)),
         // More than the sum: behind auth the cache stores the per-user response.
-        ("audit+auth+validate+cache", 47),
+        ("audit+auth+validate+cache", (47, 42)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

@@ -21,6 +21,7 @@ use kea_e2e::browser::Browser;
 use kea_e2e::envoy::{Deployment, EnvoyBuilder};
 use kea_e2e::jose::KeySet;
 use kea_e2e::oidc::{log_in, OidcProvider, SSO_ENV};
+use kea_e2e::soak::sample::resident_bytes;
 use kea_e2e::upstream::Upstream;
 use kea_e2e::{free_port, wait_for};
 use serde_json::{json, Value};
@@ -314,6 +315,27 @@ fn api_config(name: &str, document: Result<Vec<u8>, String>) -> Value {
     match bundle {
         Ok(bundle) => json!({"apis": [{"name": name, "bundle": bundle}]}),
         Err(error) => json!({"apis": [{"name": name, "bundle": {"error": error}}]}),
+    }
+}
+
+/// The OIP scenarios' validate configuration, with these `defaults`, built only when one of them
+/// runs (it builds the operator).
+fn oip_placeholder(defaults: Value) -> Value {
+    json!({"$oip": {"defaults": defaults}})
+}
+
+/// A scenario's plugin configuration as the gateway gets it: placeholders filled in.
+fn resolve(config: &Value, fixture: Option<&JwtFixture>) -> Value {
+    if let Some(oip) = config.get("$oip") {
+        let mut config = oip_validate_config();
+        if !oip["defaults"].is_null() {
+            config["defaults"] = oip["defaults"].clone();
+        }
+        return config;
+    }
+    match (config.is_null(), fixture) {
+        (true, Some(fixture)) => fixture.plugin_config(),
+        _ => config.clone(),
     }
 }
 
@@ -701,11 +723,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "oip: validate POST 1×784 FP32 held, not parsed (bodies: [])",
             path: OIP_PATH,
-            plugins: vec![("validate", {
-                let mut config = oip_validate_config();
-                config["defaults"] = json!({"bodies": []});
-                config
-            })],
+            plugins: vec![("validate", oip_placeholder(json!({"bodies": []})))],
             jwt: None,
             session: None,
             post: true,
@@ -715,7 +733,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "oip: validate POST 1×784 FP32 tensor checked",
             path: OIP_PATH,
-            plugins: vec![("validate", oip_validate_config())],
+            plugins: vec![("validate", oip_placeholder(Value::Null))],
             jwt: None,
             session: None,
             post: true,
@@ -902,6 +920,9 @@ struct Measurement {
     requests_per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// Envoy's resident memory after the run (one worker: the main thread's VMs and the
+    /// worker's), MiB.
+    rss_mib: f64,
 }
 
 fn parse_latency(text: &str) -> Option<f64> {
@@ -1030,11 +1051,7 @@ fn main() -> Result<()> {
             // An auth section left `null` is the JWT fixture's configuration, in its place.
             let placed_auth = scenario.plugins.iter().any(|(p, c)| *p == "auth" && c.is_null());
             for (plugin, config) in &scenario.plugins {
-                let config = match (config.is_null(), fixture.as_ref()) {
-                    (true, Some(fixture)) => fixture.plugin_config(),
-                    _ => config.clone(),
-                };
-                builder = builder.plugin(plugin, config)?;
+                builder = builder.plugin(plugin, resolve(config, fixture.as_ref()))?;
             }
             let mut extra = Vec::new();
             if let (Some(load), Some(fixture)) = (scenario.jwt, fixture.as_ref()) {
@@ -1050,12 +1067,14 @@ fn main() -> Result<()> {
                 extra = session.wrk_args(load)?;
             }
             if scenario.post {
-                extra = post_args(scripts.path(), scenario.path)?;
+                // Beside any header the scenario sends (the suite's bearer token).
+                extra.extend(post_args(scripts.path(), scenario.path)?);
             }
             let envoy = builder.start()?;
             let url = envoy.url(scenario.path);
             wrk(&url, 2, connections, &extra)?; // warm-up: JIT, connection pools
-            let m = wrk(&url, seconds, connections, &extra)?;
+            let mut m = wrk(&url, seconds, connections, &extra)?;
+            m.rss_mib = envoy.pid().and_then(resident_bytes).unwrap_or(0.0) / (1024.0 * 1024.0);
             eprintln!(
                 "round {round}/{rounds} {:<42} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms",
                 scenario.name, m.requests_per_sec, m.p50_ms, m.p99_ms
@@ -1072,6 +1091,7 @@ fn main() -> Result<()> {
             requests_per_sec: median(&mut runs.iter().map(|m| m.requests_per_sec).collect::<Vec<_>>()),
             p50_ms: median(&mut runs.iter().map(|m| m.p50_ms).collect::<Vec<_>>()),
             p99_ms: median(&mut runs.iter().map(|m| m.p99_ms).collect::<Vec<_>>()),
+            rss_mib: median(&mut runs.iter().map(|m| m.rss_mib).collect::<Vec<_>>()),
         })
         .collect();
     let bare = summary[0];
@@ -1087,7 +1107,7 @@ fn main() -> Result<()> {
         .collect::<String>();
     let mut table = format!(
         "Machine: {}. Upstream: local, fixed 1 KB JSON.{slow} {rounds} interleaved rounds of {seconds} s, {connections} connections; medians.\n\n\
-         | configuration | req/s | ratio to bare | p50 ms | p99 ms | p99 vs bare |\n|---|---:|---:|---:|---:|---:|\n",
+         | configuration | req/s | ratio to bare | p50 ms | p99 ms | p99 vs bare | Envoy RSS MiB |\n|---|---:|---:|---:|---:|---:|---:|\n",
         machine()
     );
     // Each scenario compares with bare Envoy sending the same request to the same upstream.
@@ -1096,13 +1116,14 @@ fn main() -> Result<()> {
             .and_then(|b| summary.get(b).copied())
             .unwrap_or(bare);
         table.push_str(&format!(
-            "| {} | {:.0} | {:.2}× | {:.3} | {:.3} | {:+.3} ms |\n",
+            "| {} | {:.0} | {:.2}× | {:.3} | {:.3} | {:+.3} ms | {:.0} |\n",
             scenario.name,
             m.requests_per_sec,
             m.requests_per_sec / base.requests_per_sec,
             m.p50_ms,
             m.p99_ms,
-            m.p99_ms - base.p99_ms
+            m.p99_ms - base.p99_ms,
+            m.rss_mib
         ));
     }
     println!("{table}");

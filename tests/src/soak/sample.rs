@@ -14,7 +14,7 @@ pub struct Sample {
 }
 
 /// Resident memory of the process, from `/proc/<pid>/status` (`VmRSS`, in kB).
-fn resident_bytes(pid: u32) -> Option<f64> {
+pub fn resident_bytes(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
