@@ -72,7 +72,8 @@ impl Module {
     }
 
     /// Schedules every stage's timer and sets the root tick to the shortest period any stage
-    /// (or polling) needs; each stage still only runs when its own period is due.
+    /// needs (the cache's 10 ms, which also polls held requests); each stage still only runs
+    /// when its own period is due.
     fn schedule(&mut self) {
         let now = self.host.now();
         self.due = self
