@@ -12,6 +12,12 @@ use std::time::Duration;
 
 /// Largest rise of a memory series between the end of warm-up and the end of the run.
 const MAX_RISE_PERCENT: f64 = 5.0;
+/// Wasm memory grows in 64 KiB pages and never shrinks, so a VM's series is its high-water mark
+/// and may still step up a page or two after warm-up (auth's token cache is still filling at this
+/// length of run; the hour-long soak in bench/README.md shows where it stops). A VM series may
+/// rise this much beyond the percentage; a leak of even 100 bytes a request exceeds it within the
+/// run (30 requests a second for 90 s after warm-up).
+const VM_MEMORY_SLACK_BYTES: f64 = 4.0 * 65536.0;
 
 #[test]
 fn every_plugin_and_the_suite_hold_up_under_a_hostile_mix() -> Result<()> {
@@ -43,8 +49,14 @@ fn every_plugin_and_the_suite_hold_up_under_a_hostile_mix() -> Result<()> {
                 continue;
             }
             let rise = (trend.max - trend.start) / trend.start * 100.0;
+            let slack = if series.ends_with("_vm_memory_bytes") {
+                VM_MEMORY_SLACK_BYTES
+            } else {
+                0.0
+            };
+            let allowed = trend.start * MAX_RISE_PERCENT / 100.0 + slack;
             // A series at 0 (or unreadable) is a broken sample, never a pass.
-            if trend.start <= 0.0 || !rise.is_finite() || rise > MAX_RISE_PERCENT {
+            if trend.start <= 0.0 || !rise.is_finite() || trend.max - trend.start > allowed {
                 problems.push(format!(
                     "{}: {series} rose {rise:.1} % after warm-up ({:.0} → max {:.0})",
                     run.target.name(),
