@@ -12,9 +12,9 @@ scripts/install-deps.sh demo
 mkdir -p "$KEA_CACHE/logs"
 scripts/runtime-test.sh --venv >"$KEA_CACHE/logs/demo-venv.log" 2>&1 &
 venv=$!
-# The sample gateway runs the plugins as separate filters (what `kea render` writes today); the
-# combined dist/kea.wasm is not needed here.
-./wasm-build.sh audit auth validate cache
+# The sample gateway runs the plugins as one module, dist/kea.wasm (what `kea render` writes by
+# default); the separate modules are not needed here.
+./wasm-build.sh suite
 scripts/web-build.sh # the docs portal's in-browser validator
 wait $venv || { tail -n 20 "$KEA_CACHE/logs/demo-venv.log" >&2; die "the model runtime's environment failed (log: $KEA_CACHE/logs/demo-venv.log)"; }
 exec envoy-examples/gateway/run.sh

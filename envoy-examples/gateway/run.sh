@@ -2,14 +2,13 @@
 # Renders gateway.yaml + apis.yaml + models.yaml into an Envoy configuration with `kea render`, then
 # starts the sample API (kea-upstream, :8081), a demo OpenID Provider (npm oidc-provider, :8082), the
 # sample model (scikit-learn iris served by MLServer with KEA's generated serving class, :8090) and
-# Envoy with the audit, auth, validate and cache plugins (:8080, admin :9901).
+# Envoy with the audit, auth, validate and cache plugins in one module, dist/kea.wasm (:8080, admin :9901).
 # Audit records appear on this terminal as JSON lines. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib.sh
-for plugin in audit auth validate cache; do
-  [ -f "dist/$plugin.wasm" ] || die "dist/$plugin.wasm missing — run ./wasm-build.sh (or scripts/demo.sh)"
-done
+# The gateway loads the combined module (the default of `kea render`): the four plugins in one filter.
+[ -f dist/kea.wasm ] || die "dist/kea.wasm missing — run ./wasm-build.sh suite (or scripts/demo.sh)"
 [ -x "$KEA_ENVOY" ] || die "Envoy missing — run scripts/install-deps.sh (or scripts/demo.sh)"
 [ -d "$KEA_OIDC_DIR/node_modules/oidc-provider" ] || die "oidc-provider missing — run scripts/install-deps.sh demo"
 

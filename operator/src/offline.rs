@@ -10,7 +10,7 @@
 
 use crate::crd::{ApiDefinitionSpec, GatewayBindingSpec};
 use crate::render::envoy::{self, Named, Options, RoutedApi};
-use crate::render::plugins::{self, BoundApi, Plugin, PluginConfigs};
+use crate::render::plugins::{self, BoundApi, Module, PluginConfigs};
 use crate::render::schema::DEFAULT_CONFIG_MAP_KEY;
 use crate::render::targets::RouteTargets;
 use crate::render::{schema, spec, Key};
@@ -180,11 +180,7 @@ impl Rendered {
             .iter()
             .map(|(key, base)| format!("{key} {base}"))
             .collect();
-        let plugins: Vec<&str> = Plugin::ALL
-            .iter()
-            .filter(|plugin| self.plugins.json(**plugin).is_some())
-            .map(|plugin| plugin.name())
-            .collect();
+        let plugins: Vec<&str> = self.plugins.plugins().map(|plugin| plugin.name()).collect();
         format!(
             "GatewayBinding {} on {}: {} API(s) ({}); plugins: {}",
             self.gateway,
@@ -208,7 +204,7 @@ impl Rendered {
 pub fn kubernetes_objects(
     files: &[PathBuf],
     namespace: &str,
-    sources: &dyn Fn(&GatewayBindingSpec, Plugin) -> crate::crd::PluginSource,
+    sources: &dyn Fn(&GatewayBindingSpec, Module) -> crate::crd::PluginSource,
 ) -> Result<Vec<Value>> {
     let mut documents = Documents::default();
     for file in files {
@@ -249,7 +245,7 @@ pub fn kubernetes_objects(
     let configs = plugins::render(&gateway.spec, &bound, None)
         .map_err(|problem| anyhow!("GatewayBinding {} ({}): {problem}", gateway.key, gateway.origin))?;
     let owner = owner_of("GatewayBinding", &gateway.key.name);
-    let source_of = |plugin: Plugin| sources(&gateway.spec, plugin);
+    let source_of = |module: Module| sources(&gateway.spec, module);
     let plugins =
         crate::render::objects::wasm_plugins(&gateway.key, &gateway.spec, &configs, &source_of, &owner);
     objects.extend(plugins.into_iter().map(|(_, object)| object));
@@ -404,12 +400,12 @@ pub fn render(args: &RenderArgs) -> Result<Rendered> {
             .iter()
             .map(|flag| format!("{flag} is not used by any backend or plugin")),
     );
-    for plugin in Plugin::ALL {
-        let module = args.plugins_dir.join(format!("{}.wasm", plugin.name()));
-        if configs.json(plugin).is_some() && !module.exists() {
+    for (module, _) in configs.modules() {
+        let file = args.plugins_dir.join(format!("{}.wasm", module.name()));
+        if !file.exists() {
             warnings.push(format!(
                 "{} does not exist here (Envoy loads it from its working directory)",
-                module.display()
+                file.display()
             ));
         }
     }
@@ -930,9 +926,7 @@ data:
             apis,
             ["default/admin /admin", "default/pets /pets", "default/sample /"]
         );
-        assert!(Plugin::ALL
-            .iter()
-            .all(|plugin| rendered.plugins.json(*plugin).is_some()));
+        assert_eq!(rendered.plugins.plugins().count(), 4);
         let auth = rendered.plugins.auth.as_ref().unwrap();
         let paths: Vec<String> = auth
             .rules

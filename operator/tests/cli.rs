@@ -439,17 +439,18 @@ fn render_kubernetes_writes_the_objects_the_operator_writes() {
         })
         .collect();
     for expected in [
-        "WasmPlugin kea-demo-auth",
+        "WasmPlugin kea-demo",
         "VirtualService kea-pets",
         "VirtualService kea-demo-docs",
     ] {
         assert!(names.contains(&expected.to_string()), "{expected}: {names:?}");
     }
-    let auth = objects
+    let module = objects
         .iter()
-        .find(|o| o["metadata"]["name"] == "kea-demo-auth")
+        .find(|o| o["metadata"]["name"] == "kea-demo")
         .unwrap();
-    assert_eq!(auth["spec"]["url"], "oci://registry.example/kea/auth:0.1.0");
+    assert_eq!(module["spec"]["url"], "oci://registry.example/kea/kea:0.1.0");
+    assert!(module["spec"]["pluginConfig"]["auth"].is_object(), "{module}");
     let pets = objects
         .iter()
         .find(|o| o["metadata"]["name"] == "kea-pets")

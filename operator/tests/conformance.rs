@@ -15,7 +15,7 @@ use kea_e2e::conformance::Crds;
 use kea_e2e::repo_root;
 use kea_operator::crd::{GatewayBindingSpec, PluginSource};
 use kea_operator::offline::kubernetes_objects;
-use kea_operator::render::plugins::Plugin;
+use kea_operator::render::plugins::Module;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -25,9 +25,9 @@ fn crds() -> &'static Crds {
     CRDS.get_or_init(|| Crds::vendored().expect("the vendored CRDs load"))
 }
 
-fn source(_: &GatewayBindingSpec, plugin: Plugin) -> PluginSource {
+fn source(_: &GatewayBindingSpec, module: Module) -> PluginSource {
     PluginSource {
-        url: format!("oci://registry.example/kea/{}:0.1.0", plugin.name()),
+        url: format!("oci://registry.example/kea/{}:0.1.0", module.name()),
         sha256: Some("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into()),
     }
 }
@@ -157,6 +157,12 @@ fn the_demo_gateway_conforms_with_every_routing() {
     let binding = yaml_documents(&demo.join("gateway.yaml")).remove(0);
     let files = [demo.join("apis.yaml"), demo.join("models.yaml")];
     for routing in ROUTINGS {
+        // The separate modules once, the combined module (the default) otherwise.
+        let separate = routing == Routing::Both;
+        let mut binding = binding.clone();
+        if separate {
+            binding["spec"]["plugins"]["deployment"] = json!("Separate");
+        }
         let objects = render_and_check(&binding, &files, routing);
         let objects = match (routing, objects) {
             // The demo serves any host ("*"), which Istio refuses on mesh-bound VirtualServices.
@@ -180,7 +186,7 @@ fn the_demo_gateway_conforms_with_every_routing() {
         assert_eq!(routes, 5 * routes_per_api + 1, "{routing:?}: {kinds:?}");
         assert_eq!(
             kinds.iter().filter(|k| k.starts_with("WasmPlugin")).count(),
-            4,
+            if separate { 4 } else { 1 },
             "{kinds:?}"
         );
         assert!(
@@ -498,11 +504,11 @@ fn marks_and_splits_agree(name: &str, objects: &[Value]) {
             }
         }
     }
-    let auth = objects
+    let module = objects
         .iter()
-        .find(|o| o["kind"] == "WasmPlugin" && o["metadata"]["name"] == "kea-edge-auth");
-    let split = auth.and_then(|auth| {
-        auth["spec"]["pluginConfig"]["splits"]
+        .find(|o| o["kind"] == "WasmPlugin" && o["metadata"]["name"] == "kea-edge");
+    let split = module.and_then(|module| {
+        module["spec"]["pluginConfig"]["auth"]["splits"]
             .as_array()?
             .iter()
             .find(|split| split["name"] == format!("default/{name}"))

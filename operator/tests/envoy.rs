@@ -91,7 +91,8 @@ async fn configure(client: &kube::Client, idp: &Idp, operator: &Operator) {
     assert!(assert_written_objects_conform(client, NAMESPACE).await >= 2);
 }
 
-/// Envoy with the WasmPlugins' configs, in Istio's phase/priority order.
+/// Envoy with the WasmPlugins' configs (by default the combined module), in Istio's phase/priority
+/// order.
 async fn gateway(
     client: &kube::Client,
     idp: &Idp,
@@ -113,17 +114,25 @@ async fn gateway(
         .cluster("kea-operator", operator.port);
     let mut order = Vec::new();
     for plugin in &plugins {
+        // `kea-edge` is the combined module, `kea-edge-<plugin>` a plugin's own.
         let name = plugin["metadata"]["name"]
             .as_str()
             .unwrap()
-            .trim_start_matches("kea-edge-")
+            .strip_prefix("kea-edge-")
+            .unwrap_or("kea")
             .to_string();
         envoy = envoy
             .plugin(&name, plugin["spec"]["pluginConfig"].clone())
             .unwrap();
         order.push(name);
     }
-    assert_eq!(order, ["audit", "auth", "validate", "cache"]);
+    assert_eq!(order, ["kea"]);
+    let sections: Vec<&String> = plugins[0]["spec"]["pluginConfig"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(sections, ["audit", "auth", "cache", "validate"]);
     envoy.start().unwrap()
 }
 

@@ -49,7 +49,7 @@ async fn holder(client: &kube::Client) -> anyhow::Result<Option<String>> {
         .filter(|h| !h.is_empty()))
 }
 
-/// Every API Ready at its current generation, and the validate WasmPlugin carrying all of them.
+/// Every API Ready at its current generation, and the gateway's validation carrying all of them.
 async fn all_ready(client: &kube::Client, count: usize) -> anyhow::Result<Option<()>> {
     let apis = list(client, "kea.dev/v1alpha1", "ApiDefinition", NAMESPACE).await?;
     let ready = apis
@@ -59,16 +59,9 @@ async fn all_ready(client: &kube::Client, count: usize) -> anyhow::Result<Option
                 && condition(api, "Ready").is_some_and(|(status, ..)| status == "True")
         })
         .count();
-    let plugin = get(
-        client,
-        "extensions.istio.io/v1alpha1",
-        "WasmPlugin",
-        NAMESPACE,
-        "kea-edge-validate",
-    )
-    .await?;
-    let carried = plugin
-        .map(|p| p["spec"]["pluginConfig"]["apis"].as_array().map_or(0, Vec::len))
+    let carried = plugin_section(client, NAMESPACE, "edge", "validate")
+        .await?
+        .map(|validate| validate["apis"].as_array().map_or(0, Vec::len))
         .unwrap_or(0);
     Ok((apis.len() == count && ready == count && carried == count).then_some(()))
 }

@@ -156,66 +156,18 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
     assert_eq!(vs["metadata"]["ownerReferences"][0]["kind"], "ApiDefinition");
     assert_eq!(vs["metadata"]["managedFields"][0]["manager"], "kea-operator");
 
-    // One WasmPlugin per plugin, in Istio's phases, pinned to the built modules.
+    // By default one WasmPlugin: the combined module, at audit's place, pinned to the built module,
+    // with a section per plugin.
     let digests = std::fs::read_to_string(kea_e2e::repo_root().join("dist/SHA256SUMS")).unwrap();
-    let mut plugins = list(&client, "extensions.istio.io/v1alpha1", "WasmPlugin", NAMESPACE)
+    let plugins = list(&client, "extensions.istio.io/v1alpha1", "WasmPlugin", NAMESPACE)
         .await
         .unwrap();
-    plugins.sort_by_key(|plugin| plugin["metadata"]["name"].as_str().unwrap().to_string());
-    let names: Vec<&str> = plugins
-        .iter()
-        .map(|p| p["metadata"]["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        names,
-        [
-            "kea-edge-audit",
-            "kea-edge-auth",
-            "kea-edge-cache",
-            "kea-edge-validate"
-        ]
-    );
-    let placement: Vec<(&str, i64)> = plugins
-        .iter()
-        .map(|p| {
-            (
-                p["spec"]["phase"].as_str().unwrap(),
-                p["spec"]["priority"].as_i64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        placement,
-        [("AUTHN", 1000), ("AUTHN", 100), ("STATS", 100), ("AUTHZ", 100)]
-    );
-    for plugin in &plugins {
-        let spec = &plugin["spec"];
-        let name = plugin["metadata"]["name"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("kea-edge-");
-        assert_eq!(
-            spec["selector"],
-            json!({"matchLabels": {"istio": "ingressgateway"}})
-        );
-        assert!(
-            spec["url"]
-                .as_str()
-                .unwrap()
-                .ends_with(&format!("/dist/{name}.wasm")),
-            "{spec}"
-        );
-        assert!(
-            digests.contains(&format!("{}  {name}.wasm", spec["sha256"].as_str().unwrap())),
-            "{spec}"
-        );
-        assert_eq!(spec["failStrategy"], "FAIL_CLOSE");
-        assert_eq!(plugin["metadata"]["ownerReferences"][0]["kind"], "GatewayBinding");
-    }
-    let config = |name: &str| {
-        plugins.iter().find(|p| p["metadata"]["name"] == name).unwrap()["spec"]["pluginConfig"].clone()
-    };
-    let auth = config("kea-edge-auth");
+    assert_modules(&plugins, &[("kea-edge", "kea", "AUTHN", 1000)], &digests);
+    let combined = plugins[0]["spec"]["pluginConfig"].clone();
+    let sections: Vec<&String> = combined.as_object().unwrap().keys().collect();
+    assert_eq!(sections, ["audit", "auth", "cache", "validate"]);
+    let config = |section: &str| combined[section].clone();
+    let auth = config("auth");
     assert_eq!(
         auth["providers"][0]["jwks"]["remote"]["uri"],
         "https://idp.example.com/keys"
@@ -234,16 +186,13 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
         json!([{"match": {"hosts": ["pets.example.com"], "pathPrefix": "/pets"}, "name": "shop/pets",
                 "backends": [{"key": "v1", "weight": 90}, {"key": "v2", "weight": 10}]}])
     );
-    let validate = config("kea-edge-validate");
+    let validate = config("validate");
     assert_eq!(
         validate["apis"],
         json!([{"name": "shop/pets", "url": format!("http://localhost:{}/bundles/shop/pets", operator.port),
                 "cluster": "kea-operator", "sha256": sha}])
     );
-    assert_eq!(
-        config("kea-edge-cache")["rules"][1]["settings"]["defaultTtl"],
-        "30s"
-    );
+    assert_eq!(config("cache")["rules"][1]["settings"]["defaultTtl"], "30s");
 
     // The bundle: in a ConfigMap and on the operator's endpoint, with its sha256 as ETag.
     let config_map = get(&client, "v1", "ConfigMap", NAMESPACE, "kea-pets")
@@ -345,8 +294,8 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
         json!([{"type": "ResponseHeaderModifier",
                 "responseHeaderModifier": {"set": [{"name": "x-kea-backend-version", "value": "v1"}]}}])
     );
-    // The HTTPRoute and the WasmPlugins as stored pass the real CRDs' rules and istiod's checks.
-    assert!(assert_written_objects_conform(&client, NAMESPACE).await >= 3);
+    // The HTTPRoute and the WasmPlugin as stored pass the real CRDs' rules and istiod's checks.
+    assert!(assert_written_objects_conform(&client, NAMESPACE).await >= 2);
 
     // A cluster whose HTTPRoute CRD predates `timeouts` (Gateway API before v1.2) refuses the
     // route (server-side apply: "field not declared in schema", a 500 on 1.20): a condition
@@ -415,7 +364,8 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", operator.warnings()));
     wait_ready(&client, "ApiDefinition", "pets", READY).await.unwrap();
-    assert!(assert_written_objects_conform(&client, NAMESPACE).await >= 3);
+    // The VirtualService and the combined module's WasmPlugin.
+    assert!(assert_written_objects_conform(&client, NAMESPACE).await >= 2);
 
     // Invalid specs: a condition with the reason, the last good routes kept, no crash.
     let mut broken = pets_api((60, 30));
@@ -487,6 +437,52 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
     assert_eq!(api["status"]["operations"], 1);
     assert_ne!(api["status"]["bundleSha256"], sha.as_str());
 
+    // On request, one WasmPlugin per plugin in Istio's phases, each with its own section; the
+    // combined module's is deleted.
+    let mut separate = binding();
+    separate["spec"]["plugins"] = json!({"deployment": "Separate"});
+    apply(&client, &separate).await.unwrap();
+    let plugins = eventually(READY, "the separate WasmPlugins", || async {
+        let plugins = list(&client, "extensions.istio.io/v1alpha1", "WasmPlugin", NAMESPACE).await?;
+        Ok((plugins.len() == 4).then_some(plugins))
+    })
+    .await
+    .unwrap();
+    assert_modules(
+        &plugins,
+        &[
+            ("kea-edge-audit", "audit", "AUTHN", 1000),
+            ("kea-edge-auth", "auth", "AUTHN", 100),
+            ("kea-edge-cache", "cache", "STATS", 100),
+            ("kea-edge-validate", "validate", "AUTHZ", 100),
+        ],
+        &digests,
+    );
+    let auth = plugins
+        .iter()
+        .find(|p| p["metadata"]["name"] == "kea-edge-auth")
+        .unwrap();
+    assert_eq!(
+        auth["spec"]["pluginConfig"]["providers"][0]["jwks"]["remote"]["uri"],
+        "https://idp.example.com/keys"
+    );
+    assert!(assert_written_objects_conform(&client, NAMESPACE).await >= 4);
+    // A plugin's own module URL with the combined deployment is refused by field.
+    let mut unused = binding();
+    unused["spec"]["plugins"] = json!({"auth": {"url": "oci://registry.example/kea/auth:1"}});
+    apply(&client, &unused).await.unwrap();
+    let refused = eventually(READY, "the unused module URL refused", || async {
+        let binding = get(&client, "kea.dev/v1alpha1", "GatewayBinding", NAMESPACE, "edge").await?;
+        Ok(binding
+            .as_ref()
+            .and_then(|b| condition(b, "Accepted"))
+            .filter(|(status, reason, _)| status == "False" && reason == "PluginSourceUnused"))
+    })
+    .await
+    .unwrap();
+    assert!(refused.2.starts_with("spec.plugins.auth.url: "), "{refused:?}");
+    apply(&client, &separate).await.unwrap();
+
     // Deleting the API: its routes and bundle are garbage-collected, its rules leave the plugins.
     delete(&client, "kea.dev/v1alpha1", "ApiDefinition", NAMESPACE, "pets")
         .await
@@ -556,4 +552,46 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
     .unwrap();
     let logs = operator.logs();
     assert!(!logs.contains("panicked"), "{logs}");
+}
+
+/// `plugins` (WasmPlugins) are exactly `expected` (name, module, phase, priority), each on the
+/// ingress gateway's pods, failing closed, owned by the binding and pinned to the built module.
+fn assert_modules(plugins: &[Value], expected: &[(&str, &str, &str, i64)], digests: &str) {
+    let mut plugins: Vec<&Value> = plugins.iter().collect();
+    plugins.sort_by_key(|plugin| plugin["metadata"]["name"].as_str().unwrap().to_string());
+    let found: Vec<(&str, &str, i64)> = plugins
+        .iter()
+        .map(|p| {
+            (
+                p["metadata"]["name"].as_str().unwrap(),
+                p["spec"]["phase"].as_str().unwrap(),
+                p["spec"]["priority"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let wanted: Vec<(&str, &str, i64)> = expected
+        .iter()
+        .map(|&(name, _, phase, priority)| (name, phase, priority))
+        .collect();
+    assert_eq!(found, wanted);
+    for (plugin, (_, module, ..)) in plugins.iter().zip(expected) {
+        let spec = &plugin["spec"];
+        assert_eq!(
+            spec["selector"],
+            json!({"matchLabels": {"istio": "ingressgateway"}})
+        );
+        assert!(
+            spec["url"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("/dist/{module}.wasm")),
+            "{spec}"
+        );
+        assert!(
+            digests.contains(&format!("{}  {module}.wasm", spec["sha256"].as_str().unwrap())),
+            "{spec}"
+        );
+        assert_eq!(spec["failStrategy"], "FAIL_CLOSE");
+        assert_eq!(plugin["metadata"]["ownerReferences"][0]["kind"], "GatewayBinding");
+    }
 }

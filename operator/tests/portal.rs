@@ -54,7 +54,7 @@ fn chromium() -> Result<String> {
 
 /// The in-browser validator built by `scripts/web-build.sh`.
 fn web_dir() -> Result<PathBuf> {
-    let dist = plugin_wasm("validate")?.parent().context("dist")?.to_path_buf();
+    let dist = plugin_wasm("kea")?.parent().context("dist")?.to_path_buf();
     let web = dist.join("web");
     if !web.join("kea_validator_bg.wasm").exists() {
         bail!(
@@ -224,7 +224,7 @@ fn start_gateway(upstream: &Upstream, big_operations: usize) -> Result<Gateway> 
     args.output = Some(output.clone());
     args.listen = format!("127.0.0.1:{port}").parse()?;
     args.admin = format!("127.0.0.1:{admin}").parse()?;
-    args.plugins_dir = plugin_wasm("validate")?.parent().context("dist")?.to_path_buf();
+    args.plugins_dir = plugin_wasm("kea")?.parent().context("dist")?.to_path_buf();
     args.services = vec![
         format!("pets=127.0.0.1:{}", upstream.port)
             .parse()
@@ -549,21 +549,10 @@ async fn the_operator_portal_follows_the_cluster() -> Result<()> {
     }}}});
     apply(&client, &with_sso).await?;
     let rule = eventually(Duration::from_secs(20), "the portal's auth rule", || async {
-        let Some(plugin) = get(
-            &client,
-            "extensions.istio.io/v1alpha1",
-            "WasmPlugin",
-            NAMESPACE,
-            "kea-edge-auth",
-        )
-        .await?
-        else {
+        let Some(auth) = plugin_section(&client, NAMESPACE, "edge", "auth").await? else {
             return Ok(None);
         };
-        let first = plugin
-            .pointer("/spec/pluginConfig/rules/0")
-            .cloned()
-            .unwrap_or_default();
+        let first = auth.pointer("/rules/0").cloned().unwrap_or_default();
         Ok((first["anyOf"] == json!(["browser"])).then_some(first))
     })
     .await?;

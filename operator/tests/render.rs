@@ -127,11 +127,10 @@ fn start_once(v1: &Upstream, v2: &Upstream, orders: &Upstream) -> Result<Gateway
     fs::write(&resources, RESOURCES)?;
     let output = dir.path().join("envoy.yaml");
     let (port, admin) = (free_port()?, free_port()?);
-    let dist = plugin_wasm("validate")?
+    let dist = plugin_wasm("kea")?
         .parent()
         .map(Path::to_path_buf)
         .context("dist")?;
-    plugin_wasm("audit")?;
     let named = |text: String| text.parse().map_err(anyhow::Error::msg);
     let mut args = RenderArgs::new(vec![resources]);
     args.output = Some(output.clone());
@@ -160,9 +159,9 @@ fn a_rendered_gateway_routes_splits_and_validates() -> Result<()> {
     let (v1, v2, orders) = (Upstream::start()?, Upstream::start()?, Upstream::start()?);
     let gateway = start(&v1, &v2, &orders)?;
 
-    // The plugins the resources need, in chain order: audit (on by default), auth (no identity
-    // providers, but the catalog splits exactly: the splitter is in the auth plugin) and validate
-    // (there are APIs); no cache settings, so no cache.
+    // One filter, the combined module, with the plugins the resources need: audit (on by
+    // default), auth (no identity providers, but the catalog splits exactly: the splitter is in
+    // the auth plugin) and validate (there are APIs); no cache settings, so no cache.
     let hcm =
         &gateway.config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"];
     let filters: Vec<&str> = hcm["http_filters"]
@@ -171,15 +170,13 @@ fn a_rendered_gateway_routes_splits_and_validates() -> Result<()> {
         .iter()
         .map(|f| f["name"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        filters,
-        [
-            "kea.audit",
-            "kea.auth",
-            "kea.validate",
-            "envoy.filters.http.router"
-        ]
-    );
+    assert_eq!(filters, ["kea", "envoy.filters.http.router"]);
+    let text = hcm["http_filters"][0]["typed_config"]["config"]["configuration"]["value"]
+        .as_str()
+        .unwrap();
+    let sections: Value = serde_json::from_str(text)?;
+    let names: Vec<&String> = sections.as_object().unwrap().keys().collect();
+    assert_eq!(names, ["audit", "auth", "validate"]);
 
     // A valid request reaches the orders service.
     let ok = gateway.send("GET", "api.test", "/orders/7", &[], None)?;

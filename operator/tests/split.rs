@@ -197,7 +197,7 @@ impl Gateway {
 fn render(dir: &Path, text: &str, upstreams: &Upstreams, port: u16, admin: u16) -> Result<(Value, Value)> {
     let file = dir.join("resources.yaml");
     fs::write(&file, text)?;
-    let dist = plugin_wasm("auth")?
+    let dist = plugin_wasm("kea")?
         .parent()
         .map(Path::to_path_buf)
         .context("dist")?;

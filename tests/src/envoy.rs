@@ -2,6 +2,7 @@
 
 use crate::{envoy_binary, free_port, http, plugin_wasm, wait_for};
 use anyhow::{bail, Context, Result};
+use kea_suite::SECTIONS;
 use serde_json::{json, Value};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -32,9 +33,6 @@ impl PluginSpec {
 /// The combined module's name: `dist/kea.wasm`.
 pub const COMBINED: &str = "kea";
 
-/// The plugins the combined module runs, in the order it runs them (its configuration sections).
-const STAGES: [&str; 4] = ["audit", "auth", "validate", "cache"];
-
 /// How a gateway's plugins are deployed: each in its own filter and VM, or together as stages of
 /// the combined module. The end-to-end suites run against both (`KEA_DEPLOYMENT`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -60,7 +58,7 @@ impl Deployment {
     pub fn deploy(self, plugins: &[PluginSpec]) -> Result<Vec<PluginSpec>> {
         let order: Option<Vec<usize>> = plugins
             .iter()
-            .map(|p| STAGES.iter().position(|s| *s == p.name))
+            .map(|p| SECTIONS.iter().position(|s| *s == p.name))
             .collect();
         let combinable = order.is_some_and(|order| order.windows(2).all(|w| w[0] < w[1]));
         if self == Self::Separate || plugins.is_empty() || !combinable {

@@ -6,7 +6,7 @@ use super::api::{self as api_controller, Error};
 use super::Context;
 use crate::crd::{condition, CommonStatus, Conditions, GatewayBinding, GatewayBindingStatus, Verdict};
 use crate::render::objects::{self, VIRTUAL_SERVICE_API_VERSION, WASM_PLUGIN_API_VERSION};
-use crate::render::plugins::{self, BoundApi, Plugin};
+use crate::render::plugins::{self, BoundApi, Module};
 use crate::render::targets::RouteTargets;
 use crate::render::Key;
 use kube::runtime::controller::Action;
@@ -179,8 +179,8 @@ async fn reconcile_inner(binding: &GatewayBinding, ctx: &Context) -> Result<Opti
             match &binding.spec.standalone {
                 Some(standalone) => {
                     // The operator runs this gateway: no WasmPlugins, no docs VirtualService.
-                    for plugin in Plugin::ALL {
-                        let name = objects::wasm_plugin_name(&key.name, plugin);
+                    for module in Module::ALL {
+                        let name = objects::wasm_plugin_name(&key.name, module);
                         ctx.applier
                             .delete(WASM_PLUGIN_API_VERSION, "WasmPlugin", &key.namespace, &name)
                             .await?;
@@ -191,7 +191,7 @@ async fn reconcile_inner(binding: &GatewayBinding, ctx: &Context) -> Result<Opti
                     )
                     .await?;
                     if outcome.configured {
-                        let plugins = Plugin::ALL.iter().filter(|&&p| configs.json(p).is_some()).count();
+                        let plugins = configs.plugins().count();
                         verdicts.push(Verdict::ok(
                             condition::PLUGINS_READY,
                             "Configured",
@@ -253,7 +253,7 @@ async fn reconcile_inner(binding: &GatewayBinding, ctx: &Context) -> Result<Opti
     Ok(Some(is_ready))
 }
 
-/// Writes one WasmPlugin per plugin the gateway needs (deleting the others) and lists them in
+/// Writes one WasmPlugin per module the gateway loads (deleting the others) and lists them in
 /// `written`; a `PluginsReady` verdict instead when a module has no published source.
 #[instrument(level = "debug", skip_all, fields(gateway = %key), err(Display))]
 async fn write_wasm_plugins(
@@ -265,16 +265,13 @@ async fn write_wasm_plugins(
     ctx: &Context,
 ) -> Result<Option<Verdict>, Error> {
     let mut sources = std::collections::BTreeMap::new();
-    for plugin in Plugin::ALL {
-        if configs.json(plugin).is_none() {
-            continue;
-        }
-        match ctx.source(binding, plugin) {
+    let modules = configs.modules();
+    for &(module, _) in &modules {
+        match ctx.source(binding, module) {
             Some(source) => {
-                let field = format!("spec.plugins.{}", plugin.name());
-                match super::standalone::istio_source(source, &field, ctx).await {
+                match super::standalone::istio_source(source, &module.field(), ctx).await {
                     Ok(source) => {
-                        sources.insert(plugin.name(), source);
+                        sources.insert(module.name(), source);
                     }
                     Err(problem) => {
                         return Ok(Some(Verdict::failed(
@@ -290,14 +287,14 @@ async fn write_wasm_plugins(
                     condition::PLUGINS_READY,
                     "NoPluginSource",
                     format!(
-                        "spec.plugins.{}.url: where is the module published? (the operator was started without --plugin-url); the WasmPlugins keep their previous configuration",
-                        plugin.name()
+                        "{}.url: where is the module published? (the operator was started without --plugin-url); the WasmPlugins keep their previous configuration",
+                        module.field()
                     ),
                 )))
             }
         }
     }
-    let source_of = |plugin: Plugin| sources.get(plugin.name()).cloned().unwrap_or_default();
+    let source_of = |module: Module| sources.get(module.name()).cloned().unwrap_or_default();
     let wanted = objects::wasm_plugins(key, &binding.spec, configs, &source_of, owner);
     for (_, object) in &wanted {
         if let Err(error) = ctx.apply(object).await {
@@ -311,9 +308,9 @@ async fn write_wasm_plugins(
             };
         }
     }
-    for plugin in Plugin::ALL {
-        let name = objects::wasm_plugin_name(&key.name, plugin);
-        if wanted.iter().any(|(wanted_plugin, _)| *wanted_plugin == plugin) {
+    for module in Module::ALL {
+        let name = objects::wasm_plugin_name(&key.name, module);
+        if wanted.iter().any(|(wanted_module, _)| *wanted_module == module) {
             written.push(format!("{}/{name}", key.namespace));
         } else {
             ctx.applier

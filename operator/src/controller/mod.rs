@@ -14,7 +14,7 @@ mod standalone;
 
 use crate::crd::{ApiDefinition, GatewayBinding, Model, PluginSource};
 use crate::render::objects::BUNDLE_LABEL;
-use crate::render::plugins::{BundleEndpoint, Plugin};
+use crate::render::plugins::{BundleEndpoint, Module};
 use crate::render::standalone::XDS_LABEL;
 use anyhow::Context as _;
 use apply::Applier;
@@ -171,12 +171,12 @@ impl Context {
         }
     }
 
-    /// Where `plugin`'s module is for `binding`: its own setting, else the operator's default;
-    /// `None` when neither gives one.
-    pub fn source(&self, binding: &GatewayBinding, plugin: Plugin) -> Option<PluginSource> {
+    /// Where `module` is for `binding`: its own setting, else the operator's default; `None` when
+    /// neither gives one.
+    pub fn source(&self, binding: &GatewayBinding, module: Module) -> Option<PluginSource> {
         crate::render::objects::plugin_source(
             &binding.spec,
-            plugin,
+            module,
             self.settings.plugin_url.as_deref(),
             &self.digests,
         )

@@ -7,7 +7,7 @@ use super::registry::Compiled;
 use super::Context;
 use crate::crd::{condition, GatewayBinding, PluginSource, StandaloneGateway, StandaloneStatus, Verdict};
 use crate::render::envoy::{self, Options, RemoteModule, RoutedApi};
-use crate::render::plugins::{Plugin, PluginConfigs};
+use crate::render::plugins::PluginConfigs;
 use crate::render::standalone::{self as render, PdbVersion, Xds};
 use crate::render::Key;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -310,8 +310,8 @@ pub struct ModuleProblem {
     pub message: String,
 }
 
-/// The plugins the gateway downloads (by plugin name): those whose module URL is `oci://` or
-/// `http(s)://`, each checked in its registry first. Plugins without a URL come from the image.
+/// The modules the gateway downloads (by module name): those whose URL is `oci://` or
+/// `http(s)://`, each checked in its registry first. Modules without a URL come from the image.
 #[instrument(level = "debug", skip_all, err(level = "debug", Debug))]
 async fn plugin_modules(
     binding: &GatewayBinding,
@@ -319,17 +319,14 @@ async fn plugin_modules(
     ctx: &Context,
 ) -> Result<BTreeMap<String, RemoteModule>, ModuleProblem> {
     let mut modules = BTreeMap::new();
-    for plugin in Plugin::ALL {
-        if configs.json(plugin).is_none() {
-            continue;
-        }
-        let Some(source) = ctx.source(binding, plugin) else {
+    for (module, _) in configs.modules() {
+        let Some(source) = ctx.source(binding, module) else {
             continue;
         };
         if source.url.starts_with("file://") {
             continue;
         }
-        let field = format!("spec.plugins.{}", plugin.name());
+        let field = module.field();
         let Some(sha256) = source.sha256.clone() else {
             return Err(ModuleProblem {
                 reason: "PluginDigestMissing".into(),
@@ -356,7 +353,7 @@ async fn plugin_modules(
             }
             None => source.url.clone(),
         };
-        modules.insert(plugin.name().to_string(), RemoteModule { url, sha256 });
+        modules.insert(module.name().to_string(), RemoteModule { url, sha256 });
     }
     Ok(modules)
 }

@@ -49,8 +49,9 @@ pub struct GatewayBindingSpec {
     /// How the validate plugin gets the APIs' OpenAPI bundles.
     #[serde(default)]
     pub bundles: BundleDelivery,
-    /// Where the plugins' `.wasm` modules are published; unset ones use the operator's defaults
-    /// (`--plugin-url`, `--plugin-digests`).
+    /// How the plugins are packaged (one combined module by default) and where the `.wasm`
+    /// modules are published; unset ones use the operator's defaults (`--plugin-url`,
+    /// `--plugin-digests`).
     #[serde(default)]
     pub plugins: PluginSources,
     /// Host name on which the gateway serves the docs portal (`/docs/`: every API and model bound
@@ -293,6 +294,17 @@ pub struct BundleDelivery {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PluginSources {
+    /// `Combined` (the default): one module, `kea.wasm`, runs every plugin the gateway needs in one
+    /// pass per request, as one Istio WasmPlugin (phase AUTHN, so the whole chain, the cache
+    /// included, runs before Istio's AuthorizationPolicy) or one Envoy filter. `Separate`: one
+    /// module per plugin (`audit.wasm`, `auth.wasm`...), each its own WasmPlugin placed as before
+    /// (audit and auth at AUTHN, validate at AUTHZ, cache at STATS); per-plugin `url`s need it.
+    #[serde(default)]
+    pub deployment: Deployment,
+    /// Where the combined module is published (default: the operator's `--plugin-url` with
+    /// `{plugin}` = `kea`); only with `deployment: Combined`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module: Option<ModuleSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<PluginSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -303,11 +315,35 @@ pub struct PluginSources {
     pub cache: Option<PluginSettings>,
 }
 
+/// How a gateway's plugins are packaged into wasm modules.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Deployment {
+    /// One module, `kea.wasm`, for all the plugins.
+    #[default]
+    Combined,
+    /// One module per plugin.
+    Separate,
+}
+
+/// Where the combined module is published.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModuleSettings {
+    /// `oci://`, `https://` or `file://` URL of `kea.wasm`.
+    #[schemars(length(min = 1))]
+    pub url: String,
+    /// Hex sha256 of the module.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9a-f]{64}$"))]
+    pub sha256: Option<String>,
+}
+
 /// One plugin's module and base configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PluginSettings {
-    /// `oci://`, `https://` or `file://` URL of the `.wasm` module (default: the operator's).
+    /// `oci://`, `https://` or `file://` URL of the plugin's own `.wasm` module (default: the
+    /// operator's); only with `deployment: Separate`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
     /// Hex sha256 of the module (default: the operator's, for its default URL).

@@ -7,7 +7,7 @@
 //! serves `/pets` and `/pets/1`, not `/petshop`), and both ignore the port in the host.
 
 use super::objects::{mark_headers, route_shapes};
-use super::plugins::{Plugin, PluginConfigs};
+use super::plugins::{Module, PluginConfigs};
 use super::spec::Checked;
 use super::{Key, Problem};
 use crate::crd::ApiDefinitionSpec;
@@ -110,8 +110,8 @@ pub struct Options {
     /// Host names with a known address (in-cluster Service names → their cluster IPs): a
     /// cluster reaching one of them connects to the address instead of resolving the name.
     pub hosts: BTreeMap<String, IpAddr>,
-    /// Plugins fetched over HTTP (an OCI registry's blob URL) instead of read from
-    /// `plugins_dir`, by plugin name.
+    /// Modules fetched over HTTP (an OCI registry's blob URL) instead of read from
+    /// `plugins_dir`, by module name (`kea`, or the plugin's).
     pub remote_plugins: BTreeMap<String, RemoteModule>,
     /// The docs portal's routes, if the gateway serves it.
     pub docs: Option<DocsRoutes>,
@@ -758,32 +758,29 @@ fn env_names(value: &Value, out: &mut BTreeSet<String>) {
     }
 }
 
-/// The plugins that have a configuration, in chain order, then the router. A plugin fetched
-/// over HTTP gets a cluster for its host.
+/// The modules the gateway loads (the combined module, or each configured plugin's own in chain
+/// order), then the router. A module fetched over HTTP gets a cluster for its host.
 fn http_filters(
     configs: &PluginConfigs,
     options: &Options,
     clusters: &mut Clusters,
 ) -> Result<Vec<Value>, Problem> {
     let mut filters = Vec::new();
-    for plugin in Plugin::ALL {
-        let Some(config) = configs.json(plugin) else {
-            continue;
-        };
-        let code = match options.remote_plugins.get(plugin.name()) {
+    for (module, config) in configs.modules() {
+        let code = match options.remote_plugins.get(module.name()) {
             None => json!({"local": {"filename": format!(
                 "{}/{}.wasm",
                 options.plugins_dir.trim_end_matches('/'),
-                plugin.name()
+                module.name()
             )}}),
-            Some(module) => {
-                let (tls, address) = split_url(&module.url).ok_or_else(|| {
+            Some(remote) => {
+                let (tls, address) = split_url(&remote.url).ok_or_else(|| {
                     Problem::invalid(
                         "InvalidPluginUrl",
                         format!(
-                            "plugin {}: {:?} is not an absolute http(s) URL",
-                            plugin.name(),
-                            module.url
+                            "{}: {:?} is not an absolute http(s) URL",
+                            module.field(),
+                            remote.url
                         ),
                     )
                 })?;
@@ -794,14 +791,14 @@ fn http_filters(
                     single_address_cluster(&name, &address, tls_host, options),
                 );
                 json!({"remote": {
-                    "http_uri": {"uri": module.url, "cluster": name, "timeout": "10s"},
-                    "sha256": module.sha256,
+                    "http_uri": {"uri": remote.url, "cluster": name, "timeout": "10s"},
+                    "sha256": remote.sha256,
                     // Envoy retries the download with backoff; the listener waits for it.
                     "retry_policy": {"num_retries": 10},
                 }})
             }
         };
-        filters.push(wasm_filter(plugin, &config, code));
+        filters.push(wasm_filter(module, &config, code));
     }
     filters.push(json!({
         "name": "envoy.filters.http.router",
@@ -810,8 +807,16 @@ fn http_filters(
     Ok(filters)
 }
 
-fn wasm_filter(plugin: Plugin, config: &Value, code: Value) -> Value {
-    let id = format!("kea.{}", plugin.name());
+/// The filter's name, VM id and root id: `kea` for the combined module, `kea.<plugin>` otherwise.
+pub fn filter_id(module: Module) -> String {
+    match module {
+        Module::Combined => "kea".into(),
+        Module::Plugin(plugin) => format!("kea.{}", plugin.name()),
+    }
+}
+
+fn wasm_filter(module: Module, config: &Value, code: Value) -> Value {
+    let id = filter_id(module);
     let mut vm = json!({
         "vm_id": id,
         "runtime": "envoy.wasm.runtime.v8",
@@ -831,9 +836,9 @@ fn wasm_filter(plugin: Plugin, config: &Value, code: Value) -> Value {
         "vm_config": vm,
         "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": text},
     });
-    if let (Plugin::Validate, Some(map)) = (plugin, wasm.as_object_mut()) {
-        // The validate plugin holds the request headers until the body is checked; Envoy
-        // (≥ 1.35) must let that StopIteration stand instead of sending the headers on.
+    if let (true, Some(map)) = (module.holds_headers(), wasm.as_object_mut()) {
+        // Validation holds the request headers until the body is checked; Envoy (≥ 1.35) must
+        // let that StopIteration stand instead of sending the headers on.
         map.insert("allow_on_headers_stop_iteration".into(), json!(true));
     }
     json!({
@@ -851,7 +856,7 @@ fn wasm_filter(plugin: Plugin, config: &Value, code: Value) -> Value {
 )]
 mod tests {
     use super::*;
-    use crate::crd::{ApiSchema, Backend};
+    use crate::crd::{ApiSchema, Backend, Deployment};
     use crate::render::spec::WeightedBackend;
     use kea_audit::config::AuditConfig;
     use kea_auth::config::AuthConfig;
@@ -899,6 +904,7 @@ mod tests {
             auth: Some(AuthConfig::default()),
             validate: Some(ValidateConfig::default()),
             cache: Some(CacheConfig::default()),
+            deployment: Deployment::Separate,
         }
     }
 
@@ -1176,6 +1182,7 @@ mod tests {
 
         let some = PluginConfigs {
             validate: Some(ValidateConfig::default()),
+            deployment: Deployment::Separate,
             ..PluginConfigs::default()
         };
         let config = render(&[], &some, &Options::default());
@@ -1186,6 +1193,37 @@ mod tests {
             .map(|f| f["name"].as_str().unwrap())
             .collect();
         assert_eq!(names, ["kea.validate", "envoy.filters.http.router"]);
+    }
+
+    #[test]
+    fn the_combined_deployment_is_one_filter_with_a_section_per_plugin() {
+        let configs = PluginConfigs {
+            deployment: Deployment::Combined,
+            validate: None,
+            ..all_plugins()
+        };
+        let config = render(&[], &configs, &Options::default());
+        let filters = hcm(&config)["http_filters"].as_array().unwrap();
+        let names: Vec<&str> = filters.iter().map(|f| f["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["kea", "envoy.filters.http.router"]);
+        let wasm = &filters[0]["typed_config"]["config"];
+        assert_eq!(wasm["vm_config"]["code"]["local"]["filename"], "dist/kea.wasm");
+        assert_eq!(wasm["root_id"], "kea");
+        assert_eq!(wasm["allow_on_headers_stop_iteration"], true);
+        let text = wasm["configuration"]["value"].as_str().unwrap();
+        let sections: kea_suite::SuiteConfig = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            sections,
+            kea_suite::SuiteConfig {
+                audit: Some(AuditConfig::default()),
+                auth: Some(AuthConfig::default()),
+                validate: None,
+                cache: Some(CacheConfig::default()),
+            }
+        );
+        // No plugin, no module.
+        let config = render(&[], &PluginConfigs::default(), &Options::default());
+        assert_eq!(hcm(&config)["http_filters"].as_array().unwrap().len(), 1);
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! Kubernetes objects the operator writes: one Istio `WasmPlugin` per plugin per gateway, an
-//! Istio `VirtualService` and/or Gateway API `HTTPRoute` per API with its weighted backends, and
-//! a ConfigMap per API holding its compiled bundle.
+//! Kubernetes objects the operator writes: a gateway's Istio `WasmPlugin`s (one for the combined
+//! module, or one per plugin), an Istio `VirtualService` and/or Gateway API `HTTPRoute` per API
+//! with its weighted backends, and a ConfigMap per API holding its compiled bundle.
 
-use super::plugins::{Plugin, PluginConfigs};
+use super::plugins::{Module, Plugin, PluginConfigs};
 use super::spec::{Checked, WeightedBackend};
 use super::targets::{gateway_api_duration, http_route_hostnames, RouteTargets};
 use super::Key;
@@ -33,48 +33,64 @@ pub const WASM_PLUGIN_API_VERSION: &str = "extensions.istio.io/v1alpha1";
 pub const VIRTUAL_SERVICE_API_VERSION: &str = "networking.istio.io/v1beta1";
 pub const HTTP_ROUTE_API_VERSION: &str = "gateway.networking.k8s.io/v1";
 
-/// Where a plugin's module is, and its phase and priority in Istio's chain. Order in the chain:
-/// audit (AUTHN, first, so it also records requests auth rejects) → auth (AUTHN) → validate
-/// (AUTHZ) → cache (STATS, last before the router, so only authorised, valid requests hit it).
-pub fn placement(plugin: Plugin) -> (&'static str, i32) {
-    match plugin {
-        Plugin::Audit => ("AUTHN", 1000),
-        Plugin::Auth => ("AUTHN", 100),
-        Plugin::Validate => ("AUTHZ", 100),
-        Plugin::Cache => ("STATS", 100),
+/// A module's phase and priority in Istio's chain. The separate modules in chain order: audit
+/// (AUTHN, first, so it also records requests auth rejects) → auth (AUTHN) → validate (AUTHZ) →
+/// cache (STATS, last before the router, so only authorised, valid requests hit it). The combined
+/// module runs that chain itself, in audit's place.
+pub fn placement(module: Module) -> (&'static str, i32) {
+    match module {
+        Module::Combined | Module::Plugin(Plugin::Audit) => ("AUTHN", 1000),
+        Module::Plugin(Plugin::Auth) => ("AUTHN", 100),
+        Module::Plugin(Plugin::Validate) => ("AUTHZ", 100),
+        Module::Plugin(Plugin::Cache) => ("STATS", 100),
     }
 }
 
-/// Where `plugin`'s module is published: the binding's `spec.plugins.<plugin>.url` (and
-/// `sha256`), else `default_url` with `{plugin}` replaced (pinned by `digests`, by plugin name).
+/// Where `module` is published: the binding's `spec.plugins.module` or `spec.plugins.<plugin>`
+/// (`url` and `sha256`), else `default_url` with `{plugin}` replaced by the module's name (pinned
+/// by `digests`, by module name).
 pub fn plugin_source(
     gateway: &GatewayBindingSpec,
-    plugin: Plugin,
+    module: Module,
     default_url: Option<&str>,
     digests: &std::collections::BTreeMap<String, String>,
 ) -> Option<PluginSource> {
     let sources = &gateway.plugins;
-    let settings = match plugin {
-        Plugin::Audit => sources.audit.as_ref(),
-        Plugin::Auth => sources.auth.as_ref(),
-        Plugin::Validate => sources.validate.as_ref(),
-        Plugin::Cache => sources.cache.as_ref(),
+    let own = match module {
+        Module::Combined => sources.module.as_ref().map(|settings| PluginSource {
+            url: settings.url.clone(),
+            sha256: settings.sha256.clone(),
+        }),
+        Module::Plugin(plugin) => {
+            let settings = match plugin {
+                Plugin::Audit => sources.audit.as_ref(),
+                Plugin::Auth => sources.auth.as_ref(),
+                Plugin::Validate => sources.validate.as_ref(),
+                Plugin::Cache => sources.cache.as_ref(),
+            };
+            settings.and_then(|settings| {
+                Some(PluginSource {
+                    url: settings.url.clone()?,
+                    sha256: settings.sha256.clone(),
+                })
+            })
+        }
     };
-    match settings.and_then(|settings| settings.url.clone()) {
-        Some(url) => Some(PluginSource {
-            url,
-            sha256: settings.and_then(|settings| settings.sha256.clone()),
-        }),
-        None => default_url.map(|url| PluginSource {
-            url: url.replace("{plugin}", plugin.name()),
-            sha256: digests.get(plugin.name()).cloned(),
-        }),
-    }
+    own.or_else(|| {
+        default_url.map(|url| PluginSource {
+            url: url.replace("{plugin}", module.name()),
+            sha256: digests.get(module.name()).cloned(),
+        })
+    })
 }
 
-/// Name of a gateway's WasmPlugin for `plugin`.
-pub fn wasm_plugin_name(gateway: &str, plugin: Plugin) -> String {
-    format!("kea-{gateway}-{}", plugin.name())
+/// Name of a gateway's WasmPlugin for `module`: `kea-<gateway>` for the combined module,
+/// `kea-<gateway>-<plugin>` for a plugin's own.
+pub fn wasm_plugin_name(gateway: &str, module: Module) -> String {
+    match module {
+        Module::Combined => format!("kea-{gateway}"),
+        Module::Plugin(plugin) => format!("kea-{gateway}-{}", plugin.name()),
+    }
 }
 
 /// Name of an API's route objects and bundle ConfigMap.
@@ -91,21 +107,21 @@ fn metadata(name: &str, namespace: &str, labels: Value, owner: &OwnerReference) 
     })
 }
 
-/// The WasmPlugins of a gateway: one per plugin it needs, with its configuration.
+/// The WasmPlugins of a gateway: one per module it loads, with its configuration.
 #[instrument(level = "debug", skip_all, fields(gateway = %gateway_key))]
 pub fn wasm_plugins(
     gateway_key: &Key,
     gateway: &GatewayBindingSpec,
     configs: &PluginConfigs,
-    sources: &dyn Fn(Plugin) -> PluginSource,
+    sources: &dyn Fn(Module) -> PluginSource,
     owner: &OwnerReference,
-) -> Vec<(Plugin, Value)> {
-    Plugin::ALL
-        .iter()
-        .filter_map(|&plugin| {
-            let config = configs.json(plugin)?;
-            let (phase, priority) = placement(plugin);
-            let source = sources(plugin);
+) -> Vec<(Module, Value)> {
+    configs
+        .modules()
+        .into_iter()
+        .map(|(module, config)| {
+            let (phase, priority) = placement(module);
+            let source = sources(module);
             let mut spec = json!({
                 "url": source.url,
                 "phase": phase,
@@ -137,16 +153,16 @@ pub fn wasm_plugins(
                 }
             }
             let labels = json!({MANAGED_BY.0: MANAGED_BY.1, GATEWAY_LABEL: gateway_key.name});
-            let name = wasm_plugin_name(&gateway_key.name, plugin);
-            Some((
-                plugin,
+            let name = wasm_plugin_name(&gateway_key.name, module);
+            (
+                module,
                 json!({
                     "apiVersion": WASM_PLUGIN_API_VERSION,
                     "kind": "WasmPlugin",
                     "metadata": metadata(&name, &gateway_key.namespace, labels, owner),
                     "spec": spec,
                 }),
-            ))
+            )
         })
         .collect()
 }

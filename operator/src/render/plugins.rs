@@ -5,8 +5,8 @@
 use super::{Key, Problem};
 use crate::crd::ApiDefinitionSpec;
 use crate::crd::{
-    AuditPolicy, AuthPolicy, CachePolicy, CacheSetCookie, DocsAccess, GatewayBindingSpec, IdentityProvider,
-    PluginSettings, Policies, StickyBy, ValidationPolicy,
+    AuditPolicy, AuthPolicy, CachePolicy, CacheSetCookie, Deployment, DocsAccess, GatewayBindingSpec,
+    IdentityProvider, PluginSettings, Policies, StickyBy, ValidationPolicy,
 };
 use kea_audit::config::{AuditConfig, AuditRule, BodyCapture, HttpSink, Sampling};
 use kea_auth::config::{
@@ -16,6 +16,7 @@ use kea_auth::split::config::{SplitBackend, SplitConfig, Sticky, StickyBy as Spl
 use kea_cache::config::{CacheConfig, CacheRule, RuleSettings, SetCookiePolicy};
 use kea_plugin_sdk::{ByteSize, ConfigDuration, MatchSpec};
 use kea_schema::Bundle;
+use kea_suite::SuiteConfig;
 use kea_validate::config::{ApiSource, Mode, Rule as ValidateRule, Settings, ValidateConfig};
 use tracing::instrument;
 
@@ -55,6 +56,8 @@ pub struct PluginConfigs {
     pub auth: Option<AuthConfig>,
     pub validate: Option<ValidateConfig>,
     pub cache: Option<CacheConfig>,
+    /// How they are packaged: one combined module or one module each.
+    pub deployment: Deployment,
 }
 
 /// A plugin, in chain order.
@@ -79,7 +82,81 @@ impl Plugin {
     }
 }
 
+/// A wasm module a gateway loads: the combined module (`kea.wasm`) or one plugin's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Module {
+    Combined,
+    Plugin(Plugin),
+}
+
+impl Module {
+    /// Every module a gateway may have loaded (the operator deletes those it no longer needs).
+    pub const ALL: [Module; 5] = [
+        Module::Combined,
+        Module::Plugin(Plugin::Audit),
+        Module::Plugin(Plugin::Auth),
+        Module::Plugin(Plugin::Validate),
+        Module::Plugin(Plugin::Cache),
+    ];
+
+    /// The module's file stem (`kea`, `audit`...): `dist/<name>.wasm`, `{plugin}` in URLs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Module::Combined => "kea",
+            Module::Plugin(plugin) => plugin.name(),
+        }
+    }
+
+    /// The GatewayBinding field that says where the module is published.
+    pub fn field(self) -> String {
+        match self {
+            Module::Combined => "spec.plugins.module".into(),
+            Module::Plugin(plugin) => format!("spec.plugins.{}", plugin.name()),
+        }
+    }
+
+    /// Whether the module may hold the request headers until the body is read (validate does;
+    /// the combined module runs validate when the gateway validates).
+    pub fn holds_headers(self) -> bool {
+        matches!(self, Module::Combined | Module::Plugin(Plugin::Validate))
+    }
+}
+
 impl PluginConfigs {
+    /// The plugins that have a configuration, in chain order.
+    pub fn plugins(&self) -> impl Iterator<Item = Plugin> + '_ {
+        Plugin::ALL.into_iter().filter(|plugin| match plugin {
+            Plugin::Audit => self.audit.is_some(),
+            Plugin::Auth => self.auth.is_some(),
+            Plugin::Validate => self.validate.is_some(),
+            Plugin::Cache => self.cache.is_some(),
+        })
+    }
+
+    /// The modules the gateway loads, each with the configuration it reads: the combined module
+    /// with one section per plugin (built as the module's own [`SuiteConfig`]), or one module per
+    /// plugin. Empty when no plugin is needed.
+    pub fn modules(&self) -> Vec<(Module, serde_json::Value)> {
+        match self.deployment {
+            Deployment::Separate => self
+                .plugins()
+                .filter_map(|plugin| Some((Module::Plugin(plugin), self.json(plugin)?)))
+                .collect(),
+            Deployment::Combined if self.plugins().next().is_none() => Vec::new(),
+            Deployment::Combined => {
+                let suite = SuiteConfig {
+                    audit: self.audit.clone(),
+                    auth: self.auth.clone(),
+                    validate: self.validate.clone(),
+                    cache: self.cache.clone(),
+                };
+                serde_json::to_value(suite)
+                    .map(|config| vec![(Module::Combined, config)])
+                    .unwrap_or_default()
+            }
+        }
+    }
+
     /// The configuration of `plugin` as the JSON the plugin reads.
     pub fn json(&self, plugin: Plugin) -> Option<serde_json::Value> {
         let value = match plugin {
@@ -106,6 +183,7 @@ pub fn render(
     let endpoint = if gateway.bundles.inline { None } else { endpoint };
 
     let bases = &gateway.plugins;
+    check_sources(bases)?;
     let mut audit = match gateway.audit.enabled {
         true => Some(audit_base(gateway, base("audit", bases.audit.as_ref())?)?),
         false => None,
@@ -260,9 +338,53 @@ pub fn render(
         auth,
         validate,
         cache: caching.then_some(cache),
+        deployment: bases.deployment,
     };
     compile(&configs)?;
     Ok(configs)
+}
+
+/// A module source that the deployment would not use is refused rather than ignored: a per-plugin
+/// `url` or `sha256` names a module the combined deployment does not load, and `module` names one
+/// the separate deployment does not load.
+fn check_sources(sources: &crate::crd::PluginSources) -> Result<(), Problem> {
+    let refused = |field: String, message: &str| {
+        Err(Problem::invalid(
+            "PluginSourceUnused",
+            format!("{field}: {message}"),
+        ))
+    };
+    match sources.deployment {
+        Deployment::Combined => {
+            for (plugin, settings) in [
+                (Plugin::Audit, &sources.audit),
+                (Plugin::Auth, &sources.auth),
+                (Plugin::Validate, &sources.validate),
+                (Plugin::Cache, &sources.cache),
+            ] {
+                let Some(settings) = settings else { continue };
+                let field = format!("spec.plugins.{}", plugin.name());
+                if settings.url.is_some() {
+                    return refused(
+                        format!("{field}.url"),
+                        "the combined deployment loads one module, kea.wasm; set spec.plugins.module.url for it, or spec.plugins.deployment: Separate to load each plugin's own module",
+                    );
+                }
+                if settings.sha256.is_some() {
+                    return refused(
+                        format!("{field}.sha256"),
+                        "pins the plugin's own module, which the combined deployment does not load; set spec.plugins.module.sha256, or spec.plugins.deployment: Separate",
+                    );
+                }
+            }
+            Ok(())
+        }
+        Deployment::Separate if sources.module.is_some() => refused(
+            "spec.plugins.module".into(),
+            "is the combined module, which spec.plugins.deployment: Separate does not load; set spec.plugins.<plugin>.url instead",
+        ),
+        Deployment::Separate => Ok(()),
+    }
 }
 
 /// Each plugin's own compiler, so a configuration the plugin would refuse is never written.
@@ -875,5 +997,53 @@ mod tests {
         // A sink the audit plugin refuses is reported, not written.
         gateway.audit.sink = Some(json!({"cluster": "", "format": "jsonLines"}));
         assert!(render(&gateway, &[], None).is_err());
+    }
+
+    #[test]
+    fn a_module_source_the_deployment_does_not_load_is_refused_by_field() {
+        let mut gateway = gateway();
+        gateway.plugins.auth = Some(PluginSettings {
+            url: Some("oci://registry.example/kea/auth:1".into()),
+            ..PluginSettings::default()
+        });
+        let problem = render(&gateway, &[], None).unwrap_err();
+        assert_eq!(problem.reason, "PluginSourceUnused");
+        assert!(
+            problem.message.starts_with("spec.plugins.auth.url: "),
+            "{problem}"
+        );
+        gateway.plugins.deployment = Deployment::Separate;
+        let configs = render(&gateway, &[], None).unwrap();
+        assert_eq!(configs.deployment, Deployment::Separate);
+        gateway.plugins.module = Some(crate::crd::ModuleSettings {
+            url: "oci://registry.example/kea/kea:1".into(),
+            sha256: None,
+        });
+        let problem = render(&gateway, &[], None).unwrap_err();
+        assert!(problem.message.starts_with("spec.plugins.module: "), "{problem}");
+        gateway.plugins.auth = None;
+        gateway.plugins.deployment = Deployment::Combined;
+        assert!(render(&gateway, &[], None).is_ok());
+    }
+
+    #[test]
+    fn modules_are_one_combined_module_or_one_per_plugin_in_chain_order() {
+        let mut configs = PluginConfigs {
+            auth: Some(AuthConfig::default()),
+            cache: Some(CacheConfig::default()),
+            ..PluginConfigs::default()
+        };
+        let combined = configs.modules();
+        assert_eq!(combined.len(), 1);
+        assert_eq!(combined[0].0, Module::Combined);
+        let sections: Vec<&String> = combined[0].1.as_object().unwrap().keys().collect();
+        assert_eq!(sections, ["auth", "cache"]);
+        configs.deployment = Deployment::Separate;
+        let separate: Vec<Module> = configs.modules().into_iter().map(|(module, _)| module).collect();
+        assert_eq!(
+            separate,
+            [Module::Plugin(Plugin::Auth), Module::Plugin(Plugin::Cache)]
+        );
+        assert!(PluginConfigs::default().modules().is_empty());
     }
 }

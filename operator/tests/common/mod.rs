@@ -269,6 +269,25 @@ pub async fn get(
     Ok(found.map(|object| serde_json::to_value(object).unwrap_or_default()))
 }
 
+/// One plugin's section of the combined module's WasmPlugin of `gateway` (the default
+/// deployment); `None` while there is no such WasmPlugin or section.
+pub async fn plugin_section(
+    client: &Client,
+    namespace: &str,
+    gateway: &str,
+    plugin: &str,
+) -> Result<Option<Value>> {
+    let module = get(
+        client,
+        "extensions.istio.io/v1alpha1",
+        "WasmPlugin",
+        namespace,
+        &format!("kea-{gateway}"),
+    )
+    .await?;
+    Ok(module.and_then(|module| module["spec"]["pluginConfig"].get(plugin).cloned()))
+}
+
 pub async fn delete(
     client: &Client,
     api_version: &str,
