@@ -27,8 +27,9 @@ log "installing KEA (operator $KEA_IMAGE_OPERATOR)"
 "$kubectl" create namespace kea-system --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
 # Plugins published by scripts/publish-plugins.sh: gateways load them from the registry (pinned by
 # the sha256s in the operator image's /etc/kea/SHA256SUMS); the local registry speaks plain HTTP.
-if [ -z "${KEA_PLUGIN_URL:-}" ] && [ -n "${KEA_PLUGIN_AUDIT:-}" ]; then
-  KEA_PLUGIN_URL="${KEA_PLUGIN_AUDIT/\/audit:/\/\{plugin\}:}"
+# Derived from the combined module's artifact (the default deployment), published with the rest.
+if [ -z "${KEA_PLUGIN_URL:-}" ] && [ -n "${KEA_PLUGIN_KEA:-}" ]; then
+  KEA_PLUGIN_URL="${KEA_PLUGIN_KEA/\/kea:/\/\{plugin\}:}"
   case "$KEA_PLUGIN_URL" in
     "oci://$KEA_REGISTRY_ADDR/"*) KEA_INSECURE_REGISTRIES="${KEA_INSECURE_REGISTRIES:-$KEA_REGISTRY_ADDR}" ;;
   esac

@@ -51,8 +51,9 @@ pub struct RenderArgs {
     /// the host and port of its URL. Repeatable.
     #[arg(long = "cluster", value_name = "NAME=HOST:PORT")]
     pub clusters: Vec<Named>,
-    /// Directory of audit.wasm, auth.wasm, validate.wasm and cache.wasm as Envoy sees it
-    /// (relative to Envoy's working directory).
+    /// Directory of the modules as Envoy sees it (relative to Envoy's working directory):
+    /// kea.wasm, or with `spec.plugins.deployment: Separate` audit.wasm, auth.wasm, validate.wasm
+    /// and cache.wasm.
     #[arg(long, value_name = "DIR", default_value = "dist")]
     pub plugins_dir: PathBuf,
     /// Namespace of documents that name none.
@@ -74,8 +75,8 @@ pub struct RenderArgs {
     /// `kubectl apply --dry-run=server`).
     #[arg(long, requires = "plugin_url")]
     pub kubernetes: bool,
-    /// With `--kubernetes`: where the modules are published (`{plugin}` becomes audit, auth,
-    /// validate or cache), where the binding's `spec.plugins.<plugin>.url` does not say.
+    /// With `--kubernetes`: where the modules are published (`{plugin}` becomes kea, or audit,
+    /// auth, validate or cache), where the binding's `spec.plugins` does not say.
     #[arg(long, value_name = "URL")]
     pub plugin_url: Option<String>,
 }

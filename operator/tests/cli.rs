@@ -439,7 +439,7 @@ fn render_kubernetes_writes_the_objects_the_operator_writes() {
         })
         .collect();
     for expected in [
-        "WasmPlugin kea-demo",
+        "WasmPlugin kea-demo-kea",
         "VirtualService kea-pets",
         "VirtualService kea-demo-docs",
     ] {
@@ -447,7 +447,7 @@ fn render_kubernetes_writes_the_objects_the_operator_writes() {
     }
     let module = objects
         .iter()
-        .find(|o| o["metadata"]["name"] == "kea-demo")
+        .find(|o| o["metadata"]["name"] == "kea-demo-kea")
         .unwrap();
     assert_eq!(module["spec"]["url"], "oci://registry.example/kea/kea:0.1.0");
     assert!(module["spec"]["pluginConfig"]["auth"].is_object(), "{module}");

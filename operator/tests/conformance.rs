@@ -506,7 +506,7 @@ fn marks_and_splits_agree(name: &str, objects: &[Value]) {
     }
     let module = objects
         .iter()
-        .find(|o| o["kind"] == "WasmPlugin" && o["metadata"]["name"] == "kea-edge");
+        .find(|o| o["kind"] == "WasmPlugin" && o["metadata"]["name"] == "kea-edge-kea");
     let split = module.and_then(|module| {
         module["spec"]["pluginConfig"]["auth"]["splits"]
             .as_array()?

@@ -114,12 +114,11 @@ async fn gateway(
         .cluster("kea-operator", operator.port);
     let mut order = Vec::new();
     for plugin in &plugins {
-        // `kea-edge` is the combined module, `kea-edge-<plugin>` a plugin's own.
+        // `kea-edge-<module>`: `kea` for the combined module, else the plugin's.
         let name = plugin["metadata"]["name"]
             .as_str()
             .unwrap()
-            .strip_prefix("kea-edge-")
-            .unwrap_or("kea")
+            .trim_start_matches("kea-edge-")
             .to_string();
         envoy = envoy
             .plugin(&name, plugin["spec"]["pluginConfig"].clone())

@@ -162,7 +162,7 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
     let plugins = list(&client, "extensions.istio.io/v1alpha1", "WasmPlugin", NAMESPACE)
         .await
         .unwrap();
-    assert_modules(&plugins, &[("kea-edge", "kea", "AUTHN", 1000)], &digests);
+    assert_modules(&plugins, &[("kea-edge-kea", "kea", "AUTHN", 1000)], &digests);
     let combined = plugins[0]["spec"]["pluginConfig"].clone();
     let sections: Vec<&String> = combined.as_object().unwrap().keys().collect();
     assert_eq!(sections, ["audit", "auth", "cache", "validate"]);
@@ -469,7 +469,8 @@ async fn apis_become_wasm_plugins_routes_and_bundles() {
     assert!(assert_written_objects_conform(&client, NAMESPACE).await >= 4);
     // A plugin's own module URL with the combined deployment is refused by field.
     let mut unused = binding();
-    unused["spec"]["plugins"] = json!({"auth": {"url": "oci://registry.example/kea/auth:1"}});
+    unused["spec"]["plugins"] =
+        json!({"deployment": "Combined", "auth": {"url": "oci://registry.example/kea/auth:1"}});
     apply(&client, &unused).await.unwrap();
     let refused = eventually(READY, "the unused module URL refused", || async {
         let binding = get(&client, "kea.dev/v1alpha1", "GatewayBinding", NAMESPACE, "edge").await?;

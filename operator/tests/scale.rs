@@ -111,7 +111,7 @@ async fn thousand_apis_to_ready() {
         "extensions.istio.io/v1alpha1",
         "WasmPlugin",
         NAMESPACE,
-        "kea-edge",
+        "kea-edge-kea",
     )
     .await
     .unwrap()

@@ -438,11 +438,11 @@ async fn a_standalone_gateway_serves_apis_from_pods_and_takes_changes_without_fa
     // Bad input: a plugin artifact whose module is not the pinned one is refused before any
     // gateway loads it; the previous configuration keeps serving.
     let client = ClientLoop::start(url("/pets/9"), keyed(), 200);
-    let auth = cluster.setting("KEA_PLUGIN_AUTH")?;
+    let module = cluster.setting("KEA_PLUGIN_KEA")?;
     let wrong = "0".repeat(64);
     ns.apply(&binding("").replace(
         "    auth:\n      config:",
-        &format!("    auth:\n      url: {auth}\n      sha256: \"{wrong}\"\n      config:"),
+        &format!("    module:\n      url: {module}\n      sha256: \"{wrong}\"\n    auth:\n      config:"),
     ))
     .await?;
     let message = wait_condition(

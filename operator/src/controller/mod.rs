@@ -57,8 +57,8 @@ pub struct Settings {
     /// portal works, but requests are only checked by the gateway.
     #[arg(long, env = "KEA_PORTAL_ASSETS")]
     pub portal_assets: Option<PathBuf>,
-    /// URL of the published plugin modules; `{plugin}` becomes audit, auth, validate or cache
-    /// (e.g. `oci://registry.example.com/kea/plugins/{plugin}:0.1.0`, pushed by
+    /// URL of the published plugin modules; `{plugin}` becomes kea (the combined module), or
+    /// audit, auth, validate or cache (e.g. `oci://registry.example.com/kea/plugins/{plugin}:0.1.0`, pushed by
     /// `scripts/publish-plugins.sh`). Without it, Istio gateways need `spec.plugins.<p>.url` and
     /// standalone gateways load the modules in their image.
     #[arg(long, env = "KEA_PLUGIN_URL")]

@@ -8,14 +8,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// A gateway that serves KEA APIs: the four KEA WasmPlugins (audit, auth, validate, cache) attach to
-/// its workload, each carrying the rules of every ApiDefinition bound to it.
+/// A gateway that serves KEA APIs: KEA's WasmPlugin (the combined module, or one per plugin) attaches
+/// to its workload, carrying the rules of every ApiDefinition bound to it.
 #[derive(CustomResource, Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "kea.dev",
     version = "v1alpha1",
     kind = "GatewayBinding",
-    doc = "A gateway served by KEA: the workload its four WasmPlugins (audit, auth, validate, cache) attach to, how its APIs are routed, its identity providers, audit sink and defaults. One per gateway.",
+    doc = "A gateway served by KEA: the workload its plugins (audit, auth, validate, cache: one combined WasmPlugin, or one each) attach to, how its APIs are routed, its identity providers, audit sink and defaults. One per gateway.",
     namespaced,
     status = "GatewayBindingStatus",
     shortname = "kgw",
@@ -294,13 +294,14 @@ pub struct BundleDelivery {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PluginSources {
-    /// `Combined` (the default): one module, `kea.wasm`, runs every plugin the gateway needs in one
-    /// pass per request, as one Istio WasmPlugin (phase AUTHN, so the whole chain, the cache
-    /// included, runs before Istio's AuthorizationPolicy) or one Envoy filter. `Separate`: one
-    /// module per plugin (`audit.wasm`, `auth.wasm`...), each its own WasmPlugin placed as before
-    /// (audit and auth at AUTHN, validate at AUTHZ, cache at STATS); per-plugin `url`s need it.
-    #[serde(default)]
-    pub deployment: Deployment,
+    /// `Combined`: one module, `kea.wasm`, runs every plugin the gateway needs in one pass per
+    /// request, as one Istio WasmPlugin (phase AUTHN, so the whole chain, the cache included,
+    /// runs before Istio's AuthorizationPolicy) or one Envoy filter. `Separate`: one module per
+    /// plugin (`audit.wasm`, `auth.wasm`...), each its own WasmPlugin (audit and auth at AUTHN,
+    /// validate at AUTHZ, cache at STATS). Unset: `Combined`, unless a plugin's own `url` or
+    /// `sha256` is set (a binding written for the separate modules), then `Separate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<Deployment>,
     /// Where the combined module is published (default: the operator's `--plugin-url` with
     /// `{plugin}` = `kea`); only with `deployment: Combined`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -313,6 +314,23 @@ pub struct PluginSources {
     pub validate: Option<PluginSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<PluginSettings>,
+}
+
+impl PluginSources {
+    /// The deployment in effect: the one set, else `Separate` when a plugin's own module is
+    /// named (what such a binding meant before the combined module existed), else `Combined`.
+    pub fn effective_deployment(&self) -> Deployment {
+        self.deployment.unwrap_or_else(|| {
+            let names_own_module = [&self.audit, &self.auth, &self.validate, &self.cache]
+                .into_iter()
+                .flatten()
+                .any(|settings| settings.url.is_some() || settings.sha256.is_some());
+            match names_own_module {
+                true => Deployment::Separate,
+                false => Deployment::Combined,
+            }
+        })
+    }
 }
 
 /// How a gateway's plugins are packaged into wasm modules.

@@ -778,7 +778,7 @@ fn http_filters(
                     Problem::invalid(
                         "InvalidPluginUrl",
                         format!(
-                            "{}: {:?} is not an absolute http(s) URL",
+                            "{}.url: {:?} is not an absolute http(s) URL",
                             module.field(),
                             remote.url
                         ),

@@ -84,13 +84,11 @@ pub fn plugin_source(
     })
 }
 
-/// Name of a gateway's WasmPlugin for `module`: `kea-<gateway>` for the combined module,
-/// `kea-<gateway>-<plugin>` for a plugin's own.
+/// Name of a gateway's WasmPlugin for `module`: `kea-<gateway>-<module>` (`kea-edge-kea` for the
+/// combined module, `kea-edge-auth`...). Every name ends in its module, so no gateway's name can
+/// equal another's (`kea-<gateway>` alone would: gateway `edge-auth` against `edge`'s auth).
 pub fn wasm_plugin_name(gateway: &str, module: Module) -> String {
-    match module {
-        Module::Combined => format!("kea-{gateway}"),
-        Module::Plugin(plugin) => format!("kea-{gateway}-{}", plugin.name()),
-    }
+    format!("kea-{gateway}-{}", module.name())
 }
 
 /// Name of an API's route objects and bundle ConfigMap.

@@ -338,7 +338,7 @@ pub fn render(
         auth,
         validate,
         cache: caching.then_some(cache),
-        deployment: bases.deployment,
+        deployment: bases.effective_deployment(),
     };
     compile(&configs)?;
     Ok(configs)
@@ -354,7 +354,7 @@ fn check_sources(sources: &crate::crd::PluginSources) -> Result<(), Problem> {
             format!("{field}: {message}"),
         ))
     };
-    match sources.deployment {
+    match sources.effective_deployment() {
         Deployment::Combined => {
             for (plugin, settings) in [
                 (Plugin::Audit, &sources.audit),
@@ -1002,17 +1002,27 @@ mod tests {
     #[test]
     fn a_module_source_the_deployment_does_not_load_is_refused_by_field() {
         let mut gateway = gateway();
+        assert_eq!(
+            render(&gateway, &[], None).unwrap().deployment,
+            Deployment::Combined
+        );
         gateway.plugins.auth = Some(PluginSettings {
             url: Some("oci://registry.example/kea/auth:1".into()),
             ..PluginSettings::default()
         });
+        // Unset, a plugin's own module means the separate deployment (as before there was one).
+        assert_eq!(
+            render(&gateway, &[], None).unwrap().deployment,
+            Deployment::Separate
+        );
+        gateway.plugins.deployment = Some(Deployment::Combined);
         let problem = render(&gateway, &[], None).unwrap_err();
         assert_eq!(problem.reason, "PluginSourceUnused");
         assert!(
             problem.message.starts_with("spec.plugins.auth.url: "),
             "{problem}"
         );
-        gateway.plugins.deployment = Deployment::Separate;
+        gateway.plugins.deployment = Some(Deployment::Separate);
         let configs = render(&gateway, &[], None).unwrap();
         assert_eq!(configs.deployment, Deployment::Separate);
         gateway.plugins.module = Some(crate::crd::ModuleSettings {
@@ -1022,8 +1032,11 @@ mod tests {
         let problem = render(&gateway, &[], None).unwrap_err();
         assert!(problem.message.starts_with("spec.plugins.module: "), "{problem}");
         gateway.plugins.auth = None;
-        gateway.plugins.deployment = Deployment::Combined;
-        assert!(render(&gateway, &[], None).is_ok());
+        gateway.plugins.deployment = None;
+        assert_eq!(
+            render(&gateway, &[], None).unwrap().deployment,
+            Deployment::Combined
+        );
     }
 
     #[test]

@@ -282,7 +282,7 @@ pub async fn plugin_section(
         "extensions.istio.io/v1alpha1",
         "WasmPlugin",
         namespace,
-        &format!("kea-{gateway}"),
+        &format!("kea-{gateway}-kea"),
     )
     .await?;
     Ok(module.and_then(|module| module["spec"]["pluginConfig"].get(plugin).cloned()))
