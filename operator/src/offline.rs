@@ -247,8 +247,13 @@ pub fn kubernetes_objects(
         .map_err(|problem| anyhow!("GatewayBinding {} ({}): {problem}", gateway.key, gateway.origin))?;
     let owner = owner_of("GatewayBinding", &gateway.key.name);
     let source_of = |module: Module| sources(&gateway.spec, module);
-    let plugins =
-        crate::render::objects::wasm_plugins(&gateway.key, &gateway.spec, &configs, &source_of, &owner);
+    let plugins = crate::render::objects::wasm_plugins(
+        &gateway.key,
+        &gateway.spec,
+        &configs.modules(),
+        &source_of,
+        &owner,
+    );
     objects.extend(plugins.into_iter().map(|(_, object)| object));
     if let Some(host) = &gateway.spec.docs_host {
         let gateways = RouteTargets::docs(&gateway.spec, &gateway.key.namespace)

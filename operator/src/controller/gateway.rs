@@ -295,7 +295,7 @@ async fn write_wasm_plugins(
         }
     }
     let source_of = |module: Module| sources.get(module.name()).cloned().unwrap_or_default();
-    let wanted = objects::wasm_plugins(key, &binding.spec, configs, &source_of, owner);
+    let wanted = objects::wasm_plugins(key, &binding.spec, &modules, &source_of, owner);
     for (_, object) in &wanted {
         if let Err(error) = ctx.apply(object).await {
             return match super::refused_for_good("WasmPlugin", &error) {

@@ -2,7 +2,7 @@
 //! module, or one per plugin), an Istio `VirtualService` and/or Gateway API `HTTPRoute` per API
 //! with its weighted backends, and a ConfigMap per API holding its compiled bundle.
 
-use super::plugins::{Module, Plugin, PluginConfigs};
+use super::plugins::{Module, Plugin};
 use super::spec::{Checked, WeightedBackend};
 use super::targets::{gateway_api_duration, http_route_hostnames, RouteTargets};
 use super::Key;
@@ -61,20 +61,12 @@ pub fn plugin_source(
             url: settings.url.clone(),
             sha256: settings.sha256.clone(),
         }),
-        Module::Plugin(plugin) => {
-            let settings = match plugin {
-                Plugin::Audit => sources.audit.as_ref(),
-                Plugin::Auth => sources.auth.as_ref(),
-                Plugin::Validate => sources.validate.as_ref(),
-                Plugin::Cache => sources.cache.as_ref(),
-            };
-            settings.and_then(|settings| {
-                Some(PluginSource {
-                    url: settings.url.clone()?,
-                    sha256: settings.sha256.clone(),
-                })
+        Module::Plugin(plugin) => plugin.settings(sources).and_then(|settings| {
+            Some(PluginSource {
+                url: settings.url.clone()?,
+                sha256: settings.sha256.clone(),
             })
-        }
+        }),
     };
     own.or_else(|| {
         default_url.map(|url| PluginSource {
@@ -105,19 +97,19 @@ fn metadata(name: &str, namespace: &str, labels: Value, owner: &OwnerReference) 
     })
 }
 
-/// The WasmPlugins of a gateway: one per module it loads, with its configuration.
+/// The WasmPlugins of a gateway: one per module it loads (`PluginConfigs::modules`), with its
+/// configuration.
 #[instrument(level = "debug", skip_all, fields(gateway = %gateway_key))]
 pub fn wasm_plugins(
     gateway_key: &Key,
     gateway: &GatewayBindingSpec,
-    configs: &PluginConfigs,
+    modules: &[(Module, Value)],
     sources: &dyn Fn(Module) -> PluginSource,
     owner: &OwnerReference,
 ) -> Vec<(Module, Value)> {
-    configs
-        .modules()
-        .into_iter()
-        .map(|(module, config)| {
+    modules
+        .iter()
+        .map(|&(module, ref config)| {
             let (phase, priority) = placement(module);
             let source = sources(module);
             let mut spec = json!({

@@ -122,6 +122,18 @@ impl Module {
     }
 }
 
+impl Plugin {
+    /// The binding's `spec.plugins.<plugin>` settings.
+    pub fn settings(self, sources: &crate::crd::PluginSources) -> Option<&PluginSettings> {
+        match self {
+            Plugin::Audit => sources.audit.as_ref(),
+            Plugin::Auth => sources.auth.as_ref(),
+            Plugin::Validate => sources.validate.as_ref(),
+            Plugin::Cache => sources.cache.as_ref(),
+        }
+    }
+}
+
 impl PluginConfigs {
     /// The plugins that have a configuration, in chain order.
     pub fn plugins(&self) -> impl Iterator<Item = Plugin> + '_ {
@@ -356,13 +368,8 @@ fn check_sources(sources: &crate::crd::PluginSources) -> Result<(), Problem> {
     };
     match sources.effective_deployment() {
         Deployment::Combined => {
-            for (plugin, settings) in [
-                (Plugin::Audit, &sources.audit),
-                (Plugin::Auth, &sources.auth),
-                (Plugin::Validate, &sources.validate),
-                (Plugin::Cache, &sources.cache),
-            ] {
-                let Some(settings) = settings else { continue };
+            for plugin in Plugin::ALL {
+                let Some(settings) = plugin.settings(sources) else { continue };
                 let field = format!("spec.plugins.{}", plugin.name());
                 if settings.url.is_some() {
                     return refused(
