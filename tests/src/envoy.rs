@@ -431,7 +431,13 @@ impl Envoy {
     }
 
     /// A stat (counter or gauge) by its full name, e.g. `wasmcustom.kea_audit_records_total`.
+    /// KEA's own (`wasmcustom.`) are read after one flush of the counters each worker's VM
+    /// accumulates (at most `METRICS_FLUSH_PERIOD` behind), so they include every request that
+    /// was answered before the call.
     pub fn stat(&self, name: &str) -> Option<i64> {
+        if name.starts_with("wasmcustom.") {
+            std::thread::sleep(kea_plugin_sdk::caching::METRICS_FLUSH_PERIOD * 2);
+        }
         let body = http::get(&self.admin_url(&format!("/stats?filter=^{}$", name.replace('.', "\\."))))
             .ok()?
             .body;

@@ -157,7 +157,15 @@ fn a_hash_key_makes_markers_hmacs() {
 #[test]
 fn client_supplied_identity_headers_are_stripped_and_flagged() {
     let host = MockHost::new()
-        .with_request("GET", "/", &[("x-kea-sub", "admin"), ("X-Kea-Scopes", "all")])
+        .with_request(
+            "GET",
+            "/",
+            &[
+                ("x-kea-sub", "admin"),
+                ("X-Kea-Scopes", "all"),
+                ("x_kea_client", "ops"),
+            ],
+        )
         .with_response(200, &[]);
     let root = configured(&host, json!({}));
     let r = record(exchange(&root, &host, None, None));
@@ -172,6 +180,8 @@ fn client_supplied_identity_headers_are_stripped_and_flagged() {
         "stripped before the upstream"
     );
     assert_eq!(host.header(HeaderMap::RequestHeaders, "x-kea-scopes"), None);
+    // The underscore spelling reaches the same variable in CGI-style upstreams.
+    assert_eq!(host.header(HeaderMap::RequestHeaders, "x_kea_client"), None);
 }
 
 #[test]

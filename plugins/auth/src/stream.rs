@@ -431,21 +431,15 @@ fn sso_cookies(headers: &RequestHeaders, config: &Compiled, state: &SsoStream) -
 /// underscores (`x_kea_sub`): CGI-style upstreams map both spellings to one variable.
 fn strip_client_identity(host: &impl Host, headers: &RequestHeaders, config: &Compiled) {
     for name in headers.names() {
-        let reserved = same_header(
-            name.get(..identity::PREFIX.len()).unwrap_or_default(),
-            identity::PREFIX,
-        ) || config.forwarded_headers.iter().any(|h| same_header(name, h));
+        let reserved = identity::is_kea_header(name)
+            || config
+                .forwarded_headers
+                .iter()
+                .any(|h| identity::same_header_name(name, h));
         if reserved {
             host.set_header(HeaderMap::RequestHeaders, name, None);
         }
     }
-}
-
-/// Header names equal up to case and `_`/`-` (compared in place: this runs for every header of
-/// every request).
-fn same_header(a: &str, b: &str) -> bool {
-    let fold = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
-    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
 }
 
 /// Paths an upstream may resolve differently from how rules see them.

@@ -1,18 +1,31 @@
-//! A [`Host`] that reads each header map at most once per callback.
+//! A [`Host`] that crosses the proxy-wasm boundary as little as a request allows.
 //!
-//! In one module several stages read the same headers in the same callback: audit, auth and the
-//! cache each read the whole request header map, and on the proxy every read is a host call that
-//! serialises the map across the wasm boundary. This host keeps a copy of each header map for the
-//! rest of the callback: whole-map reads and single lookups are answered from it, and writes go
-//! to the proxy and to the copy (a set replaces every value of the name, an add appends). [`CachingHost::begin`] forgets every
-//! copy; the module calls it whenever the proxy enters the VM, since the maps may have changed
-//! in between (other filters, the upstream).
+//! Every host call is a crossing (and one more into the module's allocator when it returns data),
+//! and the crossings, not the stages' logic, are most of what a plugin costs per request. So:
+//!
+//! - **Header maps are read at most once per callback.** In one module several stages read the
+//!   same headers in the same callback: audit, auth and the cache each read the whole request
+//!   header map. This host keeps a copy of each header map for the rest of the callback:
+//!   whole-map reads and single lookups are answered from it, and writes go to the proxy and to
+//!   the copy (a set replaces every value of the name, an add appends).
+//! - **The clock is read once per callback**: a callback takes microseconds, far below any
+//!   period or lifetime a stage measures.
+//! - **Counters are accumulated in the VM** and sent to the proxy by [`CachingHost::flush_metrics`],
+//!   which the module calls on its root tick (at least every [`METRICS_FLUSH_PERIOD`]) and when the
+//!   VM stops. Each worker has its own VM and its own totals; the proxy sums what they send, so a
+//!   scrape lags by at most one flush period and loses nothing.
+//!
+//! [`CachingHost::begin`] forgets the header copies and the clock; the module calls it whenever the
+//! proxy enters the VM, since the maps may have changed in between (other filters, the upstream).
 
 use crate::host::{Buffer, Bytes, HeaderMap, Host, HostError, HttpCall, MetricKind};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::{Duration, SystemTime};
 
 type Headers = Vec<(String, Bytes)>;
+
+/// The longest a counter increment waits in a VM before the proxy sees it.
+pub const METRICS_FLUSH_PERIOD: Duration = Duration::from_millis(100);
 
 /// See the module documentation.
 #[derive(Debug, Default)]
@@ -21,6 +34,10 @@ pub struct CachingHost<H> {
     /// Copies of the request and response header maps, taken in this callback.
     request: RefCell<Option<Headers>>,
     response: RefCell<Option<Headers>>,
+    /// The clock as first read in this callback.
+    now: Cell<Option<SystemTime>>,
+    /// Counter increments not yet sent, by metric id (a handful of ids: a list beats a map).
+    pending: RefCell<Vec<(u32, i64)>>,
 }
 
 impl<H: Host> CachingHost<H> {
@@ -29,6 +46,8 @@ impl<H: Host> CachingHost<H> {
             inner,
             request: RefCell::new(None),
             response: RefCell::new(None),
+            now: Cell::new(None),
+            pending: RefCell::new(Vec::new()),
         }
     }
 
@@ -37,10 +56,24 @@ impl<H: Host> CachingHost<H> {
         &self.inner
     }
 
-    /// Forgets every copy: the proxy entered the VM with maps that may have changed.
+    /// Forgets every copy and the clock: the proxy entered the VM with maps that may have changed.
     pub fn begin(&self) {
         self.request.borrow_mut().take();
         self.response.borrow_mut().take();
+        self.now.set(None);
+    }
+
+    /// Sends the counter increments accumulated since the last flush, one host call per counter
+    /// that moved.
+    pub fn flush_metrics(&self) {
+        for (id, delta) in self.pending.borrow_mut().iter_mut() {
+            if *delta != 0 {
+                if let Err(err) = self.inner.increment_metric(*id, *delta) {
+                    log::debug!("metric {id}: increment not sent: {err}");
+                }
+                *delta = 0;
+            }
+        }
     }
 
     fn copy_of(&self, map: HeaderMap) -> Option<&RefCell<Option<Headers>>> {
@@ -156,7 +189,12 @@ impl<H: Host> Host for CachingHost<H> {
     }
 
     fn increment_metric(&self, id: u32, delta: i64) -> Result<(), HostError> {
-        self.inner.increment_metric(id, delta)
+        let mut pending = self.pending.borrow_mut();
+        match pending.iter_mut().find(|(pending_id, _)| *pending_id == id) {
+            Some((_, total)) => *total = total.saturating_add(delta),
+            None => pending.push((id, delta)),
+        }
+        Ok(())
     }
 
     fn record_metric(&self, id: u32, value: u64) -> Result<(), HostError> {
@@ -164,7 +202,12 @@ impl<H: Host> Host for CachingHost<H> {
     }
 
     fn now(&self) -> SystemTime {
-        self.inner.now()
+        if let Some(now) = self.now.get() {
+            return now;
+        }
+        let now = self.inner.now();
+        self.now.set(Some(now));
+        now
     }
 
     fn random_bytes(&self, out: &mut [u8]) -> Result<(), HostError> {
@@ -225,5 +268,45 @@ mod tests {
         assert_eq!(copy, host.headers(HeaderMap::RequestHeaders));
         let names: Vec<_> = copy.iter().map(|(n, _)| n.as_str()).collect();
         assert!(names.ends_with(&["x-a", "x-c", "x-d"]), "{names:?}");
+    }
+
+    #[test]
+    fn counters_reach_the_proxy_summed_on_flush() {
+        let host = host();
+        let hits = host.define_metric(MetricKind::Counter, "hits").unwrap();
+        let misses = host.define_metric(MetricKind::Counter, "misses").unwrap();
+        host.inner().take_host_calls();
+        for _ in 0..3 {
+            host.increment_metric(hits, 1).unwrap();
+        }
+        host.increment_metric(misses, 2).unwrap();
+        assert!(
+            host.inner().take_host_calls().is_empty(),
+            "no crossing before the flush"
+        );
+        assert_eq!(host.inner().metric("hits"), Some(0));
+        host.flush_metrics();
+        assert_eq!(host.inner().metric("hits"), Some(3));
+        assert_eq!(host.inner().metric("misses"), Some(2));
+        assert_eq!(host.inner().take_host_calls().get("increment_metric"), Some(&2));
+        // Nothing moved since: nothing sent.
+        host.flush_metrics();
+        assert!(host.inner().take_host_calls().is_empty());
+        host.increment_metric(misses, 1).unwrap();
+        host.flush_metrics();
+        assert_eq!(host.inner().metric("misses"), Some(3));
+        assert_eq!(host.inner().metric("hits"), Some(3));
+    }
+
+    #[test]
+    fn the_clock_is_read_once_per_callback() {
+        let host = host();
+        host.inner().take_host_calls();
+        let first = host.now();
+        host.inner().advance(Duration::from_secs(5));
+        assert_eq!(host.now(), first);
+        assert_eq!(host.inner().take_host_calls().get("now"), Some(&1));
+        host.begin();
+        assert_eq!(host.now(), first + Duration::from_secs(5));
     }
 }

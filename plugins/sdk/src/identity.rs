@@ -21,10 +21,42 @@ pub const VALIDATION: &str = "x-kea-validation";
 /// Cache outcome (response header) set by the cache plugin: `HIT`, `MISS`, `STALE`, `BYPASS`, `EXPIRED`.
 pub const CACHE: &str = "x-kea-cache";
 
-/// Whether a header name (lowercase, as proxies hand them over) is in KEA's namespace.
+/// Whether a header name is in KEA's namespace: `x-kea-` in any case, also spelled with
+/// underscores (`x_kea_sub`), since CGI-style upstreams map both spellings to one variable and a
+/// client could reach an identity variable through either.
 pub fn is_kea_header(name: &str) -> bool {
-    name.len() >= PREFIX.len()
-        && name
-            .get(..PREFIX.len())
-            .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
+    name.get(..PREFIX.len())
+        .is_some_and(|start| same_header_name(start, PREFIX))
+}
+
+/// Header names equal up to case and `_`/`-` (compared in place: this runs for every header of
+/// every request).
+pub fn same_header_name(a: &str, b: &str) -> bool {
+    let fold = |c: u8| if c == b'_' { b'-' } else { c.to_ascii_lowercase() };
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_namespace_in_every_spelling() {
+        for name in ["x-kea-sub", "X-KEA-SUB", "x_kea_sub", "X_Kea-scopes", "x-kea-"] {
+            assert!(is_kea_header(name), "{name}");
+        }
+        for name in [
+            "x-ke",
+            "x-keb-sub",
+            "xx-kea-sub",
+            "x-kea",
+            "",
+            "x-ké-",
+            "authorization",
+        ] {
+            assert!(!is_kea_header(name), "{name}");
+        }
+        assert!(same_header_name("X_Forwarded_User", "x-forwarded-user"));
+        assert!(!same_header_name("x-forwarded-use", "x-forwarded-user"));
+    }
 }

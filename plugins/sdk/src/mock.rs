@@ -258,6 +258,16 @@ impl MockHost {
             .map(|(_, _, v)| *v)
     }
 
+    /// Every metric defined, by name, with its current value.
+    pub fn metrics(&self) -> BTreeMap<String, i64> {
+        self.shared
+            .metrics
+            .borrow()
+            .iter()
+            .map(|(name, _, value)| (name.clone(), *value))
+            .collect()
+    }
+
     /// Items waiting in a queue, oldest first.
     pub fn queue_items(&self, name: &str) -> Vec<Bytes> {
         self.shared

@@ -7,7 +7,7 @@
 //! VM that the header maps may have changed: within a callback, the stages share one read of each
 //! map.
 
-use crate::caching::CachingHost;
+use crate::caching::{CachingHost, METRICS_FLUSH_PERIOD};
 use crate::chain::Chain;
 use crate::proxy::{load_configuration, report_vm_memory, sync_log_level, ProxyHost};
 use crate::stage::{Flow, Stage};
@@ -72,8 +72,8 @@ impl Module {
     }
 
     /// Schedules every stage's timer and sets the root tick to the shortest period any stage
-    /// needs (the cache's 10 ms, which also polls held requests); each stage still only runs
-    /// when its own period is due.
+    /// needs (the cache's 10 ms, which also polls held requests), and at most the counters' flush
+    /// period; each stage still only runs when its own period is due.
     fn schedule(&mut self) {
         let now = self.host.now();
         self.due = self
@@ -82,9 +82,8 @@ impl Module {
             .map(|stage| stage.tick_period().map(|period| (period, now)))
             .collect();
         let shortest = self.due.iter().flatten().map(|(period, _)| *period).min();
-        if let Some(period) = shortest {
-            ProxyHost.set_tick_period(period);
-        }
+        let period = shortest.map_or(METRICS_FLUSH_PERIOD, |p| p.min(METRICS_FLUSH_PERIOD));
+        ProxyHost.set_tick_period(period);
     }
 
     fn poll_held(&self) {
@@ -121,6 +120,12 @@ impl Context for Module {
                 return;
             }
         }
+    }
+
+    /// The VM stops (a new configuration, Envoy draining): the counters not yet flushed go now.
+    fn on_done(&mut self) -> bool {
+        self.host.flush_metrics();
+        true
     }
 }
 
@@ -166,6 +171,7 @@ impl RootContext for Module {
             stage.on_tick(&self.host);
         }
         self.poll_held();
+        self.host.flush_metrics();
     }
 
     fn on_queue_ready(&mut self, queue_id: u32) {
