@@ -6,7 +6,8 @@
 use crate::buffer::SharedBuffer;
 use crate::config::{CompiledHttpSink, SinkFormat};
 use crate::metrics::AuditMetrics;
-use kea_plugin_sdk::{Buffer, Bytes, HeaderMap, Host, HttpCall, Phase};
+use kea_plugin_sdk::callout::{backoff, CallAnswer};
+use kea_plugin_sdk::{Bytes, Host, HttpCall, Phase};
 use std::time::{Duration, SystemTime};
 
 /// Wraps records (each one JSON object) in the sink's wire format.
@@ -182,16 +183,16 @@ impl Flusher {
                 return None;
             }
         };
-        let status = (headers > 0)
-            .then(|| host.header(HeaderMap::CallResponseHeaders, ":status"))
-            .flatten()
-            .and_then(|s| std::str::from_utf8(&s).ok()?.parse::<u16>().ok());
-        match status {
+        let answer = (headers > 0)
+            .then(|| CallAnswer::read(host, body_size).ok())
+            .flatten();
+        match answer.as_ref().map(|a| a.status) {
             Some(200..=299) => {
-                let rejected = if self.sink.format == SinkFormat::ElasticBulk {
-                    self.rejected_bulk_items(host, body_size).min(batch.records.len())
-                } else {
-                    0
+                let rejected = match &answer {
+                    Some(answer) if self.sink.format == SinkFormat::ElasticBulk => {
+                        self.rejected_bulk_items(host, answer).min(batch.records.len())
+                    }
+                    _ => 0,
                 };
                 let records = batch.records.len() - rejected;
                 metrics.batch_sent(host, records);
@@ -203,9 +204,7 @@ impl Flusher {
                 Some(Delivery::Sent { records })
             }
             other => {
-                let body = (body_size > 0)
-                    .then(|| host.buffer(Buffer::CallResponseBody, 0, 512))
-                    .flatten();
+                let body = answer.and_then(|a| a.body_start(host, 512));
                 let detail = match (other, body) {
                     (Some(code), Some(body)) => {
                         format!("status {code}: {}", String::from_utf8_lossy(&body).trim())
@@ -225,9 +224,9 @@ impl Flusher {
 
     /// `_bulk` answers 200 even when items fail. Those items are counted as dropped instead of
     /// retrying the whole batch (a retry would duplicate the items that did succeed).
-    fn rejected_bulk_items(&self, host: &impl Host, body_size: usize) -> usize {
+    fn rejected_bulk_items(&self, host: &impl Host, answer: &CallAnswer) -> usize {
         const MAX_ANSWER: usize = 4 * 1024 * 1024;
-        let Some(body) = host.buffer(Buffer::CallResponseBody, 0, body_size.min(MAX_ANSWER)) else {
+        let Some(body) = answer.body_start(host, MAX_ANSWER) else {
             return 0;
         };
         #[derive(serde::Deserialize)]
@@ -291,12 +290,6 @@ impl Flusher {
     }
 }
 
-/// `initial * 2^(failures-1)`, capped.
-fn backoff(initial: Duration, max: Duration, failures: u32) -> Duration {
-    let factor = 1u32 << failures.saturating_sub(1).min(16);
-    initial.saturating_mul(factor).min(max)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,15 +309,5 @@ mod tests {
             String::from_utf8(encode_batch(SinkFormat::ElasticBulk, "kea-audit", &records)).unwrap(),
             "{\"create\":{\"_index\":\"kea-audit\"}}\n{\"a\":1}\n{\"create\":{\"_index\":\"kea-audit\"}}\n{\"a\":2}\n"
         );
-    }
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let s = Duration::from_secs;
-        assert_eq!(backoff(s(1), s(30), 1), s(1));
-        assert_eq!(backoff(s(1), s(30), 2), s(2));
-        assert_eq!(backoff(s(1), s(30), 4), s(8));
-        assert_eq!(backoff(s(1), s(30), 9), s(30));
-        assert_eq!(backoff(s(1), s(30), 1000), s(30));
     }
 }

@@ -3,9 +3,9 @@
 
 use crate::jwks::KeySet;
 use crate::sso::config::Endpoints;
+use kea_plugin_sdk::callout::{AnswerError, CallAnswer};
 pub use kea_plugin_sdk::host::split_url;
-use kea_plugin_sdk::host::status_of;
-use kea_plugin_sdk::{Buffer, HeaderMap, Host, HostError, HttpCall};
+use kea_plugin_sdk::{Host, HostError, HttpCall};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -47,6 +47,16 @@ pub enum FetchError {
     Invalid(String),
 }
 
+impl From<AnswerError> for FetchError {
+    fn from(err: AnswerError) -> Self {
+        match err {
+            AnswerError::NoAnswer => Self::NoAnswer,
+            AnswerError::Status(status) => Self::Status(status),
+            AnswerError::TooLarge(size, limit) => Self::TooLarge(size, limit),
+        }
+    }
+}
+
 /// A callout answer read from the host.
 #[derive(Debug)]
 pub struct Answer {
@@ -55,39 +65,13 @@ pub struct Answer {
     pub max_age: Option<Duration>,
 }
 
-/// Reads the current callout response; checks status and size before copying the body, so a
-/// hostile 50 MB answer is never brought into the VM.
+/// Reads the current callout response: a 200 whose body is within `max_bytes` (checked before the
+/// body is copied, so a hostile 50 MB answer never enters the VM), with its `max-age`.
 pub fn read_answer(host: &impl Host, body_size: usize, max_bytes: usize) -> Result<Answer, FetchError> {
-    let headers = host.headers(HeaderMap::CallResponseHeaders);
-    let status = status_of(&headers).ok_or(FetchError::NoAnswer)?;
-    if status != 200 {
-        return Err(FetchError::Status(status));
-    }
-    if body_size > max_bytes {
-        return Err(FetchError::TooLarge(body_size, max_bytes));
-    }
-    let body = host
-        .buffer(Buffer::CallResponseBody, 0, body_size)
-        .unwrap_or_default();
-    let max_age = headers
-        .iter()
-        .filter(|(name, _)| name.eq_ignore_ascii_case("cache-control"))
-        .find_map(|(_, value)| max_age(&String::from_utf8_lossy(value)));
-    Ok(Answer { body, max_age })
-}
-
-fn max_age(cache_control: &str) -> Option<Duration> {
-    cache_control.split(',').find_map(|directive| {
-        let (name, value) = directive.trim().split_once('=')?;
-        if !name.trim().eq_ignore_ascii_case("max-age") {
-            return None;
-        }
-        value
-            .trim()
-            .trim_matches('"')
-            .parse()
-            .ok()
-            .map(Duration::from_secs)
+    let answer = CallAnswer::read(host, body_size)?.ok()?;
+    Ok(Answer {
+        body: answer.body(host, max_bytes)?,
+        max_age: answer.max_age(),
     })
 }
 
@@ -167,8 +151,16 @@ mod tests {
     }
 
     #[test]
-    fn reads_max_age() {
-        assert_eq!(max_age("public, max-age=300"), Some(Duration::from_secs(300)));
-        assert_eq!(max_age("no-cache"), None);
+    fn reads_an_answer_with_its_lifetime_within_the_limit() {
+        let host = kea_plugin_sdk::mock::MockHost::new();
+        host.answer_call(200, &[("cache-control", "public, max-age=300")], b"{}");
+        let answer = read_answer(&host, 2, 2).unwrap();
+        assert_eq!(
+            (answer.body, answer.max_age),
+            (b"{}".to_vec(), Some(Duration::from_secs(300)))
+        );
+        assert_eq!(read_answer(&host, 2, 1).unwrap_err(), FetchError::TooLarge(2, 1));
+        host.answer_call(404, &[], b"");
+        assert_eq!(read_answer(&host, 0, 1).unwrap_err(), FetchError::Status(404));
     }
 }

@@ -15,6 +15,7 @@ use crate::fetch::{self, Answer, FetchError};
 use crate::jwks::KeySet;
 use crate::metrics::AuthMetrics;
 use crate::sso::config::Endpoints;
+use kea_plugin_sdk::callout::backoff;
 use kea_plugin_sdk::{Host, HostError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -461,11 +462,13 @@ impl Keystore {
         metrics.jwks_failures.add(host, 1);
         let (mut record, cas) = self.read_record(host, index);
         record.failures = record.failures.saturating_add(1);
-        let backoff = INITIAL_BACKOFF_MS
-            .saturating_mul(1u64 << record.failures.min(16).saturating_sub(1))
-            .min(MAX_BACKOFF_MS);
+        let wait = duration_ms(backoff(
+            Duration::from_millis(INITIAL_BACKOFF_MS),
+            Duration::from_millis(MAX_BACKOFF_MS),
+            record.failures,
+        ));
         record.lease_until = 0;
-        record.next_attempt = now_ms(host) + backoff;
+        record.next_attempt = now_ms(host) + wait;
         if self.write_record(host, index, &record, cas).is_err() {
             let _ = self.write_record(host, index, &record, None);
         }

@@ -4,7 +4,7 @@
 //! `stale-while-revalidate` — tested natively with
 //! `MockHost`; the proxy-wasm adapter is `wasm`.
 
-pub mod cache_control;
+pub use kea_plugin_sdk::cache_control;
 pub mod collapse;
 pub mod config;
 pub mod entry;

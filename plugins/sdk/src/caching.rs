@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 type Headers = Vec<(String, Bytes)>;
 
 /// The longest a counter increment waits in a VM before the proxy sees it.
-pub const METRICS_FLUSH_PERIOD: Duration = Duration::from_millis(100);
+pub const METRICS_FLUSH_PERIOD: Duration = Duration::from_millis(50);
 
 /// See the module documentation.
 #[derive(Debug, Default)]

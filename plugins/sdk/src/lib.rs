@@ -4,7 +4,9 @@
 //! implements [`Host`] with proxy-wasm host calls on `wasm32-wasip1` (WASI: the proxies' target; a
 //! `wasm32-unknown-unknown` build, such as the browser validator, gets no proxy-wasm imports).
 
+pub mod cache_control;
 pub mod caching;
+pub mod callout;
 pub mod chain;
 pub mod config;
 pub mod host;

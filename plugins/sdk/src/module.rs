@@ -5,7 +5,8 @@
 //!
 //! The stages talk to the proxy through one [`CachingHost`] per VM, told at every entry into the
 //! VM that the header maps may have changed: within a callback, the stages share one read of each
-//! map.
+//! map and of the clock. Their counter increments wait in it for the root tick, which flushes them
+//! (at most every [`METRICS_FLUSH_PERIOD`]) and when the VM stops.
 
 use crate::caching::{CachingHost, METRICS_FLUSH_PERIOD};
 use crate::chain::Chain;

@@ -4,14 +4,17 @@
 
 use crate::config::{compile_api, Remote};
 use crate::metrics::ValidateMetrics;
-use kea_plugin_sdk::host::status_of;
-use kea_plugin_sdk::{Buffer, HeaderMap, Host, HttpCall};
+use kea_plugin_sdk::callout::{backoff, CallAnswer};
+use kea_plugin_sdk::{Host, HttpCall};
 use kea_schema::{Api, Bundle};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
-/// First retry after a failed fetch; doubles up to the refresh interval.
+/// First retry after a failed fetch; doubles up to the refresh interval or `MAX_RETRY`.
 const RETRY: Duration = Duration::from_secs(1);
+/// The longest wait between retries: a bundle server that comes back is found within minutes,
+/// however long the refresh interval.
+const MAX_RETRY: Duration = Duration::from_secs(256);
 /// Largest bundle accepted.
 const MAX_BUNDLE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -137,26 +140,13 @@ impl Fetched {
 
     /// What a fetch brought.
     fn read_answer(&self, host: &impl Host, body_size: usize) -> Result<Answer, String> {
-        let headers = host.headers(HeaderMap::CallResponseHeaders);
-        let status = status_of(&headers).ok_or("no answer (timeout or connection failure)")?;
-        let etag = headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case("etag"))
-            .map(|(_, value)| String::from_utf8_lossy(value).into_owned());
-        if status == 304 && self.api.is_some() {
+        let answer = CallAnswer::read(host, body_size).map_err(|e| e.to_string())?;
+        let etag = answer.header("etag");
+        if answer.status == 304 && self.api.is_some() {
             return Ok(Answer::Unchanged(etag));
         }
-        if status != 200 {
-            return Err(format!("status {status}"));
-        }
-        if body_size > MAX_BUNDLE_BYTES {
-            return Err(format!(
-                "bundle of {body_size} bytes is over the {MAX_BUNDLE_BYTES}-byte limit"
-            ));
-        }
-        let body = host
-            .buffer(Buffer::CallResponseBody, 0, body_size)
-            .unwrap_or_default();
+        let answer = answer.ok().map_err(|e| e.to_string())?;
+        let body = answer.body(host, MAX_BUNDLE_BYTES).map_err(|e| e.to_string())?;
         let bundle = Bundle::from_json(&body).map_err(|e| e.to_string())?;
         if let Some(pin) = &self.remote.sha256 {
             if !pin.eq_ignore_ascii_case(&bundle.sha256) {
@@ -177,10 +167,8 @@ impl Fetched {
     }
 
     fn schedule_retry(&mut self, now: SystemTime) {
-        let backoff = RETRY
-            .saturating_mul(1 << self.failures.min(8))
-            .min(self.remote.refresh);
         self.failures = self.failures.saturating_add(1);
-        self.next_fetch = Some(now.checked_add(backoff).unwrap_or(now));
+        let wait = backoff(RETRY, self.remote.refresh.min(MAX_RETRY), self.failures);
+        self.next_fetch = Some(now.checked_add(wait).unwrap_or(now));
     }
 }

@@ -1,6 +1,8 @@
 //! `Cache-Control` parsing (RFC 9111 section 5.2), tolerant the way caches must be: unknown
 //! directives are ignored, malformed values make that directive invalid, and conflicting
-//! duplicates of a freshness directive make the response stale rather than fresh.
+//! duplicates of a freshness directive make the response stale rather than fresh. The cache's
+//! freshness rules and every callout that honours an answer's lifetime (auth's key sets) read
+//! it here.
 
 /// The directives a shared cache acts on. Absent means "not present".
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,7 +77,7 @@ fn field_names(argument: Option<&str>) -> Option<Vec<String>> {
         .map(|name| name.trim().to_ascii_lowercase())
         .filter(|name| !name.is_empty())
         .collect();
-    (!names.is_empty() && names.iter().all(|name| kea_plugin_sdk::host::is_token(name))).then_some(names)
+    (!names.is_empty() && names.iter().all(|name| crate::host::is_token(name))).then_some(names)
 }
 
 impl CacheControl {
