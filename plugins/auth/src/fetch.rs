@@ -34,27 +34,14 @@ pub fn get(host: &impl Host, cluster: &str, url: &str, timeout: Duration) -> Res
     })
 }
 
-/// Why a fetched document was not used.
+/// Why a fetched document was not used: its answer (no answer, a status, too large), or what
+/// it said.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FetchError {
-    #[error("no answer (connection failure or timeout)")]
-    NoAnswer,
-    #[error("status {0}")]
-    Status(u16),
-    #[error("document of {0} bytes exceeds the limit of {1}")]
-    TooLarge(usize, usize),
+    #[error(transparent)]
+    Answer(#[from] AnswerError),
     #[error("invalid document: {0}")]
     Invalid(String),
-}
-
-impl From<AnswerError> for FetchError {
-    fn from(err: AnswerError) -> Self {
-        match err {
-            AnswerError::NoAnswer => Self::NoAnswer,
-            AnswerError::Status(status) => Self::Status(status),
-            AnswerError::TooLarge(size, limit) => Self::TooLarge(size, limit),
-        }
-    }
 }
 
 /// A callout answer read from the host.
@@ -159,8 +146,14 @@ mod tests {
             (answer.body, answer.max_age),
             (b"{}".to_vec(), Some(Duration::from_secs(300)))
         );
-        assert_eq!(read_answer(&host, 2, 1).unwrap_err(), FetchError::TooLarge(2, 1));
+        assert_eq!(
+            read_answer(&host, 2, 1).unwrap_err(),
+            FetchError::Answer(AnswerError::TooLarge(2, 1))
+        );
         host.answer_call(404, &[], b"");
-        assert_eq!(read_answer(&host, 0, 1).unwrap_err(), FetchError::Status(404));
+        assert_eq!(
+            read_answer(&host, 0, 1).unwrap_err(),
+            FetchError::Answer(AnswerError::Status(404))
+        );
     }
 }

@@ -159,6 +159,9 @@ pub struct Compiled {
     pub purge_prefixes: Vec<String>,
     /// The device token `Surrogate-Control` is read for; `None` when it is not honoured.
     pub surrogate_token: Option<String>,
+    /// No request can reach a rule that caches, and purging is off: every request is bypassed
+    /// without reading any of it.
+    pub caches_nothing: bool,
 }
 
 impl Compiled {
@@ -283,12 +286,17 @@ impl CacheConfig {
                 format!("{:?} is not a token", self.surrogate.device_token),
             ));
         }
+        let rules = RuleSet::new(rules);
+        let surrogate_token = self
+            .surrogate
+            .enabled
+            .then(|| self.surrogate.device_token.clone());
+        let caches_nothing =
+            purge_token_sha256.is_none() && rules.reachable(&defaults).all(|policy| !policy.enabled);
         Ok(Compiled {
-            surrogate_token: self
-                .surrogate
-                .enabled
-                .then(|| self.surrogate.device_token.clone()),
-            rules: RuleSet::new(rules),
+            surrogate_token,
+            caches_nothing,
+            rules,
             defaults,
             max_entries: self.store.max_entries,
             max_entry_bytes: self.store.max_entry_bytes.as_usize(),
@@ -321,6 +329,27 @@ mod tests {
         assert_eq!(per_user.surrogate_token, None);
         let without = compile(r#"{"defaults": {"setCookie": "storeWithout"}}"#).unwrap();
         assert_eq!(without.defaults.set_cookie, SetCookiePolicy::StoreWithout);
+    }
+
+    #[test]
+    fn a_cache_no_request_can_reach_caches_nothing() {
+        let caches_nothing = |json: &str| compile(json).unwrap().caches_nothing;
+        let off = r#"{"settings": {"enabled": false}}"#;
+        assert!(!caches_nothing("{}"));
+        assert!(caches_nothing(r#"{"defaults": {"enabled": false}}"#));
+        // A catch-all rule hides the defaults and every rule after it.
+        assert!(caches_nothing(&format!(
+            r#"{{"rules": [{off}, {{"settings": {{"methods": ["GET"]}}}}]}}"#
+        )));
+        // A conditional rule does not: requests it does not match reach the defaults.
+        assert!(!caches_nothing(
+            r#"{"rules": [{"match": {"pathPrefix": "/live"}, "settings": {"enabled": false}}]}"#
+        ));
+        // Purging reads every request's method.
+        let token = "0".repeat(64);
+        assert!(!caches_nothing(&format!(
+            r#"{{"rules": [{off}], "purge": {{"tokenSha256": "{token}"}}}}"#
+        )));
     }
 
     #[test]

@@ -286,6 +286,11 @@ impl Matcher {
         !self.route_names.is_empty()
     }
 
+    /// Matches every request (an empty match block).
+    pub fn is_unconditional(&self) -> bool {
+        *self == Self::default()
+    }
+
     pub fn matches(&self, request: &RequestView<'_>) -> bool {
         if !self.methods.is_empty()
             && !self
@@ -373,6 +378,20 @@ impl<T> RuleSet<T> {
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
+
+    /// What any request can be given: each rule's value up to the first rule that matches every
+    /// request, then `otherwise` if no rule does.
+    pub fn reachable<'a>(&'a self, otherwise: &'a T) -> impl Iterator<Item = &'a T> {
+        let catch_all = self.rules.iter().position(|(m, _)| m.is_unconditional());
+        let rules = match catch_all {
+            Some(last) => self.rules.get(..=last).unwrap_or_default(),
+            None => self.rules.as_slice(),
+        };
+        rules
+            .iter()
+            .map(|(_, rule)| rule)
+            .chain(catch_all.is_none().then_some(otherwise))
+    }
 }
 
 /// Splits `:path` into path and query (without the `?`).
@@ -394,6 +413,26 @@ mod tests {
             method,
             route_name: None,
         }
+    }
+
+    #[test]
+    fn reachable_values_stop_at_the_first_catch_all() {
+        let rule = |prefix: Option<&str>| {
+            Matcher::compile(&MatchSpec {
+                path_prefix: prefix.map(str::to_string),
+                ..MatchSpec::default()
+            })
+            .unwrap()
+        };
+        let rules = RuleSet::new(vec![
+            (rule(Some("/a")), 1),
+            (rule(None), 2),
+            (rule(Some("/b")), 3),
+        ]);
+        assert_eq!(rules.reachable(&0).collect::<Vec<_>>(), [&1, &2]);
+        let rules = RuleSet::new(vec![(rule(Some("/a")), 1)]);
+        assert_eq!(rules.reachable(&0).collect::<Vec<_>>(), [&1, &0]);
+        assert!(rule(None).is_unconditional() && !rule(Some("/a")).is_unconditional());
     }
 
     fn spec(json: &str) -> Matcher {

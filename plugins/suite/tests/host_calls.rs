@@ -154,3 +154,43 @@ fn host_calls_per_request() {
     .collect();
     assert_eq!(totals, expected, "host calls per request changed:\n{report}");
 }
+
+/// A plugin whose configuration lets no request reach a rule that acts reads nothing of the
+/// request: each header read costs about a third of a whole trivial filter (bench/README.md,
+/// "What a host call costs").
+#[test]
+fn floors_read_nothing_they_do_not_need() {
+    for (name, section, expected) in [
+        // `x-kea-cache: BYPASS`, and `Surrogate-Control` removed unread.
+        ("cache", json!({"rules": [{"settings": {"enabled": false}}]}), 2),
+        // `x-kea-validation: skipped`.
+        (
+            "validate",
+            json!({"apis": [{"name": "pets", "document": document()}], "defaults": {"mode": "off"}}),
+            1,
+        ),
+    ] {
+        let host = CachingHost::new(request_host());
+        let mut stages = kea_suite::stages();
+        let config = json!({ name: section }).to_string();
+        kea_suite::configure(&mut stages, &host, config.as_bytes()).unwrap();
+        host.inner().take_host_calls();
+        let mut chain = Chain::new(stages.iter().filter_map(|s| s.new_stream()).collect());
+        host.begin();
+        assert_eq!(chain.on_request_headers(&host, true), Flow::Continue);
+        host.inner()
+            .set_response(200, &[("content-type", "application/json")]);
+        host.begin();
+        assert_eq!(chain.on_response_headers(&host, true), Flow::Continue);
+        host.begin();
+        chain.on_log(&host);
+        chain.on_done(&host);
+        let calls = host.inner().take_host_calls();
+        assert_eq!(
+            calls.keys().copied().collect::<Vec<_>>(),
+            ["set_header"],
+            "{name}: {calls:?}"
+        );
+        assert_eq!(calls.values().sum::<u32>(), expected, "{name}: {calls:?}");
+    }
+}

@@ -213,6 +213,9 @@ pub struct Compiled {
     pub apis: Vec<CompiledApi>,
     pub defaults: Effective,
     pub rules: RuleSet<Effective>,
+    /// No request can reach settings that check it: every request is skipped without reading
+    /// any of it.
+    pub checks_nothing: bool,
 }
 
 const DEFAULT_MAX_BODY: u64 = 1024 * 1024;
@@ -276,10 +279,15 @@ impl ValidateConfig {
             };
             rules.push((matcher, resolve(&defaults, &settings, &names, &field)?));
         }
+        let rules = RuleSet::new(rules);
+        let checks_nothing = rules
+            .reachable(&defaults)
+            .all(|settings| settings.api.is_none() || settings.mode == Mode::Off);
         Ok(Compiled {
             apis,
             defaults,
-            rules: RuleSet::new(rules),
+            rules,
+            checks_nothing,
         })
     }
 }
@@ -422,6 +430,24 @@ mod tests {
 
     fn document() -> Value {
         json!({"openapi": "3.0.3", "info": {"title": "t", "version": "1"}, "paths": {"/a": {"get": {"responses": {}}}}})
+    }
+
+    #[test]
+    fn a_plugin_no_request_can_reach_checks_nothing() {
+        let checks_nothing = |config: Value| {
+            let parsed: ValidateConfig = serde_json::from_value(config).unwrap();
+            parsed.compile().unwrap().checks_nothing
+        };
+        let api = json!([{"name": "a", "document": document()}]);
+        assert!(!checks_nothing(json!({"apis": api})));
+        assert!(checks_nothing(json!({"apis": api, "defaults": {"mode": "off"}})));
+        assert!(checks_nothing(json!({"apis": api, "rules": [{"mode": "off"}]})));
+        // Requests outside /live reach the defaults, which check when they name the API.
+        let live_off = json!([{"match": {"pathPrefix": "/live"}, "mode": "off"}]);
+        assert!(!checks_nothing(
+            json!({"apis": api, "defaults": {"api": "a"}, "rules": live_off})
+        ));
+        assert!(checks_nothing(json!({"apis": api, "rules": live_off})));
     }
 
     #[test]

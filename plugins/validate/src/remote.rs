@@ -4,9 +4,10 @@
 
 use crate::config::{compile_api, Remote};
 use crate::metrics::ValidateMetrics;
-use kea_plugin_sdk::callout::{backoff, CallAnswer};
+use kea_plugin_sdk::callout::{backoff, AnswerError, CallAnswer};
+use kea_plugin_sdk::ConfigError;
 use kea_plugin_sdk::{Host, HttpCall};
-use kea_schema::{Api, Bundle};
+use kea_schema::{Api, Bundle, BundleError};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
@@ -23,6 +24,19 @@ const MAX_BUNDLE_BYTES: usize = 16 * 1024 * 1024;
 enum Answer {
     New(Rc<Api>, Vec<String>, Option<String>),
     Unchanged(Option<String>),
+}
+
+/// Why a fetch brought nothing usable.
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error(transparent)]
+    Answer(#[from] AnswerError),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error("bundle digest {0} is not the pinned {1}")]
+    NotPinned(String, String),
+    #[error(transparent)]
+    Compile(#[from] ConfigError),
 }
 
 /// One fetched API on one worker.
@@ -139,24 +153,24 @@ impl Fetched {
     }
 
     /// What a fetch brought.
-    fn read_answer(&self, host: &impl Host, body_size: usize) -> Result<Answer, String> {
-        let answer = CallAnswer::read(host, body_size).map_err(|e| e.to_string())?;
+    fn read_answer(&self, host: &impl Host, body_size: usize) -> Result<Answer, FetchError> {
+        let answer = CallAnswer::read(host, body_size)?;
         let etag = answer.header("etag");
         if answer.status == 304 && self.api.is_some() {
             return Ok(Answer::Unchanged(etag));
         }
-        let answer = answer.ok().map_err(|e| e.to_string())?;
-        let body = answer.body(host, MAX_BUNDLE_BYTES).map_err(|e| e.to_string())?;
-        let bundle = Bundle::from_json(&body).map_err(|e| e.to_string())?;
+        let answer = answer.ok()?;
+        let body = answer.body(host, MAX_BUNDLE_BYTES)?;
+        let bundle = Bundle::from_json(&body)?;
         if let Some(pin) = &self.remote.sha256 {
             if !pin.eq_ignore_ascii_case(&bundle.sha256) {
-                return Err(format!("bundle digest {} is not the pinned {pin}", bundle.sha256));
+                return Err(FetchError::NotPinned(bundle.sha256, pin.clone()));
             }
         }
         if self.api.as_ref().is_some_and(|api| api.sha256 == bundle.sha256) {
             return Ok(Answer::Unchanged(etag));
         }
-        let api = compile_api(&bundle, "bundle").map_err(|e| e.to_string())?;
+        let api = compile_api(&bundle, "bundle")?;
         Ok(Answer::New(Rc::new(api), bundle.warnings, etag))
     }
 

@@ -29,6 +29,17 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The trivial filter making `calls` (`"<kind> <count>"`, see `bench/trivial-filter`) host calls
+/// per request.
+fn probe(name: &'static str, calls: &'static str) -> Scenario {
+    Scenario {
+        name,
+        path: "/pets/1",
+        plugins: vec![("trivial", json!(calls))],
+        ..Scenario::default()
+    }
+}
+
 /// Who verifies the tokens of a JWT scenario.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verifier {
@@ -489,6 +500,16 @@ fn scenarios() -> Vec<Scenario> {
             plugins: vec![("trivial", json!({}))],
             ..Scenario::default()
         },
+        // What each kind of host call costs: the trivial filter making 8 of them per request
+        // (compare with the floor above; a difference over 8 is the price of one).
+        probe(
+            "probe: trivial + 8 whole request-header-map reads",
+            "request-headers 8",
+        ),
+        probe("probe: trivial + 8 single request-header lookups", "header 8"),
+        probe("probe: trivial + 8 clock reads", "clock 8"),
+        probe("probe: trivial + 8 property reads (xds.route_name)", "property 8"),
+        probe("probe: trivial + 8 request-header writes", "set-header 8"),
         // Each plugin loaded, doing as little as its configuration allows.
         Scenario {
             name: "floor: auth loaded, anonymous allowed, no credentials",

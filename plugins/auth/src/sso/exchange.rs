@@ -11,6 +11,7 @@ use crate::sso::login::{constant_time_eq, form};
 use crate::sso::session::Session;
 use crate::verify::{self, Rejection};
 use jwt_simple::reexports::ct_codecs::{Base64, Encoder};
+use kea_plugin_sdk::callout::AnswerError;
 use kea_plugin_sdk::{Host, HostError, HttpCall};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -102,9 +103,11 @@ fn form_component(text: &str) -> String {
 /// Reads the current callout answer as a token answer.
 pub fn read(host: &impl Host, sso: &Sso, body_size: usize) -> Result<TokenAnswer, ExchangeError> {
     let answer = fetch::read_answer(host, body_size, sso.max_response_bytes).map_err(|e| match e {
-        FetchError::Status(status @ 400..=499) => ExchangeError::Refused(status),
-        FetchError::Status(status) => ExchangeError::Unavailable(format!("status {status}")),
-        FetchError::NoAnswer => ExchangeError::Unavailable("no answer".into()),
+        FetchError::Answer(AnswerError::Status(status @ 400..=499)) => ExchangeError::Refused(status),
+        FetchError::Answer(AnswerError::Status(status)) => {
+            ExchangeError::Unavailable(format!("status {status}"))
+        }
+        FetchError::Answer(AnswerError::NoAnswer) => ExchangeError::Unavailable("no answer".into()),
         other => ExchangeError::Invalid(other.to_string()),
     })?;
     let tokens: TokenAnswer = kea_plugin_sdk::json::from_slice(&answer.body)
