@@ -28,7 +28,7 @@ enum Answer {
 
 /// Why a fetch brought nothing usable.
 #[derive(Debug, thiserror::Error)]
-enum FetchError {
+enum BundleFetchError {
     #[error(transparent)]
     Answer(#[from] AnswerError),
     #[error(transparent)]
@@ -153,7 +153,7 @@ impl Fetched {
     }
 
     /// What a fetch brought.
-    fn read_answer(&self, host: &impl Host, body_size: usize) -> Result<Answer, FetchError> {
+    fn read_answer(&self, host: &impl Host, body_size: usize) -> Result<Answer, BundleFetchError> {
         let answer = CallAnswer::read(host, body_size)?;
         let etag = answer.header("etag");
         if answer.status == 304 && self.api.is_some() {
@@ -164,7 +164,7 @@ impl Fetched {
         let bundle = Bundle::from_json(&body)?;
         if let Some(pin) = &self.remote.sha256 {
             if !pin.eq_ignore_ascii_case(&bundle.sha256) {
-                return Err(FetchError::NotPinned(bundle.sha256, pin.clone()));
+                return Err(BundleFetchError::NotPinned(bundle.sha256, pin.clone()));
             }
         }
         if self.api.as_ref().is_some_and(|api| api.sha256 == bundle.sha256) {
