@@ -25,7 +25,9 @@ pub struct CacheConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct SurrogateConfig {
-    /// Honour `Surrogate-Control` (default true); it is removed from responses either way.
+    /// Honour `Surrogate-Control` and remove it from responses, as the surrogate it is addressed
+    /// to (default true). When false this cache is no surrogate: it neither honours nor removes
+    /// the field, which is left for a surrogate further out.
     pub enabled: bool,
     /// This cache's device token: directives targeted `;<token>` are for it (default `kea`).
     pub device_token: String,

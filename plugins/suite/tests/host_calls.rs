@@ -10,6 +10,7 @@ use kea_plugin_sdk::mock::MockHost;
 use kea_plugin_sdk::{Buffer, CachingHost, Chain, Flow, Host, Stages};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-hs";
 const BODY: &[u8] = br#"{"id": 1, "name": "rex", "tag": "dog"}"#;
@@ -54,32 +55,46 @@ fn token() -> String {
         .unwrap()
 }
 
-fn request_host() -> MockHost {
+/// A GET with a bearer token; `extra` headers besides.
+fn request_host(extra: &[(&str, &str)]) -> MockHost {
     let bearer = format!("Bearer {}", token());
-    let host = MockHost::new().with_request(
-        "GET",
-        "/pets/1",
-        &[
-            (":authority", "api.example.com"),
-            ("authorization", &bearer),
-            ("accept", "application/json"),
-            ("user-agent", "curl/8.5.0"),
-        ],
-    );
+    let mut headers = vec![
+        (":authority", "api.example.com"),
+        ("authorization", bearer.as_str()),
+        ("accept", "application/json"),
+        ("user-agent", "curl/8.5.0"),
+    ];
+    headers.extend_from_slice(extra);
+    let host = MockHost::new().with_request("GET", "/pets/1", &headers);
     host.set_now(std::time::SystemTime::now());
     host
 }
 
-/// One GET with a bearer token, answered 200 with a cacheable JSON body, through `host` (whose
-/// proxy is `mock`; `begin` runs where the proxy enters the VM): the host calls it made, by
-/// method, and in all.
-fn one_request<H: Host>(
+/// The response of an exchange: 200 with these headers, and this body if any.
+struct Response<'a> {
+    headers: &'a [(&'a str, &'a str)],
+    body: Option<&'a [u8]>,
+}
+
+/// A cacheable JSON document.
+const CACHEABLE: Response = Response {
+    headers: &[
+        ("content-type", "application/json"),
+        ("cache-control", "public, max-age=60"),
+        ("content-length", "38"),
+    ],
+    body: Some(BODY),
+};
+
+/// One request through `stages` on `host` (whose proxy is `mock`; `begin` runs where the proxy
+/// enters the VM), answered with `response`: the host calls it made, by method.
+fn exchange<H: Host>(
     host: &H,
     mock: &MockHost,
     begin: fn(&H),
-    sections: &[&str],
-) -> (BTreeMap<&'static str, u32>, u32, BTreeMap<String, i64>) {
-    let stages = stages(host, sections);
+    stages: &Stages<H>,
+    response: &Response,
+) -> BTreeMap<&'static str, u32> {
     mock.take_host_calls();
     let mut chain = Chain::new(stages.iter().filter_map(|s| s.new_stream()).collect());
     begin(host);
@@ -89,24 +104,34 @@ fn one_request<H: Host>(
         "{:?}",
         mock.replies()
     );
-    mock.set_response(
-        200,
-        &[
-            ("content-type", "application/json"),
-            ("cache-control", "public, max-age=60"),
-            ("content-length", "38"),
-        ],
+    mock.set_response(200, response.headers);
+    begin(host);
+    assert_eq!(
+        chain.on_response_headers(host, response.body.is_none()),
+        Flow::Continue
     );
-    mock.set_body(Buffer::ResponseBody, BODY);
-    begin(host);
-    assert_eq!(chain.on_response_headers(host, false), Flow::Continue);
-    begin(host);
-    assert_eq!(chain.on_response_body(host, BODY.len(), true), Flow::Continue);
+    if let Some(body) = response.body {
+        mock.set_body(Buffer::ResponseBody, body);
+        begin(host);
+        assert_eq!(chain.on_response_body(host, body.len(), true), Flow::Continue);
+    }
     begin(host);
     chain.on_log(host);
     begin(host);
     chain.on_done(host);
-    let calls = mock.take_host_calls();
+    mock.take_host_calls()
+}
+
+/// [`exchange`] of the cacheable document through `sections` configured as a gateway runs them:
+/// the host calls by method, in all, and the counters the proxy holds afterwards.
+fn one_request<H: Host>(
+    host: &H,
+    mock: &MockHost,
+    begin: fn(&H),
+    sections: &[&str],
+) -> (BTreeMap<&'static str, u32>, u32, BTreeMap<String, i64>) {
+    let stages = stages(host, sections);
+    let calls = exchange(host, mock, begin, &stages, &CACHEABLE);
     let total = calls.values().sum();
     (calls, total, mock.metrics())
 }
@@ -125,10 +150,10 @@ fn host_calls_per_request() {
         // Every stage straight on the proxy (as before one module), and through the module's
         // host, which shares each header map read and the clock within a callback and batches
         // the counters.
-        let mock = request_host();
+        let mock = request_host(&[]);
         let (calls, direct, metrics) = one_request(&mock, &mock, |_| {}, sections);
         report.push_str(&format!("{} direct: {direct} {calls:?}\n", sections.join("+")));
-        let host = CachingHost::new(request_host());
+        let host = CachingHost::new(request_host(&[]));
         let (calls, shared, unflushed) = one_request(&host, host.inner(), CachingHost::begin, sections);
         report.push_str(&format!("{} module: {shared} {calls:?}\n", sections.join("+")));
         // The module's counters wait for the root tick's flush, then read as the direct ones.
@@ -170,22 +195,15 @@ fn floors_read_nothing_they_do_not_need() {
             1,
         ),
     ] {
-        let host = CachingHost::new(request_host());
+        let host = CachingHost::new(request_host(&[]));
         let mut stages = kea_suite::stages();
         let config = json!({ name: section }).to_string();
         kea_suite::configure(&mut stages, &host, config.as_bytes()).unwrap();
-        host.inner().take_host_calls();
-        let mut chain = Chain::new(stages.iter().filter_map(|s| s.new_stream()).collect());
-        host.begin();
-        assert_eq!(chain.on_request_headers(&host, true), Flow::Continue);
-        host.inner()
-            .set_response(200, &[("content-type", "application/json")]);
-        host.begin();
-        assert_eq!(chain.on_response_headers(&host, true), Flow::Continue);
-        host.begin();
-        chain.on_log(&host);
-        chain.on_done(&host);
-        let calls = host.inner().take_host_calls();
+        let response = Response {
+            headers: &[("content-type", "application/json")],
+            body: None,
+        };
+        let calls = exchange(&host, host.inner(), CachingHost::begin, &stages, &response);
         assert_eq!(
             calls.keys().copied().collect::<Vec<_>>(),
             ["set_header"],
@@ -193,4 +211,52 @@ fn floors_read_nothing_they_do_not_need() {
         );
         assert_eq!(calls.values().sum::<u32>(), expected, "{name}: {calls:?}");
     }
+}
+
+/// The suite miss of the benchmark as Envoy sends it, in the steady state (a request before it
+/// for the same path): Envoy's connection manager has given the request an `x-request-id`, the
+/// route has a name, the origin says `no-store`. Through `kea.wasm`, these are the calls
+/// `kea-bench`'s "probe: trivial + a suite miss's host calls" row makes without the suite's work
+/// (`SUITE_MISS_HOST_CALLS` in tests/src/bin/kea-bench.rs; change both together).
+#[test]
+fn suite_miss_as_envoy_sends_it() {
+    let shared = MockHost::new().shared();
+    let as_envoy_sends_it = || {
+        let mock = MockHost::sharing_with(Rc::clone(&shared)).with_request(
+            "GET",
+            "/pets/1",
+            &[
+                (":authority", "api.example.com"),
+                ("authorization", &format!("Bearer {}", token())),
+                ("accept", "application/json"),
+                ("user-agent", "curl/8.5.0"),
+                ("x-request-id", "0b7d1f3e-1111-4222-8333-444455556666"),
+            ],
+        );
+        mock.set_property(&["xds", "route_name"], b"pets");
+        mock.set_now(std::time::SystemTime::now());
+        CachingHost::new(mock)
+    };
+    let no_store = Response {
+        headers: &[
+            ("content-type", "application/json"),
+            ("cache-control", "no-store"),
+            ("content-length", "38"),
+        ],
+        body: Some(BODY),
+    };
+    let first = as_envoy_sends_it();
+    let stages = stages(&first, &["audit", "auth", "validate", "cache"]);
+    exchange(&first, first.inner(), CachingHost::begin, &stages, &no_store);
+    let host = as_envoy_sends_it();
+    let calls = exchange(&host, host.inner(), CachingHost::begin, &stages, &no_store);
+    let expected = [
+        ("headers", 4),
+        ("log", 1),
+        ("now", 2),
+        ("property", 2),
+        ("set_header", 6),
+        ("shared_data", 3),
+    ];
+    assert_eq!(calls, BTreeMap::from(expected), "{calls:?}");
 }

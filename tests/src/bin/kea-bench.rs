@@ -29,12 +29,17 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The trivial filter making `calls` (`"<kind> <count>"`, see `bench/trivial-filter`) host calls
-/// per request.
+/// The trivial filter making `calls` (`"<kind> <count>[, ...]"`, see `bench/trivial-filter`)
+/// host calls per request.
 fn probe(name: &'static str, calls: &'static str) -> Scenario {
+    probe_on(name, "/pets/1", calls)
+}
+
+/// [`probe`] requesting `path`.
+fn probe_on(name: &'static str, path: &'static str, calls: &'static str) -> Scenario {
     Scenario {
         name,
-        path: "/pets/1",
+        path,
         plugins: vec![("trivial", json!(calls))],
         ..Scenario::default()
     }
@@ -510,6 +515,15 @@ fn scenarios() -> Vec<Scenario> {
         probe("probe: trivial + 8 clock reads", "clock 8"),
         probe("probe: trivial + 8 property reads (xds.route_name)", "property 8"),
         probe("probe: trivial + 8 request-header writes", "set-header 8"),
+        probe(
+            "probe: trivial + 8 whole response-header-map reads",
+            "response-headers 8",
+        ),
+        probe(
+            "probe: trivial + 8 shared-data reads (key absent)",
+            "shared-data 8",
+        ),
+        probe("probe: trivial + 8 info log lines (600 bytes)", "log 8"),
         // Each plugin loaded, doing as little as its configuration allows.
         Scenario {
             name: "floor: auth loaded, anonymous allowed, no credentials",
@@ -803,6 +817,14 @@ fn scenarios() -> Vec<Scenario> {
             routes: None,
             deployment: Deployment::Separate,
         },
+        // The host calls `kea.wasm` makes on a suite miss (plugins/suite/tests/host_calls.rs,
+        // `suite_miss_as_envoy_sends_it`), made by the trivial filter without any of the suite's
+        // work: what those calls cost alone, on the same path and upstream.
+        probe_on(
+            "probe: trivial + a suite miss's 18 host calls",
+            "/cacheable/bench?cc=no-store",
+            SUITE_MISS_HOST_CALLS,
+        ),
         // The whole suite: audit (defaults) → auth (one cached JWT) → validate (checked) → cache
         // (per user), as four filters and as one module, on a path the cache serves (hit) and
         // one whose origin says no-store (miss: every request goes through all four).
@@ -845,7 +867,11 @@ fn scenarios() -> Vec<Scenario> {
     ]
 }
 
-/// The upstream latency a path asks for: its `/delay/<ms>` prefix, `""` for the fast upstream.
+/// The host calls of one suite miss through `kea.wasm`, by kind, as the trivial filter's probe
+/// (the four header-map reads: request and response, each in its phase and again at log).
+const SUITE_MISS_HOST_CALLS: &str = "request-headers 2, response-headers 2, log 1, clock 2, \
+     property 2, set-header 6, shared-data 3";
+
 /// The suite's scenario: the auth section is the JWT fixture's (a placeholder here).
 fn suite(name: &'static str, path: &'static str, post: bool, deployment: Deployment) -> Scenario {
     Scenario {
@@ -891,6 +917,7 @@ fn suite_validate_config() -> Value {
     api_config("pets", document)
 }
 
+/// The upstream latency a path asks for: its `/delay/<ms>` prefix, `""` for the fast upstream.
 fn upstream_delay(path: &str) -> &str {
     path.strip_prefix("/delay/")
         .and_then(|rest| rest.split('/').next())
