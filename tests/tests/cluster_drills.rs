@@ -83,13 +83,17 @@ async fn until_served(url: &str, within: Duration) -> Result<Duration> {
     // A short timeout: a connection to a Pod that is gone must not hide the one that answers.
     let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(2)).build();
     loop {
-        if let Ok(response) = http::Response::from_ureq(agent.get(url).call()) {
-            if response.status == 200 {
-                return Ok(started.elapsed());
+        // What this try saw, for the failure message: a status, or why there was none.
+        let last = match http::Response::from_ureq(agent.get(url).call()) {
+            Ok(response) if response.status == 200 => return Ok(started.elapsed()),
+            Ok(response) => {
+                let body: String = response.body.chars().take(300).collect();
+                format!("status {}: {body}", response.status)
             }
-        }
+            Err(err) => err.to_string(),
+        };
         if started.elapsed() > within {
-            bail!("{url} not served within {within:?}");
+            bail!("{url} not served within {within:?}; the last try got {last}");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

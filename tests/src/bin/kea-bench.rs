@@ -864,6 +864,11 @@ fn scenarios() -> Vec<Scenario> {
             true,
             Deployment::Combined,
         ),
+        // The miss with one stage of the suite at a time: which stage's presence costs what.
+        suite_stage("suite miss, kea.wasm with audit only", "audit"),
+        suite_stage("suite miss, kea.wasm with auth only", "auth"),
+        suite_stage("suite miss, kea.wasm with validate only", "validate"),
+        suite_stage("suite miss, kea.wasm with cache only", "cache"),
     ]
 }
 
@@ -895,6 +900,17 @@ fn suite(name: &'static str, path: &'static str, post: bool, deployment: Deploym
         deployment,
         ..Scenario::default()
     }
+}
+
+/// The suite's cache miss through `kea.wasm` with only `stage` configured (as in the suite); the
+/// bearer token is sent only where auth is there to take it.
+fn suite_stage(name: &'static str, stage: &str) -> Scenario {
+    let mut scenario = suite(name, "/cacheable/bench?cc=no-store", false, Deployment::Combined);
+    scenario.plugins.retain(|(plugin, _)| *plugin == stage);
+    if stage != "auth" {
+        scenario.jwt = None;
+    }
+    scenario
 }
 
 /// The validate plugin enforcing bench/pets-api.yaml plus the cacheable path the upstream serves
