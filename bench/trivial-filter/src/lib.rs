@@ -10,6 +10,13 @@
 /// The header the filter sets on every response.
 pub const HEADER: (&str, &str) = ("x-trivial", "1");
 
+/// The host calls `kea.wasm` makes for the benchmark's suite miss (audit, auth with a cached token,
+/// validate, cache per user; the origin says `no-store`), as a probe: `kea-bench`'s row "probe:
+/// trivial + a suite miss's 18 host calls" makes them without the suite's work, and
+/// plugins/suite/tests/host_calls.rs asserts that the suite makes exactly these.
+pub const SUITE_MISS_HOST_CALLS: &str = "request-headers 2, response-headers 2, log 1, clock 2, \
+     property 2, set-header 6, shared-data 3";
+
 /// Host calls made per request on top of the floor: `count` calls of `kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Probe {

@@ -817,13 +817,13 @@ fn scenarios() -> Vec<Scenario> {
             routes: None,
             deployment: Deployment::Separate,
         },
-        // The host calls `kea.wasm` makes on a suite miss (plugins/suite/tests/host_calls.rs,
-        // `suite_miss_as_envoy_sends_it`), made by the trivial filter without any of the suite's
-        // work: what those calls cost alone, on the same path and upstream.
+        // The host calls `kea.wasm` makes on a suite miss (asserted by
+        // plugins/suite/tests/host_calls.rs), made by the trivial filter without any of the
+        // suite's work: what those calls cost alone, on the same path and upstream.
         probe_on(
             "probe: trivial + a suite miss's 18 host calls",
             "/cacheable/bench?cc=no-store",
-            SUITE_MISS_HOST_CALLS,
+            kea_trivial::SUITE_MISS_HOST_CALLS,
         ),
         // The whole suite: audit (defaults) → auth (one cached JWT) → validate (checked) → cache
         // (per user), as four filters and as one module, on a path the cache serves (hit) and
@@ -871,11 +871,6 @@ fn scenarios() -> Vec<Scenario> {
         suite_stage("suite miss, kea.wasm with cache only", "cache"),
     ]
 }
-
-/// The host calls of one suite miss through `kea.wasm`, by kind, as the trivial filter's probe
-/// (the four header-map reads: request and response, each in its phase and again at log).
-const SUITE_MISS_HOST_CALLS: &str = "request-headers 2, response-headers 2, log 1, clock 2, \
-     property 2, set-header 6, shared-data 3";
 
 /// The suite's scenario: the auth section is the JWT fixture's (a placeholder here).
 fn suite(name: &'static str, path: &'static str, post: bool, deployment: Deployment) -> Scenario {
